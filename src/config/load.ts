@@ -1,0 +1,321 @@
+/**
+ * Loads the configuration from its sources, merged in the order
+ * schema defaults < YAML file (or the embedded config/default.yaml) < environment < CLI flags,
+ * and validates it once. Nothing else in sidecache reads `process.env` or files for settings.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { type Config, configSchema } from './schema.js';
+
+/** The embedded default configuration shipped with sidecache. */
+export const DEFAULT_CONFIG_FILE = fileURLToPath(new URL('../../config/default.yaml', import.meta.url));
+
+/** Settings given as CLI flags (already parsed by yargs); every field is optional. */
+export interface CliOverrides {
+  listen?: string | undefined;
+  adminListen?: string | undefined;
+  route?: readonly string[] | undefined;
+  allow?: readonly string[] | undefined;
+  caFile?: string | undefined;
+  logLevel?: string | undefined;
+}
+
+export interface ConfigSources {
+  /** Path of the YAML file; undefined means the embedded default (or SIDECACHE_CONFIG). */
+  file?: string | undefined;
+  env?: Readonly<Record<string, string | undefined>>;
+  argv?: CliOverrides;
+}
+
+export interface LoadedConfig {
+  readonly config: Config;
+  /** The file that was read. */
+  readonly file: string;
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type JsonObject = { [k: string]: Json };
+
+export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
+  const env = sources.env ?? {};
+  const file = sources.file ?? nonEmpty(env.SIDECACHE_CONFIG) ?? DEFAULT_CONFIG_FILE;
+  const fromFile = readYamlFile(file);
+  const fromEnv = overridesFromEnv(env);
+  const fromArgv = overridesFromArgv(sources.argv ?? {});
+  const merged = applyOverrides(applyOverrides(fromFile, fromEnv, 'environment'), fromArgv, 'command line');
+  return { config: parseConfig(merged, file), file };
+}
+
+/** Validates an already-merged plain object. `origin` names where it came from, for messages. */
+export function parseConfig(input: unknown, origin = 'config'): Config {
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((issue) => `${origin}: ${describeIssue(issue, input)}`));
+  }
+  const config = result.data;
+  const problems = crossCheck(config);
+  if (problems.length > 0) throw new ConfigError(problems.map((p) => `${origin}: ${p}`));
+  return config;
+}
+
+function readYamlFile(file: string): JsonObject {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    throw new ConfigError([`${file}: cannot read config file (${code})`], { cause: err });
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        const where = pos ? `${file}:${pos.line}:${pos.col}` : file;
+        return `${where}: invalid YAML: ${e.message.split('\n')[0]}`;
+      }),
+    );
+  }
+  const value = doc.toJS() as Json;
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError([`${file}: expected a YAML mapping at the top level, got ${describeType(value)}`]);
+  }
+  return value;
+}
+
+function nonEmpty(s: string | undefined): string | undefined {
+  return s === undefined || s.trim() === '' ? undefined : s.trim();
+}
+
+function splitList(s: string | undefined): string[] | undefined {
+  const v = nonEmpty(s);
+  return v === undefined
+    ? undefined
+    : v
+        .split(/[,\s]+/)
+        .map((x) => x.trim())
+        .filter((x) => x !== '');
+}
+
+/** Overrides use dotted paths; `routes` and `allow` add to what the file says. */
+interface Overrides {
+  set: Array<[path: string[], value: Json]>;
+  routes: string[];
+  allow: string[];
+}
+
+function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Overrides {
+  const o: Overrides = {
+    set: [],
+    routes: splitList(env.SIDECACHE_ROUTES) ?? [],
+    allow: splitList(env.SIDECACHE_ALLOW) ?? [],
+  };
+  const listen = nonEmpty(env.SIDECACHE_LISTEN);
+  if (listen) o.set.push([['listen'], listen]);
+  const admin = nonEmpty(env.SIDECACHE_ADMIN_LISTEN);
+  if (admin) o.set.push([['admin', 'listen'], admin]);
+  const ca = nonEmpty(env.SIDECACHE_CA_FILE);
+  if (ca) o.set.push([['upstream', 'caFile'], ca]);
+  const level = nonEmpty(env.SIDECACHE_LOG_LEVEL);
+  if (level) o.set.push([['log', 'level'], level]);
+  return o;
+}
+
+function overridesFromArgv(argv: CliOverrides): Overrides {
+  const o: Overrides = { set: [], routes: [...(argv.route ?? [])], allow: [...(argv.allow ?? [])] };
+  if (argv.listen !== undefined) o.set.push([['listen'], argv.listen]);
+  if (argv.adminListen !== undefined) o.set.push([['admin', 'listen'], argv.adminListen]);
+  if (argv.caFile !== undefined) o.set.push([['upstream', 'caFile'], argv.caFile]);
+  if (argv.logLevel !== undefined) o.set.push([['log', 'level'], argv.logLevel]);
+  return o;
+}
+
+function applyOverrides(base: JsonObject, o: Overrides, origin: string): JsonObject {
+  const out: JsonObject = structuredClone(base);
+  for (const [path, value] of o.set) {
+    let node: JsonObject = out;
+    for (const key of path.slice(0, -1)) {
+      const child = node[key];
+      if (child === undefined || child === null || typeof child !== 'object' || Array.isArray(child))
+        node[key] = {};
+      node = node[key] as JsonObject;
+    }
+    node[path[path.length - 1] as string] = value;
+  }
+  if (o.routes.length > 0) {
+    const routes = Array.isArray(out.routes) ? [...out.routes] : [];
+    for (const spec of o.routes) {
+      const eq = spec.indexOf('=');
+      if (eq <= 0 || eq === spec.length - 1) {
+        throw new ConfigError([
+          `${origin}: route "${spec}" is not NAME=ORIGIN, e.g. github=https://api.github.com`,
+        ]);
+      }
+      const name = spec.slice(0, eq).trim();
+      const route: JsonObject = { name, origin: spec.slice(eq + 1).trim() };
+      const at = routes.findIndex(
+        (r) => r !== null && typeof r === 'object' && !Array.isArray(r) && r.name === name,
+      );
+      if (at >= 0) routes[at] = route;
+      else routes.push(route);
+    }
+    out.routes = routes;
+  }
+  if (o.allow.length > 0) {
+    out.allow = [...(Array.isArray(out.allow) ? out.allow : []), ...o.allow];
+  }
+  return out;
+}
+
+function crossCheck(config: Config): string[] {
+  const problems: string[] = [];
+  const seen = {
+    name: new Map<string, number>(),
+    prefix: new Map<string, number>(),
+    host: new Map<string, number>(),
+  };
+  config.routes.forEach((r, i) => {
+    const prefix = r.prefix === undefined ? `/${r.name}/` : r.prefix;
+    const checks: Array<[keyof typeof seen, string | false, string]> = [
+      ['name', r.name.toLowerCase(), `routes[${i}].name: "${r.name}"`],
+      ['prefix', prefix, `routes[${i}].prefix: "${prefix}"`],
+      ...r.hosts.map((h, j): [keyof typeof seen, string, string] => [
+        'host',
+        h.toLowerCase(),
+        `routes[${i}].hosts[${j}]: "${h}"`,
+      ]),
+    ];
+    for (const [kind, key, label] of checks) {
+      if (key === false) continue;
+      const other = seen[kind].get(key);
+      if (other !== undefined)
+        problems.push(`${label} is already used by routes[${other}]; each ${kind} must be unique`);
+      else seen[kind].set(key, i);
+    }
+    if (prefix === '/') {
+      problems.push(`routes[${i}].prefix: "/" would capture every request; use hosts for a catch-all route`);
+    }
+  });
+  return problems;
+}
+
+// ---- error messages ----------------------------------------------------------------------------
+
+type Issue = z.core.$ZodIssue;
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out === '' ? '(top level)' : out;
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = input;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
+function describeType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? 'a mapping' : typeof v;
+}
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+function describeIssue(issue: Issue, input: unknown): string {
+  const where = formatPath(issue.path);
+  const value = valueAt(input, issue.path);
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const known = knownKeys(issue.path);
+      return issue.keys
+        .map((k) => {
+          const key = issue.path.length === 0 ? k : `${where}.${k}`;
+          const hint = closest(k, known);
+          return `${key}: unknown key${hint ? ` (did you mean "${hint}"?)` : ''}; expected one of: ${known.join(', ')}`;
+        })
+        .join('\n');
+    }
+    case 'invalid_type':
+      if (value === undefined) return `${where}: required (expected ${issue.expected})`;
+      return `${where}: ${show(value)} is ${describeType(value)}, expected ${issue.expected}`;
+    case 'invalid_value':
+      return `${where}: ${show(value)} is not one of ${issue.values.map((v) => show(v)).join(', ')}`;
+    default:
+      return `${where}: ${show(value)}: ${issue.message}`;
+  }
+}
+
+/** The keys the schema allows for the object at `path` (array indices skipped). */
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  let schema: z.core.$ZodType | undefined = configSchema;
+  for (const p of path) {
+    schema = unwrap(schema);
+    if (!schema) return [];
+    const def = schema._zod.def as {
+      type: string;
+      shape?: Record<string, z.core.$ZodType>;
+      element?: z.core.$ZodType;
+    };
+    if (typeof p === 'number') schema = def.element;
+    else schema = def.shape?.[String(p)];
+  }
+  const def = unwrap(schema)?._zod.def as { shape?: Record<string, unknown> } | undefined;
+  return def?.shape ? Object.keys(def.shape) : [];
+}
+
+function unwrap(schema: z.core.$ZodType | undefined): z.core.$ZodType | undefined {
+  let s = schema;
+  for (let i = 0; s && i < 10; i++) {
+    const def = s._zod.def as { type: string; innerType?: z.core.$ZodType; in?: z.core.$ZodType };
+    if (def.innerType) s = def.innerType;
+    else if (def.type === 'pipe' && def.in) s = def.in;
+    else break;
+  }
+  return s;
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j] as number;
+      row[j] = Math.min(
+        (row[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        prev + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      prev = tmp;
+    }
+  }
+  return row[b.length] as number;
+}

@@ -1,0 +1,139 @@
+/**
+ * Compiles a validated Config once into a frozen Runtime: routes pre-parsed with their merged
+ * upstream settings, lookup tables for prefix / Host / origin, and the allow list as a matcher.
+ * Every part can explain itself (`sidecache check-config` prints the explanations).
+ */
+import type { Config, UpstreamConfig } from './schema.js';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Route {
+  readonly name: string;
+  /** Origin the route forwards to, e.g. `https://api.github.com` (no path, no trailing slash). */
+  readonly origin: string;
+  /** Path prepended to forwarded paths, without trailing slash ('' for none). */
+  readonly basePath: string;
+  /** Reverse-proxy path prefix (starts and ends with '/'), or null when the route has none. */
+  readonly prefix: string | null;
+  readonly hosts: readonly string[];
+  readonly upstream: UpstreamConfig;
+  explain(): string;
+}
+
+/** Matches a host name (or IP literal) against the allow list. */
+export interface HostMatcher {
+  (host: string): string | null;
+  readonly patterns: readonly string[];
+}
+
+export interface Runtime {
+  readonly config: Config;
+  readonly listen: HostPort;
+  readonly adminListen: HostPort | null;
+  readonly routes: readonly Route[];
+  /** Routes with a prefix, longest prefix first. */
+  readonly prefixRoutes: readonly Route[];
+  readonly routeByHost: ReadonlyMap<string, Route>;
+  readonly routeByOrigin: ReadonlyMap<string, Route>;
+  readonly allow: HostMatcher;
+  explain(): string;
+}
+
+export function parseHostPort(s: string): HostPort {
+  const colon = s.lastIndexOf(':');
+  let host = s.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host: host === '' ? '0.0.0.0' : host, port: Number(s.slice(colon + 1)) };
+}
+
+/** Lower-case host without brackets or trailing dot. */
+export function normaliseHost(host: string): string {
+  let h = host.toLowerCase();
+  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  return h;
+}
+
+export function compileHostMatcher(patterns: readonly string[]): HostMatcher {
+  const exact = new Set<string>();
+  const suffixes: string[] = [];
+  let any = false;
+  for (const p of patterns) {
+    const n = normaliseHost(p);
+    if (n === '*') any = true;
+    else if (n.startsWith('*.')) suffixes.push(n.slice(1));
+    else exact.add(n);
+  }
+  const match = (host: string): string | null => {
+    const h = normaliseHost(host);
+    if (exact.has(h)) return h;
+    for (const s of suffixes) if (h.endsWith(s) && h.length > s.length) return `*${s}`;
+    return any ? '*' : null;
+  };
+  return Object.assign(match, { patterns: Object.freeze([...patterns]) });
+}
+
+export function compileRuntime(config: Config): Runtime {
+  const routes = config.routes.map((r): Route => {
+    const url = new URL(r.origin);
+    const basePath = url.pathname.replace(/\/+$/, '');
+    const prefix = r.prefix === undefined ? `/${r.name}/` : r.prefix === false ? null : r.prefix;
+    const upstream: UpstreamConfig = Object.freeze({ ...config.upstream, ...r.upstream });
+    const hosts = Object.freeze(r.hosts.map(normaliseHost));
+    const route: Route = {
+      name: r.name,
+      origin: url.origin,
+      basePath,
+      prefix,
+      hosts,
+      upstream,
+      explain() {
+        const ways = [
+          prefix ? `path prefix ${prefix} (stripped)` : null,
+          hosts.length > 0 ? `Host ${hosts.join(', ')}` : null,
+          `forward-proxy requests to ${url.origin}`,
+        ].filter((w) => w !== null);
+        return (
+          `route "${r.name}": ${ways.join('; ')} → ${url.origin}${basePath}` +
+          ` (up to ${upstream.connectionsPerOrigin} connections, ${upstream.http2 ? 'HTTP/2 offered' : 'HTTP/1.1'})`
+        );
+      },
+    };
+    return Object.freeze(route);
+  });
+  const prefixRoutes = routes
+    .filter((r) => r.prefix !== null)
+    .sort((a, b) => b.prefix!.length - a.prefix!.length);
+  const routeByHost = new Map<string, Route>();
+  for (const r of routes) for (const h of r.hosts) routeByHost.set(h, r);
+  const routeByOrigin = new Map<string, Route>();
+  for (const r of routes) if (!routeByOrigin.has(r.origin)) routeByOrigin.set(r.origin, r);
+  const allow = compileHostMatcher(config.allow);
+  const listen = parseHostPort(config.listen);
+  const adminListen = config.admin.enabled ? parseHostPort(config.admin.listen) : null;
+  return Object.freeze({
+    config,
+    listen,
+    adminListen,
+    routes: Object.freeze(routes),
+    prefixRoutes: Object.freeze(prefixRoutes),
+    routeByHost,
+    routeByOrigin,
+    allow,
+    explain() {
+      const lines = [
+        `proxy listens on ${config.listen}` +
+          (adminListen ? `; admin on ${config.admin.listen}` : '; admin listener disabled'),
+        ...routes.map((r) => r.explain()),
+        allow.patterns.length > 0
+          ? `forward proxy may also reach: ${allow.patterns.join(', ')}`
+          : 'forward proxy reaches only route origins',
+      ];
+      if (routes.length === 0) lines.splice(1, 0, 'no routes configured');
+      return lines.join('\n');
+    },
+  });
+}

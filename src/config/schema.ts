@@ -1,0 +1,171 @@
+/**
+ * The one configuration schema: it validates (with precise errors, see load.ts), fills defaults,
+ * and gives the TypeScript type. Every key carries its unit in its name and a description.
+ */
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** `HOST:PORT`, `[v6]:PORT` or `:PORT`. */
+export const hostPortSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8080')
+  .refine((s) => {
+    const port = Number(s.slice(s.lastIndexOf(':') + 1));
+    return port >= 0 && port <= 65535;
+  }, 'port must be between 0 and 65535');
+
+const httpUrlSchema = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && !u.search && !u.hash;
+  } catch {
+    return false;
+  }
+}, 'expected an http(s) URL without query or fragment, e.g. https://api.github.com');
+
+const hostPatternSchema = z
+  .string()
+  .regex(
+    /^(\*|(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?|\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:.]+)$/,
+    'expected a host name, "*.example.com", "*" or an IP address',
+  );
+
+export const upstreamSchema = z
+  .object({
+    connectionsPerOrigin: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(32)
+      .describe('Most connections kept open to one origin.'),
+    keepAliveTimeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(60_000)
+      .describe('How long an idle pooled connection is kept open when the origin does not say.'),
+    keepAliveMaxTimeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(600_000)
+      .describe('Upper bound on the keep-alive timeout an origin may ask for.'),
+    connectTimeoutMs: z.number().int().min(1).default(10_000).describe('TCP + TLS connect timeout.'),
+    headersTimeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(60_000)
+      .describe('Time allowed for the origin to send the response headers.'),
+    bodyTimeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(60_000)
+      .describe('Longest silence allowed between two chunks of the response body.'),
+    http2: z.boolean().default(false).describe('Offer HTTP/2 (ALPN h2) to TLS origins.'),
+    caFile: z
+      .string()
+      .nullable()
+      .default(null)
+      .describe('PEM file of extra CAs trusted for upstream TLS, on top of the system CAs.'),
+    retryDeadSocket: z
+      .boolean()
+      .default(true)
+      .describe('Retry an idempotent, bodiless request once when its pooled socket turns out dead.'),
+  })
+  .strict();
+
+export const routeUpstreamSchema = upstreamSchema
+  .pick({
+    connectionsPerOrigin: true,
+    keepAliveTimeoutMs: true,
+    connectTimeoutMs: true,
+    headersTimeoutMs: true,
+    bodyTimeoutMs: true,
+    http2: true,
+  })
+  .partial()
+  .strict();
+
+export const routeSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'expected a name of letters, digits, "-" and "_"')
+      .describe('Route name: a metric label and, by default, the path prefix /NAME/.'),
+    origin: httpUrlSchema.describe('Where requests go, e.g. https://api.github.com (a path is prepended).'),
+    prefix: z
+      .union([
+        z.string().regex(/^\/(.*\/)?$/, 'expected a path that starts and ends with "/"'),
+        z.literal(false),
+      ])
+      .optional()
+      .describe('Reverse-proxy path prefix, stripped before forwarding; default /NAME/; false for none.'),
+    hosts: z
+      .array(hostPatternSchema)
+      .default([])
+      .describe('Host header values that select this route (requests keep their path).'),
+    upstream: routeUpstreamSchema.default({}).describe('Per-route overrides of the upstream settings.'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    listen: hostPortSchema.default('127.0.0.1:8080').describe('Proxy listener, HOST:PORT.'),
+    admin: z
+      .object({
+        listen: hostPortSchema
+          .default('127.0.0.1:9090')
+          .describe('Admin listener (/metrics, /healthz, /readyz).'),
+        enabled: z.boolean().default(true).describe('Start the admin listener.'),
+      })
+      .strict()
+      .default({ listen: '127.0.0.1:9090', enabled: true }),
+    log: z
+      .object({
+        level: z.enum(LOG_LEVELS).default('info').describe('Log level.'),
+        access: z.boolean().default(true).describe('Write one JSON access line per request.'),
+      })
+      .strict()
+      .default({ level: 'info', access: true }),
+    routes: z
+      .array(routeSchema)
+      .default([])
+      .describe('Named origins, reachable by path prefix, Host or forward proxy.'),
+    allow: z
+      .array(hostPatternSchema)
+      .default([])
+      .describe('Extra hosts the forward proxy may reach ("api.example.com", "*.example.com", "*").'),
+    upstream: upstreamSchema.default(upstreamSchema.parse({})),
+    proxy: z
+      .object({
+        via: z.boolean().default(true).describe('Add a Via header to requests and responses.'),
+        forwardedHeaders: z
+          .boolean()
+          .default(true)
+          .describe('Add X-Forwarded-For and X-Forwarded-Proto to upstream requests.'),
+        maxUrlBytes: z.number().int().min(64).default(8192).describe('Longest request target accepted.'),
+      })
+      .strict()
+      .default({ via: true, forwardedHeaders: true, maxUrlBytes: 8192 }),
+    shutdown: z
+      .object({
+        graceMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(10_000)
+          .describe('On SIGTERM/SIGINT, how long in-flight requests may take to finish.'),
+      })
+      .strict()
+      .default({ graceMs: 10_000 }),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type UpstreamConfig = z.output<typeof upstreamSchema>;
+export type RouteConfig = z.output<typeof routeSchema>;

@@ -1,0 +1,96 @@
+/**
+ * The Exchange: the one per-request carrier. `front/` creates it; each stage writes only its own
+ * field (`admission` by guard, `cache` by cache, `origin` by upstream). A Reply is a value whose
+ * body is a stream; only `front/` writes it to the client.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Route } from './config/runtime.js';
+import type { Reason } from './reasons.js';
+
+/** How the request reached sidecache. */
+export type FrontMode = 'route' | 'forward' | 'tunnel' | 'intercept';
+
+/** Timed phases of one exchange, in milliseconds (monotonic). */
+export type Phase = 'dns' | 'connect' | 'tls' | 'upstream' | 'cache';
+
+export interface Timings {
+  /** Wall-clock start, ms since the epoch. */
+  readonly startedAt: number;
+  /** `performance.now()` at the start. */
+  readonly start: number;
+  /** Durations in ms of the phases that happened. */
+  readonly phases: Partial<Record<Phase, number>>;
+  /** `performance.now()` when the response was fully sent or the exchange failed. */
+  end?: number;
+}
+
+export interface Admission {
+  readonly decision: 'admit' | 'refuse';
+  /** Why the guard admitted: the route it matched or the allow entry. */
+  readonly by: string;
+}
+
+export interface OriginInfo {
+  /** The origin the request was sent to, e.g. `https://api.github.com`. */
+  readonly origin: string;
+  /** Whether the request went out on a connection that had served earlier requests. */
+  reusedConnection: boolean;
+  /** Whether this exchange was retried once on a fresh connection. */
+  retried: boolean;
+  /** Bytes of response body received from the origin. */
+  bodyBytes: number;
+}
+
+/** Filled in by the cache stage (see cache/). */
+export interface CacheInfo {
+  readonly outcome: 'hit' | 'stale' | 'revalidated' | 'miss' | 'bypass' | 'coalesced';
+  readonly detail?: string;
+  readonly stored?: boolean;
+}
+
+export interface ClientInfo {
+  readonly address: string;
+  readonly port: number;
+  /** `http` or `https`: the scheme the client used to reach sidecache. */
+  readonly protocol: 'http' | 'https';
+}
+
+export interface Exchange {
+  readonly id: string;
+  readonly mode: FrontMode;
+  /** The request method, upper-case. */
+  readonly method: string;
+  /** The URL the request is for at the origin (after route rewriting). */
+  readonly target: URL;
+  /** The origin of `target`, e.g. `https://api.github.com` (no trailing slash). */
+  readonly origin: string;
+  /** The matched route, or null for a forward request admitted by the allow list. */
+  readonly route: Route | null;
+  /** Client request headers, lower-case keys, as received (hop-by-hop headers included). */
+  readonly headers: IncomingHttpHeaders;
+  /** The request body, or null when the request has none. */
+  readonly body: Readable | null;
+  readonly client: ClientInfo;
+  /** Aborted when the client goes away; stages pass it to anything they wait on. */
+  readonly signal: AbortSignal;
+  readonly timings: Timings;
+  admission?: Admission;
+  cache?: CacheInfo;
+  originInfo?: OriginInfo;
+  reason?: Reason;
+}
+
+export type ReplySource = 'origin' | 'cache' | 'synth';
+
+export interface Reply {
+  readonly status: number;
+  readonly statusText?: string;
+  /** Response headers, lower-case keys, hop-by-hop headers already removed. */
+  readonly headers: OutgoingHttpHeaders;
+  readonly body: Readable | null;
+  readonly source: ReplySource;
+}
+
+export type Next = (ex: Exchange) => Promise<Reply>;
+export type Stage = (next: Next) => Next;

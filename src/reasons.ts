@@ -1,0 +1,29 @@
+/**
+ * Every exchange ends with exactly one reason (after Envoy's response code details). Reasons are
+ * snake_case, come from this closed list, are logged, and become the `reason` metric label.
+ */
+export const REASONS = [
+  'origin_response',
+  'cache_hit',
+  'cache_stale',
+  'cache_revalidated',
+  'cache_coalesced',
+  'bad_request',
+  'no_route',
+  'guard_host_not_allowed',
+  'loop_detected',
+  'method_not_supported',
+  'dns_error',
+  'upstream_connect_failed',
+  'upstream_reset',
+  'upstream_tls_error',
+  'upstream_connect_timeout',
+  'upstream_headers_timeout',
+  'upstream_body_timeout',
+  'upstream_protocol_error',
+  'client_disconnected',
+  'shutting_down',
+  'internal_error',
+] as const;
+
+export type Reason = (typeof REASONS)[number];
