@@ -8,6 +8,7 @@ import type { Reason } from './reasons.js';
 export type ErrorCode =
   | 'SC_ERR_CONFIG'
   | 'SC_ERR_BAD_REQUEST'
+  | 'SC_ERR_URI_TOO_LONG'
   | 'SC_ERR_NO_ROUTE'
   | 'SC_ERR_EGRESS_DENIED'
   | 'SC_ERR_LOOP_DETECTED'
@@ -64,6 +65,12 @@ export class ConfigError extends SidecacheError {
 export class BadRequestError extends SidecacheError {
   constructor(message: string, opts: SidecacheErrorOptions = {}) {
     super('SC_ERR_BAD_REQUEST', 400, 'bad_request', message, opts);
+  }
+}
+
+export class UriTooLongError extends SidecacheError {
+  constructor(message: string, opts: SidecacheErrorOptions = {}) {
+    super('SC_ERR_URI_TOO_LONG', 414, 'uri_too_long', message, opts);
   }
 }
 
@@ -161,6 +168,7 @@ export class InternalError extends SidecacheError {
 export const ERROR_CODES: readonly ErrorCode[] = [
   'SC_ERR_CONFIG',
   'SC_ERR_BAD_REQUEST',
+  'SC_ERR_URI_TOO_LONG',
   'SC_ERR_NO_ROUTE',
   'SC_ERR_EGRESS_DENIED',
   'SC_ERR_LOOP_DETECTED',

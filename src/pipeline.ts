@@ -4,6 +4,21 @@
  */
 import type { Next, Stage } from './exchange.js';
 
+export interface PipelineParts {
+  /** Admit or refuse (allow list, loops; later SSRF, limits, proxy auth). */
+  readonly guard: Stage;
+  /** RFC 9111 cache; absent while caching is off. */
+  readonly cache?: Stage | undefined;
+  /** Sends the exchange to its origin: the terminal step. */
+  readonly upstream: Next;
+}
+
+export function createPipeline(parts: PipelineParts): Next {
+  const stages: Stage[] = [parts.guard];
+  if (parts.cache) stages.push(parts.cache);
+  return composePipeline(stages, parts.upstream);
+}
+
 export function composePipeline(stages: readonly Stage[], terminal: Next): Next {
   let next = terminal;
   for (let i = stages.length - 1; i >= 0; i--) {

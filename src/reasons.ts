@@ -9,6 +9,7 @@ export const REASONS = [
   'cache_revalidated',
   'cache_coalesced',
   'bad_request',
+  'uri_too_long',
   'no_route',
   'guard_host_not_allowed',
   'loop_detected',

@@ -1,0 +1,49 @@
+/**
+ * The admin listener: /healthz (the process is alive), /readyz (listening and not draining),
+ * /metrics (Prometheus text format). Loopback by default; never proxies anything.
+ */
+import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
+
+export interface AdminOptions {
+  readonly registry: Registry;
+  readonly ready: () => { ready: boolean; why: string };
+}
+
+export function createAdminServer(opts: AdminOptions): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    switch (path) {
+      case '/healthz':
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' }).end('ok\n');
+        return;
+      case '/readyz': {
+        const { ready, why } = opts.ready();
+        res
+          .writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+          .end(`${JSON.stringify({ ready, why })}\n`);
+        return;
+      }
+      case '/metrics':
+        opts.registry.metrics().then(
+          (text) => {
+            res
+              .writeHead(200, { 'content-type': opts.registry.contentType, 'cache-control': 'no-store' })
+              .end(text);
+          },
+          (err: unknown) => {
+            res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(err)}\n`);
+          },
+        );
+        return;
+      default:
+        res
+          .writeHead(404, { 'content-type': 'text/plain' })
+          .end('not found; try /metrics, /healthz or /readyz\n');
+    }
+  });
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+/**
+ * sidecache's command line: `serve` (the default) and `check-config`.
+ * Flags, environment (SIDECACHE_*) and the YAML file are merged by config/load.ts.
+ */
+import process from 'node:process';
+import type { Argv } from 'yargs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { type CliOverrides, loadConfig } from './config/load.js';
+import { compileRuntime, type Runtime } from './config/runtime.js';
+import { SidecacheError } from './errors.js';
+import { createLogger } from './log.js';
+import { startSidecache } from './server.js';
+
+interface CommonArgs {
+  config?: string | undefined;
+  listen?: string | undefined;
+  'admin-listen'?: string | undefined;
+  route?: string[] | undefined;
+  allow?: string[] | undefined;
+  'ca-file'?: string | undefined;
+  'log-level'?: string | undefined;
+}
+
+function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
+  return y
+    .option('config', {
+      alias: 'c',
+      type: 'string',
+      describe: 'YAML config file (default: the embedded config/default.yaml)',
+    })
+    .option('listen', { type: 'string', describe: 'Proxy listener HOST:PORT (default 127.0.0.1:8080)' })
+    .option('admin-listen', { type: 'string', describe: 'Admin listener HOST:PORT (default 127.0.0.1:9090)' })
+    .option('route', {
+      type: 'string',
+      array: true,
+      describe: 'NAME=ORIGIN: serve ORIGIN under /NAME/ (repeatable)',
+    })
+    .option('allow', {
+      type: 'string',
+      array: true,
+      describe: 'Host the forward proxy may reach (repeatable)',
+    })
+    .option('ca-file', { type: 'string', describe: 'Extra CA (PEM) trusted for upstream TLS' })
+    .option('log-level', {
+      type: 'string',
+      describe: 'fatal | error | warn | info | debug | trace | silent',
+    }) as Argv<T & CommonArgs>;
+}
+
+function runtimeFrom(args: CommonArgs): Runtime {
+  const argv: CliOverrides = {
+    listen: args.listen,
+    adminListen: args['admin-listen'],
+    route: args.route,
+    allow: args.allow,
+    caFile: args['ca-file'],
+    logLevel: args['log-level'],
+  };
+  const { config } = loadConfig({ file: args.config, env: process.env, argv });
+  return compileRuntime(config);
+}
+
+function fail(err: unknown): never {
+  if (err instanceof SidecacheError) {
+    process.stderr.write(`sidecache: ${err.code}\n${err.message.replace(/^/gm, '  ')}\n`);
+  } else {
+    process.stderr.write(`sidecache: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
+  process.exit(2);
+}
+
+async function serve(args: CommonArgs): Promise<void> {
+  let runtime: Runtime;
+  try {
+    runtime = runtimeFrom(args);
+  } catch (err) {
+    fail(err);
+  }
+  const logger = createLogger(runtime.config.log.level);
+  let instance: Awaited<ReturnType<typeof startSidecache>>;
+  try {
+    instance = await startSidecache(runtime, { logger });
+  } catch (err) {
+    fail(err);
+  }
+  let signals = 0;
+  const stop = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      logger.flush();
+      process.exit(1);
+    }
+    logger.info({ signal, graceMs: runtime.config.shutdown.graceMs }, 'shutting down');
+    instance.close().then(
+      () => {
+        logger.flush();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        logger.flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+function checkConfig(args: CommonArgs): void {
+  try {
+    const runtime = runtimeFrom(args);
+    process.stdout.write(`config OK\n${runtime.explain()}\n`);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+await withCommonOptions(yargs(hideBin(process.argv)))
+  .scriptName('sidecache')
+  .usage('$0 [command] [options]')
+  .command(['serve', '$0'], 'Start the proxy (and the admin listener)', {}, (args) =>
+    serve(args as unknown as CommonArgs),
+  )
+  .command('check-config', 'Validate the configuration and explain it', {}, (args) =>
+    checkConfig(args as unknown as CommonArgs),
+  )
+  .env('SIDECACHE_NO_YARGS_ENV_')
+  .strict()
+  .help()
+  .alias('help', 'h')
+  .version()
+  .fail((msg, err) => {
+    if (err) fail(err);
+    process.stderr.write(`sidecache: ${msg}\nRun "sidecache --help" for usage.\n`);
+    process.exit(2);
+  })
+  .parseAsync();

@@ -1,0 +1,250 @@
+/**
+ * front/: owns the client side. Turns each request into an Exchange, runs the pipeline, writes the
+ * Reply (streaming, with backpressure), maps any error to a synthetic reply, aborts the upstream
+ * when the client goes away, and tells observers (access log, metrics) how the exchange ended.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { pipeline } from 'node:stream';
+import type { Runtime } from '../config/runtime.js';
+import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
+import type { Exchange, Next, Reply } from '../exchange.js';
+import { synthErrorReply, toSidecacheError } from './synth.js';
+import { resolveTarget } from './target.js';
+
+export interface ExchangeEnd {
+  readonly ex: Exchange;
+  readonly status: number;
+  /** Body bytes written to the client. */
+  readonly bytes: number;
+  /** Set when the exchange failed (before or during the response). */
+  readonly error?: SidecacheError;
+  readonly replySource: Reply['source'] | null;
+}
+
+export type ExchangeObserver = (end: ExchangeEnd) => void;
+
+export interface FrontOptions {
+  readonly runtime: Runtime;
+  readonly pipeline: Next;
+  readonly observers: readonly ExchangeObserver[];
+  /** Logs protocol errors that never became an exchange (malformed requests). */
+  readonly onClientError?: (code: string, message: string) => void;
+}
+
+export interface Front {
+  readonly server: Server;
+  /** Exchanges not yet finished. */
+  inFlight(): number;
+  /** Stop keeping connections alive; new requests get 503. */
+  startDraining(): void;
+}
+
+const exchangePrefix = randomBytes(4).toString('hex');
+
+export function createFront(opts: FrontOptions): Front {
+  let counter = 0;
+  let inFlight = 0;
+  let draining = false;
+  const { runtime } = opts;
+
+  const notify = (end: ExchangeEnd): void => {
+    end.ex.timings.end = performance.now();
+    for (const observe of opts.observers) observe(end);
+  };
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    inFlight++;
+    const id = `${exchangePrefix}-${(++counter).toString(36)}`;
+    const abort = new AbortController();
+    res.once('close', () => {
+      inFlight--;
+      if (!res.writableFinished) abort.abort();
+    });
+    const startedAt = Date.now();
+    const start = performance.now();
+    let ex: Exchange;
+    try {
+      if (draining) throw new ShuttingDownError('sidecache is shutting down');
+      const target = resolveTarget(req.url ?? '/', req.headers.host, runtime);
+      const hasBody =
+        req.headers['transfer-encoding'] !== undefined ||
+        (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+      ex = {
+        id,
+        mode: target.mode,
+        method: req.method ?? 'GET',
+        target: target.url,
+        origin: target.url.origin,
+        route: target.route,
+        headers: req.headers,
+        body: hasBody ? req : null,
+        client: {
+          address: req.socket.remoteAddress ?? '',
+          port: req.socket.remotePort ?? 0,
+          protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
+        },
+        signal: abort.signal,
+        timings: { startedAt, start, phases: {} },
+      };
+    } catch (err) {
+      const failed = unroutedExchange(id, req, abort.signal, startedAt, start);
+      return deliverError(failed, toSidecacheError(err), res);
+    }
+    let reply: Reply;
+    try {
+      reply = await opts.pipeline(ex);
+    } catch (err) {
+      return deliverError(ex, toSidecacheError(err), res);
+    }
+    deliver(ex, reply, res);
+  }
+
+  function deliverError(ex: Exchange, error: SidecacheError, res: ServerResponse): void {
+    ex.reason = error.reason;
+    if (error instanceof ClientAbortedError || res.destroyed) {
+      notify({ ex, status: 499, bytes: 0, error, replySource: null });
+      return;
+    }
+    deliver(ex, synthErrorReply(error, ex.id), res, error);
+  }
+
+  function deliver(ex: Exchange, reply: Reply, res: ServerResponse, error?: SidecacheError): void {
+    if (ex.reason === undefined) ex.reason = 'origin_response';
+    const headers = draining ? { ...reply.headers, connection: 'close' } : reply.headers;
+    try {
+      res.writeHead(reply.status, reply.statusText ?? STATUS_CODES[reply.status] ?? '', headers);
+    } catch (err) {
+      reply.body?.destroy();
+      const bad = toSidecacheError(err);
+      ex.reason = 'upstream_protocol_error';
+      res.destroy();
+      notify({ ex, status: 502, bytes: 0, error: bad, replySource: reply.source });
+      return;
+    }
+    const body = reply.body;
+    if (body === null || ex.method === 'HEAD') {
+      body?.destroy();
+      res.end();
+      notify({ ex, status: reply.status, bytes: 0, ...(error ? { error } : {}), replySource: reply.source });
+      return;
+    }
+    let bytes = 0;
+    body.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    pipeline(body, res, (err) => {
+      let failure = error;
+      if (err) {
+        // Truncated: close the connection so the client cannot mistake this for a complete response.
+        res.destroy();
+        failure =
+          err instanceof SidecacheError
+            ? err
+            : new ClientAbortedError('client disconnected during the response');
+        ex.reason = failure.reason;
+      }
+      notify({
+        ex,
+        status: reply.status,
+        bytes,
+        ...(failure ? { error: failure } : {}),
+        replySource: reply.source,
+      });
+    });
+  }
+
+  const server = createServer(
+    {
+      keepAlive: true,
+      keepAliveTimeout: 65_000,
+      // Requests are small; a client that trickles headers is cut off (slowloris).
+      headersTimeout: 30_000,
+      requestTimeout: 300_000,
+    },
+    (req, res) => {
+      onRequest(req, res).catch((err: unknown) => {
+        // onRequest maps every error itself; reaching here is a bug, but never a crash.
+        opts.onClientError?.('SC_ERR_INTERNAL', err instanceof Error ? err.message : String(err));
+        if (!res.headersSent) res.writeHead(500).end();
+        else res.destroy();
+      });
+    },
+  );
+
+  const refuseRaw = (error: SidecacheError) => (req: IncomingMessage, socket: Socket) => {
+    const id = `${exchangePrefix}-${(++counter).toString(36)}`;
+    const ex = unroutedExchange(id, req, AbortSignal.abort(), Date.now(), performance.now());
+    ex.reason = error.reason;
+    const body = JSON.stringify({
+      error: error.code,
+      reason: error.reason,
+      message: error.message,
+      exchange: id,
+    });
+    socket.end(
+      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    notify({ ex, status: error.status, bytes: Buffer.byteLength(body), error, replySource: 'synth' });
+  };
+  server.on('connect', refuseRaw(new MethodNotSupportedError('CONNECT tunnels are not supported yet')));
+  server.on(
+    'upgrade',
+    refuseRaw(new MethodNotSupportedError('protocol upgrades (WebSocket) are not supported yet')),
+  );
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const code = err.code ?? 'ERR';
+    opts.onClientError?.(code, err.message);
+    if (!socket.writable || (err as { bytesParsed?: number }).bytesParsed === 0) {
+      socket.destroy();
+      return;
+    }
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const body = JSON.stringify({
+      error: 'SC_ERR_BAD_REQUEST',
+      reason: 'bad_request',
+      message: `${code}: ${err.message}`,
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+
+  return {
+    server,
+    inFlight: () => inFlight,
+    startDraining() {
+      draining = true;
+      server.closeIdleConnections();
+    },
+  };
+}
+
+/** An Exchange for a request that never got a target (bad request, no route). */
+function unroutedExchange(
+  id: string,
+  req: IncomingMessage,
+  signal: AbortSignal,
+  startedAt: number,
+  start: number,
+): Exchange {
+  const url = new URL('http://unrouted.invalid/');
+  return {
+    id,
+    mode: 'route',
+    method: req.method ?? 'GET',
+    target: url,
+    origin: url.origin,
+    route: null,
+    headers: req.headers,
+    body: null,
+    client: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0, protocol: 'http' },
+    signal,
+    timings: { startedAt, start, phases: {} },
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * Works out where a request is going, the first thing front/ does: a reverse route (by Host
+ * header, then by the longest path prefix, which is stripped) or a forward-proxy absolute-form
+ * request (what clients send when HTTP_PROXY points here). Both give the same thing: a mode, the
+ * route (if any) and the target URL at the origin.
+ */
+import type { Route, Runtime } from '../config/runtime.js';
+import { normaliseHost } from '../config/runtime.js';
+import { BadRequestError, NoRouteError, UriTooLongError } from '../errors.js';
+import type { FrontMode } from '../exchange.js';
+
+export interface Target {
+  readonly mode: FrontMode;
+  readonly route: Route | null;
+  readonly url: URL;
+}
+
+const ABSOLUTE = /^https?:\/\//i;
+/** A `.` or `..` path segment, plain or percent-encoded. */
+const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$|\?)/i;
+
+function hostWithoutPort(host: string): string {
+  if (host.startsWith('[')) return normaliseHost(host.slice(0, host.indexOf(']') + 1));
+  const colon = host.indexOf(':');
+  return normaliseHost(colon === -1 ? host : host.slice(0, colon));
+}
+
+export function resolveTarget(rawUrl: string, hostHeader: string | undefined, runtime: Runtime): Target {
+  if (rawUrl.length > runtime.config.proxy.maxUrlBytes) {
+    throw new UriTooLongError(
+      `request target is ${rawUrl.length} bytes; the limit is ${runtime.config.proxy.maxUrlBytes}`,
+    );
+  }
+  if (ABSOLUTE.test(rawUrl)) {
+    let url: URL;
+    try {
+      url = new URL(rawUrl);
+    } catch {
+      throw new BadRequestError(`request target "${rawUrl.slice(0, 200)}" is not a valid URL`);
+    }
+    if (url.username !== '' || url.password !== '') {
+      throw new BadRequestError('request target must not carry user:password@');
+    }
+    url.hash = '';
+    return { mode: 'forward', route: runtime.routeByOrigin.get(url.origin) ?? null, url };
+  }
+  if (!rawUrl.startsWith('/')) {
+    throw new BadRequestError(
+      `request target "${rawUrl.slice(0, 200)}" is neither a path nor an absolute http(s) URL`,
+    );
+  }
+  if (DOT_SEGMENT.test(rawUrl.split('?', 1)[0] as string)) {
+    throw new BadRequestError('request path must not contain "." or ".." segments');
+  }
+  if (hostHeader !== undefined && runtime.routeByHost.size > 0) {
+    const route = runtime.routeByHost.get(hostWithoutPort(hostHeader));
+    if (route) return { mode: 'route', route, url: routeUrl(route, rawUrl) };
+  }
+  for (const route of runtime.prefixRoutes) {
+    const prefix = route.prefix as string;
+    if (rawUrl.startsWith(prefix))
+      return { mode: 'route', route, url: routeUrl(route, rawUrl.slice(prefix.length - 1)) };
+    // `/github` and `/github?x` address the route's root.
+    const bare = prefix.slice(0, -1);
+    if (rawUrl === bare || rawUrl.startsWith(`${bare}?`)) {
+      return { mode: 'route', route, url: routeUrl(route, `/${rawUrl.slice(bare.length)}`) };
+    }
+  }
+  const known = runtime.prefixRoutes.map((r) => r.prefix).join(', ');
+  throw new NoRouteError(
+    `no route for ${rawUrl.split('?', 1)[0]?.slice(0, 200)}` +
+      (known ? `; route prefixes: ${known}` : '; no routes are configured'),
+  );
+}
+
+function routeUrl(route: Route, pathAndQuery: string): URL {
+  try {
+    return new URL(`${route.origin}${route.basePath}${pathAndQuery}`);
+  } catch {
+    throw new BadRequestError(`request path "${pathAndQuery.slice(0, 200)}" does not form a valid URL`);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Wires one sidecache instance together from its parts (and does nothing else): pools, pipeline,
+ * front listener, admin listener, metrics and logs; and shuts it down gracefully.
+ */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdminServer } from './admin/admin-server.js';
+import type { HostPort, Runtime } from './config/runtime.js';
+import { ConfigError } from './errors.js';
+import { createFront } from './front/front-server.js';
+import { createGuardStage } from './guard/guard-stage.js';
+import { createAccessLog, type Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { createPipeline } from './pipeline.js';
+import { createOriginFetch } from './upstream/fetch-origin.js';
+import { createUpstreamPools } from './upstream/pools.js';
+
+export interface Sidecache {
+  readonly proxyAddress: AddressInfo;
+  readonly adminAddress: AddressInfo | null;
+  readonly metrics: Metrics;
+  /** Stops accepting, lets in-flight exchanges finish for up to `graceMs`, closes pools. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface SidecacheDeps {
+  readonly logger: Logger;
+}
+
+export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Promise<Sidecache> {
+  const { logger } = deps;
+  const { config } = runtime;
+  const instanceToken = `sc-${randomBytes(4).toString('hex')}`;
+  const via = config.proxy.via ? `1.1 sidecache (${instanceToken})` : null;
+  const metrics = createMetrics(runtime);
+  const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect });
+  const pipeline = createPipeline({
+    guard: createGuardStage({ allow: runtime.allow, viaToken: instanceToken }),
+    upstream: createOriginFetch(pools, {
+      defaults: config.upstream,
+      via,
+      forwardedHeaders: config.proxy.forwardedHeaders,
+    }),
+  });
+  const observers = [metrics.observeExchange];
+  if (config.log.access) observers.push(createAccessLog(logger));
+  const front = createFront({
+    runtime,
+    pipeline,
+    observers,
+    onClientError: (code, message) => logger.info({ code, message }, 'malformed request refused'),
+  });
+  metrics.gaugeFrom('sidecache_in_flight_requests', 'Exchanges being served right now.', front.inFlight);
+
+  let draining = false;
+  const admin = runtime.adminListen
+    ? createAdminServer({
+        registry: metrics.registry,
+        ready: () => (draining ? { ready: false, why: 'shutting down' } : { ready: true, why: 'listening' }),
+      })
+    : null;
+
+  const proxyAddress = await listen(front.server, runtime.listen, 'listen');
+  let adminAddress: AddressInfo | null = null;
+  try {
+    if (admin && runtime.adminListen) adminAddress = await listen(admin, runtime.adminListen, 'admin.listen');
+  } catch (err) {
+    front.server.close();
+    await pools.close(0);
+    throw err;
+  }
+  logger.info(
+    {
+      listen: `${proxyAddress.address}:${proxyAddress.port}`,
+      admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : null,
+      routes: runtime.routes.map((r) => r.name),
+    },
+    'sidecache started',
+  );
+
+  let closing: Promise<void> | null = null;
+  return {
+    proxyAddress,
+    adminAddress,
+    metrics,
+    close(graceMs = config.shutdown.graceMs) {
+      closing ??= (async () => {
+        draining = true;
+        front.startDraining();
+        const serverClosed = new Promise<void>((resolve) => front.server.close(() => resolve()));
+        const deadline = Date.now() + graceMs;
+        while (front.inFlight() > 0 && Date.now() < deadline) await sleep(Math.min(25, graceMs));
+        const abandoned = front.inFlight();
+        front.server.closeAllConnections();
+        await serverClosed;
+        await pools.close(Math.max(0, deadline - Date.now()));
+        if (admin) {
+          admin.closeAllConnections();
+          await new Promise<void>((resolve) => admin.close(() => resolve()));
+        }
+        logger.info({ abandoned }, 'sidecache stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function listen(server: Server, at: HostPort, key: string): Promise<AddressInfo> {
+  server.listen(at.port, at.host);
+  try {
+    await once(server, 'listening');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'ERR';
+    throw new ConfigError([`${key}: cannot listen on ${at.host}:${at.port} (${code})`], { cause: err });
+  }
+  return server.address() as AddressInfo;
+}

@@ -1,0 +1,183 @@
+/**
+ * The terminal stage: sends the Exchange to its origin over the origin's warm pool and returns a
+ * Reply as soon as the response headers arrive; the body streams with backpressure (the origin
+ * socket is paused while the client is slow). Hop-by-hop headers are dropped both ways; Via and
+ * X-Forwarded-* are added. An idempotent, bodiless request whose reused pooled socket turns out
+ * dead before any response byte is retried once, on a fresh connection.
+ */
+import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { UpstreamConfig } from '../config/schema.js';
+import { ClientAbortedError, SidecacheError } from '../errors.js';
+import type { Exchange, Next, Reply } from '../exchange.js';
+import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
+import { classifyUpstreamError, isDeadSocketError } from './classify-error.js';
+import type { ConnectionRecord, UpstreamPools } from './pools.js';
+
+export interface OriginFetchOptions {
+  /** Settings for origins that no route names (forward proxy through the allow list). */
+  readonly defaults: UpstreamConfig;
+  /** The Via value this instance adds (e.g. `1.1 sidecache`), or null for none. */
+  readonly via: string | null;
+  readonly forwardedHeaders: boolean;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** Request headers undici refuses or that must not be forwarded as they are. */
+const DROP_REQUEST = new Set(['host', 'expect']);
+const NO_BODY_STATUS = (status: number): boolean => status === 204 || status === 304 || status < 200;
+
+export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions): Next {
+  return async function fetchOrigin(ex: Exchange): Promise<Reply> {
+    const settings = ex.route?.upstream ?? opts.defaults;
+    const pool = pools.poolFor(ex.origin, settings);
+    const headers = originRequestHeaders(ex, opts);
+    const started = performance.now();
+    const info = { origin: ex.origin, reusedConnection: false, retried: false, bodyBytes: 0 };
+    ex.originInfo = info;
+    try {
+      return await dispatchOnce(pool, pools, ex, headers, info, started, opts.via);
+    } catch (err) {
+      const canRetry =
+        settings.retryDeadSocket &&
+        info.reusedConnection &&
+        ex.body === null &&
+        IDEMPOTENT.has(ex.method) &&
+        !ex.signal.aborted &&
+        isDeadSocketError(err);
+      if (!canRetry) throw err instanceof SidecacheError ? err : classifyUpstreamError(err, ex.origin);
+      info.retried = true;
+      info.reusedConnection = false;
+      return await dispatchOnce(pool, pools, ex, headers, info, performance.now(), opts.via);
+    }
+  };
+}
+
+function originRequestHeaders(ex: Exchange, opts: OriginFetchOptions): Record<string, string | string[]> {
+  const headers = endToEndHeaders(ex.headers, DROP_REQUEST);
+  if (opts.via !== null) appendHeader(headers, 'via', opts.via);
+  if (opts.forwardedHeaders) {
+    appendHeader(headers, 'x-forwarded-for', ex.client.address);
+    if (headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = ex.client.protocol;
+  }
+  return headers;
+}
+
+interface OriginInfoMutable {
+  origin: string;
+  reusedConnection: boolean;
+  retried: boolean;
+  bodyBytes: number;
+}
+
+function dispatchOnce(
+  pool: Dispatcher,
+  pools: UpstreamPools,
+  ex: Exchange,
+  headers: Record<string, string | string[]>,
+  info: OriginInfoMutable,
+  started: number,
+  via: string | null,
+): Promise<Reply> {
+  return new Promise<Reply>((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | null = null;
+    let body: Readable | null = null;
+    let settled = false;
+    let ended = false;
+
+    const onAbort = (): void => {
+      const reason = new ClientAbortedError('client disconnected');
+      if (controller && !controller.aborted) controller.abort(reason);
+      if (!settled) {
+        settled = true;
+        reject(reason);
+      }
+    };
+    const cleanup = (): void => ex.signal.removeEventListener('abort', onAbort);
+    if (ex.signal.aborted) {
+      reject(new ClientAbortedError('client disconnected'));
+      return;
+    }
+    ex.signal.addEventListener('abort', onAbort, { once: true });
+
+    const onSocket = (record: ConnectionRecord): void => {
+      const reused = record.requests > 1;
+      info.reusedConnection = reused;
+      if (!reused) {
+        const phases = ex.timings.phases as Record<string, number>;
+        if (record.dnsMs !== undefined) phases.dns = (phases.dns ?? 0) + record.dnsMs;
+        phases.connect = (phases.connect ?? 0) + record.connectMs;
+        if (record.tlsMs !== undefined) phases.tls = (phases.tls ?? 0) + record.tlsMs;
+      }
+    };
+
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(ctrl) {
+        controller = ctrl;
+        pools.claimNextSocket(onSocket);
+      },
+      onResponseStart(ctrl, statusCode, originHeaders, statusMessage) {
+        if (settled) return;
+        settled = true;
+        const replyHeaders = endToEndHeaders(originHeaders);
+        if (via !== null) appendHeader(replyHeaders, 'via', via);
+        const bodyless = ex.method === 'HEAD' || NO_BODY_STATUS(statusCode);
+        if (!bodyless) {
+          body = new Readable({
+            highWaterMark: 64 * 1024,
+            read() {
+              if (ctrl.paused) ctrl.resume();
+            },
+            destroy(err, callback) {
+              if (!ended && !ctrl.aborted)
+                ctrl.abort(err ?? new ClientAbortedError('response body abandoned'));
+              cleanup();
+              callback(err);
+            },
+          });
+        }
+        ex.timings.phases.upstream = performance.now() - started;
+        resolve({
+          status: statusCode,
+          ...(statusMessage ? { statusText: statusMessage } : {}),
+          headers: replyHeaders,
+          body,
+          source: 'origin',
+        });
+      },
+      onResponseData(ctrl, chunk) {
+        info.bodyBytes += chunk.length;
+        if (body && !body.push(chunk)) ctrl.pause();
+      },
+      onResponseEnd() {
+        ended = true;
+        ex.timings.phases.upstream = performance.now() - started;
+        cleanup();
+        body?.push(null);
+      },
+      onResponseError(_ctrl, err) {
+        cleanup();
+        if (!settled) {
+          settled = true;
+          reject(err);
+          return;
+        }
+        // Mid-body failure: the client must see a truncated, errored stream, never a clean end.
+        body?.destroy(classifyUpstreamError(err, ex.origin));
+      },
+    };
+
+    pool.dispatch(
+      {
+        origin: ex.origin,
+        path: ex.target.pathname + ex.target.search,
+        method: ex.method as Dispatcher.HttpMethod,
+        headers,
+        body: ex.body,
+        signal: undefined,
+      } as Dispatcher.DispatchOptions,
+      handler,
+    );
+  });
+}

@@ -1,0 +1,179 @@
+/**
+ * One warm undici Pool per origin: keep-alive, a bounded number of connections, timeouts, optional
+ * HTTP/2, strict TLS verification (system CAs plus an optional extra CA file), and a measured
+ * connector that records, for each new connection, how long DNS, TCP connect and TLS took.
+ *
+ * Which connection an exchange went out on is learnt from undici's `undici:client:sendHeaders`
+ * diagnostics channel, published synchronously right after the handler's `onRequestStart`
+ * (see `claimNextSocket`). Connection records live in a WeakMap in this factory's closure.
+ */
+import diagnostics from 'node:diagnostics_channel';
+import { readFileSync } from 'node:fs';
+import type { LookupFunction, Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { rootCertificates } from 'node:tls';
+import { buildConnector, Pool } from 'undici';
+import type { UpstreamConfig } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+
+/** What we know about one upstream connection. */
+export interface ConnectionRecord {
+  readonly origin: string;
+  /** Duration in ms of each connect phase of this connection (absent when it did not happen). */
+  readonly dnsMs: number | undefined;
+  readonly connectMs: number;
+  readonly tlsMs: number | undefined;
+  /** Requests sent on this connection so far. */
+  requests: number;
+}
+
+export interface ConnectEvent {
+  readonly origin: string;
+  readonly ok: boolean;
+  readonly dnsMs: number | undefined;
+  readonly connectMs: number | undefined;
+  readonly tlsMs: number | undefined;
+  readonly errorCode?: string;
+}
+
+export interface PoolsDeps {
+  /** Resolver used for every upstream connect (the DNS cache); the OS resolver when absent. */
+  lookup?: LookupFunction;
+  /** Told about every connection attempt (metrics). */
+  onConnect?: (event: ConnectEvent) => void;
+}
+
+export interface UpstreamPools {
+  /** The pool for `origin`, created on first use with `settings`. */
+  poolFor(origin: string, settings: UpstreamConfig): Pool;
+  /**
+   * Call right before dispatching: the next `sendHeaders` on one of our pools reports the
+   * connection it used to `onSocket` (synchronously, inside the dispatch).
+   */
+  claimNextSocket(onSocket: (record: ConnectionRecord) => void): void;
+  /** Origins with a pool. */
+  origins(): string[];
+  /** Waits for in-flight requests then closes every pool; destroys them after `graceMs`. */
+  close(graceMs: number): Promise<void>;
+}
+
+interface SendHeadersMessage {
+  socket: Socket;
+}
+
+export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = {}): UpstreamPools {
+  const ca = defaults.caFile === null ? undefined : [...rootCertificates, readCaFile(defaults.caFile)];
+  const records = new WeakMap<Socket, ConnectionRecord>();
+  const pools = new Map<string, Pool>();
+  let claim: ((record: ConnectionRecord) => void) | null = null;
+
+  const onSendHeaders = (message: unknown): void => {
+    const socket = (message as SendHeadersMessage).socket;
+    const record = records.get(socket);
+    if (record === undefined) return; // another sidecache instance's socket, or not ours
+    record.requests += 1;
+    const taker = claim;
+    claim = null;
+    taker?.(record);
+  };
+  diagnostics.subscribe('undici:client:sendHeaders', onSendHeaders);
+
+  function measuredConnector(origin: string, settings: UpstreamConfig): buildConnector.connector {
+    const base = buildConnector({
+      timeout: settings.connectTimeoutMs,
+      allowH2: settings.http2,
+      ...(ca ? { ca } : {}),
+      ...(deps.lookup ? { lookup: deps.lookup } : {}),
+      rejectUnauthorized: true,
+    } as buildConnector.BuildOptions);
+    return (opts, callback) => {
+      const t0 = performance.now();
+      let tLookup: number | undefined;
+      let tConnect: number | undefined;
+      const socket = base(opts, (err, sock) => {
+        const tDone = performance.now();
+        const tcpStart = tLookup ?? t0;
+        const dnsMs = tLookup === undefined ? undefined : tLookup - t0;
+        const tls = opts.protocol === 'https:';
+        if (err || sock === null) {
+          deps.onConnect?.({
+            origin,
+            ok: false,
+            dnsMs,
+            connectMs: tConnect === undefined ? undefined : tConnect - tcpStart,
+            tlsMs: undefined,
+            errorCode: (err as NodeJS.ErrnoException | null)?.code ?? 'UNKNOWN',
+          });
+          callback(err ?? new Error('connect failed'), null);
+          return;
+        }
+        const connectMs = (tConnect ?? tDone) - tcpStart;
+        const tlsMs = tls ? tDone - (tConnect ?? tDone) : undefined;
+        records.set(sock as Socket, { origin, dnsMs, connectMs, tlsMs, requests: 0 });
+        deps.onConnect?.({ origin, ok: true, dnsMs, connectMs, tlsMs });
+        callback(null, sock);
+      }) as unknown as Socket | undefined;
+      // The TCP socket under a TLS socket emits 'connect'; the TLS socket re-emits 'lookup'.
+      socket?.once?.('lookup', () => {
+        tLookup = performance.now();
+      });
+      socket?.once?.('connect', () => {
+        tConnect = performance.now();
+      });
+      return socket as never;
+    };
+  }
+
+  return {
+    poolFor(origin, settings) {
+      let pool = pools.get(origin);
+      if (pool === undefined) {
+        pool = new Pool(origin, {
+          connections: settings.connectionsPerOrigin,
+          keepAliveTimeout: settings.keepAliveTimeoutMs,
+          keepAliveMaxTimeout: settings.keepAliveMaxTimeoutMs,
+          headersTimeout: settings.headersTimeoutMs,
+          bodyTimeout: settings.bodyTimeoutMs,
+          allowH2: settings.http2,
+          connect: measuredConnector(origin, settings),
+        });
+        pools.set(origin, pool);
+      }
+      return pool;
+    },
+    claimNextSocket(onSocket) {
+      claim = onSocket;
+    },
+    origins() {
+      return [...pools.keys()];
+    },
+    async close(graceMs) {
+      diagnostics.unsubscribe('undici:client:sendHeaders', onSendHeaders);
+      const all = [...pools.values()];
+      pools.clear();
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), graceMs);
+        timer.unref();
+      });
+      const closed = Promise.allSettled(all.map((p) => p.close())).then(() => 'closed' as const);
+      const outcome = await Promise.race([closed, deadline]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') await Promise.allSettled(all.map((p) => p.destroy()));
+    },
+  };
+}
+
+function readCaFile(file: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    throw new ConfigError([`upstream.caFile: cannot read "${file}" (${code})`], { cause: err });
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError([`upstream.caFile: "${file}" holds no PEM certificate`]);
+  }
+  return pem;
+}
