@@ -1,0 +1,93 @@
+/**
+ * Starts sidecache for a test: in-process on free loopback ports (fast, and the test can inspect
+ * it), or as a real child process through the CLI (for signals and end-to-end runs).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../../src/config/load.js';
+import { compileRuntime } from '../../src/config/runtime.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { createLogger } from '../../src/log.js';
+import { type Sidecache, startSidecache } from '../../src/server.js';
+
+export interface TestSidecache {
+  readonly instance: Sidecache;
+  /** http://127.0.0.1:PORT of the proxy listener. */
+  readonly url: string;
+  readonly adminUrl: string;
+  close(): Promise<void>;
+}
+
+export async function startTestSidecache(input: Partial<ConfigInput> = {}): Promise<TestSidecache> {
+  const config = parseConfig({
+    ...input,
+    listen: '127.0.0.1:0',
+    admin: { listen: '127.0.0.1:0', ...(input.admin ?? {}) },
+    log: { level: 'silent', ...(input.log ?? {}) },
+  });
+  const instance = await startSidecache(compileRuntime(config), { logger: createLogger(config.log.level) });
+  return {
+    instance,
+    url: `http://127.0.0.1:${instance.proxyAddress.port}`,
+    adminUrl: `http://127.0.0.1:${instance.adminAddress?.port ?? 0}`,
+    close: () => instance.close(2_000),
+  };
+}
+
+export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+
+export interface SidecacheProcess {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly adminUrl: string;
+  /** Everything written to stdout/stderr so far. */
+  output(): string;
+  /** Sends SIGTERM and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Spawns `sidecache serve ARGS` (TypeScript through tsx) and waits for its "started" log line. */
+export async function spawnSidecache(args: string[], env: Record<string, string> = {}): Promise<SidecacheProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', CLI, 'serve', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...args],
+    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const started = await new Promise<{ listen: string; admin: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`sidecache did not start in 20 s:\n${out}`)), 20_000);
+    const check = (): void => {
+      for (const line of out.split('\n')) {
+        if (!line.includes('"sidecache started"')) continue;
+        clearTimeout(timer);
+        child.stdout?.off('data', check);
+        resolve(JSON.parse(line) as { listen: string; admin: string });
+        return;
+      }
+    };
+    child.stdout?.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`sidecache exited with ${code}:\n${out}`));
+    });
+  });
+  return {
+    child,
+    url: `http://${started.listen}`,
+    adminUrl: `http://${started.admin}`,
+    output: () => out,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill(signal);
+      const [code] = (await once(child, 'exit')) as [number | null];
+      return code;
+    },
+  };
+}
