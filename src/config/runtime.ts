@@ -81,7 +81,8 @@ export function compileRuntime(config: Config): Runtime {
     const url = new URL(r.origin);
     const basePath = url.pathname.replace(/\/+$/, '');
     const prefix = r.prefix === undefined ? `/${r.name}/` : r.prefix === false ? null : r.prefix;
-    const upstream: UpstreamConfig = Object.freeze({ ...config.upstream, ...r.upstream });
+    const overrides = Object.fromEntries(Object.entries(r.upstream).filter(([, v]) => v !== undefined));
+    const upstream: UpstreamConfig = Object.freeze({ ...config.upstream, ...overrides });
     const hosts = Object.freeze(r.hosts.map(normaliseHost));
     const route: Route = {
       name: r.name,

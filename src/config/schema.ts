@@ -78,16 +78,17 @@ export const upstreamSchema = z
   })
   .strict();
 
-export const routeUpstreamSchema = upstreamSchema
-  .pick({
-    connectionsPerOrigin: true,
-    keepAliveTimeoutMs: true,
-    connectTimeoutMs: true,
-    headersTimeoutMs: true,
-    bodyTimeoutMs: true,
-    http2: true,
+/** Per-route overrides: the same keys as `upstream`, without defaults (unset keys inherit). */
+export const routeUpstreamSchema = z
+  .object({
+    connectionsPerOrigin: z.number().int().min(1).max(1024).optional(),
+    keepAliveTimeoutMs: z.number().int().min(1).optional(),
+    connectTimeoutMs: z.number().int().min(1).optional(),
+    headersTimeoutMs: z.number().int().min(1).optional(),
+    bodyTimeoutMs: z.number().int().min(1).optional(),
+    http2: z.boolean().optional(),
+    retryDeadSocket: z.boolean().optional(),
   })
-  .partial()
   .strict();
 
 export const routeSchema = z

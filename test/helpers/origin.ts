@@ -20,7 +20,10 @@ export interface TestOrigin {
   close(): Promise<void>;
 }
 
-export async function startOrigin(handler: OriginHandler, opts: { tls?: Pem; host?: string } = {}): Promise<TestOrigin> {
+export async function startOrigin(
+  handler: OriginHandler,
+  opts: { tls?: Pem; host?: string } = {},
+): Promise<TestOrigin> {
   const requests: IncomingMessage[] = [];
   let connections = 0;
   const sockets = new Set<Socket>();

@@ -48,7 +48,10 @@ export interface SidecacheProcess {
 }
 
 /** Spawns `sidecache serve ARGS` (TypeScript through tsx) and waits for its "started" log line. */
-export async function spawnSidecache(args: string[], env: Record<string, string> = {}): Promise<SidecacheProcess> {
+export async function spawnSidecache(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<SidecacheProcess> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', CLI, 'serve', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...args],

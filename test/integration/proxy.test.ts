@@ -14,7 +14,10 @@ describe('reverse routes and forward proxy over plain and TLS origins', () => {
   before(async () => {
     const ca = await createTestCa();
     const leaf = await ca.issue({ dns: ['localhost'], ips: ['127.0.0.1'] });
-    const echo = async (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+    const echo = async (
+      req: import('node:http').IncomingMessage,
+      res: import('node:http').ServerResponse,
+    ) => {
       const body = await readBody(req);
       if (req.url?.startsWith('/status/')) {
         res.writeHead(Number(req.url.slice(8))).end();
@@ -27,11 +30,21 @@ describe('reverse routes and forward proxy over plain and TLS origins', () => {
         return;
       }
       if (req.url === '/hop') {
-        res.writeHead(200, { connection: 'x-private, keep-alive', 'x-private': 'secret', 'keep-alive': 'timeout=5', 'x-kept': 'yes' });
+        res.writeHead(200, {
+          connection: 'x-private, keep-alive',
+          'x-private': 'secret',
+          'keep-alive': 'timeout=5',
+          'x-kept': 'yes',
+        });
         res.end('hop');
         return;
       }
-      const payload = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: body.toString() });
+      const payload = JSON.stringify({
+        method: req.method,
+        url: req.url,
+        headers: req.headers,
+        body: body.toString(),
+      });
       res.writeHead(200, { 'content-type': 'application/json', 'x-origin': 'yes' }).end(payload);
     };
     plain = await startOrigin(echo);
@@ -109,7 +122,11 @@ describe('reverse routes and forward proxy over plain and TLS origins', () => {
   });
 
   it('streams request bodies (content-length and chunked) to the origin', async () => {
-    const fixed = await send(sc.url, '/plain/save', { method: 'POST', body: 'x'.repeat(5000), headers: { 'content-type': 'text/plain' } });
+    const fixed = await send(sc.url, '/plain/save', {
+      method: 'POST',
+      body: 'x'.repeat(5000),
+      headers: { 'content-type': 'text/plain' },
+    });
     assert.equal((fixed.json() as { body: string }).body.length, 5000);
     const chunked = await send(sc.url, '/plain/save', {
       method: 'PUT',
@@ -146,15 +163,25 @@ describe('reverse routes and forward proxy over plain and TLS origins', () => {
     }
     agent.destroy();
     // Sequential requests from a client need one warm connection (at most the pool size).
-    assert.ok(plain.connections() - before <= 1, `origin saw ${plain.connections() - before} new connections`);
+    assert.ok(
+      plain.connections() - before <= 1,
+      `origin saw ${plain.connections() - before} new connections`,
+    );
     const metrics = await (await fetch(`${sc.adminUrl}/metrics`)).text();
-    const reused = metrics.match(new RegExp(`sidecache_upstream_requests_total\\{origin="${plain.url}",connection="reused"\\} (\\d+)`));
+    const reused = metrics.match(
+      new RegExp(`sidecache_upstream_requests_total\\{origin="${plain.url}",connection="reused"\\} (\\d+)`),
+    );
     assert.ok(reused && Number(reused[1]) >= 29, `reused counter: ${reused?.[1]}`);
   });
 
   it('forwards each route with its own measured TLS connect phases', async () => {
     const metrics = await (await fetch(`${sc.adminUrl}/metrics`)).text();
-    assert.match(metrics, new RegExp(`sidecache_upstream_connect_duration_seconds_count\\{origin="${secure.url}",phase="tls"\\} [1-9]`));
+    assert.match(
+      metrics,
+      new RegExp(
+        `sidecache_upstream_connect_duration_seconds_count\\{origin="${secure.url}",phase="tls"\\} [1-9]`,
+      ),
+    );
     assert.match(metrics, /sidecache_requests_total\{route="plain",method="GET",status_class="2xx"/);
   });
 });
