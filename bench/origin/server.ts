@@ -8,15 +8,7 @@
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { announceListening, exitWhenParentLeaves, parseListen } from '../child-contract.js';
-
-export const BODY_BYTES = 1024;
-
-function fixedJsonBody(bytes: number): Buffer {
-  const base = { id: 42, name: 'sidecache bench origin', tags: ['a', 'b', 'c'], pad: '' };
-  const emptyLength = Buffer.byteLength(JSON.stringify(base));
-  base.pad = 'x'.repeat(bytes - emptyLength);
-  return Buffer.from(JSON.stringify(base));
-}
+import { fixedJsonBody } from './body.js';
 
 const CACHE_CONTROL_BY_SEGMENT: Readonly<Record<string, string>> = {
   'no-store': 'no-store',
@@ -25,7 +17,7 @@ const CACHE_CONTROL_BY_SEGMENT: Readonly<Record<string, string>> = {
 
 const { values } = parseArgs({ options: { listen: { type: 'string' } } });
 const listen = parseListen(values.listen);
-const body = fixedJsonBody(BODY_BYTES);
+const body = fixedJsonBody();
 const contentLength = String(body.length);
 
 const server = createServer((req, res) => {
