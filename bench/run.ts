@@ -163,6 +163,12 @@ async function main(options: BenchOptions): Promise<number> {
       cpu
         ? `CPU µs/req: utime+stime of the measured process (/proc/PID/stat, ${cpu.ticksPerSecond} ticks/s) / responses; direct = the origin`
         : 'CPU µs/req: not available (/proc not readable)',
+      ...(note ? [`note: ${note}`] : []),
+      ...(options.quick
+        ? [
+            'quick mode: a smoke test (starts, serves 2xx, no errors); runs are under-warmed, do not compare numbers',
+          ]
+        : []),
       ...skipped.map((s) => `${s.target} ${s.reason}`),
     ];
     console.log(`\n${formatTable(rows, header)}`);
@@ -215,7 +221,8 @@ if (options.help) {
 main(options).then(
   (code) => process.exit(code),
   (err: Error) => {
-    console.error(`bench failed: ${err.stack ?? err.message}`);
+    // Expected failures (a target that cannot start, a missing wrk) read best as one line.
+    console.error(`bench failed: ${err.message}`);
     process.exit(1);
   },
 );
