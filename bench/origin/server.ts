@@ -1,0 +1,44 @@
+// The origin every target is measured against: a plain node:http server with keep-alive that answers
+// every GET with the same 1 KiB JSON body. The first path segment picks the caching headers, so a
+// scenario can ask for an uncacheable or a cacheable response:
+//   /no-store/...  Cache-Control: no-store            (pass-through: a cache must not help)
+//   /fresh/...     Cache-Control: public, max-age=3600 (a cache may serve it from memory)
+//   anything else  no Cache-Control
+// Usage: node --import tsx bench/origin/server.ts [--listen 127.0.0.1:0]
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+import { announceListening, exitWhenParentLeaves, parseListen } from '../child-contract.js';
+import { fixedJsonBody } from './body.js';
+
+const CACHE_CONTROL_BY_SEGMENT: Readonly<Record<string, string>> = {
+  'no-store': 'no-store',
+  fresh: 'public, max-age=3600',
+};
+
+const { values } = parseArgs({ options: { listen: { type: 'string' } } });
+const listen = parseListen(values.listen);
+const body = fixedJsonBody();
+const contentLength = String(body.length);
+
+const server = createServer((req, res) => {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD', 'content-length': '0' }).end();
+    return;
+  }
+  const segment = (req.url ?? '/').split('/', 2)[1] ?? '';
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'content-length': contentLength,
+  };
+  const cacheControl = CACHE_CONTROL_BY_SEGMENT[segment];
+  if (cacheControl) headers['cache-control'] = cacheControl;
+  res.writeHead(200, headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
+});
+// Pooled connections from the proxies sit idle while other targets are measured: keep them open
+// longer than a whole benchmark run, so no run starts on a connection the origin is closing.
+server.keepAliveTimeout = 300_000;
+server.headersTimeout = 310_000;
+server.requestTimeout = 0;
+server.listen(listen.port, listen.host, () => announceListening(server));
+exitWhenParentLeaves(server);

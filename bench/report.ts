@@ -1,0 +1,102 @@
+// Turns measured runs into the table printed at the end and the JSON in bench/results/.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { LoadResult } from './load/load-generator.js';
+
+export interface RunRecord {
+  readonly scenario: string;
+  readonly target: string;
+  readonly connections: number;
+  /** Absent when the run failed before it measured anything. */
+  readonly load: LoadResult | null;
+  /** CPU µs per completed request of the measured process (the proxy; the origin for direct). */
+  readonly cpuUsPerReq: number | null;
+  /** CPU µs per completed request of the origin during the same window. */
+  readonly originCpuUsPerReq: number | null;
+  /** Why the run failed: start, probe, load generator, errors served. */
+  readonly failure: string | null;
+}
+
+export interface ReportRow extends RunRecord {
+  /** Throughput divided by http-proxy's in the same scenario. */
+  readonly ratioVsHttpProxy: number | null;
+  /** p50 minus direct's p50 in the same scenario, in ms. */
+  readonly p50OverheadVsDirectMs: number | null;
+}
+
+export function deriveRows(records: readonly RunRecord[]): ReportRow[] {
+  return records.map((record) => {
+    const peer = (target: string) =>
+      records.find((r) => r.scenario === record.scenario && r.target === target && r.load && !r.failure)
+        ?.load;
+    const httpProxy = peer('http-proxy');
+    const direct = peer('direct');
+    const ok = record.load && !record.failure ? record.load : null;
+    return {
+      ...record,
+      ratioVsHttpProxy: ok && httpProxy ? ok.rps / httpProxy.rps : null,
+      p50OverheadVsDirectMs: ok && direct ? ok.p50Ms - direct.p50Ms : null,
+    };
+  });
+}
+
+const COLUMNS = [
+  'scenario',
+  'target',
+  'conns',
+  'req/s',
+  'p50 ms',
+  'p99 ms',
+  'CPU µs/req',
+  'x http-proxy',
+  'p50 +direct ms',
+  'errors',
+] as const;
+
+function fixed(value: number | null | undefined, digits: number): string {
+  return value === null || value === undefined ? '-' : value.toFixed(digits);
+}
+
+function cells(row: ReportRow): string[] {
+  const load = row.load;
+  const errors = load ? load.non2xx + load.socketErrors : null;
+  return [
+    row.scenario,
+    row.target,
+    String(row.connections),
+    fixed(load?.rps, 0),
+    fixed(load?.p50Ms, 3),
+    fixed(load?.p99Ms, 3),
+    fixed(row.cpuUsPerReq, 1),
+    fixed(row.ratioVsHttpProxy, 2),
+    row.p50OverheadVsDirectMs === null
+      ? '-'
+      : `${row.p50OverheadVsDirectMs >= 0 ? '+' : ''}${fixed(row.p50OverheadVsDirectMs, 3)}`,
+    row.failure ? 'FAILED' : String(errors ?? '-'),
+  ];
+}
+
+export function formatTable(rows: readonly ReportRow[], headerLines: readonly string[]): string {
+  const body = rows.map(cells);
+  const widths = COLUMNS.map((title, i) => Math.max(title.length, ...body.map((r) => r[i]!.length)));
+  const leftAligned = new Set([0, 1]);
+  const line = (values: readonly string[]) =>
+    values.map((v, i) => (leftAligned.has(i) ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
+  const failures = rows
+    .filter((r) => r.failure)
+    .map((r) => `FAILED ${r.scenario} / ${r.target}: ${r.failure}`);
+  return [
+    ...headerLines,
+    '',
+    line(COLUMNS),
+    rule,
+    ...body.map(line),
+    ...(failures.length ? ['', ...failures] : []),
+  ].join('\n');
+}
+
+export function writeJson(path: string, document: unknown): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(document, null, 2)}\n`);
+}

@@ -1,0 +1,228 @@
+// `npm run bench`: starts the origin and every target as separate processes, sends each scenario
+// to each target with the same load generator, reads the measured process's CPU from /proc, and
+// prints one table (also written as JSON). Exits non-zero when a target fails to start or serves
+// any error. See bench/README.md.
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Child, createChildGroup } from './children.js';
+import { type CpuClock, createCpuClock } from './cpu.js';
+import { chooseLoadGenerator, type LoadGenerator, type LoadResult } from './load/load-generator.js';
+import { type BenchOptions, parseOptions, USAGE, UsageError } from './options.js';
+import { BODY_BYTES } from './origin/body.js';
+import type { Pinning } from './pinning.js';
+import { createPinning } from './pinning.js';
+import { probe } from './probe.js';
+import { deriveRows, formatTable, type RunRecord, writeJson } from './report.js';
+import { requestFor, type Scenario } from './scenarios.js';
+import { type RunningOrigin, type RunningTarget, startOrigin } from './targets.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const READY_TIMEOUT_MS = 15_000;
+/** Read before any pinning: availableParallelism() follows this process's CPU affinity. */
+const CPU_COUNT = availableParallelism();
+
+interface MeasureDeps {
+  readonly options: BenchOptions;
+  readonly origin: RunningOrigin;
+  readonly targets: readonly RunningTarget[];
+  readonly load: LoadGenerator;
+  readonly pinning: Pinning;
+  readonly cpu: CpuClock | null;
+}
+
+function errorsServed(load: LoadResult): string | null {
+  if (load.requests === 0) return 'no response completed';
+  if (load.non2xx === 0 && load.socketErrors === 0) return null;
+  return `${load.non2xx} non-2xx responses, ${load.socketErrors} socket errors/timeouts`;
+}
+
+function cpuSeconds(cpu: CpuClock | null, child: Child): number | null {
+  return cpu && !child.hasExited() ? cpu.cpuSeconds(child.pid) : null;
+}
+
+async function measure(scenario: Scenario, target: RunningTarget, deps: MeasureDeps): Promise<RunRecord> {
+  const connections = scenario.connections ?? deps.options.connections;
+  const base = { scenario: scenario.name, target: target.name, connections };
+  const request = requestFor(scenario, target, deps.origin.url);
+  try {
+    await probe(request, BODY_BYTES);
+  } catch (err) {
+    return {
+      ...base,
+      load: null,
+      cpuUsPerReq: null,
+      originCpuUsPerReq: null,
+      failure: `probe: ${(err as Error).message}`,
+    };
+  }
+  const others = [deps.origin.child.pid, process.pid, ...deps.targets.map((t) => t.child.pid)];
+  deps.pinning.isolate(target.child.pid, others);
+  if (deps.options.warmupMs > 0) {
+    await deps.load.run({ request, connections, durationMs: deps.options.warmupMs });
+  }
+  const targetBefore = cpuSeconds(deps.cpu, target.child);
+  const originBefore = cpuSeconds(deps.cpu, deps.origin.child);
+  const load = await deps.load.run({ request, connections, durationMs: deps.options.durationMs });
+  const targetAfter = cpuSeconds(deps.cpu, target.child);
+  const originAfter = cpuSeconds(deps.cpu, deps.origin.child);
+  const perRequestUs = (before: number | null, after: number | null) =>
+    before === null || after === null || load.requests === 0
+      ? null
+      : ((after - before) * 1e6) / load.requests;
+  const exited = target.child.hasExited()
+    ? `${target.name} exited during the run: ${target.child.outputTail()}`
+    : null;
+  return {
+    ...base,
+    load,
+    cpuUsPerReq: perRequestUs(targetBefore, targetAfter),
+    originCpuUsPerReq: target.role === 'origin' ? null : perRequestUs(originBefore, originAfter),
+    failure: exited ?? errorsServed(load),
+  };
+}
+
+async function main(options: BenchOptions): Promise<number> {
+  const children = createChildGroup(repoRoot);
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`\n${signal}: stopping every process the bench started\n`);
+    void children.stopAll(1000).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', () => children.killAllNow());
+
+  try {
+    const pinning = createPinning(options.pin);
+    const cpu = createCpuClock();
+    const { generator: load, note } = chooseLoadGenerator(options.loadgen, {
+      children,
+      pinning,
+      benchDir: join(repoRoot, 'bench'),
+    });
+    if (note) console.log(`note: ${note}`);
+
+    const records: RunRecord[] = [];
+    const skipped: { target: string; reason: string }[] = [];
+    const origin = await startOrigin(children, repoRoot, READY_TIMEOUT_MS);
+    const targets: RunningTarget[] = [];
+    for (const spec of options.targets) {
+      const skip = spec.skipReason(repoRoot);
+      if (skip !== null) {
+        console.log(`${spec.name} ${skip}`);
+        skipped.push({ target: spec.name, reason: skip });
+        continue;
+      }
+      try {
+        targets.push(await spec.start({ children, repoRoot, origin, readyTimeoutMs: READY_TIMEOUT_MS }));
+      } catch (err) {
+        const failure = `did not start: ${(err as Error).message}`;
+        console.log(`${spec.name} ${failure}`);
+        for (const scenario of options.scenarios) {
+          const connections = scenario.connections ?? options.connections;
+          records.push({
+            scenario: scenario.name,
+            target: spec.name,
+            connections,
+            load: null,
+            cpuUsPerReq: null,
+            originCpuUsPerReq: null,
+            failure,
+          });
+        }
+      }
+    }
+
+    for (const scenario of options.scenarios) {
+      for (const target of targets) {
+        const record = await measure(scenario, target, { options, origin, targets, load, pinning, cpu });
+        records.push(record);
+        const l = record.load;
+        console.log(
+          `  ${scenario.name} / ${target.name}: ` +
+            (l ? `${l.rps.toFixed(0)} req/s, p50 ${l.p50Ms.toFixed(3)} ms` : 'not measured') +
+            (record.cpuUsPerReq === null ? '' : `, CPU ${record.cpuUsPerReq.toFixed(1)} µs/req`) +
+            (record.failure ? `  FAILED: ${record.failure}` : ''),
+        );
+      }
+    }
+    await children.stopAll();
+
+    const order = options.scenarios.map((s) => s.name);
+    records.sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario));
+    const rows = deriveRows(records);
+    const header = [
+      `sidecache bench: node ${process.version}, ${CPU_COUNT} CPUs, load generator ${load.name}` +
+        `${options.quick ? ', quick mode' : ''}`,
+      `each run: ${options.warmupMs / 1000} s warm-up, then ${options.durationMs / 1000} s measured; ` +
+        `${BODY_BYTES}-byte JSON body; conns = concurrent keep-alive connections`,
+      `CPU: ${pinning.description}`,
+      cpu
+        ? `CPU µs/req: utime+stime of the measured process (/proc/PID/stat, ${cpu.ticksPerSecond} ticks/s) / responses; direct = the origin`
+        : 'CPU µs/req: not available (/proc not readable)',
+      ...(note ? [`note: ${note}`] : []),
+      ...(options.quick
+        ? [
+            'quick mode: a smoke test (starts, serves 2xx, no errors); runs are under-warmed, do not compare numbers',
+          ]
+        : []),
+      ...skipped.map((s) => `${s.target} ${s.reason}`),
+    ];
+    console.log(`\n${formatTable(rows, header)}`);
+    const jsonPath = resolve(repoRoot, options.jsonPath);
+    writeJson(jsonPath, {
+      generatedAt: new Date().toISOString(),
+      node: process.version,
+      cpus: CPU_COUNT,
+      quick: options.quick,
+      loadGenerator: load.name,
+      loadGeneratorNote: note,
+      pinning: pinning.description,
+      clockTicksPerSecond: cpu?.ticksPerSecond ?? null,
+      durationMs: options.durationMs,
+      warmupMs: options.warmupMs,
+      bodyBytes: BODY_BYTES,
+      skipped,
+      rows,
+    });
+    console.log(`\nwritten: ${options.jsonPath}`);
+
+    const failed = rows.filter((r) => r.failure).length;
+    const explicitSkips = options.targetsExplicit ? skipped.length : 0;
+    if (failed > 0 || explicitSkips > 0 || rows.length === 0) {
+      console.error(
+        `bench failed: ${failed} failed run(s)` +
+          (explicitSkips ? `, ${explicitSkips} requested target(s) skipped` : '') +
+          (rows.length === 0 ? ', nothing measured' : ''),
+      );
+      return 1;
+    }
+    return 0;
+  } finally {
+    await children.stopAll();
+  }
+}
+
+let options: BenchOptions;
+try {
+  options = parseOptions(process.argv.slice(2), process.env);
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err;
+  console.error(`${err.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+main(options).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    // Expected failures (a target that cannot start, a missing wrk) read best as one line.
+    console.error(`bench failed: ${err.message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,167 @@
+// The contenders. Each runs as its own process, so its CPU can be read apart from the load
+// generator's, and exposes one base URL. Adding a target is adding an entry to TARGETS.
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { parseListening } from './child-contract.js';
+import type { Child, ChildGroup } from './children.js';
+import type { Endpoint } from './scenarios.js';
+import { ROUTE_NAME } from './scenarios.js';
+
+export type TargetName = 'direct' | 'http-proxy' | 'undici-pool' | 'sidecache';
+
+export interface RunningOrigin {
+  readonly url: string;
+  readonly child: Child;
+}
+
+export interface TargetContext {
+  readonly children: ChildGroup;
+  readonly repoRoot: string;
+  readonly origin: RunningOrigin;
+  readonly readyTimeoutMs: number;
+}
+
+export interface RunningTarget extends Endpoint {
+  readonly name: TargetName;
+  /** The process whose CPU is measured: the proxy, or the origin for `direct`. */
+  readonly child: Child;
+}
+
+export interface TargetSpec {
+  readonly name: TargetName;
+  readonly description: string;
+  /** Why the target cannot run in this tree (for example, not built), or null. Never faked. */
+  skipReason(repoRoot: string): string | null;
+  start(ctx: TargetContext): Promise<RunningTarget>;
+}
+
+/** Starts a bench/ TypeScript server that follows child-contract.ts and returns its URL. */
+export async function startBenchServer(
+  children: ChildGroup,
+  label: string,
+  script: string,
+  args: readonly string[],
+  readyTimeoutMs: number,
+): Promise<{ url: string; child: Child }> {
+  const child = children.spawn({
+    label,
+    command: process.execPath,
+    args: ['--import', 'tsx', script, '--listen', '127.0.0.1:0', ...args],
+  });
+  try {
+    const port = await child.waitForLine(parseListening, readyTimeoutMs);
+    return { url: `http://127.0.0.1:${port}`, child };
+  } catch (err) {
+    await child.stop();
+    throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
+  }
+}
+
+export async function startOrigin(children: ChildGroup, repoRoot: string, readyTimeoutMs: number) {
+  return startBenchServer(children, 'origin', join(repoRoot, 'bench/origin/server.ts'), [], readyTimeoutMs);
+}
+
+function referenceProxy(name: TargetName, file: string, description: string): TargetSpec {
+  return {
+    name,
+    description,
+    skipReason: () => null,
+    async start(ctx) {
+      const { url, child } = await startBenchServer(
+        ctx.children,
+        name,
+        join(ctx.repoRoot, 'bench/targets', file),
+        ['--route', `${ROUTE_NAME}=${ctx.origin.url}`],
+        ctx.readyTimeoutMs,
+      );
+      return { name, url, role: 'proxy', child };
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('could not reserve a port');
+  return address.port;
+}
+
+async function waitForReady(child: Child, readyzUrl: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    if (child.hasExited()) throw new Error(`${child.label} exited before it was ready`);
+    try {
+      const res = await fetch(readyzUrl, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+      last = `status ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${child.label}: ${readyzUrl} not 200 within ${timeoutMs} ms (last: ${last})`);
+}
+
+const sidecache: TargetSpec = {
+  name: 'sidecache',
+  description: 'node dist/cli.js serve (npm run build first)',
+  skipReason: (repoRoot) =>
+    existsSync(join(repoRoot, 'dist/cli.js'))
+      ? null
+      : 'not built, skipped (no dist/cli.js: run npm run build first)',
+  async start(ctx) {
+    const port = await freePort();
+    const adminPort = await freePort();
+    const child = ctx.children.spawn({
+      label: 'sidecache',
+      command: process.execPath,
+      args: [
+        join(ctx.repoRoot, 'dist/cli.js'),
+        'serve',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--admin-listen',
+        `127.0.0.1:${adminPort}`,
+        '--route',
+        `${ROUTE_NAME}=${ctx.origin.url}`,
+        '--log-level',
+        'warn',
+      ],
+    });
+    try {
+      await waitForReady(child, `http://127.0.0.1:${adminPort}/readyz`, ctx.readyTimeoutMs);
+    } catch (err) {
+      await child.stop();
+      throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
+    }
+    return { name: 'sidecache', url: `http://127.0.0.1:${port}`, role: 'proxy', child };
+  },
+};
+
+export const TARGETS: readonly TargetSpec[] = [
+  {
+    name: 'direct',
+    description: 'the origin itself: the baseline for latency (its CPU is the origin CPU)',
+    skipReason: () => null,
+    start: async (ctx) => ({ name: 'direct', url: ctx.origin.url, role: 'origin', child: ctx.origin.child }),
+  },
+  referenceProxy(
+    'http-proxy',
+    'http-proxy-passthrough.ts',
+    'http-proxy pass-through with a keep-alive Agent',
+  ),
+  referenceProxy(
+    'undici-pool',
+    'undici-pool-passthrough.ts',
+    'undici Pool pass-through (pool.request + pipeline)',
+  ),
+  sidecache,
+];
