@@ -36,7 +36,7 @@ export function parseHttpDate(value: string | undefined): number | undefined {
     return build(y, m[2]!, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
   }
   m = ASCTIME.exec(v);
-  if (m) return build(Number(m[7]), m[1]!, Number(m[2]!.trim()), Number(m[3]), Number(m[4]), Number(m[5]));
+  if (m) return build(Number(m[6]), m[1]!, Number(m[2]!.trim()), Number(m[3]), Number(m[4]), Number(m[5]));
   return undefined;
 }
 
