@@ -46,10 +46,11 @@ export function createOriginTerminal(): OriginTerminal {
       const out: OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
       ex.originInfo = { origin: ex.origin, reusedConnection: false, retried: false, bodyBytes: 0 };
+      if (ex.method === 'HEAD') res.body.resume();
       const reply: Reply = {
         status: res.statusCode,
         headers: out,
-        body: ex.method === 'HEAD' ? (res.body.resume(), null) : res.body,
+        body: ex.method === 'HEAD' ? null : res.body,
         source: 'origin',
       };
       return reply;
