@@ -4,6 +4,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TestContext } from 'node:test';
+import { formatHttpDate } from '../../src/cache/http-date.js';
 import type { RouteCachePolicyInput } from '../../src/cache/options.js';
 import { type CacheDeps, type CacheStage, createCacheStage, policyByRoute } from '../../src/cache/stage.js';
 import type { Exchange, Next, Reply } from '../../src/exchange.js';
@@ -47,9 +48,13 @@ export async function startHarness(
   handler: OriginHandler,
   init: HarnessInit = {},
 ): Promise<Harness> {
-  const origin = await startOrigin(handler);
-  const terminal = createOriginTerminal();
   const clock = manualClock();
+  // The origin's Date follows the test clock, as a well-synchronised origin's would.
+  const origin = await startOrigin((req, res, n) => {
+    res.setHeader('date', formatHttpDate(clock.now()));
+    return handler(req, res, n);
+  });
+  const terminal = createOriginTerminal();
   const stage = createCacheStage(init.options ?? {}, {
     ...init.deps,
     now: clock.now,

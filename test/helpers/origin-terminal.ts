@@ -35,34 +35,41 @@ export function createOriginTerminal(): OriginTerminal {
     for (const [k, v] of Object.entries(ex.headers as IncomingHttpHeaders)) {
       if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
     }
-    try {
-      const res = await request(ex.target, {
-        method: ex.method as 'GET',
-        headers,
-        body: ex.body ?? null,
-        signal: ex.signal,
-        dispatcher: agent,
-      });
-      const out: OutgoingHttpHeaders = {};
-      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
-      ex.originInfo = { origin: ex.origin, reusedConnection: false, retried: false, bodyBytes: 0 };
-      if (ex.method === 'HEAD') res.body.resume();
-      const reply: Reply = {
-        status: res.statusCode,
-        headers: out,
-        body: ex.method === 'HEAD' ? null : res.body,
-        source: 'origin',
-      };
-      return reply;
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'ECONNREFUSED')
-        throw new UpstreamConnectError(`cannot connect to ${ex.origin}`, { cause: err });
-      if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') {
-        throw new UpstreamResetError(`${ex.origin} reset the connection`, { cause: err });
+    // Like upstream/: a bodiless idempotent request is retried once when its pooled socket was dead.
+    const attempt = async (retry: boolean): Promise<Reply> => {
+      try {
+        const res = await request(ex.target, {
+          method: ex.method as 'GET',
+          headers,
+          body: ex.body ?? null,
+          signal: ex.signal,
+          dispatcher: agent,
+        });
+        const out: OutgoingHttpHeaders = {};
+        for (const [k, v] of Object.entries(res.headers))
+          if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+        ex.originInfo = { origin: ex.origin, reusedConnection: false, retried: false, bodyBytes: 0 };
+        if (ex.method === 'HEAD') res.body.resume();
+        const reply: Reply = {
+          status: res.statusCode,
+          headers: out,
+          body: ex.method === 'HEAD' ? null : res.body,
+          source: 'origin',
+        };
+        return reply;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'ECONNREFUSED')
+          throw new UpstreamConnectError(`cannot connect to ${ex.origin}`, { cause: err });
+        if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') {
+          if (retry && ex.body === null && (ex.method === 'GET' || ex.method === 'HEAD'))
+            return attempt(false);
+          throw new UpstreamResetError(`${ex.origin} reset the connection`, { cause: err });
+        }
+        throw err;
       }
-      throw err;
-    }
+    };
+    return attempt(true);
   };
   return {
     next,
