@@ -10,7 +10,7 @@
  * Secondary key (§4.1): the normalised values of the request fields named by the stored
  * response's `Vary`.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { joinField } from './cache-control.js';
 import type { HeaderSource } from './headers.js';
 
@@ -84,11 +84,15 @@ export function credentialParts(headers: HeaderSource, policy: KeyPolicy): strin
   return parts;
 }
 
-/** sha256 (hex) of the request's credentials, or null when it carries none. */
-export function credentialHash(headers: HeaderSource, policy: KeyPolicy): string | null {
+/**
+ * sha256 (hex) of the request's credentials, or null when it carries none; HMAC-SHA256 with
+ * `secret` when one is given.
+ */
+export function credentialHash(headers: HeaderSource, policy: KeyPolicy, secret?: string): string | null {
   const parts = credentialParts(headers, policy);
   if (parts.length === 0) return null;
-  return createHash('sha256').update(parts.join('\n')).digest('hex');
+  const h = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
+  return h.update(parts.join('\n')).digest('hex');
 }
 
 /** The prefix every key of one URL starts with (for purge and invalidation). */
@@ -96,9 +100,9 @@ export function urlKeyPrefix(url: string): string {
   return `${url}\n`;
 }
 
-export function primaryKey(target: URL, headers: HeaderSource, policy: KeyPolicy): string {
+export function primaryKey(target: URL, headers: HeaderSource, policy: KeyPolicy, secret?: string): string {
   const url = cacheUrl(target, policy);
-  const credential = credentialHash(headers, policy) ?? '-';
+  const credential = credentialHash(headers, policy, secret) ?? '-';
   const extra = policy.keyHeaders.map((h) => `${h}=${normaliseFieldValue(headers[h]) ?? ''}`).join('&');
   return `${urlKeyPrefix(url)}${credential}\n${extra}`;
 }

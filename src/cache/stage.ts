@@ -74,6 +74,12 @@ export interface CacheDeps {
   /** The policy of the exchange's route. Default: `policyByRoute({})` (defaults for every route). */
   readonly policyFor?: (ex: Exchange) => RouteCachePolicy;
   readonly observer?: CacheObserver;
+  /**
+   * Secret for hashing credentials into keys (HMAC-SHA256). Without it keys use plain SHA-256;
+   * give one when the store is shared (a low-entropy credential such as Basic auth could otherwise
+   * be guessed from a key). Every instance sharing a store needs the same secret.
+   */
+  readonly credentialSecret?: string;
 }
 
 export interface CacheStats extends StoreStats {
@@ -268,7 +274,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   /**
    * Sends a derived exchange (other request headers) to the origin. upstream/ writes
-   * `originInfo` on what it is given; it is carried back to the client's exchange.
+   * `originInfo` (and maybe `reason`) on what it is given; they are carried back to the client's
+   * exchange, which is never mutated otherwise.
    */
   async function forward(ex: Exchange, next: Next, headers: IncomingHttpHeaders | null): Promise<Reply> {
     if (headers === null) return next(ex);
@@ -277,6 +284,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       return await next(derived);
     } finally {
       if (derived.originInfo !== undefined) ex.originInfo = derived.originInfo;
+      if (derived.reason !== undefined && ex.reason === undefined) ex.reason = derived.reason;
     }
   }
 
@@ -315,7 +323,10 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       headers = notModifiedHeaders(entry.headers);
     } else {
       headers = { ...entry.headers, 'content-length': String(entry.body.byteLength) };
-      if (ex.method !== 'HEAD') body = Readable.from([Buffer.from(entry.body)]);
+      // Each reader gets its own stream over the same (never mutated) stored bytes: no copy.
+      if (ex.method !== 'HEAD') {
+        body = Readable.from([Buffer.from(entry.body.buffer, entry.body.byteOffset, entry.body.byteLength)]);
+      }
     }
     markCacheTime(ctx);
     const elapsed = performance.now() - ctx.t0;
@@ -455,6 +466,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   ): Promise<Reply> {
     const { ex } = ctx;
     const hasValidators = CLIENT_VALIDATORS.some((h) => ex.headers[h] !== undefined);
+    // The outcome is known before the origin answers (or fails); admit() refines it.
+    ex.cache = { outcome: 'miss', ...(detail === undefined ? {} : { detail }) };
+    markCacheTime(ctx);
     const requestTime = now();
     const sentAt = performance.now();
     let reply: Reply;
@@ -569,6 +583,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   ): Promise<Reply> {
     const { ex } = ctx;
     const headers = { ...withoutClientValidators(ex.headers), ...conditionalHeaders(entry.headers) };
+    ex.cache = { outcome: 'miss', detail: 'revalidating' };
+    markCacheTime(ctx);
     const requestTime = now();
     const sentAt = performance.now();
     let reply: Reply;
@@ -713,7 +729,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       case 'stale':
         return deliver(ctx, entry, { outcome: 'stale', detail: d.why, status: { hit: true, detail: d.why } });
       case 'stale-while-revalidate':
-        refreshInBackground(ctx, next, entry);
+        // only-if-cached asks the cache not to contact the origin (§5.2.1.7), even in the background.
+        if (!ctx.req.onlyIfCached) refreshInBackground(ctx, next, entry);
         return deliver(ctx, entry, {
           outcome: 'stale',
           detail: 'stale-while-revalidate',
@@ -741,8 +758,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   // ------------------------------------------------------------------------------- pass/unsafe
 
   async function bypass(ctx: Omit<Ctx, 'req' | 'key'>, next: Next, detail: string): Promise<Reply> {
-    const reply = await next(ctx.ex);
     ctx.ex.cache = { outcome: 'bypass', detail };
+    const reply = await next(ctx.ex);
     return decorate(ctx as Ctx, reply, { fwd: 'bypass', fwdStatus: reply.status, detail });
   }
 
@@ -756,6 +773,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   /** An unsafe method: forwarded, and a non-error answer invalidates what is stored (§4.4). */
   async function unsafe(ctx: Omit<Ctx, 'req' | 'key'>, next: Next): Promise<Reply> {
     const { ex } = ctx;
+    ex.cache = { outcome: 'bypass', detail: 'method' };
     const reply = await next(ex);
     let invalidated = 0;
     for (const url of invalidatedUrls(ex.method, ex.target, reply.status, reply.headers)) {
@@ -779,7 +797,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (ex.method !== 'GET' && ex.method !== 'HEAD') return bypass({ ex, policy, t0 }, next, 'method');
     if (ex.headers['range'] !== undefined) return bypass({ ex, policy, t0 }, next, 'range');
     const req = parseRequestDirectives(ex.headers['cache-control'], ex.headers['pragma']);
-    const key = primaryKey(ex.target, ex.headers, policy);
+    const key = primaryKey(ex.target, ex.headers, policy, deps.credentialSecret);
     return lookup({ ex, policy, req, key, t0 }, next);
   };
 

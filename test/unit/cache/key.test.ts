@@ -62,6 +62,13 @@ describe('cache key (RFC 9111 §2, route policy)', () => {
     assert.notEqual(s1, credentialHash({ cookie: 'session=xyz' }, p));
     assert.equal(credentialHash({ cookie: 'theme=dark' }, p), null);
   });
+  test('with a secret the credential hash is an HMAC', () => {
+    const plain = credentialHash({ authorization: 'Basic dTpw' }, policy);
+    const keyed = credentialHash({ authorization: 'Basic dTpw' }, policy, 's3cret');
+    assert.match(keyed ?? '', /^[0-9a-f]{64}$/);
+    assert.notEqual(plain, keyed);
+    assert.equal(keyed, credentialHash({ authorization: 'Basic dTpw' }, policy, 's3cret'));
+  });
   test('primary key starts with the URL prefix so one URL can be purged', () => {
     const k = primaryKey(new URL('https://a.test/x'), { authorization: 't' }, policy);
     assert.ok(k.startsWith(urlKeyPrefix('https://a.test/x')));
