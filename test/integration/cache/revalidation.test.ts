@@ -113,3 +113,34 @@ test('route forceRevalidate: every reuse is validated with If-None-Match (GitHub
   assert.equal(h.origin.total(), 4);
   assert.ok(h.origin.seen.slice(1).every((s) => s.headers['if-none-match'] === '"gh1"'));
 });
+
+test('§5.2.2.8 proxy-revalidate: a shared cache does not serve it stale, even with max-stale', async (t) => {
+  const h = await startHarness(t, (req, res, n) => {
+    if (req.headers['if-none-match'] === '"p"')
+      return send(res, 304, { etag: '"p"', 'cache-control': 'max-age=10, proxy-revalidate' });
+    send(res, 200, { etag: '"p"', 'cache-control': 'max-age=10, proxy-revalidate' }, `v${n}`);
+  });
+  await h.get('/p');
+  await h.stage.idle();
+  h.clock.advance(20_000);
+  const r = await h.get('/p', { headers: { 'cache-control': 'max-stale=3600' } });
+  assert.equal(r.ex.cache?.outcome, 'revalidated');
+  assert.equal(h.origin.total(), 2);
+});
+
+test('the conditional request goes out on a derived exchange; its originInfo is carried back', async (t) => {
+  const h = await startHarness(t, (req, res) => {
+    if (req.headers['if-none-match'] === '"o"') return send(res, 304, { etag: '"o"' });
+    send(res, 200, { etag: '"o"', 'cache-control': 'max-age=1' }, 'x');
+  });
+  await h.get('/o');
+  await h.stage.idle();
+  h.clock.advance(5_000);
+  const ex = h.exchange('/o', { headers: { 'if-none-match': '"client"' } });
+  await h.pipeline(ex);
+  const sent = h.terminal.sent.at(-1)!;
+  assert.notEqual(sent, ex, 'the client exchange is not mutated');
+  assert.equal(ex.headers['if-none-match'], '"client"');
+  assert.equal(sent.headers['if-none-match'], '"o"');
+  assert.equal(ex.originInfo?.origin, h.origin.url);
+});
