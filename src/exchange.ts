@@ -42,11 +42,34 @@ export interface OriginInfo {
   bodyBytes: number;
 }
 
+/** How the cache answered (docs/cache.md): also a metric label value. */
+export type CacheOutcome = 'hit' | 'stale' | 'revalidated' | 'miss' | 'bypass' | 'coalesced';
+
 /** Filled in by the cache stage (see cache/). */
 export interface CacheInfo {
-  readonly outcome: 'hit' | 'stale' | 'revalidated' | 'miss' | 'bypass' | 'coalesced';
-  readonly detail?: string;
-  readonly stored?: boolean;
+  readonly outcome: CacheOutcome;
+  /**
+   * Why: the bypass reason (`method`, `disabled`, `range`), the kind of stale answer
+   * (`stale-while-revalidate`, `stale-if-error`, `max-stale`, `unreachable`), `hit-for-miss`, or
+   * why a response was not stored (`no-store`, `private`, `authorization`, `too-large`, …).
+   */
+  detail?: string;
+  /**
+   * Whether the response was stored. On a miss this is final only once the body has been fully
+   * received (a body that fails or outgrows the limit turns it false). Undefined when the cache
+   * did not consider storing.
+   */
+  stored?: boolean;
+  /** Answers from the cache: upstream fetch time recorded with the entry minus time to serve, ms. */
+  readonly savedMs?: number;
+  /** Answers from the cache: body bytes not fetched from the origin. */
+  readonly savedBytes?: number;
+  /** Age sent with an answer from the cache, seconds. */
+  readonly ageS?: number;
+  /** Remaining freshness of the answer, seconds (negative when stale). */
+  readonly ttlS?: number;
+  /** Stored responses removed by this (unsafe) request. */
+  readonly invalidated?: number;
 }
 
 export interface ClientInfo {

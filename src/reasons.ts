@@ -8,6 +8,7 @@ export const REASONS = [
   'cache_stale',
   'cache_revalidated',
   'cache_coalesced',
+  'cache_only_if_cached',
   'bad_request',
   'uri_too_long',
   'no_route',

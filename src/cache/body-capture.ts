@@ -1,0 +1,98 @@
+/**
+ * Captures a response body for storage while it streams to the client. Chunks are kept only up to
+ * `limitBytes`; past that the capture lets go (the client still gets every byte, streaming). The
+ * body is handed over only when the origin ended it cleanly and, when it announced a
+ * Content-Length, with exactly that many bytes. An origin failure reaches the client's stream as
+ * an error, so a truncated body is visible and never stored.
+ */
+import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { UpstreamResetError } from '../errors.js';
+
+export interface CaptureEvents {
+  /** The whole body arrived, within the limit. */
+  onComplete(body: Buffer): void;
+  /** The body is larger than the limit: it streams on, nothing will be stored. */
+  onOverflow(): void;
+  /** The origin body failed, was shorter than announced, or the client went away first. */
+  onFail(err: Error): void;
+}
+
+export function captureBody(
+  source: Readable,
+  limitBytes: number,
+  expectedBytes: number | undefined,
+  events: CaptureEvents,
+): Readable {
+  let chunks: Buffer[] = [];
+  let bytes = 0;
+  let overflow = false;
+  let finished = false;
+  const tee = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      bytes += chunk.length;
+      if (!overflow) {
+        if (bytes > limitBytes) {
+          overflow = true;
+          chunks = [];
+          events.onOverflow();
+        } else {
+          chunks.push(chunk);
+        }
+      }
+      cb(null, chunk);
+    },
+    flush(cb: TransformCallback) {
+      if (expectedBytes !== undefined && bytes !== expectedBytes) {
+        cb(
+          new UpstreamResetError(`origin body ended after ${bytes} of ${expectedBytes} bytes`, {
+            detail: { receivedBytes: bytes, expectedBytes },
+          }),
+        );
+        return;
+      }
+      finished = true;
+      if (!overflow) events.onComplete(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes));
+      chunks = [];
+      cb();
+    },
+  });
+  pipeline(source, tee, (err) => {
+    if (err && !finished) {
+      chunks = [];
+      events.onFail(err);
+    }
+  });
+  return tee;
+}
+
+/** Reads a whole body in the background (no client), up to `limitBytes`; null when larger. */
+export async function readBody(
+  source: Readable,
+  limitBytes: number,
+  expectedBytes: number | undefined,
+): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of source) {
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    bytes += b.length;
+    if (bytes > limitBytes) {
+      source.destroy();
+      return null;
+    }
+    chunks.push(b);
+  }
+  if (expectedBytes !== undefined && bytes !== expectedBytes) {
+    throw new UpstreamResetError(`origin body ended after ${bytes} of ${expectedBytes} bytes`);
+  }
+  return Buffer.concat(chunks, bytes);
+}
+
+/** Lets an unwanted body drain so the connection can be reused; its errors are expected and dropped. */
+export function discard(body: Readable | null): void {
+  if (body === null) return;
+  body.on('error', () => {
+    // The body is not used; an error here only means the connection will not be reused.
+  });
+  body.resume();
+}

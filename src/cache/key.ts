@@ -1,0 +1,136 @@
+/**
+ * Cache keys. Pure.
+ *
+ * Primary key: `<url>\n<credential>\n<key headers>` where `<url>` is the target without fragment
+ * (query optionally normalised by the route), `<credential>` is the sha256 of the request's
+ * credentials (`-` when it has none) and `<key headers>` the route's extra request headers. The URL
+ * comes first so that one URL (every credential, every variant) or a URL prefix can be purged or
+ * invalidated with a prefix delete.
+ *
+ * Secondary key (§4.1): the normalised values of the request fields named by the stored
+ * response's `Vary`.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import { joinField } from './cache-control.js';
+import type { HeaderSource } from './headers.js';
+
+export interface KeyPolicy {
+  readonly keyQuery: { readonly sort: boolean; readonly ignore: readonly string[] };
+  readonly keyHeaders: readonly string[];
+  readonly credentialHeaders: readonly string[];
+  readonly credentialCookies: readonly string[];
+}
+
+function decodeName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    return raw;
+  }
+}
+
+/**
+ * The URL as the cache keys it: no fragment; when the route asks, query parameters sorted (by raw
+ * name, then raw value; encodings are kept as sent) and listed parameters dropped.
+ */
+export function cacheUrl(target: URL, policy: Pick<KeyPolicy, 'keyQuery'>): string {
+  const base = `${target.origin}${target.pathname}`;
+  const search = target.search;
+  if (search === '' || (!policy.keyQuery.sort && policy.keyQuery.ignore.length === 0)) {
+    return base + search;
+  }
+  const ignore = new Set(policy.keyQuery.ignore);
+  let pairs = search
+    .slice(1)
+    .split('&')
+    .filter((p) => p !== '' && !ignore.has(decodeName(p.split('=', 1)[0]!)));
+  if (policy.keyQuery.sort) {
+    pairs = pairs
+      .map((p, i) => ({ p, i, name: p.split('=', 1)[0]! }))
+      .sort((a, b) =>
+        a.name < b.name ? -1 : a.name > b.name ? 1 : a.p < b.p ? -1 : a.p > b.p ? 1 : a.i - b.i,
+      )
+      .map((x) => x.p);
+  }
+  return pairs.length === 0 ? base : `${base}?${pairs.join('&')}`;
+}
+
+/** The named cookies of a Cookie header, as `name=value` strings, in request order. */
+function namedCookies(cookieHeader: string, names: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const part of cookieHeader.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq === -1) continue;
+    const name = part.slice(0, eq).trim();
+    if (names.has(name)) out.push(`${name}=${part.slice(eq + 1).trim()}`);
+  }
+  return out;
+}
+
+/** Lines describing the request's credentials, or none. */
+export function credentialParts(headers: HeaderSource, policy: KeyPolicy): string[] {
+  const parts: string[] = [];
+  for (const name of ['authorization', ...policy.credentialHeaders]) {
+    const v = headers[name];
+    if (v !== undefined) parts.push(`h:${name}:${joinField(v)}`);
+  }
+  if (policy.credentialCookies.length > 0 && headers['cookie'] !== undefined) {
+    const cookies = namedCookies(
+      joinField(headers['cookie']).replace(/, /g, '; '),
+      new Set(policy.credentialCookies),
+    );
+    for (const c of cookies.sort()) parts.push(`c:${c}`);
+  }
+  return parts;
+}
+
+/**
+ * sha256 (hex) of the request's credentials, or null when it carries none; HMAC-SHA256 with
+ * `secret` when one is given.
+ */
+export function credentialHash(headers: HeaderSource, policy: KeyPolicy, secret?: string): string | null {
+  const parts = credentialParts(headers, policy);
+  if (parts.length === 0) return null;
+  const h = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
+  return h.update(parts.join('\n')).digest('hex');
+}
+
+/** The prefix every key of one URL starts with (for purge and invalidation). */
+export function urlKeyPrefix(url: string): string {
+  return `${url}\n`;
+}
+
+export function primaryKey(target: URL, headers: HeaderSource, policy: KeyPolicy, secret?: string): string {
+  const url = cacheUrl(target, policy);
+  const credential = credentialHash(headers, policy, secret) ?? '-';
+  const extra = policy.keyHeaders.map((h) => `${h}=${normaliseFieldValue(headers[h]) ?? ''}`).join('&');
+  return `${urlKeyPrefix(url)}${credential}\n${extra}`;
+}
+
+/** Normalises a request field for Vary matching (§4.1): lines combined, list whitespace removed. */
+export function normaliseFieldValue(value: HeaderSource[string]): string | null {
+  if (value === undefined) return null;
+  return joinField(value)
+    .split(',')
+    .map((s) => s.trim().replace(/\s+/g, ' '))
+    .join(',');
+}
+
+/** The normalised request values of the fields a stored response varies on. */
+export function varyValues(fields: readonly string[], reqHeaders: HeaderSource): (string | null)[] {
+  return fields.map((f) => normaliseFieldValue(reqHeaders[f]));
+}
+
+/** Secondary key: identifies one variant under a primary key. */
+export function variantKey(fields: readonly string[], values: readonly (string | null)[]): string {
+  return fields.map((f, i) => `${f}:${values[i] === null ? '\u0000' : values[i]}`).join('\n');
+}
+
+/** Whether a stored variant matches the request (§4.1); `Vary: *` never matches. */
+export function varyMatches(
+  stored: { readonly vary: readonly string[]; readonly varyValues: readonly (string | null)[] },
+  reqHeaders: HeaderSource,
+): boolean {
+  if (stored.vary.includes('*')) return false;
+  return stored.vary.every((f, i) => normaliseFieldValue(reqHeaders[f]) === (stored.varyValues[i] ?? null));
+}

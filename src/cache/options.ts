@@ -1,0 +1,170 @@
+/**
+ * Options of the cache stage: `cacheSchema` for the top-level `cache:` section and
+ * `routeCachePolicySchema` for a route's `cache:` policy. Checked once, when the stage is built.
+ */
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+const headerName = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP field name')
+  .transform((s) => s.toLowerCase());
+
+const MiB = 1024 * 1024;
+
+export const cacheSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Cache responses at all (routes can opt out one by one).'),
+    maxSizeBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(64 * MiB)
+      .describe('Most bytes the memory store holds (bodies plus headers); least recently used go first.'),
+    maxEntryBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(4 * MiB)
+      .describe('Largest single response stored; larger bodies stream through uncached.'),
+    coalesceTimeoutMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(5_000)
+      .describe('How long a coalesced request waits for the leader before going to the origin itself.'),
+    hitForMissTtlMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(10_000)
+      .describe('How long an uncacheable key skips coalescing and goes straight to the origin.'),
+    heuristicFraction: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.1)
+      .describe('Heuristic freshness as a fraction of (Date − Last-Modified), RFC 9111 §4.2.2.'),
+    maxHeuristicTtlMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(86_400_000)
+      .describe('Upper bound on a heuristic freshness lifetime.'),
+    staleIfErrorMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe('Stale-if-error window used when neither the response nor the request gives one (0: none).'),
+    serveStaleIfUnreachable: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Serve a retained stale response when the origin cannot be reached, unless a directive forbids it.',
+      ),
+    staleRetentionMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(86_400_000)
+      .describe('How long a response is kept after it goes stale, to revalidate it or serve it on error.'),
+    cacheStatusName: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'expected a token')
+      .default('sidecache')
+      .describe('Name of this cache in the Cache-Status response header (RFC 9211).'),
+  })
+  .strict()
+  .refine((o) => o.maxEntryBytes <= o.maxSizeBytes, {
+    message: 'maxEntryBytes must not exceed maxSizeBytes',
+    path: ['maxEntryBytes'],
+  });
+
+export const routeCachePolicySchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Cache this route (false: every request bypasses the cache).'),
+    ttlMs: z
+      .number()
+      .int()
+      .min(0)
+      .nullable()
+      .default(null)
+      .describe(
+        'Freshness lifetime replacing what the origin says, for statuses cacheable without one ' +
+          '(200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501). no-store and private still apply.',
+      ),
+    forceRevalidate: z
+      .boolean()
+      .default(false)
+      .describe('Validate every reuse with the origin (If-None-Match / If-Modified-Since).'),
+    keyQuery: z
+      .object({
+        sort: z.boolean().default(false).describe('Sort query parameters in the cache key.'),
+        ignore: z.array(z.string()).default([]).describe('Query parameters left out of the cache key.'),
+      })
+      .strict()
+      .default({ sort: false, ignore: [] })
+      .describe('Query normalisation for the cache key.'),
+    keyHeaders: z.array(headerName).default([]).describe('Request headers added to the cache key.'),
+    credentialHeaders: z
+      .array(headerName)
+      .default([])
+      .describe('Request headers that carry a credential, besides Authorization (e.g. x-api-key).'),
+    credentialCookies: z.array(z.string().min(1)).default([]).describe('Cookies that carry a credential.'),
+    storePrivate: z
+      .boolean()
+      .default(false)
+      .describe('Store Cache-Control: private responses, keyed by the credential that fetched them.'),
+    storeSetCookie: z.boolean().default(false).describe('Store responses that carry Set-Cookie.'),
+    emitAge: z.boolean().default(true).describe('Send Age on responses served from the cache.'),
+    emitCacheStatus: z.boolean().default(true).describe('Send a Cache-Status header (RFC 9211).'),
+  })
+  .strict();
+
+export type CacheOptionsInput = z.input<typeof cacheSchema>;
+export type CacheOptions = z.output<typeof cacheSchema>;
+export type RouteCachePolicyInput = z.input<typeof routeCachePolicySchema>;
+export type RouteCachePolicy = z.output<typeof routeCachePolicySchema>;
+
+function issuesOf(error: z.ZodError, where: string): string[] {
+  return error.issues.map((issue) => {
+    const path = [where, ...issue.path.map(String)].filter((p) => p !== '').join('.');
+    return `${path}: ${issue.message}`;
+  });
+}
+
+/** Validates and fills defaults; throws ConfigError naming each bad key. */
+export function parseCacheOptions(input: unknown, where = 'cache'): CacheOptions {
+  const r = cacheSchema.safeParse(input ?? {});
+  if (!r.success) throw new ConfigError(issuesOf(r.error, where));
+  return Object.freeze(r.data);
+}
+
+export function parseRouteCachePolicy(input: unknown, where = 'route.cache'): RouteCachePolicy {
+  const r = routeCachePolicySchema.safeParse(input ?? {});
+  if (!r.success) throw new ConfigError(issuesOf(r.error, where));
+  return Object.freeze(r.data);
+}
+
+/** The policy of a route that says nothing about caching. */
+export const DEFAULT_ROUTE_POLICY: RouteCachePolicy = parseRouteCachePolicy({});
+
+/** One sentence describing a policy, for `sidecache check-config`. */
+export function explainPolicy(p: RouteCachePolicy): string {
+  if (!p.enabled) return 'cache: off';
+  const parts = ['cache: RFC 9111 shared cache'];
+  if (p.ttlMs !== null) parts.push(`lifetime ${p.ttlMs} ms regardless of origin freshness`);
+  if (p.forceRevalidate) parts.push('every reuse revalidated');
+  if (p.storePrivate) parts.push('private responses stored per credential');
+  if (p.storeSetCookie) parts.push('Set-Cookie responses stored');
+  if (p.keyQuery.sort) parts.push('query sorted in key');
+  if (p.keyQuery.ignore.length > 0) parts.push(`query ignores ${p.keyQuery.ignore.join(', ')}`);
+  if (p.keyHeaders.length > 0) parts.push(`key adds ${p.keyHeaders.join(', ')}`);
+  const creds = ['authorization', ...p.credentialHeaders, ...p.credentialCookies.map((c) => `cookie ${c}`)];
+  parts.push(`credentials: ${creds.join(', ')}`);
+  return parts.join('; ');
+}

@@ -1,0 +1,826 @@
+/**
+ * The cache stage: an RFC 9111 shared cache between guard/ and upstream/.
+ *
+ * Lifecycle, as named states (docs/cache.md draws it):
+ *   recv     → pass (bypass: disabled, method, range) | unsafe (pass + invalidate) | lookup
+ *   lookup   → hit | stale (serve; refresh in background for stale-while-revalidate)
+ *              | revalidate | miss | synth 504 (only-if-cached)
+ *   revalidate → 304: update stored headers, deliver | full response: admit | error: stale-if-error
+ *   miss     → coalesce (leader fetches; followers wait, then read the store) | fetch (hit-for-miss)
+ *   admit    → store when storable and complete (body captured while it streams) | pass it on
+ *   deliver  → a Reply from a stored response, with Age and Cache-Status
+ *
+ * Only this stage reads the clock (`deps.now`, default `Date.now`); the RFC modules take `now`.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import type { Route } from '../config/runtime.js';
+import { SidecacheError } from '../errors.js';
+import type { CacheInfo, CacheOutcome, Exchange, Next, Reply, Stage } from '../exchange.js';
+import type { Reason } from '../reasons.js';
+import { captureBody, discard, readBody } from './body-capture.js';
+import { parseRequestDirectives, parseResponseDirectives, type RequestDirectives } from './cache-control.js';
+import { type CacheStatusEntry, emitCacheHeaders, type ForwardReason } from './cache-status.js';
+import { type Coalescer, createCoalescer, type FlightResult } from './coalesce.js';
+import {
+  currentAgeMs,
+  decideReuse,
+  freshnessLifetime,
+  type Lifetime,
+  type RevalidateWhy,
+  retentionMs,
+  type StaleOnError,
+  staleOnError,
+} from './freshness.js';
+import { firstValue, type HeaderSource } from './headers.js';
+import { invalidatedUrls, SAFE_METHODS } from './invalidation.js';
+import { cacheUrl, primaryKey, urlKeyPrefix, variantKey, varyMatches, varyValues } from './key.js';
+import { createMemoryStore } from './memory-store.js';
+import {
+  type CacheOptions,
+  DEFAULT_ROUTE_POLICY,
+  parseCacheOptions,
+  parseRouteCachePolicy,
+  type RouteCachePolicy,
+  type RouteCachePolicyInput,
+} from './options.js';
+import { headersToStore, type NotStoredReason, storability, varyFields } from './storability.js';
+import type { CacheStore, EvictionInfo, StoredResponse, StoreStats } from './store.js';
+import {
+  CLIENT_VALIDATORS,
+  clientCopyIsCurrent,
+  conditionalHeaders,
+  notModifiedHeaders,
+  notModifiedMatches,
+  updateHeaders,
+} from './validation.js';
+
+/** Observers of what the stage cannot put on one Exchange. All optional; none steers. */
+export interface CacheObserver {
+  /** An entry left the default memory store (reason `evict` when it made room). */
+  onRemove?(info: EvictionInfo): void;
+  /** A background (stale-while-revalidate) refresh failed; the stale entry stays. */
+  onRefreshError?(err: unknown, url: string): void;
+  /** The store rejected a call; the stage carried on as if it had missed. */
+  onStoreError?(err: unknown, op: 'get' | 'put' | 'delete'): void;
+}
+
+export interface CacheDeps {
+  /** Where responses live. Default: a memory store bounded by the options' sizes. */
+  readonly store?: CacheStore;
+  /** The clock, epoch ms. Default `Date.now`. */
+  readonly now?: () => number;
+  /** The policy of the exchange's route. Default: `policyByRoute({})` (defaults for every route). */
+  readonly policyFor?: (ex: Exchange) => RouteCachePolicy;
+  readonly observer?: CacheObserver;
+  /**
+   * Secret for hashing credentials into keys (HMAC-SHA256). Without it keys use plain SHA-256;
+   * give one when the store is shared (a low-entropy credential such as Basic auth could otherwise
+   * be guessed from a key). Every instance sharing a store needs the same secret.
+   */
+  readonly credentialSecret?: string;
+}
+
+export interface CacheStats extends StoreStats {
+  /** Keys with a coalescing leader in flight. */
+  readonly inFlight: number;
+  /** Background refreshes in flight. */
+  readonly refreshing: number;
+}
+
+/** The stage, plus what the admin listener and metrics need. */
+export interface CacheStage extends Stage {
+  readonly store: CacheStore;
+  readonly options: CacheOptions;
+  /** Deletes every stored response (every credential and variant) of one URL. */
+  purgeUrl(url: string | URL, policy?: RouteCachePolicy): Promise<number>;
+  /** Deletes every stored response whose URL starts with `prefix` (e.g. `https://api.x.com/v1/`). */
+  purgePrefix(prefix: string): Promise<number>;
+  /** Deletes every stored response under a route's origin and base path. */
+  purgeRoute(route: Pick<Route, 'origin' | 'basePath'>): Promise<number>;
+  stats(): Promise<CacheStats>;
+  /** Resolves once background refreshes and pending stores have finished (tests, shutdown). */
+  idle(): Promise<void>;
+}
+
+/**
+ * A `policyFor` that looks a route's policy up by route name; exchanges without a route, or with
+ * a route not listed, get the defaults. Validates every policy now (ConfigError names the route).
+ */
+export function policyByRoute(
+  policies: Readonly<Record<string, RouteCachePolicyInput>> | ReadonlyMap<string, RouteCachePolicyInput>,
+): (ex: Exchange) => RouteCachePolicy {
+  const entries = policies instanceof Map ? [...policies.entries()] : Object.entries(policies);
+  const parsed = new Map<string, RouteCachePolicy>();
+  for (const [name, p] of entries) parsed.set(name, parseRouteCachePolicy(p, `routes.${name}.cache`));
+  return (ex) => (ex.route ? parsed.get(ex.route.name) : undefined) ?? DEFAULT_ROUTE_POLICY;
+}
+
+const REASON_BY_OUTCOME: Partial<Record<CacheOutcome, Reason>> = {
+  hit: 'cache_hit',
+  stale: 'cache_stale',
+  revalidated: 'cache_revalidated',
+  coalesced: 'cache_coalesced',
+};
+
+/** Not-stored reasons that depend on the response alone: worth a hit-for-miss marker. */
+const RESPONSE_REASONS: ReadonlySet<NotStoredReason> = new Set([
+  'status',
+  'partial',
+  'must-understand',
+  'no-store',
+  'private',
+  'authorization',
+  'set-cookie',
+  'vary-star',
+  'no-freshness',
+  'too-large',
+]);
+
+/** Statuses that count as an origin error for stale-if-error (RFC 5861 §4). */
+const ERROR_STATUS: ReadonlySet<number> = new Set([500, 502, 503, 504]);
+
+/** Errors that mean the origin could not be reached at all (RFC 9111 §4.2.4 "disconnected"). */
+const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
+  'SC_ERR_DNS',
+  'SC_ERR_UPSTREAM_CONNECT',
+  'SC_ERR_UPSTREAM_CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+function isUnreachable(err: unknown): boolean {
+  const code = err instanceof SidecacheError ? err.code : (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNREACHABLE_CODES.has(code);
+}
+
+/** Per-exchange state of the stage (Varnish's `req` side). */
+interface Ctx {
+  readonly ex: Exchange;
+  readonly policy: RouteCachePolicy;
+  readonly req: RequestDirectives;
+  readonly key: string;
+  /** `performance.now()` when the stage saw the exchange. */
+  readonly t0: number;
+}
+
+/** How a response was obtained from the origin, for admit(). */
+interface Fetched {
+  readonly reply: Reply;
+  readonly fwd: ForwardReason;
+  readonly requestTime: number;
+  readonly responseTime: number;
+  /** `performance.now()` when the origin request was sent. */
+  readonly sentAt: number;
+  readonly settle: ((r: FlightResult) => void) | null;
+  readonly detail?: string;
+}
+
+interface DeliverHow {
+  readonly outcome: CacheOutcome;
+  readonly status: CacheStatusEntry;
+  readonly detail?: string;
+}
+
+export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheStage {
+  const opts = parseCacheOptions(options);
+  const now = deps.now ?? Date.now;
+  const observer = deps.observer ?? {};
+  const store: CacheStore =
+    deps.store ??
+    createMemoryStore({
+      maxSizeBytes: Math.max(1, opts.maxSizeBytes),
+      maxEntryBytes: opts.maxEntryBytes,
+      now,
+      ...(observer.onRemove ? { onRemove: observer.onRemove } : {}),
+    });
+  const policyFor = deps.policyFor ?? (() => DEFAULT_ROUTE_POLICY);
+  const coalescer: Coalescer = createCoalescer(now);
+  /** Background refreshes by variant, so each stale variant is refreshed once at a time. */
+  const refreshing = new Map<string, Promise<void>>();
+  /** Stores in progress (a body completed, `put` not yet resolved). */
+  const pending = new Set<Promise<unknown>>();
+
+  function track<T>(p: Promise<T>): Promise<T> {
+    pending.add(p);
+    p.finally(() => pending.delete(p)).catch(() => {});
+    return p;
+  }
+
+  // ---------------------------------------------------------------- store access (never throws)
+
+  async function storeGet(key: string): Promise<readonly StoredResponse[]> {
+    try {
+      return await store.get(key);
+    } catch (err) {
+      observer.onStoreError?.(err, 'get');
+      return [];
+    }
+  }
+
+  async function storePut(entry: StoredResponse): Promise<boolean> {
+    try {
+      return await store.put(entry);
+    } catch (err) {
+      observer.onStoreError?.(err, 'put');
+      return false;
+    }
+  }
+
+  async function storeDeletePrefix(prefix: string): Promise<number> {
+    try {
+      return await store.deletePrefix(prefix);
+    } catch (err) {
+      observer.onStoreError?.(err, 'delete');
+      return 0;
+    }
+  }
+
+  // ------------------------------------------------------------------------- pure-ish helpers
+
+  function lifetimeOf(
+    status: number,
+    times: StoredResponse | { headers: HeaderSource; requestTime: number; responseTime: number },
+    policy: RouteCachePolicy,
+  ): Lifetime {
+    const res = parseResponseDirectives(times.headers['cache-control']);
+    return freshnessLifetime(status, times, res, {
+      heuristicFraction: opts.heuristicFraction,
+      maxHeuristicTtlMs: opts.maxHeuristicTtlMs,
+      ttlOverrideMs: policy.ttlMs,
+    });
+  }
+
+  function select(
+    variants: readonly StoredResponse[],
+    headers: IncomingHttpHeaders,
+  ): StoredResponse | undefined {
+    let best: StoredResponse | undefined;
+    for (const v of variants) {
+      if (!varyMatches(v, headers)) continue;
+      if (best === undefined || v.responseTime > best.responseTime) best = v;
+    }
+    return best;
+  }
+
+  function withoutClientValidators(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+    const out: IncomingHttpHeaders = { ...headers };
+    for (const h of CLIENT_VALIDATORS) delete out[h];
+    return out;
+  }
+
+  /**
+   * Sends a derived exchange (other request headers) to the origin. upstream/ writes
+   * `originInfo` (and maybe `reason`) on what it is given; they are carried back to the client's
+   * exchange, which is never mutated otherwise.
+   */
+  async function forward(ex: Exchange, next: Next, headers: IncomingHttpHeaders | null): Promise<Reply> {
+    if (headers === null) return next(ex);
+    const derived: Exchange = { ...ex, headers };
+    try {
+      return await next(derived);
+    } finally {
+      if (derived.originInfo !== undefined) ex.originInfo = derived.originInfo;
+      if (derived.reason !== undefined && ex.reason === undefined) ex.reason = derived.reason;
+    }
+  }
+
+  function decorate(ctx: Ctx, reply: Reply, status: CacheStatusEntry, ageS?: number): Reply {
+    const headers = emitCacheHeaders(reply.headers, status, ageS, {
+      name: opts.cacheStatusName,
+      emitAge: ctx.policy.emitAge,
+      emitCacheStatus: ctx.policy.emitCacheStatus,
+    });
+    return { ...reply, headers };
+  }
+
+  function markCacheTime(ctx: Ctx): void {
+    ctx.ex.timings.phases.cache = performance.now() - ctx.t0;
+  }
+
+  // --------------------------------------------------------------------------------- deliver
+
+  /** A Reply from a stored response. */
+  function deliver(ctx: Ctx, entry: StoredResponse, how: DeliverHow): Reply {
+    const { ex } = ctx;
+    const t = now();
+    const ageMs = currentAgeMs(entry, t);
+    const life = lifetimeOf(entry.status, entry, ctx.policy);
+    const ageS = Math.floor(ageMs / 1000);
+    const ttlS = Math.floor((life.ms - ageMs) / 1000);
+    const current =
+      entry.status >= 200 && entry.status < 300 && clientCopyIsCurrent(ex.headers, entry.headers);
+    let status = entry.status;
+    let statusText = entry.statusText;
+    let headers: OutgoingHttpHeaders;
+    let body: Readable | null = null;
+    if (current) {
+      status = 304;
+      statusText = 'Not Modified';
+      headers = notModifiedHeaders(entry.headers);
+    } else {
+      headers = { ...entry.headers, 'content-length': String(entry.body.byteLength) };
+      // Each reader gets its own stream over the same (never mutated) stored bytes: no copy.
+      if (ex.method !== 'HEAD') {
+        body = Readable.from([Buffer.from(entry.body.buffer, entry.body.byteOffset, entry.body.byteLength)]);
+      }
+    }
+    markCacheTime(ctx);
+    const elapsed = performance.now() - ctx.t0;
+    const info: CacheInfo = {
+      outcome: how.outcome,
+      ...(how.detail === undefined ? {} : { detail: how.detail }),
+      savedMs: Math.max(0, entry.fetchMs - elapsed),
+      savedBytes: entry.body.byteLength,
+      ageS,
+      ttlS,
+    };
+    ex.cache = info;
+    const reason = REASON_BY_OUTCOME[how.outcome];
+    if (reason !== undefined) ex.reason = reason;
+    return decorate(
+      ctx,
+      { status, statusText, headers, body, source: 'cache' },
+      { ...how.status, ttlS },
+      ageS,
+    );
+  }
+
+  function onlyIfCachedMiss(ctx: Ctx): Reply {
+    markCacheTime(ctx);
+    ctx.ex.cache = { outcome: 'miss', detail: 'only-if-cached' };
+    ctx.ex.reason = 'cache_only_if_cached';
+    return decorate(
+      ctx,
+      {
+        status: 504,
+        statusText: 'Gateway Timeout',
+        headers: { 'content-length': '0' },
+        body: null,
+        source: 'synth',
+      },
+      { fwd: 'miss', detail: 'only-if-cached' },
+    );
+  }
+
+  // ------------------------------------------------------------------------------------ admit
+
+  /** Decides whether an origin response is stored; captures its body while it streams on. */
+  async function admit(ctx: Ctx, f: Fetched): Promise<Reply> {
+    const { ex, policy, key } = ctx;
+    const { reply } = f;
+    const res = parseResponseDirectives(reply.headers['cache-control']);
+    const times = { headers: reply.headers, requestTime: f.requestTime, responseTime: f.responseTime };
+    const life = lifetimeOf(reply.status, times, policy);
+    const verdict = storability({
+      method: ex.method,
+      status: reply.status,
+      req: ctx.req,
+      res,
+      resHeaders: reply.headers,
+      authorization: ex.headers['authorization'] !== undefined,
+      lifetimeMs: life.ms,
+      policy: {
+        storePrivate: policy.storePrivate,
+        storeSetCookie: policy.storeSetCookie,
+        ttlOverride: policy.ttlMs !== null,
+      },
+    });
+    const base: CacheStatusEntry = { fwd: f.fwd, fwdStatus: reply.status };
+    const lengthHeader = firstValue(reply.headers, 'content-length');
+    const expectedBytes =
+      lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+    let notStored: NotStoredReason | null = verdict.storable ? null : verdict.reason;
+    if (notStored === null && expectedBytes !== undefined && expectedBytes > opts.maxEntryBytes)
+      notStored = 'too-large';
+    if (notStored !== null) {
+      f.settle?.('not-stored');
+      if (RESPONSE_REASONS.has(notStored)) coalescer.markHitForMiss(key, notStored, opts.hitForMissTtlMs);
+      ex.cache = { outcome: 'miss', stored: false, detail: f.detail ?? notStored };
+      markCacheTime(ctx);
+      return decorate(ctx, reply, { ...base, detail: notStored });
+    }
+    coalescer.clearHitForMiss(key);
+    const vary = varyFields(reply.headers);
+    const values = varyValues(vary, ex.headers);
+    const info: CacheInfo = { outcome: 'miss', stored: true, ...(f.detail ? { detail: f.detail } : {}) };
+    ex.cache = info;
+    markCacheTime(ctx);
+    const ttlS = Math.floor((life.ms - currentAgeMs(times, now())) / 1000);
+    const makeEntry = (body: Uint8Array): StoredResponse => ({
+      key,
+      variantKey: variantKey(vary, values),
+      vary,
+      varyValues: values,
+      status: reply.status,
+      statusText: reply.statusText ?? '',
+      headers: headersToStore(reply.headers, res),
+      body,
+      requestTime: f.requestTime,
+      responseTime: f.responseTime,
+      fetchMs: performance.now() - f.sentAt,
+      deleteAt: f.responseTime + retentionMs(life.ms, res, opts.staleRetentionMs),
+    });
+    const finish = (ok: boolean): void => {
+      info.stored = ok;
+      if (!ok) info.detail = 'store-refused';
+      f.settle?.(ok ? 'stored' : 'not-stored');
+    };
+    const decorated = (body: Readable | null): Reply =>
+      decorate(ctx, { ...reply, body }, { ...base, stored: true, ttlS });
+    if (reply.body === null) {
+      finish(await track(storePut(makeEntry(new Uint8Array(0)))));
+      return decorated(null);
+    }
+    const body = captureBody(reply.body, opts.maxEntryBytes, expectedBytes, {
+      onComplete: (buf) => {
+        track(storePut(makeEntry(buf)).then(finish));
+      },
+      onOverflow: () => {
+        info.stored = false;
+        info.detail = 'too-large';
+        coalescer.markHitForMiss(key, 'too-large', opts.hitForMissTtlMs);
+        f.settle?.('not-stored');
+      },
+      onFail: () => {
+        info.stored = false;
+        info.detail = 'incomplete';
+        f.settle?.('failed');
+      },
+    });
+    return decorated(body);
+  }
+
+  // ------------------------------------------------------------------------------------ fetch
+
+  /** Fetches from the origin to fill the cache (client validators stripped: we answer them). */
+  async function fetch(
+    ctx: Ctx,
+    next: Next,
+    fwd: ForwardReason,
+    settle: ((r: FlightResult) => void) | null,
+    detail?: string,
+  ): Promise<Reply> {
+    const { ex } = ctx;
+    const hasValidators = CLIENT_VALIDATORS.some((h) => ex.headers[h] !== undefined);
+    // The outcome is known before the origin answers (or fails); admit() refines it.
+    ex.cache = { outcome: 'miss', ...(detail === undefined ? {} : { detail }) };
+    markCacheTime(ctx);
+    const requestTime = now();
+    const sentAt = performance.now();
+    let reply: Reply;
+    try {
+      reply = await forward(ex, next, hasValidators ? withoutClientValidators(ex.headers) : null);
+    } catch (err) {
+      settle?.('failed');
+      throw err;
+    }
+    try {
+      return await admit(ctx, {
+        reply,
+        fwd,
+        requestTime,
+        responseTime: now(),
+        sentAt,
+        settle,
+        ...(detail === undefined ? {} : { detail }),
+      });
+    } catch (err) {
+      settle?.('failed');
+      discard(reply.body);
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------- miss
+
+  async function miss(ctx: Ctx, next: Next, fwd: ForwardReason): Promise<Reply> {
+    const { ex, key } = ctx;
+    if (ex.method === 'HEAD') {
+      // A HEAD miss goes to the origin as it is; only GET responses are stored.
+      markCacheTime(ctx);
+      const reply = await next(ex);
+      ex.cache = { outcome: 'miss', stored: false, detail: 'method' };
+      return decorate(ctx, reply, { fwd, fwdStatus: reply.status, detail: 'method' });
+    }
+    const marker = coalescer.hitForMiss(key);
+    if (marker !== undefined) return fetch(ctx, next, fwd, null, 'hit-for-miss');
+    if (ctx.req.noStore) return fetch(ctx, next, fwd, null);
+    for (let round = 0; round < 3; round++) {
+      const flight = coalescer.join(key);
+      if (flight.role === 'leader') return fetch(ctx, next, fwd, flight.settle);
+      const result = await flight.wait(opts.coalesceTimeoutMs, ex.signal);
+      if (result === 'stored') {
+        const entry = select(await storeGet(key), ex.headers);
+        if (entry !== undefined) {
+          return deliver(ctx, entry, { outcome: 'coalesced', status: { fwd, collapsed: true } });
+        }
+        continue; // stored a variant this request does not match: elect a leader again
+      }
+      if (result === 'failed') continue; // the leader failed or was aborted: do not inherit it
+      break; // not-stored or timeout: fetch for ourselves
+    }
+    return fetch(ctx, next, fwd, null, coalescer.hitForMiss(key) === undefined ? undefined : 'hit-for-miss');
+  }
+
+  // ------------------------------------------------------------------------------- revalidate
+
+  function staleOnErrorFor(ctx: Ctx, entry: StoredResponse, unreachable: boolean): StaleOnError {
+    const res = parseResponseDirectives(entry.headers['cache-control']);
+    return staleOnError({
+      ageMs: currentAgeMs(entry, now()),
+      lifetimeMs: lifetimeOf(entry.status, entry, ctx.policy).ms,
+      req: ctx.req,
+      res,
+      unreachable,
+      staleIfErrorMs: opts.staleIfErrorMs,
+      serveStaleIfUnreachable: opts.serveStaleIfUnreachable,
+    });
+  }
+
+  /** The stored response after a 304 from the origin (§3.2, §4.3.4). */
+  function refreshed(
+    ctx: Ctx,
+    entry: StoredResponse,
+    notModified: HeaderSource,
+    requestTime: number,
+    responseTime: number,
+  ): StoredResponse {
+    const headers = updateHeaders(entry.headers, notModified);
+    const updated = { ...entry, headers, requestTime, responseTime };
+    const res = parseResponseDirectives(headers['cache-control']);
+    const life = lifetimeOf(entry.status, updated, ctx.policy);
+    return { ...updated, deleteAt: responseTime + retentionMs(life.ms, res, opts.staleRetentionMs) };
+  }
+
+  async function revalidate(ctx: Ctx, next: Next, entry: StoredResponse, why: RevalidateWhy): Promise<Reply> {
+    const { ex, key } = ctx;
+    const fwd: ForwardReason = why === 'stale' || why === 'response-no-cache' ? 'stale' : 'request';
+    // Concurrent revalidations of one key collapse like misses.
+    const flight = coalescer.join(key);
+    if (flight.role === 'follower') {
+      const result = await flight.wait(opts.coalesceTimeoutMs, ex.signal);
+      if (result === 'stored') {
+        const fresh = select(await storeGet(key), ex.headers);
+        if (fresh !== undefined) {
+          return deliver(ctx, fresh, { outcome: 'coalesced', status: { fwd, collapsed: true } });
+        }
+      }
+      return revalidateAlone(ctx, next, entry, fwd, null);
+    }
+    return revalidateAlone(ctx, next, entry, fwd, flight.settle);
+  }
+
+  async function revalidateAlone(
+    ctx: Ctx,
+    next: Next,
+    entry: StoredResponse,
+    fwd: ForwardReason,
+    settle: ((r: FlightResult) => void) | null,
+  ): Promise<Reply> {
+    const { ex } = ctx;
+    const headers = { ...withoutClientValidators(ex.headers), ...conditionalHeaders(entry.headers) };
+    ex.cache = { outcome: 'miss', detail: 'revalidating' };
+    markCacheTime(ctx);
+    const requestTime = now();
+    const sentAt = performance.now();
+    let reply: Reply;
+    try {
+      reply = await forward(ex, next, headers);
+    } catch (err) {
+      settle?.('failed');
+      const stale = staleOnErrorFor(ctx, entry, isUnreachable(err));
+      if (stale === null) throw err;
+      const code = err instanceof SidecacheError ? err.code : 'error';
+      return deliver(ctx, entry, {
+        outcome: 'stale',
+        detail: stale,
+        status: { fwd: 'stale', detail: `${stale}:${code}` },
+      });
+    }
+    const responseTime = now();
+    if (reply.status === 304) {
+      discard(reply.body);
+      if (!notModifiedMatches(entry.headers, reply.headers)) {
+        // The 304 is about another representation: fetch the full response.
+        return fetch(ctx, next, fwd, settle);
+      }
+      const updated = refreshed(ctx, entry, reply.headers, requestTime, responseTime);
+      const ok = await track(storePut(updated));
+      settle?.(ok ? 'stored' : 'not-stored');
+      return deliver(ctx, updated, { outcome: 'revalidated', status: { fwd, fwdStatus: 304, stored: ok } });
+    }
+    if (ERROR_STATUS.has(reply.status)) {
+      const stale = staleOnErrorFor(ctx, entry, false);
+      if (stale !== null) {
+        settle?.('not-stored');
+        discard(reply.body);
+        return deliver(ctx, entry, {
+          outcome: 'stale',
+          detail: stale,
+          status: { fwd: 'stale', fwdStatus: reply.status, detail: stale },
+        });
+      }
+    }
+    try {
+      return await admit(ctx, { reply, fwd, requestTime, responseTime, sentAt, settle });
+    } catch (err) {
+      settle?.('failed');
+      discard(reply.body);
+      throw err;
+    }
+  }
+
+  /** Refreshes a stale variant once in the background (stale-while-revalidate). */
+  function refreshInBackground(ctx: Ctx, next: Next, entry: StoredResponse): void {
+    const id = `${entry.key}\u0002${entry.variantKey}`;
+    if (refreshing.has(id)) return;
+    const { ex, policy } = ctx;
+    const controller = new AbortController();
+    const job = (async () => {
+      const headers = { ...withoutClientValidators(ex.headers), ...conditionalHeaders(entry.headers) };
+      const bg: Exchange = {
+        ...ex,
+        headers,
+        body: null,
+        signal: controller.signal,
+        timings: { startedAt: Date.now(), start: performance.now(), phases: {} },
+      };
+      delete bg.cache;
+      delete bg.originInfo;
+      delete bg.reason;
+      const requestTime = now();
+      const sentAt = performance.now();
+      const reply = await next(bg);
+      const responseTime = now();
+      if (reply.status === 304 && notModifiedMatches(entry.headers, reply.headers)) {
+        discard(reply.body);
+        await storePut(refreshed(ctx, entry, reply.headers, requestTime, responseTime));
+        return;
+      }
+      const res = parseResponseDirectives(reply.headers['cache-control']);
+      const times = { headers: reply.headers, requestTime, responseTime };
+      const life = lifetimeOf(reply.status, times, policy);
+      const verdict = storability({
+        method: 'GET',
+        status: reply.status,
+        req: ctx.req,
+        res,
+        resHeaders: reply.headers,
+        authorization: ex.headers['authorization'] !== undefined,
+        lifetimeMs: life.ms,
+        policy: {
+          storePrivate: policy.storePrivate,
+          storeSetCookie: policy.storeSetCookie,
+          ttlOverride: policy.ttlMs !== null,
+        },
+      });
+      if (!verdict.storable || ERROR_STATUS.has(reply.status) || reply.status === 304) {
+        discard(reply.body);
+        return;
+      }
+      const lengthHeader = firstValue(reply.headers, 'content-length');
+      const expected =
+        lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+      const body =
+        reply.body === null ? Buffer.alloc(0) : await readBody(reply.body, opts.maxEntryBytes, expected);
+      if (body === null) return;
+      const vary = varyFields(reply.headers);
+      const values = varyValues(vary, ex.headers);
+      await storePut({
+        key: entry.key,
+        variantKey: variantKey(vary, values),
+        vary,
+        varyValues: values,
+        status: reply.status,
+        statusText: reply.statusText ?? '',
+        headers: headersToStore(reply.headers, res),
+        body,
+        requestTime,
+        responseTime,
+        fetchMs: performance.now() - sentAt,
+        deleteAt: responseTime + retentionMs(life.ms, res, opts.staleRetentionMs),
+      });
+    })()
+      .catch((err: unknown) => observer.onRefreshError?.(err, ex.target.href))
+      .finally(() => refreshing.delete(id));
+    refreshing.set(id, job);
+  }
+
+  // -------------------------------------------------------------------------------- lookup/hit
+
+  async function reuse(ctx: Ctx, next: Next, entry: StoredResponse): Promise<Reply> {
+    const res = parseResponseDirectives(entry.headers['cache-control']);
+    const ageMs = currentAgeMs(entry, now());
+    const life = lifetimeOf(entry.status, entry, ctx.policy);
+    const d = decideReuse({
+      ageMs,
+      lifetimeMs: life.ms,
+      req: ctx.req,
+      res,
+      forceRevalidate: ctx.policy.forceRevalidate,
+    });
+    switch (d.kind) {
+      case 'fresh':
+        return deliver(ctx, entry, { outcome: 'hit', status: { hit: true } });
+      case 'stale':
+        return deliver(ctx, entry, { outcome: 'stale', detail: d.why, status: { hit: true, detail: d.why } });
+      case 'stale-while-revalidate':
+        // only-if-cached asks the cache not to contact the origin (§5.2.1.7), even in the background.
+        if (!ctx.req.onlyIfCached) refreshInBackground(ctx, next, entry);
+        return deliver(ctx, entry, {
+          outcome: 'stale',
+          detail: 'stale-while-revalidate',
+          status: { hit: true, detail: 'stale-while-revalidate' },
+        });
+      case 'revalidate':
+        if (ctx.req.onlyIfCached) return onlyIfCachedMiss(ctx);
+        if (ctx.ex.method === 'HEAD') return miss(ctx, next, 'stale');
+        return revalidate(ctx, next, entry, d.why);
+      default: {
+        const never: never = d;
+        throw new Error(`unknown reuse decision ${String(never)}`);
+      }
+    }
+  }
+
+  async function lookup(ctx: Ctx, next: Next): Promise<Reply> {
+    const variants = await storeGet(ctx.key);
+    const entry = select(variants, ctx.ex.headers);
+    if (entry !== undefined) return reuse(ctx, next, entry);
+    if (ctx.req.onlyIfCached) return onlyIfCachedMiss(ctx);
+    return miss(ctx, next, variants.length > 0 ? 'vary-miss' : 'uri-miss');
+  }
+
+  // ------------------------------------------------------------------------------- pass/unsafe
+
+  async function bypass(ctx: Omit<Ctx, 'req' | 'key'>, next: Next, detail: string): Promise<Reply> {
+    ctx.ex.cache = { outcome: 'bypass', detail };
+    const reply = await next(ctx.ex);
+    return decorate(ctx as Ctx, reply, { fwd: 'bypass', fwdStatus: reply.status, detail });
+  }
+
+  async function purgeUrlWith(url: URL, policy: RouteCachePolicy): Promise<number> {
+    const forms = new Set([cacheUrl(url, policy), cacheUrl(url, DEFAULT_ROUTE_POLICY)]);
+    let n = 0;
+    for (const form of forms) n += await storeDeletePrefix(urlKeyPrefix(form));
+    return n;
+  }
+
+  /** An unsafe method: forwarded, and a non-error answer invalidates what is stored (§4.4). */
+  async function unsafe(ctx: Omit<Ctx, 'req' | 'key'>, next: Next): Promise<Reply> {
+    const { ex } = ctx;
+    ex.cache = { outcome: 'bypass', detail: 'method' };
+    const reply = await next(ex);
+    let invalidated = 0;
+    for (const url of invalidatedUrls(ex.method, ex.target, reply.status, reply.headers)) {
+      invalidated += await purgeUrlWith(url, ctx.policy);
+    }
+    ex.cache = { outcome: 'bypass', detail: 'method', invalidated };
+    return decorate(ctx as Ctx, reply, {
+      fwd: 'bypass',
+      fwdStatus: reply.status,
+      detail: invalidated > 0 ? 'invalidated' : 'method',
+    });
+  }
+
+  // ------------------------------------------------------------------------------------- recv
+
+  const stage: Stage = (next) => async (ex) => {
+    const t0 = performance.now();
+    const policy = opts.enabled ? policyFor(ex) : { ...DEFAULT_ROUTE_POLICY, enabled: false };
+    if (!policy.enabled) return bypass({ ex, policy, t0 }, next, 'disabled');
+    if (!SAFE_METHODS.has(ex.method)) return unsafe({ ex, policy, t0 }, next);
+    if (ex.method !== 'GET' && ex.method !== 'HEAD') return bypass({ ex, policy, t0 }, next, 'method');
+    if (ex.headers['range'] !== undefined) return bypass({ ex, policy, t0 }, next, 'range');
+    const req = parseRequestDirectives(ex.headers['cache-control'], ex.headers['pragma']);
+    const key = primaryKey(ex.target, ex.headers, policy, deps.credentialSecret);
+    return lookup({ ex, policy, req, key, t0 }, next);
+  };
+
+  return Object.assign(stage, {
+    store,
+    options: opts,
+    purgeUrl(url: string | URL, policy: RouteCachePolicy = DEFAULT_ROUTE_POLICY): Promise<number> {
+      return purgeUrlWith(typeof url === 'string' ? new URL(url) : url, policy);
+    },
+    purgePrefix(prefix: string): Promise<number> {
+      return storeDeletePrefix(prefix);
+    },
+    purgeRoute(route: Pick<Route, 'origin' | 'basePath'>): Promise<number> {
+      return storeDeletePrefix(`${route.origin}${route.basePath}/`);
+    },
+    async stats(): Promise<CacheStats> {
+      const s = await store.stats();
+      return { ...s, inFlight: coalescer.inFlight, refreshing: refreshing.size };
+    },
+    async idle(): Promise<void> {
+      while (refreshing.size > 0 || pending.size > 0) {
+        await Promise.allSettled([...refreshing.values(), ...pending]);
+      }
+    },
+  });
+}

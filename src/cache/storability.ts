@@ -1,0 +1,109 @@
+/**
+ * Whether a response may be stored by a shared cache (RFC 9111 §3, §3.5, §5.2), and what of it is
+ * stored (§3.1). Pure. Route policy may loosen two rules on purpose: `storePrivate` (entries are
+ * keyed by credential, so each belongs to one client) and `storeSetCookie`.
+ */
+import type { RequestDirectives, ResponseDirectives } from './cache-control.js';
+import { joinField, splitList } from './cache-control.js';
+import { HEURISTICALLY_CACHEABLE, hasExplicitFreshness } from './freshness.js';
+import { type HeaderSource, HOP_BY_HOP, type StoredHeaders, toStoredHeaders } from './headers.js';
+
+/** Why a response was not stored: a closed list, used in Cache-Status `detail` and on the Exchange. */
+export type NotStoredReason =
+  | 'method'
+  | 'request-no-store'
+  | 'status'
+  | 'partial'
+  | 'must-understand'
+  | 'no-store'
+  | 'private'
+  | 'authorization'
+  | 'set-cookie'
+  | 'vary-star'
+  | 'no-freshness'
+  | 'too-large'
+  | 'incomplete'
+  | 'store-refused';
+
+/** Status codes whose semantics this cache implements (for must-understand, §5.2.2.3). */
+export const UNDERSTOOD_STATUS: ReadonlySet<number> = new Set([
+  200, 201, 202, 203, 204, 300, 301, 302, 303, 307, 308, 400, 401, 403, 404, 405, 406, 410, 414, 421, 500,
+  501, 502, 503, 504,
+]);
+
+export interface StoragePolicy {
+  readonly storePrivate: boolean;
+  readonly storeSetCookie: boolean;
+  /** The route gives a lifetime of its own (applies to heuristically cacheable statuses). */
+  readonly ttlOverride: boolean;
+}
+
+export interface StorabilityInput {
+  readonly method: string;
+  readonly status: number;
+  readonly req: RequestDirectives;
+  readonly res: ResponseDirectives;
+  readonly resHeaders: HeaderSource;
+  /** The request carried `Authorization` (§3.5). */
+  readonly authorization: boolean;
+  /** Freshness lifetime computed for the response (freshness.ts). */
+  readonly lifetimeMs: number;
+  readonly policy: StoragePolicy;
+}
+
+export type Storability =
+  | { readonly storable: true }
+  | { readonly storable: false; readonly reason: NotStoredReason };
+
+/** The request field names a response varies on (§4.1), lower-case; `['*']` for `Vary: *`. */
+export function varyFields(headers: HeaderSource): string[] {
+  const names = splitList(joinField(headers['vary'])).map((s) => s.toLowerCase());
+  if (names.includes('*')) return ['*'];
+  return [...new Set(names)];
+}
+
+export function storability(i: StorabilityInput): Storability {
+  const no = (reason: NotStoredReason): Storability => ({ storable: false, reason });
+  if (i.method !== 'GET') return no('method');
+  if (i.req.noStore) return no('request-no-store');
+  if (i.status < 200 || i.status === 304) return no('status');
+  if (i.status === 206) return no('partial');
+  if (i.res.mustUnderstand && !UNDERSTOOD_STATUS.has(i.status)) return no('must-understand');
+  // must-understand with an understood status overrides no-store (§5.2.2.3).
+  if (i.res.noStore && !i.res.mustUnderstand) return no('no-store');
+  if (i.res.private === true && !i.policy.storePrivate) return no('private');
+  if (
+    i.authorization &&
+    !i.policy.storePrivate &&
+    !(i.res.mustRevalidate || i.res.public || i.res.sMaxAge !== undefined)
+  ) {
+    return no('authorization');
+  }
+  if (i.resHeaders['set-cookie'] !== undefined && !i.policy.storeSetCookie) return no('set-cookie');
+  if (varyFields(i.resHeaders).includes('*')) return no('vary-star');
+  const heuristic = HEURISTICALLY_CACHEABLE.has(i.status);
+  const allowed =
+    hasExplicitFreshness(i.res, i.resHeaders) ||
+    i.res.public ||
+    (i.res.private === true && i.policy.storePrivate) ||
+    heuristic;
+  if (!allowed) return no('status');
+  const validators = i.resHeaders['etag'] !== undefined || i.resHeaders['last-modified'] !== undefined;
+  const staleUse = i.res.staleWhileRevalidate !== undefined || i.res.staleIfError !== undefined;
+  if (i.lifetimeMs <= 0 && !validators && !staleUse) return no('no-freshness');
+  return { storable: true };
+}
+
+/**
+ * The headers kept with a stored response (§3.1): hop-by-hop fields and the fields named by a
+ * qualified `no-cache="…"` or `private="…"` are dropped.
+ */
+export function headersToStore(headers: HeaderSource, res: ResponseDirectives): StoredHeaders {
+  const drop = new Set<string>(HOP_BY_HOP);
+  for (const name of splitList(joinField(headers['connection']))) drop.add(name.toLowerCase());
+  if (Array.isArray(res.noCache)) for (const f of res.noCache) drop.add(f);
+  if (Array.isArray(res.private)) for (const f of res.private) drop.add(f);
+  const out = toStoredHeaders(headers);
+  for (const name of drop) delete out[name];
+  return out;
+}

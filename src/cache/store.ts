@@ -1,0 +1,69 @@
+/**
+ * The cache store interface: small, async and serialisable, so that a shared tier (e.g. Redis)
+ * can implement it later. A stored response is plain data plus a body of bytes; a store never
+ * sees a partial body, because the stage only calls `put` once the whole body has arrived.
+ */
+import type { StoredHeaders } from './headers.js';
+
+/** One stored response: one variant under a primary key. Structured-clone serialisable. */
+export interface StoredResponse {
+  /** Primary key (key.ts). */
+  readonly key: string;
+  /** Secondary key from the response's Vary (key.ts `variantKey`); '' when it varies on nothing. */
+  readonly variantKey: string;
+  /** Lower-case request field names from Vary. */
+  readonly vary: readonly string[];
+  /** Normalised request values for `vary` when the response was stored (null: field absent). */
+  readonly varyValues: readonly (string | null)[];
+  readonly status: number;
+  readonly statusText: string;
+  readonly headers: StoredHeaders;
+  readonly body: Uint8Array;
+  /** Epoch ms when the request that fetched (or last validated) this response was sent. */
+  readonly requestTime: number;
+  /** Epoch ms when that response's headers arrived. */
+  readonly responseTime: number;
+  /** How long the origin took to deliver the full response, ms (for saved-time accounting). */
+  readonly fetchMs: number;
+  /** Epoch ms after which the store may drop the entry (retention past freshness included). */
+  readonly deleteAt: number;
+}
+
+export interface StoreStats {
+  readonly entries: number;
+  readonly bytes: number;
+}
+
+export interface CacheStore {
+  /** Every live variant stored under a primary key (empty when none). */
+  get(key: string): Promise<readonly StoredResponse[]>;
+  /**
+   * Stores (or replaces the variant with the same `variantKey` of) a complete response.
+   * Resolves false when the store refuses it (e.g. larger than its per-object limit).
+   */
+  put(entry: StoredResponse): Promise<boolean>;
+  /** Deletes every variant under a primary key; resolves how many were deleted. */
+  delete(key: string): Promise<number>;
+  /** Deletes every variant of every primary key starting with `prefix`; resolves how many. */
+  deletePrefix(prefix: string): Promise<number>;
+  stats(): Promise<StoreStats>;
+}
+
+/** Why a stored response left the store. */
+export type RemovalReason = 'evict' | 'expire' | 'delete' | 'replace';
+
+export interface EvictionInfo {
+  readonly key: string;
+  readonly bytes: number;
+  readonly reason: RemovalReason;
+}
+
+/** Approximate memory a stored response takes: body plus header and key text. */
+export function entrySizeBytes(e: StoredResponse): number {
+  let n = e.body.byteLength + e.key.length + e.variantKey.length + 64;
+  for (const [name, value] of Object.entries(e.headers)) {
+    n +=
+      name.length + (typeof value === 'string' ? value.length : value.reduce((s, v) => s + v.length + 2, 0));
+  }
+  return n;
+}

@@ -1,0 +1,93 @@
+/**
+ * Credential isolation: a response fetched with one credential is never served to a request with
+ * another credential or none, in every combination of route setting, credential kind and response
+ * Cache-Control. Where storing is allowed, the entry is keyed by a hash of the credential.
+ */
+import assert from 'node:assert/strict';
+import type { IncomingHttpHeaders } from 'node:http';
+import { describe, test } from 'node:test';
+import { cacheStatus, startHarness } from '../../helpers/cache-harness.js';
+import { send } from '../../helpers/counting-origin.js';
+
+const RESPONSES = [
+  'public, max-age=60',
+  's-maxage=60',
+  'must-revalidate, max-age=60',
+  'max-age=60',
+  'private, max-age=60',
+];
+type Kind = 'authorization' | 'header' | 'cookie';
+const KINDS: Kind[] = ['authorization', 'header', 'cookie'];
+
+function credential(kind: Kind, who: 'A' | 'B' | null): IncomingHttpHeaders {
+  const headers: IncomingHttpHeaders = { cookie: 'theme=dark' };
+  if (who === null) return headers;
+  if (kind === 'authorization') headers['authorization'] = `Bearer token-${who}`;
+  if (kind === 'header') headers['x-api-key'] = `key-${who}`;
+  if (kind === 'cookie') headers['cookie'] = `theme=dark; session=sess-${who}`;
+  return headers;
+}
+
+function identity(h: IncomingHttpHeaders): string {
+  const cookie = /session=([^;]+)/.exec(String(h.cookie ?? ''))?.[1];
+  return String(h.authorization ?? h['x-api-key'] ?? cookie ?? 'anon');
+}
+
+function expectStored(kind: Kind, cc: string, storePrivate: boolean): boolean {
+  if (cc.startsWith('private')) return storePrivate;
+  if (kind !== 'authorization') return true;
+  // RFC 9111 §3.5: with Authorization a shared cache stores only public, s-maxage, must-revalidate.
+  return storePrivate || !cc.startsWith('max-age');
+}
+
+for (const storePrivate of [false, true]) {
+  describe(`credential isolation, storePrivate=${storePrivate}`, () => {
+    for (const kind of KINDS) {
+      test(`${kind} credentials never cross, for every Cache-Control`, async (t) => {
+        const h = await startHarness(
+          t,
+          (req, res) => {
+            const cc = RESPONSES[Number(new URL(req.url!, 'http://x').searchParams.get('cc'))]!;
+            send(
+              res,
+              200,
+              { 'cache-control': cc, etag: `"${identity(req.headers)}"` },
+              `for:${identity(req.headers)}`,
+            );
+          },
+          { policy: { storePrivate, credentialHeaders: ['X-Api-Key'], credentialCookies: ['session'] } },
+        );
+        for (const [i, cc] of RESPONSES.entries()) {
+          const path = `/me?cc=${i}`;
+          const order: ('A' | 'B' | null)[] = [null, 'A', 'B', 'A', 'B', null];
+          for (const who of order) {
+            const headers = credential(kind, who);
+            const r = await h.get(path, { headers });
+            await h.stage.idle();
+            assert.equal(r.text, `for:${identity(headers)}`, `${cc}: ${who ?? 'anon'} got ${r.text}`);
+          }
+          const again = await h.get(path, { headers: credential(kind, 'A') });
+          const stored = expectStored(kind, cc, storePrivate);
+          assert.equal(again.ex.cache?.outcome === 'hit', stored, `${kind} ${cc}: stored=${stored}`);
+          if (kind === 'authorization' && cc === 'max-age=60' && !storePrivate) {
+            assert.match(cacheStatus(again), /fwd=uri-miss; fwd-status=200; detail=authorization/);
+          }
+        }
+      });
+    }
+  });
+}
+
+test('two tokens fetching concurrently do not coalesce into each other', async (t) => {
+  const h = await startHarness(t, async (req, res) => {
+    await new Promise((r) => setTimeout(r, 30));
+    send(res, 200, { 'cache-control': 'public, max-age=60' }, `for:${identity(req.headers)}`);
+  });
+  const replies = await Promise.all(
+    Array.from({ length: 40 }, (_, i) =>
+      h.get('/c', { headers: { authorization: `Bearer token-${i % 2 ? 'A' : 'B'}` } }),
+    ),
+  );
+  for (const [i, r] of replies.entries()) assert.equal(r.text, `for:Bearer token-${i % 2 ? 'A' : 'B'}`);
+  assert.equal(h.origin.count('/c'), 2);
+});
