@@ -166,13 +166,17 @@ export function parseDnsOptions(input: unknown, origin = 'dns'): DnsOptions {
   if (result.success) return result.data;
   throw new ConfigError(
     result.error.issues.map((issue) => {
-      const where = [origin, ...issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))]
-        .join('')
-        .replace(/^\./, '');
+      const where = (path: readonly PropertyKey[]) =>
+        [origin, ...path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))].join('');
+      if (issue.code === 'invalid_key') {
+        // A bad key of `hosts`: name the key, not its value.
+        const key = String(issue.path[issue.path.length - 1]);
+        return `${where(issue.path.slice(0, -1))}: "${key}" is not a host name`;
+      }
       const value = valueAt(input, issue.path);
       return value === undefined
-        ? `${where}: ${issue.message}`
-        : `${where}: ${JSON.stringify(value)}: ${issue.message}`;
+        ? `${where(issue.path)}: ${issue.message}`
+        : `${where(issue.path)}: ${JSON.stringify(value)}: ${issue.message}`;
     }),
   );
 }
