@@ -28,7 +28,7 @@ import {
 import { dnsCodeOf, dnsError, isNegativeCode, isServerFailureCode, lookupErrorFrom } from './dns-failure.js';
 import { answerState, negativeTtlMs, positiveTtlMs, prefetchAt } from './freshness.js';
 import { type DnsMode, type DnsOptions, parseDnsOptions } from './options.js';
-import { createResolver, type Resolver } from './resolver.js';
+import { type Answer, createResolver, type Resolver } from './resolver.js';
 import { isHostName } from './server-address.js';
 import { compileStaticHosts, ipLiteral, normaliseHostName } from './static-hosts.js';
 
@@ -175,52 +175,56 @@ export function createDnsCache(input: unknown, deps: DnsCacheDeps = {}): DnsCach
         reject(err);
       }, options.timeoutMs);
     });
+    let answer: Answer | undefined;
+    let failure: unknown;
     try {
-      const answer = await Promise.race([resolver.query(name, type, controller.signal), timedOut]);
-      const queryMs = performance.now() - started;
-      onQuery?.({ host: name, type, mode, trigger, outcome: 'answer', durationMs: queryMs });
-      if (!closed) store(name, type, answer.addresses, positiveTtlMs(answer.ttlMs, options), queryMs);
-      return { ok: true, addresses: answer.addresses, queryMs };
+      answer = await Promise.race([resolver.query(name, type, controller.signal), timedOut]);
     } catch (err) {
-      const queryMs = performance.now() - started;
-      const code = closed
-        ? 'ECANCELLED'
-        : dnsCodeOf(controller.signal.aborted ? controller.signal.reason : err);
-      const negative = isNegativeCode(code);
-      onQuery?.({
-        host: name,
-        type,
-        mode,
-        trigger,
-        outcome: negative ? 'negative' : 'failure',
-        dnsCode: code,
-        durationMs: queryMs,
-      });
-      if (!closed) {
-        const key = keyOf(name, type);
-        if (negative) {
-          const t = now();
-          entries.set(key, {
-            kind: 'negative',
-            dnsCode: code,
-            storedAt: t,
-            expiresAt: t + negativeTtlMs(null, options),
-            queryMs,
-          });
-        } else {
-          const previous = entries.peek(key);
-          if (previous?.kind === 'positive') {
-            previous.failedAt = now();
-            previous.failureCode = code;
-          }
-        }
-      }
-      return { ok: false, error: dnsError(name, code, err), negative };
+      // The deadline's reason wins over whatever the aborted resolver threw (e.g. ECANCELLED).
+      failure = controller.signal.aborted ? controller.signal.reason : err;
     } finally {
       clearTimeout(deadline);
       timedOut.catch(() => {});
       controllers.delete(controller);
     }
+    const queryMs = performance.now() - started;
+    const key = keyOf(name, type);
+
+    if (answer !== undefined && !closed) {
+      store(name, type, answer.addresses, positiveTtlMs(answer.ttlMs, options), queryMs);
+      onQuery?.({ host: name, type, mode, trigger, outcome: 'answer', durationMs: queryMs });
+      return { ok: true, addresses: answer.addresses, queryMs };
+    }
+    const code = closed ? 'ECANCELLED' : dnsCodeOf(failure);
+    const negative = isNegativeCode(code);
+    if (!closed) {
+      if (negative) {
+        const t = now();
+        entries.set(key, {
+          kind: 'negative',
+          dnsCode: code,
+          storedAt: t,
+          expiresAt: t + negativeTtlMs(null, options),
+          queryMs,
+        });
+      } else {
+        const previous = entries.peek(key);
+        if (previous?.kind === 'positive') {
+          previous.failedAt = now();
+          previous.failureCode = code;
+        }
+      }
+    }
+    onQuery?.({
+      host: name,
+      type,
+      mode,
+      trigger,
+      outcome: negative ? 'negative' : 'failure',
+      dnsCode: code,
+      durationMs: queryMs,
+    });
+    return { ok: false, error: dnsError(name, code, failure), negative };
   }
 
   function store(
