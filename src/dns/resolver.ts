@@ -1,0 +1,188 @@
+/**
+ * The three resolver kinds behind one small interface. A resolver asks once (its own tries included)
+ * and never caches: caching, deadlines and de-duplication belong to dns-cache.ts.
+ *
+ *   system  dns.promises.lookup (getaddrinfo: /etc/hosts, nsswitch, the OS resolver); no TTLs
+ *   udp     Node's c-ares Resolver on the configured nameservers; UDP, TCP when an answer is truncated
+ *   doh     tangerine (RFC 8484) over its own undici Agent, so DoH never goes through the proxy's pools
+ */
+import { Resolver as NodeResolver, lookup as systemLookup } from 'node:dns/promises';
+import tangerineModule, { type RequestFunction, type Tangerine as TangerineClass } from 'tangerine';
+import { Agent, request } from 'undici';
+import type { RecordType } from './address-order.js';
+import type { DnsMode, DnsOptions } from './options.js';
+import {
+  formatAuthority,
+  formatNameserver,
+  parseServerAddress,
+  type ServerAddress,
+} from './server-address.js';
+
+export interface Answer {
+  /** The addresses of the record set, in the order the resolver gave them. Never empty. */
+  readonly addresses: readonly string[];
+  /** The record set's TTL (the lowest of its records) in ms; null when the resolver does not say. */
+  readonly ttlMs: number | null;
+}
+
+export interface Resolver {
+  readonly mode: DnsMode;
+  /**
+   * Asks for the `type` records of `name` (already normalised). Rejects with an error whose `code` is the
+   * DNS code: ENOTFOUND (NXDOMAIN), ENODATA (no record of that type), ETIMEOUT, ESERVFAIL, ECONNREFUSED...
+   * Stops asking, as far as the kind allows, when `signal` aborts.
+   */
+  query(name: string, type: RecordType, signal: AbortSignal): Promise<Answer>;
+  /** Releases sockets and pending queries. */
+  close(): Promise<void>;
+}
+
+// tangerine is CommonJS (`module.exports = Tangerine`) while its types declare an ES default export;
+// under NodeNext the default import is the class itself at run time.
+const Tangerine = tangerineModule as unknown as typeof TangerineClass;
+
+type ResolverOptions = Pick<DnsOptions, 'mode' | 'servers' | 'doh' | 'timeoutMs' | 'tries'>;
+
+export function createResolver(options: ResolverOptions): Resolver {
+  switch (options.mode) {
+    case 'system':
+      return createSystemResolver();
+    case 'udp':
+      return createUdpResolver(
+        options.servers.map((s) => serverAddress(s, false)),
+        options,
+      );
+    case 'doh':
+      return createDohResolver(
+        options.doh.servers.map((s) => serverAddress(s, true)),
+        options,
+      );
+    default: {
+      const never: never = options.mode;
+      throw new Error(`unknown dns mode ${String(never)}`);
+    }
+  }
+}
+
+/**
+ * The first try's timeout. Both c-ares and tangerine double it on each further try, so with `tries` tries
+ * the whole series fits in `timeoutMs`: t + 2t + 4t + ... = (2^tries - 1) t.
+ */
+export function firstTryTimeoutMs(timeoutMs: number, tries: number): number {
+  return Math.max(1, Math.floor(timeoutMs / (2 ** tries - 1)));
+}
+
+function serverAddress(text: string, allowHostName: boolean): ServerAddress {
+  const parsed = parseServerAddress(text, allowHostName);
+  // The schema has checked every address already; this is a programming error if it fires.
+  if (typeof parsed === 'string') throw new TypeError(`${text}: ${parsed}`);
+  return parsed;
+}
+
+function createSystemResolver(): Resolver {
+  return {
+    mode: 'system',
+    async query(name, type) {
+      // getaddrinfo cannot be cancelled; the cache's own deadline stops waiting for it.
+      const family = type === 'A' ? 4 : 6;
+      const found = await systemLookup(name, { family, all: true, verbatim: true });
+      const addresses = found.filter((a) => a.family === family).map((a) => a.address);
+      if (addresses.length === 0)
+        throw Object.assign(new Error(`lookup ENODATA ${name}`), { code: 'ENODATA' });
+      return { addresses, ttlMs: null };
+    },
+    async close() {},
+  };
+}
+
+interface RecordWithTtl {
+  address: string;
+  ttl: number;
+}
+
+function answerFrom(records: readonly (string | RecordWithTtl)[], name: string): Answer {
+  const addresses: string[] = [];
+  let ttl = Number.POSITIVE_INFINITY;
+  for (const r of records) {
+    if (typeof r === 'string') addresses.push(r);
+    else {
+      addresses.push(r.address);
+      if (Number.isFinite(r.ttl)) ttl = Math.min(ttl, r.ttl);
+    }
+  }
+  if (addresses.length === 0) throw Object.assign(new Error(`query ENODATA ${name}`), { code: 'ENODATA' });
+  return { addresses, ttlMs: Number.isFinite(ttl) ? Math.max(0, ttl) * 1000 : null };
+}
+
+function createUdpResolver(servers: readonly ServerAddress[], options: ResolverOptions): Resolver {
+  const nameservers = servers.map(formatNameserver);
+  const timeout = firstTryTimeoutMs(options.timeoutMs, options.tries);
+  const pending = new Set<NodeResolver>();
+  return {
+    mode: 'udp',
+    async query(name, type, signal) {
+      // One c-ares channel per query, so that aborting it (cancel) touches no other query.
+      const resolver = new NodeResolver({ timeout, tries: options.tries });
+      if (nameservers.length > 0) resolver.setServers(nameservers);
+      const cancel = () => resolver.cancel();
+      signal.addEventListener('abort', cancel, { once: true });
+      pending.add(resolver);
+      try {
+        signal.throwIfAborted();
+        const records =
+          type === 'A'
+            ? await resolver.resolve4(name, { ttl: true })
+            : await resolver.resolve6(name, { ttl: true });
+        return answerFrom(records, name);
+      } finally {
+        signal.removeEventListener('abort', cancel);
+        pending.delete(resolver);
+      }
+    },
+    async close() {
+      for (const resolver of pending) resolver.cancel();
+      pending.clear();
+    },
+  };
+}
+
+function createDohResolver(servers: readonly ServerAddress[], options: ResolverOptions): Resolver {
+  // Its own small pool: DoH must not go through (or wait on) the proxy's dispatcher and its lookup.
+  const agent = new Agent({ connections: 4, keepAliveTimeout: 30_000 });
+  const tangerine = new Tangerine(
+    {
+      servers: servers.map(formatAuthority),
+      protocol: options.doh.protocol,
+      timeout: firstTryTimeoutMs(options.timeoutMs, options.tries),
+      tries: options.tries,
+      cache: false,
+      logger: false,
+    },
+    ((url, requestOptions) =>
+      request(url, { ...requestOptions, dispatcher: agent } as Parameters<
+        typeof request
+      >[1]) as unknown as ReturnType<RequestFunction>) satisfies RequestFunction,
+  );
+  return {
+    mode: 'doh',
+    async query(name, type, signal) {
+      const controller = new AbortController();
+      const abort = () => controller.abort(signal.reason);
+      signal.addEventListener('abort', abort, { once: true });
+      try {
+        signal.throwIfAborted();
+        const records =
+          type === 'A'
+            ? await tangerine.resolve4(name, { ttl: true }, controller)
+            : await tangerine.resolve6(name, { ttl: true }, controller);
+        return answerFrom(records, name);
+      } finally {
+        signal.removeEventListener('abort', abort);
+      }
+    },
+    async close() {
+      tangerine.cancel();
+      await agent.close();
+    },
+  };
+}
