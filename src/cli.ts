@@ -21,6 +21,8 @@ interface CommonArgs {
   allow?: string[] | undefined;
   'ca-file'?: string | undefined;
   'log-level'?: string | undefined;
+  dns?: string[] | undefined;
+  'dns-mode'?: string | undefined;
 }
 
 function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
@@ -43,6 +45,12 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
       describe: 'Host the forward proxy may reach (repeatable)',
     })
     .option('ca-file', { type: 'string', describe: 'Extra CA (PEM) trusted for upstream TLS' })
+    .option('dns', {
+      type: 'string',
+      array: true,
+      describe: 'Nameserver HOST[:PORT] for upstream names (repeatable; implies --dns-mode udp)',
+    })
+    .option('dns-mode', { type: 'string', describe: 'system | udp | doh (default system)' })
     .option('log-level', {
       type: 'string',
       describe: 'fatal | error | warn | info | debug | trace | silent',
@@ -57,6 +65,8 @@ function runtimeFrom(args: CommonArgs): Runtime {
     allow: args.allow,
     caFile: args['ca-file'],
     logLevel: args['log-level'],
+    dns: args.dns,
+    dnsMode: args['dns-mode'],
   };
   const { config } = loadConfig({ file: args.config, env: process.env, argv });
   return compileRuntime(config);

@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.js';
 import type { HostPort, Runtime } from './config/runtime.js';
+import { createDnsCache } from './dns/index.js';
 import { ConfigError } from './errors.js';
 import { createFront } from './front/front-server.js';
 import { createGuardStage } from './guard/guard-stage.js';
@@ -35,7 +36,16 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const instanceToken = `sc-${randomBytes(4).toString('hex')}`;
   const via = config.proxy.via ? `1.1 sidecache (${instanceToken})` : null;
   const metrics = createMetrics(runtime);
-  const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect });
+  const dns = createDnsCache(config.dns);
+  metrics.gaugeFrom(
+    'sidecache_dns_cache_entries',
+    'Names and record types held in the DNS cache.',
+    () => dns.size,
+  );
+  const pools = createUpstreamPools(config.upstream, {
+    onConnect: metrics.observeConnect,
+    lookup: dns.lookup,
+  });
   const pipeline = createPipeline({
     guard: createGuardStage({ allow: runtime.allow, viaToken: instanceToken }),
     upstream: createOriginFetch(pools, {
@@ -69,6 +79,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   } catch (err) {
     front.server.close();
     await pools.close(0);
+    await dns.close();
     throw err;
   }
   logger.info(
@@ -96,6 +107,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         front.server.closeAllConnections();
         await serverClosed;
         await pools.close(Math.max(0, deadline - Date.now()));
+        await dns.close();
         if (admin) {
           admin.closeAllConnections();
           await new Promise<void>((resolve) => admin.close(() => resolve()));

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { dnsOverridesFromFlags } from '../dns/options.js';
 import { ConfigError } from '../errors.js';
 import { type Config, configSchema } from './schema.js';
 
@@ -21,6 +22,9 @@ export interface CliOverrides {
   allow?: readonly string[] | undefined;
   caFile?: string | undefined;
   logLevel?: string | undefined;
+  /** Nameservers, HOST[:PORT] (repeatable; implies dns.mode udp unless dnsMode says doh). */
+  dns?: readonly string[] | undefined;
+  dnsMode?: string | undefined;
 }
 
 export interface ConfigSources {
@@ -122,6 +126,7 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
   if (ca) o.set.push([['upstream', 'caFile'], ca]);
   const level = nonEmpty(env.SIDECACHE_LOG_LEVEL);
   if (level) o.set.push([['log', 'level'], level]);
+  pushDnsOverrides(o, splitList(env.SIDECACHE_DNS), nonEmpty(env.SIDECACHE_DNS_MODE));
   return o;
 }
 
@@ -131,7 +136,24 @@ function overridesFromArgv(argv: CliOverrides): Overrides {
   if (argv.adminListen !== undefined) o.set.push([['admin', 'listen'], argv.adminListen]);
   if (argv.caFile !== undefined) o.set.push([['upstream', 'caFile'], argv.caFile]);
   if (argv.logLevel !== undefined) o.set.push([['log', 'level'], argv.logLevel]);
+  pushDnsOverrides(o, argv.dns, argv.dnsMode);
   return o;
+}
+
+/** `--dns` / `--dns-mode` (and SIDECACHE_DNS / SIDECACHE_DNS_MODE) as `dns.*` settings. */
+function pushDnsOverrides(
+  o: Overrides,
+  servers: readonly string[] | undefined,
+  mode: string | undefined,
+): void {
+  const dns = dnsOverridesFromFlags({
+    ...(servers && servers.length > 0 ? { dns: [...servers] } : {}),
+    ...(mode !== undefined ? { dnsMode: mode } : {}),
+  } as Parameters<typeof dnsOverridesFromFlags>[0]);
+  for (const [key, value] of Object.entries(dns)) {
+    if (key === 'doh') o.set.push([['dns', 'doh', 'servers'], (value as { servers: Json }).servers]);
+    else o.set.push([['dns', key], value as Json]);
+  }
 }
 
 function applyOverrides(base: JsonObject, o: Overrides, origin: string): JsonObject {

@@ -3,6 +3,7 @@
  * and gives the TypeScript type. Every key carries its unit in its name and a description.
  */
 import { z } from 'zod';
+import { DNS_DEFAULTS, dnsSchema } from '../dns/options.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -141,6 +142,9 @@ export const configSchema = z
       .default([])
       .describe('Extra hosts the forward proxy may reach ("api.example.com", "*.example.com", "*").'),
     upstream: upstreamSchema.default(upstreamSchema.parse({})),
+    dns: dnsSchema
+      .default(DNS_DEFAULTS)
+      .describe('How upstream names are resolved and cached (docs/dns.md).'),
     proxy: z
       .object({
         via: z.boolean().default(true).describe('Add a Via header to requests and responses.'),

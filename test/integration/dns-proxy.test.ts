@@ -1,0 +1,62 @@
+/**
+ * Upstream names resolve only through the configured nameserver, cached: through the real proxy,
+ * started the way users start it (`sidecache serve --dns HOST:PORT`).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { send } from '../helpers/client.js';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { DnsZone } from '../helpers/dns-zone.js';
+import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { type SidecacheProcess, spawnSidecache } from '../helpers/sidecache.js';
+
+describe('sidecache resolves upstream names through --dns', () => {
+  let origin: TestOrigin;
+  let nameserver: TestDnsServer;
+  let sc: SidecacheProcess;
+  const zone = new DnsZone({
+    'api.sidecache-test.example': { A: ['127.0.0.1'], ttl: 300 },
+    'gone.sidecache-test.example': { behaviour: 'nxdomain' },
+  });
+
+  before(async () => {
+    origin = await startOrigin((req, res) => {
+      res.end(JSON.stringify({ host: req.headers.host, url: req.url }));
+    });
+    nameserver = await startDnsServer(zone);
+    sc = await spawnSidecache([
+      '--dns',
+      nameserver.address,
+      '--route',
+      `api=http://api.sidecache-test.example:${origin.port}`,
+      '--route',
+      `gone=http://gone.sidecache-test.example:${origin.port}`,
+    ]);
+  });
+  after(async () => {
+    await sc?.stop();
+    await nameserver?.stop();
+    await origin?.close();
+  });
+
+  it('reaches a name only the configured nameserver knows, and asks it once', async () => {
+    for (let i = 0; i < 5; i++) {
+      // A fresh client connection and `connection: close` upstream-side are irrelevant: the
+      // lookup result is cached, whatever the pool does.
+      const res = await send(sc.url, `/api/n/${i}`);
+      assert.equal(res.status, 200, res.text());
+      assert.equal(res.json().host, `api.sidecache-test.example:${origin.port}`);
+    }
+    assert.equal(zone.count('api.sidecache-test.example', 'A'), 1);
+  });
+
+  it('a name that does not exist gives 502 naming the DNS error code', async () => {
+    const res = await send(sc.url, '/gone/x');
+    assert.equal(res.status, 502);
+    const body = res.json();
+    assert.equal(body.error, 'SC_ERR_DNS');
+    assert.equal(body.dnsCode, 'ENOTFOUND');
+    assert.equal(body.host, 'gone.sidecache-test.example');
+    assert.equal(origin.requests.filter((r) => r.url === '/x').length, 0);
+  });
+});
