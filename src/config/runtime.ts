@@ -134,6 +134,16 @@ export function compileRuntime(config: Config): Runtime {
           : 'forward proxy reaches only route origins',
       ];
       if (routes.length === 0) lines.splice(1, 0, 'no routes configured');
+      const dns = config.dns;
+      const via =
+        dns.mode === 'udp'
+          ? `nameservers ${dns.servers.length > 0 ? dns.servers.join(', ') : 'from /etc/resolv.conf'}`
+          : dns.mode === 'doh'
+            ? `DNS-over-HTTPS (${dns.doh.protocol}) via ${dns.doh.servers.join(', ')}`
+            : 'the system resolver';
+      lines.push(
+        `upstream names resolve through ${via}, cached ${dns.minTtlMs / 1000} s..${dns.maxTtlMs / 1000} s, stale answers for up to ${dns.staleTtlMs / 1000} s`,
+      );
       return lines.join('\n');
     },
   });
