@@ -6,11 +6,21 @@ import type { ExchangeEnd } from './front/front-server.js';
 
 export type { Logger };
 
-export function createLogger(level: LevelWithSilent, destination?: NodeJS.WritableStream): Logger {
-  return pino(
-    { level, base: { svc: 'sidecache' }, timestamp: pino.stdTimeFunctions.isoTime },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+/**
+ * Lines are buffered up to 4 KiB (one write per several access lines instead of one per request)
+ * and flushed at least every `flushMs`, at start-up and at shutdown.
+ */
+export function createLogger(
+  level: LevelWithSilent,
+  destination?: NodeJS.WritableStream,
+  flushMs = 500,
+): Logger {
+  const logger = pino(
+    { level, base: { svc: 'sidecache' }, timestamp: pino.stdTimeFunctions.epochTime },
+    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
   );
+  if (destination === undefined && level !== 'silent') setInterval(() => logger.flush(), flushMs).unref();
+  return logger;
 }
 
 /** One JSON access line per exchange: route, status, duration, bytes, reason. No query strings. */

@@ -90,6 +90,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     },
     'sidecache started',
   );
+  logger.flush();
 
   let closing: Promise<void> | null = null;
   return {

@@ -8,7 +8,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { pipeline } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Runtime } from '../config/runtime.js';
 import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
@@ -132,15 +132,9 @@ export function createFront(opts: FrontOptions): Front {
       notify({ ex, status: reply.status, bytes: 0, ...(error ? { error } : {}), replySource: reply.source });
       return;
     }
-    let bytes = 0;
-    body.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-    });
-    pipeline(body, res, (err) => {
+    streamBody(body, res, (bytes, err) => {
       let failure = error;
       if (err) {
-        // Truncated: close the connection so the client cannot mistake this for a complete response.
-        res.destroy();
         failure =
           err instanceof SidecacheError
             ? err
@@ -247,4 +241,42 @@ function unroutedExchange(
     signal,
     timings: { startedAt, start, phases: {} },
   };
+}
+
+/**
+ * Pipes a reply body to the client with backpressure and calls `done` exactly once with the bytes
+ * written and the error, if any. (Not `stream.pipeline`: it costs an AbortController per call.) A
+ * body that fails midway destroys the client connection, so a truncated response can never look
+ * complete; a client that goes away destroys the body, which aborts the upstream request.
+ */
+function streamBody(body: Readable, res: ServerResponse, done: (bytes: number, err?: unknown) => void): void {
+  let bytes = 0;
+  let finished = false;
+  const finish = (err?: unknown): void => {
+    if (finished) return;
+    finished = true;
+    body.off('data', onData);
+    done(bytes, err);
+  };
+  const onData = (chunk: Buffer): void => {
+    bytes += chunk.length;
+    if (!res.write(chunk)) body.pause();
+  };
+  body.on('data', onData);
+  res.on('drain', () => body.resume());
+  body.once('end', () => {
+    res.end();
+  });
+  body.once('error', (err) => {
+    res.destroy();
+    finish(err);
+  });
+  res.once('close', () => {
+    if (res.writableFinished) {
+      finish();
+      return;
+    }
+    if (!body.destroyed) body.destroy();
+    finish(new ClientAbortedError('client disconnected during the response'));
+  });
 }
