@@ -84,6 +84,20 @@ describe('real clients through sidecache', () => {
     assert.match(out.via, /sidecache/);
   });
 
+  it("Node: undici's ProxyAgent in forward (absolute-form) mode", async () => {
+    const { ProxyAgent, request } = await import('undici');
+    const dispatcher = new ProxyAgent({ uri: sc.url, proxyTunnel: false });
+    try {
+      const res = await request(`${origin.url}/via/undici`, { dispatcher });
+      assert.equal(res.statusCode, 200);
+      const body = (await res.body.json()) as { path: string; via: string };
+      assert.equal(body.path, '/via/undici');
+      assert.match(body.via, /sidecache/);
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
   it('Node fetch to a reverse route (an SDK base URL pointed at sidecache)', async () => {
     const res = await fetch(`${sc.url}/api/repos?page=3`);
     assert.equal(res.status, 200);
