@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Child, createChildGroup } from './children.js';
 import { type CpuClock, createCpuClock } from './cpu.js';
+import { runSlowDnsBench } from './dns-slow.js';
 import { chooseLoadGenerator, type LoadGenerator, type LoadResult } from './load/load-generator.js';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './options.js';
 import { BODY_BYTES } from './origin/body.js';
@@ -190,9 +191,21 @@ async function main(options: BenchOptions): Promise<number> {
     });
     console.log(`\nwritten: ${options.jsonPath}`);
 
+    // Latency scenarios measured by a sequential client rather than the load generator.
+    let dnsFailed = false;
+    if (!options.targetsExplicit) {
+      try {
+        const dns = await runSlowDnsBench({ requests: options.quick ? 5 : 20 });
+        console.log(`\n${dns.table}`);
+      } catch (err) {
+        dnsFailed = true;
+        console.error(`slow-DNS scenario failed: ${(err as Error).message}`);
+      }
+    }
+
     const failed = rows.filter((r) => r.failure).length;
     const explicitSkips = options.targetsExplicit ? skipped.length : 0;
-    if (failed > 0 || explicitSkips > 0 || rows.length === 0) {
+    if (failed > 0 || explicitSkips > 0 || rows.length === 0 || dnsFailed) {
       console.error(
         `bench failed: ${failed} failed run(s)` +
           (explicitSkips ? `, ${explicitSkips} requested target(s) skipped` : '') +
