@@ -57,6 +57,9 @@ export interface UpstreamPools {
   close(graceMs: number): Promise<void>;
 }
 
+/** Concurrent streams per HTTP/2 connection (Node's h2 server default for peers). */
+const H2_MAX_CONCURRENT_STREAMS = 100;
+
 interface SendHeadersMessage {
   socket: Socket;
 }
@@ -135,6 +138,11 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
           headersTimeout: settings.headersTimeoutMs,
           bodyTimeout: settings.bodyTimeoutMs,
           allowH2: settings.http2,
+          // undici counts an h2 connection as busy after `pipelining` streams (default 1), which
+          // would open a new connection per concurrent request; let h2 multiplex instead. An
+          // origin that answers ALPN with http/1.1 then sees pipelined requests: enable http2
+          // only for origins that speak it (README, upstream.http2).
+          ...(settings.http2 ? { pipelining: H2_MAX_CONCURRENT_STREAMS } : {}),
           connect: measuredConnector(origin, settings),
         });
         pools.set(origin, pool);

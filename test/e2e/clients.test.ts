@@ -59,6 +59,23 @@ describe('real clients through sidecache', () => {
     assert.equal(denied.stdout, '403');
   });
 
+  it('curl with Expect: 100-continue gets its 100 and the upload reaches the origin', async () => {
+    const out = await run('curl', [
+      '-sS',
+      '--fail',
+      '-H',
+      'Expect: 100-continue',
+      '--data-binary',
+      'x'.repeat(4096),
+      '-w',
+      '\\n%{http_code}',
+      `${sc.url}/api/upload`,
+    ]);
+    const [body, code] = out.stdout.split('\n');
+    assert.equal(code, '200');
+    assert.equal((JSON.parse(body as string) as { path: string }).path, '/upload');
+  });
+
   it('Python requests with HTTP_PROXY', async (t) => {
     if (!(await hasPythonRequests())) {
       if (process.env.CI) assert.fail('python3-requests is required in CI (.ci/run installs it)');
