@@ -13,6 +13,7 @@ import { createFront } from './front/front-server.js';
 import { createGuardStage } from './guard/guard-stage.js';
 import { createAccessLog, type Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { createServerTiming } from './metrics/server-timing.js';
 import { createPipeline } from './pipeline.js';
 import { createOriginFetch } from './upstream/fetch-origin.js';
 import { createUpstreamPools } from './upstream/pools.js';
@@ -51,6 +52,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     pipeline,
     observers,
     onClientError: (code, message) => logger.info({ code, message }, 'malformed request refused'),
+    responseHeaders: createServerTiming(runtime),
   });
   metrics.gaugeFrom('sidecache_in_flight_requests', 'Exchanges being served right now.', front.inFlight);
 
