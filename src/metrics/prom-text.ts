@@ -2,7 +2,8 @@
  * A small parser for the Prometheus text exposition format (version 0.0.4), enough to read back
  * what /metrics serves: `# HELP`, `# TYPE`, and sample lines `name{label="value",...} value
  * [timestamp]` with escaped label values (`\\`, `\"`, `\n`) and the special values `+Inf`, `-Inf`
- * and `NaN`. Pure: no I/O. Malformed lines throw a PromTextError naming the line.
+ * and `NaN` (any letter case: prom-client writes `Nan`). Pure: no I/O. Malformed lines throw a
+ * PromTextError naming the line.
  */
 
 export type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped';
@@ -35,14 +36,15 @@ const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*/;
 const SUFFIXES = ['_bucket', '_sum', '_count', '_total', '_created', '_info'] as const;
 
+/** A sample value: a float, or Inf / NaN in any letter case (as Go's ParseFloat, which Prometheus uses). */
 export function parseNumber(text: string): number {
-  switch (text) {
-    case '+Inf':
-    case 'Inf':
+  switch (text.toLowerCase()) {
+    case '+inf':
+    case 'inf':
       return Number.POSITIVE_INFINITY;
-    case '-Inf':
+    case '-inf':
       return Number.NEGATIVE_INFINITY;
-    case 'NaN':
+    case 'nan':
       return Number.NaN;
     default: {
       const n = Number(text);
