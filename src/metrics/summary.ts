@@ -167,6 +167,9 @@ export const ADVICE_MIN_REQUESTS = 10;
 
 const pct = (r: number): string => `${Math.round(r * 100)}%`;
 
+/** The cache's detail for a miss that skipped coalescing because of an earlier unstorable response. */
+const HIT_FOR_MISS = 'hit-for-miss';
+
 /** What a not-stored reason suggests, when it dominates a route's misses. */
 const NOT_STORED_HINT: Readonly<Record<string, string>> = {
   'no-freshness':
@@ -189,8 +192,11 @@ export function advise(s: Omit<Summary, 'advice'>): string[] {
   for (const r of s.routes) {
     if (r.lookups < ADVICE_MIN_REQUESTS || r.hitRatio === null || r.hitRatio >= 0.1) continue;
     const misses = r.lookups - r.hits;
-    const top = r.notStored[0];
-    if (top !== undefined && top.count * 2 >= misses) {
+    // A hit-for-miss marker exists because an earlier response of the same URL was not stored:
+    // such misses are explained by the route's most frequent real reason.
+    const markers = r.notStored.find((n) => n.reason === HIT_FOR_MISS)?.count ?? 0;
+    const top = r.notStored.find((n) => n.reason !== HIT_FOR_MISS);
+    if (top !== undefined && (top.count + markers) * 2 >= misses) {
       const hint = NOT_STORED_HINT[top.reason] ?? `responses are not stored (${top.reason})`;
       out.push(`${r.route}: ${pct(r.hitRatio)} hits, ${hint}`);
     } else {

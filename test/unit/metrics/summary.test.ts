@@ -134,6 +134,15 @@ describe('advice rules', () => {
     assert.match(advice[0] ?? '', /^r: 0% hits, responses carry no freshness lifetime.*cache\.ttlMs/);
   });
 
+  test('hit-for-miss misses count towards the most frequent real reason', () => {
+    const notStored = [
+      { reason: 'hit-for-miss', count: 15 },
+      { reason: 'no-freshness', count: 5 },
+    ];
+    const advice = advise({ ...base, requests: 20, routes: [route({ notStored })] });
+    assert.match(advice[0] ?? '', /no freshness lifetime/);
+  });
+
   test('private responses suggest storePrivate; unknown reasons are named', () => {
     const a = advise({
       ...base,
