@@ -107,7 +107,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   function drawChart(svg, points, maxY, format) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     var w = Number(svg.getAttribute('width')), h = Number(svg.getAttribute('height'));
-    var left = 52, bottom = 18, top = 8, right = 8;
+    var left = 66, bottom = 18, top = 8, right = 8;
     var plotW = w - left - right, plotH = h - top - bottom;
     function el(name, attrs, text) {
       var e = document.createElementNS(SVG, name);
@@ -123,7 +123,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     el('text', { x: left + plotW, y: h - 4, 'text-anchor': 'end', 'font-size': 10, fill: '#667085' }, 'now');
     el('text', { x: left, y: h - 4, 'font-size': 10, fill: '#667085' }, '-5 min');
     if (points.length < 1) {
-      el('text', { x: left + plotW / 2, y: top + plotH / 2, 'text-anchor': 'middle', 'font-size': 11, fill: '#98a2b3' }, 'collecting…');
+      el('text', { x: left + plotW / 2, y: top + plotH / 2, 'text-anchor': 'middle', 'font-size': 11, fill: '#98a2b3' }, 'no data yet');
       return;
     }
     var now = Date.now();

@@ -71,7 +71,11 @@ export function createMetrics(runtime: Runtime): Metrics {
   collectDefaultMetrics({ register: registry });
   // prom-client's gauges named *_total break the convention that _total marks a counter (promtool
   // check metrics rejects them); sum(nodejs_active_handles) and friends give the same numbers.
-  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ])
     registry.removeSingleMetric(name);
   const knownOrigins = new Set(runtime.routes.map((r) => r.origin));
   const originLabel = (origin: string): string => (knownOrigins.has(origin) ? origin : 'other');
