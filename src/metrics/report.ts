@@ -31,7 +31,8 @@ export async function fetchSummary(admin: string, timeoutMs = 5_000): Promise<Su
     text = await res.text();
   } catch (err) {
     if (err instanceof ReportError) throw err;
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    const inner = (err as { cause?: { code?: string; message?: string } }).cause;
+    const cause = inner?.code ?? inner?.message ?? (err as Error).message;
     throw new ReportError(
       `cannot read ${url.href} (${cause}): is sidecache running with its admin listener?`,
     );

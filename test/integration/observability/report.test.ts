@@ -1,9 +1,11 @@
-/** `sidecache report` as a child process against a running instance with known traffic. */
+/** `sidecache report` (as a child process, and its function) against an instance with known traffic. */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { Agent } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { ReportError, runReport } from '../../../src/metrics/report.js';
 import type { Summary } from '../../../src/metrics/summary.js';
 import { send } from '../../helpers/client.js';
 import { startOrigin, type TestOrigin } from '../../helpers/origin.js';
@@ -63,8 +65,9 @@ describe('sidecache report', () => {
     assert.match(stdout, /^advice\n {2}- /m);
   });
 
+  // The CLI wiring is covered above; these call the command's function (a tsx child takes seconds).
   test('--json prints the summary for scripts', async () => {
-    const { stdout } = await report('--admin', sc.adminUrl, '--json');
+    const stdout = await runReport({ admin: sc.adminUrl, json: true });
     const s = JSON.parse(stdout) as Summary;
     assert.equal(s.requests, 7);
     assert.equal(s.routes.find((r) => r.route === 'fast')?.requests, 4);
@@ -77,14 +80,17 @@ describe('sidecache report', () => {
     assert.equal(s.savedSeconds.total, s.savedSeconds.connection);
   });
 
-  test('exits 1 with a message when the instance cannot be read', async () => {
+  test('fails with a message when the instance cannot be read', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
     await assert.rejects(
-      report('--admin', 'http://127.0.0.1:1'),
-      (err: { code?: number; stderr?: string }) => {
-        assert.equal(err.code, 1);
-        assert.match(err.stderr ?? '', /sidecache report: cannot read http:\/\/127\.0\.0\.1:1\/metrics/);
-        return true;
-      },
+      runReport({ admin: `http://127.0.0.1:${port}`, json: false }),
+      (err: unknown) =>
+        err instanceof ReportError &&
+        err.message.startsWith(`cannot read http://127.0.0.1:${port}/metrics (ECONNREFUSED)`),
     );
+    await assert.rejects(runReport({ admin: 'not a url', json: false }), /--admin: "not a url" is not a URL/);
   });
 });
