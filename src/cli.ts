@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * sidecache's command line: `serve` (the default) and `check-config`.
+ * sidecache's command line: `serve` (the default), `check-config` and `report`.
  * Flags, environment (SIDECACHE_*) and the YAML file are merged by config/load.ts.
  */
 import process from 'node:process';
@@ -11,6 +11,7 @@ import { type CliOverrides, loadConfig } from './config/load.js';
 import { compileRuntime, type Runtime } from './config/runtime.js';
 import { SidecacheError } from './errors.js';
 import { createLogger } from './log.js';
+import { reportCommand, reportCommandOptions } from './metrics/report.js';
 import { startSidecache } from './server.js';
 
 interface CommonArgs {
@@ -137,6 +138,12 @@ await withCommonOptions(yargs(hideBin(process.argv)))
   )
   .command('check-config', 'Validate the configuration and explain it', {}, (args) =>
     checkConfig(args as unknown as CommonArgs),
+  )
+  .command(
+    'report',
+    'Summarise a running instance: hits, time saved, slow origins',
+    reportCommandOptions,
+    (args) => reportCommand(args),
   )
   .env('SIDECACHE_NO_YARGS_ENV_')
   .strict()

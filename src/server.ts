@@ -14,6 +14,7 @@ import { createFront } from './front/front-server.js';
 import { createGuardStage } from './guard/guard-stage.js';
 import { createAccessLog, type Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { createServerTiming } from './metrics/server-timing.js';
 import { createPipeline } from './pipeline.js';
 import { createOriginFetch } from './upstream/fetch-origin.js';
 import { createUpstreamPools } from './upstream/pools.js';
@@ -36,7 +37,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const instanceToken = `sc-${randomBytes(4).toString('hex')}`;
   const via = config.proxy.via ? `1.1 sidecache (${instanceToken})` : null;
   const metrics = createMetrics(runtime);
-  const dns = createDnsCache(config.dns);
+  const dns = createDnsCache(config.dns, { onLookup: metrics.observeDnsLookup });
   metrics.gaugeFrom(
     'sidecache_dns_cache_entries',
     'Names and record types held in the DNS cache.',
@@ -61,6 +62,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     pipeline,
     observers,
     onClientError: (code, message) => logger.info({ code, message }, 'malformed request refused'),
+    responseHeaders: createServerTiming(runtime),
   });
   metrics.gaugeFrom('sidecache_in_flight_requests', 'Exchanges being served right now.', front.inFlight);
 

@@ -1,9 +1,11 @@
 /**
  * The admin listener: /healthz (the process is alive), /readyz (listening and not draining),
- * /metrics (Prometheus text format). Loopback by default; never proxies anything.
+ * /metrics (Prometheus text format), / (status page) and /status.json (its data). Loopback by
+ * default; never proxies anything.
  */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML, statusSummary } from './status-page.js';
 
 export interface AdminOptions {
   readonly registry: Registry;
@@ -40,10 +42,31 @@ export function createAdminServer(opts: AdminOptions): Server {
           },
         );
         return;
+      case '/':
+        res
+          .writeHead(200, {
+            'content-type': 'text/html; charset=utf-8',
+            'cache-control': 'no-store',
+            'content-security-policy': STATUS_PAGE_CSP,
+          })
+          .end(STATUS_PAGE_HTML);
+        return;
+      case '/status.json':
+        statusSummary(opts.registry).then(
+          (summary) => {
+            res
+              .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+              .end(`${JSON.stringify(summary)}\n`);
+          },
+          (err: unknown) => {
+            res.writeHead(500, { 'content-type': 'text/plain' }).end(`status failed: ${String(err)}\n`);
+          },
+        );
+        return;
       default:
         res
           .writeHead(404, { 'content-type': 'text/plain' })
-          .end('not found; try /metrics, /healthz or /readyz\n');
+          .end('not found; try /, /status.json, /metrics, /healthz or /readyz\n');
     }
   });
 }

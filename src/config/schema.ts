@@ -111,6 +111,16 @@ export const routeSchema = z
       .default([])
       .describe('Host header values that select this route (requests keep their path).'),
     upstream: routeUpstreamSchema.default({}).describe('Per-route overrides of the upstream settings.'),
+    observability: z
+      .object({
+        serverTiming: z
+          .boolean()
+          .optional()
+          .describe('Send Server-Timing on this route (default: observability.serverTiming).'),
+      })
+      .strict()
+      .default({})
+      .describe('Per-route observability overrides.'),
   })
   .strict();
 
@@ -156,6 +166,15 @@ export const configSchema = z
       })
       .strict()
       .default({ via: true, forwardedHeaders: true, maxUrlBytes: 8192 }),
+    observability: z
+      .object({
+        serverTiming: z
+          .boolean()
+          .default(true)
+          .describe('Send a Server-Timing header (dns, connect, tls, upstream, cache, total) on responses.'),
+      })
+      .strict()
+      .default({ serverTiming: true }),
     shutdown: z
       .object({
         graceMs: z

@@ -4,7 +4,7 @@
  * when the client goes away, and tells observers (access log, metrics) how the exchange ended.
  */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
 import { createServer, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -33,6 +33,8 @@ export interface FrontOptions {
   readonly observers: readonly ExchangeObserver[];
   /** Logs protocol errors that never became an exchange (malformed requests). */
   readonly onClientError?: (code: string, message: string) => void;
+  /** Last word on the response headers, right before the head is written (Server-Timing). */
+  readonly responseHeaders?: (ex: Exchange, headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
 }
 
 export interface Front {
@@ -114,7 +116,8 @@ export function createFront(opts: FrontOptions): Front {
 
   function deliver(ex: Exchange, reply: Reply, res: ServerResponse, error?: SidecacheError): void {
     if (ex.reason === undefined) ex.reason = 'origin_response';
-    const headers = draining ? { ...reply.headers, connection: 'close' } : reply.headers;
+    const replyHeaders = opts.responseHeaders ? opts.responseHeaders(ex, reply.headers) : reply.headers;
+    const headers = draining ? { ...replyHeaders, connection: 'close' } : replyHeaders;
     try {
       res.writeHead(reply.status, reply.statusText ?? STATUS_CODES[reply.status] ?? '', headers);
     } catch (err) {

@@ -1,28 +1,91 @@
 /**
  * metrics/: one prom-client registry per sidecache instance. Stages never import prom-client;
- * everything here is derived from finished Exchanges and from upstream connect events.
- * Label values are bounded: route names and origins come from config, never from raw URLs.
+ * everything here is derived from finished Exchanges and from events other modules report
+ * (upstream connects, DNS lookups, tunnels). Saved time is computed by the ledger in
+ * saved-time.ts. Label values are bounded: route names and origins come from config, never from
+ * raw URLs; anything else becomes `other` (origins) or `forward` (routes).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Runtime } from '../config/runtime.js';
+import type { Exchange } from '../exchange.js';
 import type { ExchangeEnd } from '../front/front-server.js';
 import type { ConnectEvent } from '../upstream/pools.js';
+import {
+  createSavedTimeLedger,
+  type DnsLookupEvent,
+  SAVED_KINDS,
+  type SavedKind,
+  type SavedTimeLedger,
+  upstreamAvoided,
+} from './saved-time.js';
+
+export type { DnsLookupEvent } from './saved-time.js';
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const DNS_RESULTS: ReadonlySet<string> = new Set([
+  'hit',
+  'miss',
+  'stale',
+  'negative',
+  'error',
+  'prefetch',
+  'static',
+]);
+/** A label value taken from a small closed set elsewhere (cache detail, DNS mode): checked anyway. */
+const TOKEN = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/** What the tunnel module reports when a CONNECT tunnel closes. */
+export interface TunnelEvent {
+  /** The CONNECT authority's host (not used as a label: the forward proxy may reach any host). */
+  readonly host: string;
+  /** Bytes from the client to the origin. */
+  readonly bytesUp: number;
+  /** Bytes from the origin to the client. */
+  readonly bytesDown: number;
+  readonly durationMs: number;
+  /** Whether TLS was intercepted (requests re-entered front/ as Exchanges) or tunnelled as-is. */
+  readonly intercepted: boolean;
+}
 
 export interface Metrics {
   readonly registry: Registry;
+  /** The saved-time ledger (the status page and tests read the per-origin connection cost). */
+  readonly savedTime: SavedTimeLedger;
   observeExchange(end: ExchangeEnd): void;
   observeConnect(event: ConnectEvent): void;
+  /** One DNS lookup through the DNS cache (plug in as the DNS module's `onLookup`). */
+  observeDnsLookup(event: DnsLookupEvent): void;
+  /** One CONNECT tunnel that has closed (plug in from front/'s tunnel handling). */
+  observeTunnel(event: TunnelEvent): void;
   /** Registers a gauge read at scrape time. */
   gaugeFrom(name: string, help: string, read: () => number): void;
+}
+
+/** The route label of an exchange: its route name, `forward` for the allow list, else `none`. */
+export function routeLabel(ex: Exchange): string {
+  return ex.route?.name ?? (ex.admission?.decision === 'admit' ? 'forward' : 'none');
 }
 
 export function createMetrics(runtime: Runtime): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // prom-client's gauges named *_total break the convention that _total marks a counter (promtool
+  // check metrics rejects them); sum(nodejs_active_handles) and friends give the same numbers.
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ])
+    registry.removeSingleMetric(name);
   const knownOrigins = new Set(runtime.routes.map((r) => r.origin));
   const originLabel = (origin: string): string => (knownOrigins.has(origin) ? origin : 'other');
+  /** Host name → the first route whose origin has it (for DNS savings, which know only a host). */
+  const routeByHostname = new Map<string, string>();
+  for (const r of runtime.routes) {
+    const host = new URL(r.origin).hostname.toLowerCase();
+    if (!routeByHostname.has(host)) routeByHostname.set(host, r.name);
+  }
+  const ledger = createSavedTimeLedger();
 
   const requests = new Counter({
     name: 'sidecache_requests_total',
@@ -76,10 +139,77 @@ export function createMetrics(runtime: Runtime): Metrics {
     registers: [registry],
   });
 
+  const saved = new Counter({
+    name: 'sidecache_saved_seconds_total',
+    help: 'Time saved for clients, by kind (dns, connection, cache) and route, from measured durations.',
+    labelNames: ['kind', 'route'] as const,
+    registers: [registry],
+  });
+  const savedBytes = new Counter({
+    name: 'sidecache_saved_body_bytes_total',
+    help: 'Response body bytes not fetched from origins because the cache answered, by route.',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  });
+  const avoided = new Counter({
+    name: 'sidecache_upstream_requests_avoided_total',
+    help: 'Exchanges answered without any upstream request (cache hit, stale, coalesced), by route.',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  });
+  const notStored = new Counter({
+    name: 'sidecache_cache_responses_not_stored_total',
+    help: 'Origin responses the cache did not store, by route and why (no-store, private, ...).',
+    labelNames: ['route', 'reason'] as const,
+    registers: [registry],
+  });
+  const dnsLookups = new Counter({
+    name: 'sidecache_dns_lookups_total',
+    help: 'DNS lookups through the DNS cache, by result (hit, miss, stale, negative, error, ...).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const dnsDuration = new Histogram({
+    name: 'sidecache_dns_lookup_duration_seconds',
+    help: 'Duration of DNS lookups through the DNS cache, by resolver mode.',
+    labelNames: ['mode'] as const,
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const tunnels = new Counter({
+    name: 'sidecache_tunnels_total',
+    help: 'CONNECT tunnels closed, by mode (tunnel: passed through as-is; intercept: TLS decrypted).',
+    labelNames: ['mode'] as const,
+    registers: [registry],
+  });
+  const tunnelBytes = new Counter({
+    name: 'sidecache_tunnel_bytes_total',
+    help: 'Bytes carried by CONNECT tunnels, by mode and direction (up: to origin, down: to client).',
+    labelNames: ['mode', 'direction'] as const,
+    registers: [registry],
+  });
+  const tunnelDuration = new Histogram({
+    name: 'sidecache_tunnel_duration_seconds',
+    help: 'How long CONNECT tunnels stayed open, by mode.',
+    labelNames: ['mode'] as const,
+    buckets: [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600],
+    registers: [registry],
+  });
+  // Zero series up front, so rates and the report see every kind before it first happens.
+  for (const r of runtime.routes) {
+    for (const kind of SAVED_KINDS) saved.inc({ kind, route: r.name }, 0);
+    avoided.inc({ route: r.name }, 0);
+  }
+
+  const creditSaved = (kind: SavedKind, route: string, ms: number): void => {
+    if (ms > 0) saved.inc({ kind, route }, ms / 1000);
+  };
+
   return {
     registry,
+    savedTime: ledger,
     observeExchange({ ex, status, bytes }) {
-      const route = ex.route?.name ?? (ex.admission?.decision === 'admit' ? 'forward' : 'none');
+      const route = routeLabel(ex);
       const method = KNOWN_METHODS.has(ex.method) ? ex.method : 'OTHER';
       const statusClass = `${Math.floor(status / 100)}xx`;
       requests.inc({
@@ -99,8 +229,20 @@ export function createMetrics(runtime: Runtime): Metrics {
         const up = ex.timings.phases.upstream;
         if (up !== undefined) upstreamDuration.observe({ origin }, up / 1000);
       }
+      const savings = ledger.exchangeSavings(ex);
+      creditSaved('connection', route, savings.connection ?? 0);
+      creditSaved('cache', route, savings.cache ?? 0);
+      const cache = ex.cache;
+      if (cache?.savedBytes !== undefined && cache.savedBytes > 0)
+        savedBytes.inc({ route }, cache.savedBytes);
+      if (upstreamAvoided(ex)) avoided.inc({ route });
+      if (cache?.outcome === 'miss' && cache.stored === false) {
+        const reason = cache.detail !== undefined && TOKEN.test(cache.detail) ? cache.detail : 'other';
+        notStored.inc({ route, reason });
+      }
     },
     observeConnect(event) {
+      ledger.recordConnect(event);
       const origin = originLabel(event.origin);
       if (!event.ok) {
         connectErrors.inc({ origin, code: event.errorCode ?? 'UNKNOWN' });
@@ -111,6 +253,23 @@ export function createMetrics(runtime: Runtime): Metrics {
       if (event.connectMs !== undefined)
         connectPhase.observe({ origin, phase: 'tcp' }, event.connectMs / 1000);
       if (event.tlsMs !== undefined) connectPhase.observe({ origin, phase: 'tls' }, event.tlsMs / 1000);
+    },
+    observeDnsLookup(event) {
+      const result = DNS_RESULTS.has(event.result) ? event.result : 'other';
+      dnsLookups.inc({ result });
+      const mode = TOKEN.test(event.mode) ? event.mode : 'other';
+      if (Number.isFinite(event.durationMs) && event.durationMs >= 0)
+        dnsDuration.observe({ mode }, event.durationMs / 1000);
+      const route = routeByHostname.get(event.host.toLowerCase().replace(/\.$/, '')) ?? 'forward';
+      creditSaved('dns', route, ledger.dnsSavingsMs(event));
+    },
+    observeTunnel(event) {
+      const mode = event.intercepted ? 'intercept' : 'tunnel';
+      tunnels.inc({ mode });
+      if (event.bytesUp > 0) tunnelBytes.inc({ mode, direction: 'up' }, event.bytesUp);
+      if (event.bytesDown > 0) tunnelBytes.inc({ mode, direction: 'down' }, event.bytesDown);
+      if (Number.isFinite(event.durationMs) && event.durationMs >= 0)
+        tunnelDuration.observe({ mode }, event.durationMs / 1000);
     },
     gaugeFrom(name, help, read) {
       new Gauge({

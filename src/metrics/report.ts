@@ -1,0 +1,116 @@
+/**
+ * `sidecache report`: reads a running instance's /metrics over its admin listener and prints a
+ * short summary for humans (or the summary as JSON for scripts). See summary.ts for definitions.
+ */
+import { parsePromText } from './prom-text.js';
+import { type Summary, summarise } from './summary.js';
+
+export interface ReportOptions {
+  /** Base URL of the admin listener, e.g. http://127.0.0.1:9090. */
+  readonly admin: string;
+  readonly json: boolean;
+  readonly timeoutMs?: number;
+}
+
+export class ReportError extends Error {
+  override readonly name = 'ReportError';
+}
+
+/** Scrapes `${admin}/metrics` and summarises it. */
+export async function fetchSummary(admin: string, timeoutMs = 5_000): Promise<Summary> {
+  let url: URL;
+  try {
+    url = new URL('/metrics', admin);
+  } catch {
+    throw new ReportError(`--admin: "${admin}" is not a URL, e.g. http://127.0.0.1:9090`);
+  }
+  let text: string;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) throw new ReportError(`${url.href} answered ${res.status}`);
+    text = await res.text();
+  } catch (err) {
+    if (err instanceof ReportError) throw err;
+    const inner = (err as { cause?: { code?: string; message?: string } }).cause;
+    const cause = inner?.code ?? inner?.message ?? (err as Error).message;
+    throw new ReportError(
+      `cannot read ${url.href} (${cause}): is sidecache running with its admin listener?`,
+    );
+  }
+  return summarise(parsePromText(text), Date.now() / 1000);
+}
+
+/** The whole report as text, or JSON when `json`. */
+export async function runReport(opts: ReportOptions): Promise<string> {
+  const summary = await fetchSummary(opts.admin, opts.timeoutMs);
+  return opts.json ? `${JSON.stringify(summary, null, 2)}\n` : formatReport(summary, opts.admin);
+}
+
+export function formatSeconds(s: number): string {
+  if (s >= 3600) return `${(s / 3600).toFixed(1)} h`;
+  if (s >= 60) return `${(s / 60).toFixed(1)} min`;
+  if (s >= 1) return `${s.toFixed(2)} s`;
+  return `${(s * 1000).toFixed(1)} ms`;
+}
+
+const percent = (r: number | null): string => (r === null ? '–' : `${(r * 100).toFixed(1)}%`);
+
+function savedLine(saved: Summary['savedSeconds']): string {
+  return `${formatSeconds(saved.total)} (cache ${formatSeconds(saved.cache)}, connection ${formatSeconds(saved.connection)}, dns ${formatSeconds(saved.dns)})`;
+}
+
+export function formatReport(s: Summary, admin: string): string {
+  const lines: string[] = [];
+  const up = s.uptimeSeconds === null ? '' : `, up ${formatSeconds(s.uptimeSeconds)}`;
+  lines.push(`sidecache at ${admin}${up}`);
+  lines.push(
+    `requests     ${s.requests}  (${s.inFlight} in flight)`,
+    `hit ratio    ${percent(s.hitRatio)} of ${s.lookups} cache lookups; ${s.avoided} upstream requests avoided`,
+    `time saved   ${savedLine(s.savedSeconds)}`,
+  );
+  const routes = s.routes.filter((r) => r.requests > 0 || r.savedSeconds.total > 0);
+  if (routes.length > 0) {
+    lines.push('', 'by route');
+    const width = Math.max(...routes.map((r) => r.route.length));
+    for (const r of routes) {
+      lines.push(
+        `  ${r.route.padEnd(width)}  ${String(r.requests).padStart(7)} req  hits ${percent(r.hitRatio).padStart(6)}  saved ${savedLine(r.savedSeconds)}`,
+      );
+    }
+  }
+  if (s.origins.length > 0) {
+    lines.push('', 'origins, slowest first (mean upstream time; reuse = requests on a pooled connection)');
+    const width = Math.max(...s.origins.map((o) => o.origin.length));
+    for (const o of s.origins) {
+      const mean = o.meanUpstreamSeconds === null ? '–' : formatSeconds(o.meanUpstreamSeconds);
+      const tls = o.meanTlsSeconds === null ? '' : `, TLS handshake ${formatSeconds(o.meanTlsSeconds)}`;
+      const errors = o.connectErrors > 0 ? `, ${o.connectErrors} connect errors` : '';
+      lines.push(
+        `  ${o.origin.padEnd(width)}  ${mean.padStart(9)}  ${String(o.requests).padStart(6)} req  reuse ${percent(o.reuseRatio).padStart(6)}  ${o.connectionsOpened} connections${tls}${errors}`,
+      );
+    }
+  }
+  lines.push('', 'advice');
+  for (const a of s.advice) lines.push(`  - ${a}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** The yargs options of `sidecache report`. */
+export const reportCommandOptions = {
+  admin: {
+    type: 'string',
+    default: 'http://127.0.0.1:9090',
+    describe: 'Base URL of the instance admin listener',
+  },
+  json: { type: 'boolean', default: false, describe: 'Print the summary as JSON' },
+} as const;
+
+/** Runs `sidecache report`: prints the report; exits 1 when the instance cannot be read. */
+export async function reportCommand(args: { admin: string; json: boolean }): Promise<void> {
+  try {
+    process.stdout.write(await runReport({ admin: args.admin, json: args.json }));
+  } catch (err) {
+    process.stderr.write(`sidecache report: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+}

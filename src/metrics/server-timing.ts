@@ -1,0 +1,95 @@
+/**
+ * The `Server-Timing` response header (W3C Server Timing), computed in one place from the
+ * Exchange's timeline and added by front/ just before it writes the response head.
+ *
+ * Because the head is sent before the body streams, every duration ends at most at "headers
+ * ready": the metrics are consecutive, non-overlapping slices of the time until the head is sent,
+ * so they add up to at most `total`:
+ *
+ *   cache;dur=…;desc="hit"        time in the cache stage itself (lookup, deciding, serving from
+ *                                 the store), not counting the origin request it made, if any
+ *   dns;dur=…                     name lookup for a new upstream connection
+ *   connect;dur=…;desc="new"      TCP connect of a new upstream connection (dur=0, desc="reused"
+ *                                 when the request went out on a pooled connection)
+ *   tls;dur=…                     TLS handshake of a new upstream connection
+ *   upstream;dur=…                from the connection being ready to the origin's response headers
+ *                                 (the origin's think time plus one round trip)
+ *   total;dur=…;desc="to headers" from the request arriving to this head being sent
+ *
+ * Durations are in ms with 1–3 decimals. Absent phases are left out. Per route it can be switched
+ * off (`routes[].observability.serverTiming: false`; `observability.serverTiming` is the default).
+ */
+import type { OutgoingHttpHeaders } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Runtime } from '../config/runtime.js';
+import type { Exchange } from '../exchange.js';
+
+export interface ServerTimingMetric {
+  readonly name: 'cache' | 'dns' | 'connect' | 'tls' | 'upstream' | 'total';
+  /** Milliseconds. */
+  readonly dur: number;
+  readonly desc?: string;
+}
+
+/** The metrics of one exchange, measured up to `now` (a `performance.now()` value). */
+export function serverTimingMetrics(ex: Exchange, now: number): ServerTimingMetric[] {
+  const p = ex.timings.phases;
+  const out: ServerTimingMetric[] = [];
+  const setup = (p.dns ?? 0) + (p.connect ?? 0) + (p.tls ?? 0);
+  if (p.cache !== undefined) {
+    // On a miss or a revalidation the cache phase encloses the origin request: take it out.
+    const own = ex.originInfo !== undefined ? p.cache - (p.upstream ?? 0) : p.cache;
+    const desc = ex.cache ? ex.cache.outcome : undefined;
+    out.push({ name: 'cache', dur: Math.max(0, own), ...(desc ? { desc } : {}) });
+  }
+  if (ex.originInfo !== undefined) {
+    if (p.dns !== undefined) out.push({ name: 'dns', dur: p.dns });
+    if (ex.originInfo.reusedConnection && p.connect === undefined) {
+      out.push({ name: 'connect', dur: 0, desc: 'reused' });
+    } else if (p.connect !== undefined) {
+      out.push({ name: 'connect', dur: p.connect, desc: 'new' });
+    }
+    if (p.tls !== undefined) out.push({ name: 'tls', dur: p.tls });
+    if (p.upstream !== undefined) out.push({ name: 'upstream', dur: Math.max(0, p.upstream - setup) });
+  }
+  out.push({ name: 'total', dur: Math.max(0, now - ex.timings.start), desc: 'to headers' });
+  return out;
+}
+
+/** `1.5` → `1.5`, `2` → `2.0`, `0.12345` → `0.123`: 1 to 3 decimals. */
+export function formatDuration(ms: number): string {
+  const fixed = ms.toFixed(3);
+  return fixed.replace(/(\.\d)0{1,2}$/, '$1').replace(/(\.\d\d)0$/, '$1');
+}
+
+export function formatServerTiming(metrics: readonly ServerTimingMetric[]): string {
+  return metrics
+    .map((m) => {
+      const desc = m.desc === undefined ? '' : `;desc="${m.desc.replace(/["\\]/g, '\\$&')}"`;
+      return `${m.name};dur=${formatDuration(m.dur)}${desc}`;
+    })
+    .join(', ');
+}
+
+/**
+ * The hook front/ calls with the response headers right before writing the head: returns them
+ * with our Server-Timing appended (after any the origin sent), unless the route switched it off.
+ */
+export type ResponseHeadersHook = (ex: Exchange, headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
+
+export function createServerTiming(
+  runtime: Pick<Runtime, 'config'>,
+  clock: () => number = () => performance.now(),
+): ResponseHeadersHook {
+  const byDefault = runtime.config.observability.serverTiming;
+  const byRoute = new Map<string, boolean>();
+  for (const r of runtime.config.routes) byRoute.set(r.name, r.observability.serverTiming ?? byDefault);
+  return (ex, headers) => {
+    const enabled = ex.route ? (byRoute.get(ex.route.name) ?? byDefault) : byDefault;
+    if (!enabled) return headers;
+    const ours = formatServerTiming(serverTimingMetrics(ex, clock()));
+    const prior = headers['server-timing'];
+    const list = prior === undefined ? [] : Array.isArray(prior) ? prior : [String(prior)];
+    return { ...headers, 'server-timing': [...list, ours].join(', ') };
+  };
+}

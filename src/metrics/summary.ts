@@ -1,0 +1,219 @@
+/**
+ * What `sidecache report`, the status page and `/status.json` show: a summary computed from one
+ * scrape of /metrics (parsed by prom-text.ts), plus a few small advice rules. Pure: no I/O.
+ *
+ * Definitions:
+ * - cache lookups: requests whose cache outcome is hit, stale, coalesced, revalidated or miss
+ *   (bypass and `none`, i.e. never looked up, are left out);
+ * - hits: lookups answered with a stored response (hit, stale, coalesced, revalidated);
+ * - reuse ratio of an origin: requests sent on a reused pooled connection / all requests sent.
+ */
+import { type MetricFamily, samplesOf, sumBy, sumOf } from './prom-text.js';
+import { SAVED_KINDS, type SavedKind } from './saved-time.js';
+
+const HIT_OUTCOMES = ['hit', 'stale', 'coalesced', 'revalidated'] as const;
+const LOOKUP_OUTCOMES = [...HIT_OUTCOMES, 'miss'] as const;
+
+export type SavedByKind = Record<SavedKind, number> & { total: number };
+
+export interface RouteSummary {
+  readonly route: string;
+  readonly requests: number;
+  readonly lookups: number;
+  readonly hits: number;
+  /** hits / lookups, or null without lookups. */
+  readonly hitRatio: number | null;
+  readonly avoided: number;
+  readonly savedSeconds: SavedByKind;
+  /** Why origin responses on this route were not stored, most frequent first. */
+  readonly notStored: readonly { reason: string; count: number }[];
+}
+
+export interface OriginSummary {
+  readonly origin: string;
+  readonly requests: number;
+  readonly reusedRequests: number;
+  /** reusedRequests / requests, or null without requests. */
+  readonly reuseRatio: number | null;
+  readonly connectionsOpened: number;
+  readonly connectErrors: number;
+  /** Mean time from dispatch to the end of the origin response, seconds; null without data. */
+  readonly meanUpstreamSeconds: number | null;
+  /** Mean TLS handshake of new connections, seconds; null without TLS connections. */
+  readonly meanTlsSeconds: number | null;
+}
+
+export interface Summary {
+  /** Seconds since the process started (from process_start_time_seconds), when known. */
+  readonly uptimeSeconds: number | null;
+  readonly requests: number;
+  readonly lookups: number;
+  readonly hits: number;
+  readonly hitRatio: number | null;
+  readonly avoided: number;
+  readonly savedSeconds: SavedByKind;
+  readonly savedBodyBytes: number;
+  readonly inFlight: number;
+  readonly routes: readonly RouteSummary[];
+  /** Slowest first (by mean upstream time). */
+  readonly origins: readonly OriginSummary[];
+  readonly dnsLookups: Readonly<Record<string, number>>;
+  readonly tunnels: number;
+  readonly advice: readonly string[];
+}
+
+const ratio = (part: number, whole: number): number | null => (whole > 0 ? part / whole : null);
+
+function savedByKind(families: ReadonlyMap<string, MetricFamily>, route?: string): SavedByKind {
+  const byKind = sumBy(
+    families,
+    'sidecache_saved_seconds_total',
+    'kind',
+    route === undefined ? {} : { route },
+  );
+  const out = { dns: 0, connection: 0, cache: 0, total: 0 };
+  for (const kind of SAVED_KINDS) {
+    out[kind] = byKind.get(kind) ?? 0;
+    out.total += out[kind];
+  }
+  return out;
+}
+
+/** Summarises one scrape. `nowSeconds` (epoch seconds) gives the uptime. */
+export function summarise(families: ReadonlyMap<string, MetricFamily>, nowSeconds?: number): Summary {
+  const requestsByRoute = sumBy(families, 'sidecache_requests_total', 'route');
+  const routeNames = new Set<string>([
+    ...requestsByRoute.keys(),
+    ...sumBy(families, 'sidecache_saved_seconds_total', 'route').keys(),
+  ]);
+  const routes: RouteSummary[] = [];
+  for (const route of [...routeNames].sort()) {
+    const byOutcome = sumBy(families, 'sidecache_requests_total', 'cache', { route });
+    const lookups = LOOKUP_OUTCOMES.reduce((acc, o) => acc + (byOutcome.get(o) ?? 0), 0);
+    const hits = HIT_OUTCOMES.reduce((acc, o) => acc + (byOutcome.get(o) ?? 0), 0);
+    const notStored = [...sumBy(families, 'sidecache_cache_responses_not_stored_total', 'reason', { route })]
+      .filter(([, count]) => count > 0)
+      .map(([reason, count]) => ({ reason, count }))
+      .sort((a, b) => b.count - a.count);
+    routes.push({
+      route,
+      requests: requestsByRoute.get(route) ?? 0,
+      lookups,
+      hits,
+      hitRatio: ratio(hits, lookups),
+      avoided: sumOf(families, 'sidecache_upstream_requests_avoided_total', { route }),
+      savedSeconds: savedByKind(families, route),
+      notStored,
+    });
+  }
+
+  const originNames = new Set<string>([
+    ...sumBy(families, 'sidecache_upstream_requests_total', 'origin').keys(),
+    ...sumBy(families, 'sidecache_upstream_connections_opened_total', 'origin').keys(),
+    ...sumBy(families, 'sidecache_upstream_connect_errors_total', 'origin').keys(),
+  ]);
+  const origins: OriginSummary[] = [];
+  for (const origin of originNames) {
+    const requests = sumOf(families, 'sidecache_upstream_requests_total', { origin });
+    const reusedRequests = sumOf(families, 'sidecache_upstream_requests_total', {
+      origin,
+      connection: 'reused',
+    });
+    const upCount = sumOf(families, 'sidecache_upstream_duration_seconds_count', { origin });
+    const upSum = sumOf(families, 'sidecache_upstream_duration_seconds_sum', { origin });
+    const tlsMatch = { origin, phase: 'tls' };
+    const tlsCount = sumOf(families, 'sidecache_upstream_connect_duration_seconds_count', tlsMatch);
+    const tlsSum = sumOf(families, 'sidecache_upstream_connect_duration_seconds_sum', tlsMatch);
+    origins.push({
+      origin,
+      requests,
+      reusedRequests,
+      reuseRatio: ratio(reusedRequests, requests),
+      connectionsOpened: sumOf(families, 'sidecache_upstream_connections_opened_total', { origin }),
+      connectErrors: sumOf(families, 'sidecache_upstream_connect_errors_total', { origin }),
+      meanUpstreamSeconds: ratio(upSum, upCount),
+      meanTlsSeconds: ratio(tlsSum, tlsCount),
+    });
+  }
+  origins.sort(
+    (a, b) =>
+      (b.meanUpstreamSeconds ?? -1) - (a.meanUpstreamSeconds ?? -1) || a.origin.localeCompare(b.origin),
+  );
+
+  const started = samplesOf(families, 'process_start_time_seconds')[0]?.value;
+  const lookups = routes.reduce((acc, r) => acc + r.lookups, 0);
+  const hits = routes.reduce((acc, r) => acc + r.hits, 0);
+  const base = {
+    uptimeSeconds:
+      started !== undefined && nowSeconds !== undefined ? Math.max(0, nowSeconds - started) : null,
+    requests: sumOf(families, 'sidecache_requests_total'),
+    lookups,
+    hits,
+    hitRatio: ratio(hits, lookups),
+    avoided: sumOf(families, 'sidecache_upstream_requests_avoided_total'),
+    savedSeconds: savedByKind(families),
+    savedBodyBytes: sumOf(families, 'sidecache_saved_body_bytes_total'),
+    inFlight: sumOf(families, 'sidecache_in_flight_requests'),
+    routes,
+    origins,
+    dnsLookups: Object.fromEntries(sumBy(families, 'sidecache_dns_lookups_total', 'result')),
+    tunnels: sumOf(families, 'sidecache_tunnels_total'),
+  };
+  return { ...base, advice: advise(base) };
+}
+
+/** Below this many requests a route or origin gets no advice: too little to go on. */
+export const ADVICE_MIN_REQUESTS = 10;
+
+const pct = (r: number): string => `${Math.round(r * 100)}%`;
+
+/** The cache's detail for a miss that skipped coalescing because of an earlier unstorable response. */
+const HIT_FOR_MISS = 'hit-for-miss';
+
+/** What a not-stored reason suggests, when it dominates a route's misses. */
+const NOT_STORED_HINT: Readonly<Record<string, string>> = {
+  'no-freshness':
+    'responses carry no freshness lifetime (no max-age, s-maxage or Expires): consider a route TTL override (cache.ttlMs)',
+  'no-store':
+    'responses say no-store: nothing can be stored; consider cache.enabled: false to skip the lookup',
+  private: 'responses say private: consider cache.storePrivate: true (stored per credential)',
+  'set-cookie':
+    'responses carry Set-Cookie: consider cache.storeSetCookie: true if the cookie is not per user',
+  authorization:
+    'requests carry credentials and responses do not allow shared caching: consider cache.storePrivate: true',
+  'too-large': 'responses are larger than the entry limit: consider raising cache.maxEntryBytes',
+  status: 'responses have statuses that are not cacheable',
+};
+
+/** Small advice rules over a summary; each line names the route or origin it is about. */
+export function advise(s: Omit<Summary, 'advice'>): string[] {
+  const out: string[] = [];
+  if (s.requests === 0) return ['no traffic yet'];
+  for (const r of s.routes) {
+    if (r.lookups < ADVICE_MIN_REQUESTS || r.hitRatio === null || r.hitRatio >= 0.1) continue;
+    const misses = r.lookups - r.hits;
+    // A hit-for-miss marker exists because an earlier response of the same URL was not stored:
+    // such misses are explained by the route's most frequent real reason.
+    const markers = r.notStored.find((n) => n.reason === HIT_FOR_MISS)?.count ?? 0;
+    const top = r.notStored.find((n) => n.reason !== HIT_FOR_MISS);
+    if (top !== undefined && (top.count + markers) * 2 >= misses) {
+      const hint = NOT_STORED_HINT[top.reason] ?? `responses are not stored (${top.reason})`;
+      out.push(`${r.route}: ${pct(r.hitRatio)} hits, ${hint}`);
+    } else {
+      out.push(`${r.route}: ${pct(r.hitRatio)} hits: requests rarely repeat within the freshness lifetime`);
+    }
+  }
+  for (const o of s.origins) {
+    if (o.connectErrors > 0) {
+      out.push(`${o.origin}: ${o.connectErrors} failed connection attempt(s): check reachability and TLS`);
+    }
+    if (o.requests >= ADVICE_MIN_REQUESTS && o.reuseRatio !== null && o.reuseRatio < 0.5) {
+      out.push(
+        `${o.origin}: only ${pct(o.reuseRatio)} of requests reuse a pooled connection: ` +
+          'the origin may close idle connections early (compare upstream.keepAliveTimeoutMs)',
+      );
+    }
+  }
+  if (out.length === 0) out.push('nothing to suggest: hits and connection reuse look healthy');
+  return out;
+}
