@@ -21,6 +21,7 @@ interface CommonArgs {
   allow?: string[] | undefined;
   'ca-file'?: string | undefined;
   'log-level'?: string | undefined;
+  cache?: boolean | undefined;
 }
 
 function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
@@ -46,6 +47,10 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
     .option('log-level', {
       type: 'string',
       describe: 'fatal | error | warn | info | debug | trace | silent',
+    })
+    .option('cache', {
+      type: 'boolean',
+      describe: 'Cache responses (--no-cache turns the cache off; env SIDECACHE_CACHE=off)',
     }) as Argv<T & CommonArgs>;
 }
 
@@ -57,6 +62,7 @@ function runtimeFrom(args: CommonArgs): Runtime {
     allow: args.allow,
     caFile: args['ca-file'],
     logLevel: args['log-level'],
+    cache: args.cache,
   };
   const { config } = loadConfig({ file: args.config, env: process.env, argv });
   return compileRuntime(config);

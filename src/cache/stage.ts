@@ -45,6 +45,7 @@ import {
   type RouteCachePolicy,
   type RouteCachePolicyInput,
 } from './options.js';
+import { compilePathPolicies, type PathPolicy, selectPathPolicy } from './path-policy.js';
 import { headersToStore, type NotStoredReason, storability, varyFields } from './storability.js';
 import type { CacheStore, EvictionInfo, StoredResponse, StoreStats } from './store.js';
 import {
@@ -116,6 +117,8 @@ export function policyByRoute(
   for (const [name, p] of entries) parsed.set(name, parseRouteCachePolicy(p, `routes.${name}.cache`));
   return (ex) => (ex.route ? parsed.get(ex.route.name) : undefined) ?? DEFAULT_ROUTE_POLICY;
 }
+
+const DISABLED_POLICY: RouteCachePolicy = Object.freeze({ ...DEFAULT_ROUTE_POLICY, enabled: false });
 
 const REASON_BY_OUTCOME: Partial<Record<CacheOutcome, Reason>> = {
   hit: 'cache_hit',
@@ -198,6 +201,17 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       ...(observer.onRemove ? { onRemove: observer.onRemove } : {}),
     });
   const policyFor = deps.policyFor ?? (() => DEFAULT_ROUTE_POLICY);
+  /** Compiled `paths` overrides, per route policy object. */
+  const pathPolicies = new WeakMap<RouteCachePolicy, readonly PathPolicy[]>();
+  function pathPolicy(route: RouteCachePolicy, pathname: string): RouteCachePolicy {
+    if (route.paths.length === 0) return route;
+    let compiled = pathPolicies.get(route);
+    if (compiled === undefined) {
+      compiled = compilePathPolicies(route);
+      pathPolicies.set(route, compiled);
+    }
+    return selectPathPolicy(route, compiled, pathname);
+  }
   const coalescer: Coalescer = createCoalescer(now);
   /** Background refreshes by variant, so each stale variant is refreshed once at a time. */
   const refreshing = new Map<string, Promise<void>>();
@@ -387,6 +401,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         storePrivate: policy.storePrivate,
         storeSetCookie: policy.storeSetCookie,
         ttlOverride: policy.ttlMs !== null,
+        ignoreNoStore: policy.ignoreNoStore,
       },
     });
     const base: CacheStatusEntry = { fwd: f.fwd, fwdStatus: reply.status };
@@ -676,6 +691,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
           storePrivate: policy.storePrivate,
           storeSetCookie: policy.storeSetCookie,
           ttlOverride: policy.ttlMs !== null,
+          ignoreNoStore: policy.ignoreNoStore,
         },
       });
       if (!verdict.storable || ERROR_STATUS.has(reply.status) || reply.status === 304) {
@@ -713,7 +729,12 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   // -------------------------------------------------------------------------------- lookup/hit
 
   async function reuse(ctx: Ctx, next: Next, entry: StoredResponse): Promise<Reply> {
-    const res = parseResponseDirectives(entry.headers['cache-control']);
+    const parsed = parseResponseDirectives(entry.headers['cache-control']);
+    // A route that ignores no-store (with its own lifetime) also reuses bare no-cache answers.
+    const res =
+      ctx.policy.ignoreNoStore && ctx.policy.ttlMs !== null && parsed.noCache === true
+        ? { ...parsed, noCache: false as const }
+        : parsed;
     const ageMs = currentAgeMs(entry, now());
     const life = lifetimeOf(entry.status, entry, ctx.policy);
     const d = decideReuse({
@@ -791,7 +812,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   const stage: Stage = (next) => async (ex) => {
     const t0 = performance.now();
-    const policy = opts.enabled ? policyFor(ex) : { ...DEFAULT_ROUTE_POLICY, enabled: false };
+    const policy = opts.enabled ? pathPolicy(policyFor(ex), ex.target.pathname) : DISABLED_POLICY;
     if (!policy.enabled) return bypass({ ex, policy, t0 }, next, 'disabled');
     if (!SAFE_METHODS.has(ex.method)) return unsafe({ ex, policy, t0 }, next);
     if (ex.method !== 'GET' && ex.method !== 'HEAD') return bypass({ ex, policy, t0 }, next, 'method');

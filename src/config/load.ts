@@ -21,6 +21,8 @@ export interface CliOverrides {
   allow?: readonly string[] | undefined;
   caFile?: string | undefined;
   logLevel?: string | undefined;
+  /** `--cache` / `--no-cache`: turn the cache on or off. */
+  cache?: boolean | undefined;
 }
 
 export interface ConfigSources {
@@ -108,6 +110,8 @@ interface Overrides {
   allow: string[];
 }
 
+const ONOFF: Readonly<Record<string, boolean>> = { on: true, off: false, true: true, false: false };
+
 function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Overrides {
   const o: Overrides = {
     set: [],
@@ -122,6 +126,14 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
   if (ca) o.set.push([['upstream', 'caFile'], ca]);
   const level = nonEmpty(env.SIDECACHE_LOG_LEVEL);
   if (level) o.set.push([['log', 'level'], level]);
+  const cache = nonEmpty(env.SIDECACHE_CACHE)?.toLowerCase();
+  if (cache !== undefined) {
+    const on = ONOFF[cache];
+    if (on === undefined) {
+      throw new ConfigError([`environment: SIDECACHE_CACHE: "${cache}" is not one of on, off`]);
+    }
+    o.set.push([['cache', 'enabled'], on]);
+  }
   return o;
 }
 
@@ -131,6 +143,7 @@ function overridesFromArgv(argv: CliOverrides): Overrides {
   if (argv.adminListen !== undefined) o.set.push([['admin', 'listen'], argv.adminListen]);
   if (argv.caFile !== undefined) o.set.push([['upstream', 'caFile'], argv.caFile]);
   if (argv.logLevel !== undefined) o.set.push([['log', 'level'], argv.logLevel]);
+  if (argv.cache !== undefined) o.set.push([['cache', 'enabled'], argv.cache]);
   return o;
 }
 

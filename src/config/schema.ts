@@ -3,6 +3,7 @@
  * and gives the TypeScript type. Every key carries its unit in its name and a description.
  */
 import { z } from 'zod';
+import { cacheSchema, DEFAULT_ROUTE_POLICY, routeCachePolicySchema } from '../cache/options.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -110,6 +111,9 @@ export const routeSchema = z
       .default([])
       .describe('Host header values that select this route (requests keep their path).'),
     upstream: routeUpstreamSchema.default({}).describe('Per-route overrides of the upstream settings.'),
+    cache: routeCachePolicySchema
+      .default(DEFAULT_ROUTE_POLICY)
+      .describe("The route's cache policy (docs/cache.md)."),
   })
   .strict();
 
@@ -141,6 +145,7 @@ export const configSchema = z
       .default([])
       .describe('Extra hosts the forward proxy may reach ("api.example.com", "*.example.com", "*").'),
     upstream: upstreamSchema.default(upstreamSchema.parse({})),
+    cache: cacheSchema.default(cacheSchema.parse({})).describe('The shared cache (docs/cache.md).'),
     proxy: z
       .object({
         via: z.boolean().default(true).describe('Add a Via header to requests and responses.'),

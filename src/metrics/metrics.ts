@@ -7,11 +7,14 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { Runtime } from '../config/runtime.js';
 import type { ExchangeEnd } from '../front/front-server.js';
 import type { ConnectEvent } from '../upstream/pools.js';
+import { type CacheMetrics, createCacheMetrics } from './cache-metrics.js';
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export interface Metrics {
   readonly registry: Registry;
+  /** Cache counters and gauges (cache-metrics.ts); its observeExchange is a front observer. */
+  readonly cache: CacheMetrics;
   observeExchange(end: ExchangeEnd): void;
   observeConnect(event: ConnectEvent): void;
   /** Registers a gauge read at scrape time. */
@@ -76,8 +79,11 @@ export function createMetrics(runtime: Runtime): Metrics {
     registers: [registry],
   });
 
+  const cache = createCacheMetrics(registry);
+
   return {
     registry,
+    cache,
     observeExchange({ ex, status, bytes }) {
       const route = ex.route?.name ?? (ex.admission?.decision === 'admit' ? 'forward' : 'none');
       const method = KNOWN_METHODS.has(ex.method) ? ex.method : 'OTHER';
