@@ -20,6 +20,8 @@ export interface RunRecord {
 export interface ReportRow extends RunRecord {
   /** Throughput divided by http-proxy's in the same scenario. */
   readonly ratioVsHttpProxy: number | null;
+  /** Throughput divided by bare-node's (a node:http server writing the bytes from memory). */
+  readonly ratioVsBareNode: number | null;
   /** p50 minus direct's p50 in the same scenario, in ms. */
   readonly p50OverheadVsDirectMs: number | null;
 }
@@ -31,10 +33,12 @@ export function deriveRows(records: readonly RunRecord[]): ReportRow[] {
         ?.load;
     const httpProxy = peer('http-proxy');
     const direct = peer('direct');
+    const bareNode = peer('bare-node');
     const ok = record.load && !record.failure ? record.load : null;
     return {
       ...record,
       ratioVsHttpProxy: ok && httpProxy ? ok.rps / httpProxy.rps : null,
+      ratioVsBareNode: ok && bareNode ? ok.rps / bareNode.rps : null,
       p50OverheadVsDirectMs: ok && direct ? ok.p50Ms - direct.p50Ms : null,
     };
   });
@@ -49,6 +53,7 @@ const COLUMNS = [
   'p99 ms',
   'CPU µs/req',
   'x http-proxy',
+  'x bare-node',
   'p50 +direct ms',
   'errors',
 ] as const;
@@ -69,6 +74,7 @@ function cells(row: ReportRow): string[] {
     fixed(load?.p99Ms, 3),
     fixed(row.cpuUsPerReq, 1),
     fixed(row.ratioVsHttpProxy, 2),
+    fixed(row.ratioVsBareNode, 2),
     row.p50OverheadVsDirectMs === null
       ? '-'
       : `${row.p50OverheadVsDirectMs >= 0 ? '+' : ''}${fixed(row.p50OverheadVsDirectMs, 3)}`,

@@ -139,6 +139,8 @@ async function main(options: BenchOptions): Promise<number> {
 
     for (const scenario of options.scenarios) {
       for (const target of targets) {
+        const only = options.targets.find((t) => t.name === target.name)?.scenarios;
+        if (only && !only.includes(scenario.name)) continue;
         const record = await measure(scenario, target, { options, origin, targets, load, pinning, cpu });
         records.push(record);
         const l = record.load;

@@ -7,8 +7,25 @@ import { parseListening } from './child-contract.js';
 import type { Child, ChildGroup } from './children.js';
 import type { Endpoint } from './scenarios.js';
 import { ROUTE_NAME } from './scenarios.js';
+import {
+  childPids,
+  findBinary,
+  measuring,
+  nginxConfig,
+  scratchDir,
+  varnishVcl,
+  waitForPort,
+  writeFile,
+} from './targets/reference-caches.js';
 
-export type TargetName = 'direct' | 'http-proxy' | 'undici-pool' | 'sidecache';
+export type TargetName =
+  | 'direct'
+  | 'http-proxy'
+  | 'undici-pool'
+  | 'sidecache'
+  | 'bare-node'
+  | 'nginx-cache'
+  | 'varnish';
 
 export interface RunningOrigin {
   readonly url: string;
@@ -31,6 +48,8 @@ export interface RunningTarget extends Endpoint {
 export interface TargetSpec {
   readonly name: TargetName;
   readonly description: string;
+  /** The scenarios this target makes sense in; absent: every scenario. */
+  readonly scenarios?: readonly string[];
   /** Why the target cannot run in this tree (for example, not built), or null. Never faked. */
   skipReason(repoRoot: string): string | null;
   start(ctx: TargetContext): Promise<RunningTarget>;
@@ -146,6 +165,96 @@ const sidecache: TargetSpec = {
   },
 };
 
+const CACHE_SCENARIOS = ['fresh-hit'] as const;
+
+/** The limit for a Node process: the stored bytes written by a bare node:http server. */
+const bareNode: TargetSpec = {
+  name: 'bare-node',
+  description: 'bare node:http serving the same bytes from memory (cache-hit reference)',
+  scenarios: CACHE_SCENARIOS,
+  skipReason: () => null,
+  async start(ctx) {
+    const { url, child } = await startBenchServer(
+      ctx.children,
+      'bare-node',
+      join(ctx.repoRoot, 'bench/targets/bare-node.ts'),
+      [],
+      ctx.readyTimeoutMs,
+    );
+    return { name: 'bare-node', url, role: 'proxy', child };
+  },
+};
+
+const nginxCache: TargetSpec = {
+  name: 'nginx-cache',
+  description: 'nginx proxy_cache, one process (only where nginx is installed)',
+  scenarios: CACHE_SCENARIOS,
+  skipReason: () => (findBinary('nginx') ? null : 'skipped: nginx is not installed'),
+  async start(ctx) {
+    const port = await freePort();
+    const scratch = scratchDir('nginx');
+    const conf = writeFile(scratch.dir, 'nginx.conf', nginxConfig(scratch.dir, port, ctx.origin.url));
+    const child = ctx.children.spawn({
+      label: 'nginx-cache',
+      command: findBinary('nginx') as string,
+      args: ['-p', scratch.dir, '-c', conf],
+    });
+    void child.exited.then(() => scratch.remove());
+    try {
+      await waitForPort(port, child, ctx.readyTimeoutMs);
+    } catch (err) {
+      await child.stop();
+      throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
+    }
+    return { name: 'nginx-cache', url: `http://127.0.0.1:${port}`, role: 'proxy', child };
+  },
+};
+
+const varnish: TargetSpec = {
+  name: 'varnish',
+  description: 'varnishd, malloc storage; its cache worker process is measured (only where installed)',
+  scenarios: CACHE_SCENARIOS,
+  skipReason: () => (findBinary('varnishd') ? null : 'skipped: varnishd is not installed'),
+  async start(ctx) {
+    const port = await freePort();
+    const scratch = scratchDir('varnish');
+    const vcl = writeFile(scratch.dir, 'bench.vcl', varnishVcl(ctx.origin.url));
+    const manager = ctx.children.spawn({
+      label: 'varnish',
+      command: findBinary('varnishd') as string,
+      args: [
+        '-F',
+        '-j',
+        'none',
+        '-n',
+        join(scratch.dir, 'work'),
+        '-a',
+        `127.0.0.1:${port}`,
+        '-f',
+        vcl,
+        '-s',
+        'malloc,64m',
+      ],
+    });
+    void manager.exited.then(() => scratch.remove());
+    try {
+      await waitForPort(port, manager, ctx.readyTimeoutMs);
+      const workers = childPids(manager.pid);
+      if (workers.length !== 1)
+        throw new Error(`varnish: expected one cache worker, found ${workers.length}`);
+      return {
+        name: 'varnish',
+        url: `http://127.0.0.1:${port}`,
+        role: 'proxy',
+        child: measuring(manager, workers[0] as number),
+      };
+    } catch (err) {
+      await manager.stop();
+      throw new Error(`${(err as Error).message}\n${manager.outputTail()}`);
+    }
+  },
+};
+
 export const TARGETS: readonly TargetSpec[] = [
   {
     name: 'direct',
@@ -164,4 +273,7 @@ export const TARGETS: readonly TargetSpec[] = [
     'undici Pool pass-through (pool.request + pipeline)',
   ),
   sidecache,
+  bareNode,
+  nginxCache,
+  varnish,
 ];

@@ -24,6 +24,7 @@ interface CommonArgs {
   'log-level'?: string | undefined;
   dns?: string[] | undefined;
   'dns-mode'?: string | undefined;
+  cache?: boolean | undefined;
 }
 
 function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
@@ -55,6 +56,10 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
     .option('log-level', {
       type: 'string',
       describe: 'fatal | error | warn | info | debug | trace | silent',
+    })
+    .option('cache', {
+      type: 'boolean',
+      describe: 'Cache responses (--no-cache turns the cache off; env SIDECACHE_CACHE=off)',
     }) as Argv<T & CommonArgs>;
 }
 
@@ -68,6 +73,7 @@ function runtimeFrom(args: CommonArgs): Runtime {
     logLevel: args['log-level'],
     dns: args.dns,
     dnsMode: args['dns-mode'],
+    cache: args.cache,
   };
   const { config } = loadConfig({ file: args.config, env: process.env, argv });
   return compileRuntime(config);

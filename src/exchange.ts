@@ -111,7 +111,8 @@ export interface Reply {
   readonly statusText?: string;
   /** Response headers, lower-case keys, hop-by-hop headers already removed. */
   readonly headers: OutgoingHttpHeaders;
-  readonly body: Readable | null;
+  /** A stream, or (for bodies already in memory, e.g. cache hits) the bytes, written in one go. */
+  readonly body: Readable | Buffer | null;
   readonly source: ReplySource;
 }
 

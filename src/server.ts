@@ -7,6 +7,8 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.js';
+import { createPurgeHandler } from './admin/purge.js';
+import { createCacheStage, DEFAULT_ROUTE_POLICY } from './cache/index.js';
 import type { HostPort, Runtime } from './config/runtime.js';
 import { createDnsCache } from './dns/index.js';
 import { ConfigError } from './errors.js';
@@ -47,15 +49,27 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     onConnect: metrics.observeConnect,
     lookup: dns.lookup,
   });
+  const cache = config.cache.enabled
+    ? createCacheStage(config.cache, {
+        policyFor: (ex) => ex.route?.cache ?? DEFAULT_ROUTE_POLICY,
+        observer: {
+          onRemove: metrics.cache.onRemove,
+          onRefreshError: (err, url) => logger.warn({ err, url }, 'cache: background refresh failed'),
+          onStoreError: (err, op) => logger.warn({ err, op }, 'cache: store failed'),
+        },
+      })
+    : null;
+  if (cache) metrics.cache.watch(cache);
   const pipeline = createPipeline({
     guard: createGuardStage({ allow: runtime.allow, viaToken: instanceToken }),
+    cache: cache ?? undefined,
     upstream: createOriginFetch(pools, {
       defaults: config.upstream,
       via,
       forwardedHeaders: config.proxy.forwardedHeaders,
     }),
   });
-  const observers = [metrics.observeExchange];
+  const observers = [metrics.observeExchange, metrics.cache.observeExchange];
   if (config.log.access) observers.push(createAccessLog(logger));
   const front = createFront({
     runtime,
@@ -71,6 +85,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     ? createAdminServer({
         registry: metrics.registry,
         ready: () => (draining ? { ready: false, why: 'shutting down' } : { ready: true, why: 'listening' }),
+        purge: createPurgeHandler(cache, runtime),
       })
     : null;
 

@@ -5,16 +5,20 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { PurgeHandler } from './purge.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML, statusSummary } from './status-page.js';
 
 export interface AdminOptions {
   readonly registry: Registry;
   readonly ready: () => { ready: boolean; why: string };
+  /** `POST /purge` (purge.ts); absent: 404. */
+  readonly purge?: PurgeHandler;
 }
 
 export function createAdminServer(opts: AdminOptions): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
+    if (path === '/purge' && opts.purge) return opts.purge(req, res);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;

@@ -89,8 +89,8 @@ export async function readBody(
 }
 
 /** Lets an unwanted body drain so the connection can be reused; its errors are expected and dropped. */
-export function discard(body: Readable | null): void {
-  if (body === null) return;
+export function discard(body: Readable | Buffer | null): void {
+  if (body === null || Buffer.isBuffer(body)) return;
   body.on('error', () => {
     // The body is not used; an error here only means the connection will not be reused.
   });

@@ -81,22 +81,40 @@ export const cacheSchema = z
     path: ['maxEntryBytes'],
   });
 
+const ttlMsSchema = z.number().int().min(0).nullable();
+const TTL_MS_DESCRIPTION =
+  'Freshness lifetime replacing what the origin says, for statuses cacheable without one ' +
+  '(200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501). no-store and private still apply ' +
+  '(unless ignoreNoStore / storePrivate).';
+
+const ignoreNoStoreSchema = z.boolean();
+const IGNORE_NO_STORE_DESCRIPTION =
+  'Store responses marked no-store, and reuse bare no-cache ones without revalidating, for ttlMs ' +
+  '(requires ttlMs). For APIs such as Stripe that mark slow-changing data no-store. Entries stay ' +
+  'keyed by credential, as every entry is.';
+
+/** A per-path override inside a route: the first entry whose prefix matches the origin path wins. */
+export const pathCachePolicySchema = z
+  .object({
+    prefix: z
+      .string()
+      .regex(/^\//, 'expected an origin path starting with "/", e.g. /v1/products')
+      .describe('Origin path prefix (after route rewriting), e.g. /v1/products.'),
+    enabled: z.boolean().optional().describe('Cache these paths (false: bypass).'),
+    ttlMs: ttlMsSchema.optional().describe(TTL_MS_DESCRIPTION),
+    ignoreNoStore: ignoreNoStoreSchema.optional().describe(IGNORE_NO_STORE_DESCRIPTION),
+    forceRevalidate: z.boolean().optional().describe('Validate every reuse of these paths.'),
+  })
+  .strict();
+
 export const routeCachePolicySchema = z
   .object({
     enabled: z
       .boolean()
       .default(true)
       .describe('Cache this route (false: every request bypasses the cache).'),
-    ttlMs: z
-      .number()
-      .int()
-      .min(0)
-      .nullable()
-      .default(null)
-      .describe(
-        'Freshness lifetime replacing what the origin says, for statuses cacheable without one ' +
-          '(200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501). no-store and private still apply.',
-      ),
+    ttlMs: ttlMsSchema.default(null).describe(TTL_MS_DESCRIPTION),
+    ignoreNoStore: ignoreNoStoreSchema.default(false).describe(IGNORE_NO_STORE_DESCRIPTION),
     forceRevalidate: z
       .boolean()
       .default(false)
@@ -122,13 +140,36 @@ export const routeCachePolicySchema = z
     storeSetCookie: z.boolean().default(false).describe('Store responses that carry Set-Cookie.'),
     emitAge: z.boolean().default(true).describe('Send Age on responses served from the cache.'),
     emitCacheStatus: z.boolean().default(true).describe('Send a Cache-Status header (RFC 9211).'),
+    paths: z
+      .array(pathCachePolicySchema)
+      .default([])
+      .describe('Overrides of enabled / ttlMs / ignoreNoStore / forceRevalidate for origin path prefixes.'),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    if (p.ignoreNoStore && p.ttlMs === null) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ignoreNoStore'],
+        message: 'ignoreNoStore needs a ttlMs (how long to keep what the origin said not to store)',
+      });
+    }
+    p.paths.forEach((o, i) => {
+      if ((o.ignoreNoStore ?? p.ignoreNoStore) && (o.ttlMs === undefined ? p.ttlMs : o.ttlMs) === null) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['paths', i, 'ignoreNoStore'],
+          message: 'ignoreNoStore needs a ttlMs, on this path entry or on the route',
+        });
+      }
+    });
+  });
 
 export type CacheOptionsInput = z.input<typeof cacheSchema>;
 export type CacheOptions = z.output<typeof cacheSchema>;
 export type RouteCachePolicyInput = z.input<typeof routeCachePolicySchema>;
 export type RouteCachePolicy = z.output<typeof routeCachePolicySchema>;
+export type PathCachePolicy = z.output<typeof pathCachePolicySchema>;
 
 function issuesOf(error: z.ZodError, where: string): string[] {
   return error.issues.map((issue) => {
@@ -158,6 +199,7 @@ export function explainPolicy(p: RouteCachePolicy): string {
   if (!p.enabled) return 'cache: off';
   const parts = ['cache: RFC 9111 shared cache'];
   if (p.ttlMs !== null) parts.push(`lifetime ${p.ttlMs} ms regardless of origin freshness`);
+  if (p.ignoreNoStore) parts.push('no-store / no-cache from the origin ignored');
   if (p.forceRevalidate) parts.push('every reuse revalidated');
   if (p.storePrivate) parts.push('private responses stored per credential');
   if (p.storeSetCookie) parts.push('Set-Cookie responses stored');
@@ -166,5 +208,14 @@ export function explainPolicy(p: RouteCachePolicy): string {
   if (p.keyHeaders.length > 0) parts.push(`key adds ${p.keyHeaders.join(', ')}`);
   const creds = ['authorization', ...p.credentialHeaders, ...p.credentialCookies.map((c) => `cookie ${c}`)];
   parts.push(`credentials: ${creds.join(', ')}`);
+  for (const o of p.paths) {
+    const what = [
+      o.enabled === false ? 'off' : null,
+      o.ttlMs === undefined ? null : o.ttlMs === null ? 'origin lifetime' : `lifetime ${o.ttlMs} ms`,
+      o.ignoreNoStore === undefined ? null : o.ignoreNoStore ? 'no-store ignored' : 'no-store honoured',
+      o.forceRevalidate === undefined ? null : o.forceRevalidate ? 'revalidated' : 'not forced to revalidate',
+    ].filter((w) => w !== null);
+    parts.push(`paths ${o.prefix}*: ${what.length > 0 ? what.join(', ') : 'as the route'}`);
+  }
   return parts.join('; ');
 }

@@ -14,13 +14,18 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Route } from '../config/runtime.js';
 import { SidecacheError } from '../errors.js';
 import type { CacheInfo, CacheOutcome, Exchange, Next, Reply, Stage } from '../exchange.js';
 import type { Reason } from '../reasons.js';
 import { captureBody, discard, readBody } from './body-capture.js';
-import { parseRequestDirectives, parseResponseDirectives, type RequestDirectives } from './cache-control.js';
+import {
+  parseRequestDirectives,
+  parseResponseDirectives,
+  type RequestDirectives,
+  type ResponseDirectives,
+} from './cache-control.js';
 import { type CacheStatusEntry, emitCacheHeaders, type ForwardReason } from './cache-status.js';
 import { type Coalescer, createCoalescer, type FlightResult } from './coalesce.js';
 import {
@@ -45,6 +50,7 @@ import {
   type RouteCachePolicy,
   type RouteCachePolicyInput,
 } from './options.js';
+import { compilePathPolicies, type PathPolicy, selectPathPolicy } from './path-policy.js';
 import { headersToStore, type NotStoredReason, storability, varyFields } from './storability.js';
 import type { CacheStore, EvictionInfo, StoredResponse, StoreStats } from './store.js';
 import {
@@ -116,6 +122,8 @@ export function policyByRoute(
   for (const [name, p] of entries) parsed.set(name, parseRouteCachePolicy(p, `routes.${name}.cache`));
   return (ex) => (ex.route ? parsed.get(ex.route.name) : undefined) ?? DEFAULT_ROUTE_POLICY;
 }
+
+const DISABLED_POLICY: RouteCachePolicy = Object.freeze({ ...DEFAULT_ROUTE_POLICY, enabled: false });
 
 const REASON_BY_OUTCOME: Partial<Record<CacheOutcome, Reason>> = {
   hit: 'cache_hit',
@@ -198,6 +206,17 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       ...(observer.onRemove ? { onRemove: observer.onRemove } : {}),
     });
   const policyFor = deps.policyFor ?? (() => DEFAULT_ROUTE_POLICY);
+  /** Compiled `paths` overrides, per route policy object. */
+  const pathPolicies = new WeakMap<RouteCachePolicy, readonly PathPolicy[]>();
+  function pathPolicy(route: RouteCachePolicy, pathname: string): RouteCachePolicy {
+    if (route.paths.length === 0) return route;
+    let compiled = pathPolicies.get(route);
+    if (compiled === undefined) {
+      compiled = compilePathPolicies(route);
+      pathPolicies.set(route, compiled);
+    }
+    return selectPathPolicy(route, compiled, pathname);
+  }
   const coalescer: Coalescer = createCoalescer(now);
   /** Background refreshes by variant, so each stale variant is refreshed once at a time. */
   const refreshing = new Map<string, Promise<void>>();
@@ -303,30 +322,59 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   // --------------------------------------------------------------------------------- deliver
 
+  /**
+   * What a hit needs from a stored response, worked out once per entry (entries are immutable:
+   * a 304 refresh stores a new object) and per route policy: directives, lifetime, the age it
+   * had when stored, the headers to send and the body as a Buffer view (no copy).
+   */
+  interface Derived {
+    readonly policy: RouteCachePolicy;
+    readonly res: ResponseDirectives;
+    readonly lifeMs: number;
+    /** current_age at the response time (§4.2.3 corrected_initial_age), ms. */
+    readonly initialAgeMs: number;
+    readonly headers: OutgoingHttpHeaders;
+    readonly body: Buffer;
+  }
+  const derivedByEntry = new WeakMap<StoredResponse, Derived>();
+
+  function derive(entry: StoredResponse, policy: RouteCachePolicy): Derived {
+    const known = derivedByEntry.get(entry);
+    if (known !== undefined && known.policy === policy) return known;
+    const b = entry.body;
+    const d: Derived = {
+      policy,
+      res: parseResponseDirectives(entry.headers['cache-control']),
+      lifeMs: lifetimeOf(entry.status, entry, policy).ms,
+      initialAgeMs: currentAgeMs(entry, entry.responseTime),
+      headers: Object.freeze({ ...entry.headers, 'content-length': String(b.byteLength) }),
+      body: Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    };
+    derivedByEntry.set(entry, d);
+    return d;
+  }
+
   /** A Reply from a stored response. */
   function deliver(ctx: Ctx, entry: StoredResponse, how: DeliverHow): Reply {
     const { ex } = ctx;
-    const t = now();
-    const ageMs = currentAgeMs(entry, t);
-    const life = lifetimeOf(entry.status, entry, ctx.policy);
+    const d = derive(entry, ctx.policy);
+    const ageMs = d.initialAgeMs + Math.max(0, now() - entry.responseTime);
     const ageS = Math.floor(ageMs / 1000);
-    const ttlS = Math.floor((life.ms - ageMs) / 1000);
+    const ttlS = Math.floor((d.lifeMs - ageMs) / 1000);
     const current =
       entry.status >= 200 && entry.status < 300 && clientCopyIsCurrent(ex.headers, entry.headers);
     let status = entry.status;
     let statusText = entry.statusText;
     let headers: OutgoingHttpHeaders;
-    let body: Readable | null = null;
+    let body: Buffer | null = null;
     if (current) {
       status = 304;
       statusText = 'Not Modified';
       headers = notModifiedHeaders(entry.headers);
     } else {
-      headers = { ...entry.headers, 'content-length': String(entry.body.byteLength) };
-      // Each reader gets its own stream over the same (never mutated) stored bytes: no copy.
-      if (ex.method !== 'HEAD') {
-        body = Readable.from([Buffer.from(entry.body.buffer, entry.body.byteOffset, entry.body.byteLength)]);
-      }
+      // decorate() copies these once; the stored bytes are shared by every reader, never copied.
+      headers = d.headers;
+      if (ex.method !== 'HEAD') body = d.body;
     }
     markCacheTime(ctx);
     const elapsed = performance.now() - ctx.t0;
@@ -387,6 +435,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         storePrivate: policy.storePrivate,
         storeSetCookie: policy.storeSetCookie,
         ttlOverride: policy.ttlMs !== null,
+        ignoreNoStore: policy.ignoreNoStore,
       },
     });
     const base: CacheStatusEntry = { fwd: f.fwd, fwdStatus: reply.status };
@@ -429,11 +478,11 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       if (!ok) info.detail = 'store-refused';
       f.settle?.(ok ? 'stored' : 'not-stored');
     };
-    const decorated = (body: Readable | null): Reply =>
+    const decorated = (body: Readable | Buffer | null): Reply =>
       decorate(ctx, { ...reply, body }, { ...base, stored: true, ttlS });
-    if (reply.body === null) {
-      finish(await track(storePut(makeEntry(new Uint8Array(0)))));
-      return decorated(null);
+    if (reply.body === null || Buffer.isBuffer(reply.body)) {
+      finish(await track(storePut(makeEntry(reply.body ?? new Uint8Array(0)))));
+      return decorated(reply.body);
     }
     const body = captureBody(reply.body, opts.maxEntryBytes, expectedBytes, {
       onComplete: (buf) => {
@@ -676,6 +725,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
           storePrivate: policy.storePrivate,
           storeSetCookie: policy.storeSetCookie,
           ttlOverride: policy.ttlMs !== null,
+          ignoreNoStore: policy.ignoreNoStore,
         },
       });
       if (!verdict.storable || ERROR_STATUS.has(reply.status) || reply.status === 304) {
@@ -686,7 +736,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       const expected =
         lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
       const body =
-        reply.body === null ? Buffer.alloc(0) : await readBody(reply.body, opts.maxEntryBytes, expected);
+        reply.body === null || Buffer.isBuffer(reply.body)
+          ? (reply.body ?? Buffer.alloc(0))
+          : await readBody(reply.body, opts.maxEntryBytes, expected);
       if (body === null) return;
       const vary = varyFields(reply.headers);
       const values = varyValues(vary, ex.headers);
@@ -713,12 +765,17 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   // -------------------------------------------------------------------------------- lookup/hit
 
   async function reuse(ctx: Ctx, next: Next, entry: StoredResponse): Promise<Reply> {
-    const res = parseResponseDirectives(entry.headers['cache-control']);
-    const ageMs = currentAgeMs(entry, now());
-    const life = lifetimeOf(entry.status, entry, ctx.policy);
+    const derived = derive(entry, ctx.policy);
+    const parsed = derived.res;
+    // A route that ignores no-store (with its own lifetime) also reuses bare no-cache answers.
+    const res =
+      ctx.policy.ignoreNoStore && ctx.policy.ttlMs !== null && parsed.noCache === true
+        ? { ...parsed, noCache: false as const }
+        : parsed;
+    const ageMs = derived.initialAgeMs + Math.max(0, now() - entry.responseTime);
     const d = decideReuse({
       ageMs,
-      lifetimeMs: life.ms,
+      lifetimeMs: derived.lifeMs,
       req: ctx.req,
       res,
       forceRevalidate: ctx.policy.forceRevalidate,
@@ -791,7 +848,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   const stage: Stage = (next) => async (ex) => {
     const t0 = performance.now();
-    const policy = opts.enabled ? policyFor(ex) : { ...DEFAULT_ROUTE_POLICY, enabled: false };
+    const policy = opts.enabled ? pathPolicy(policyFor(ex), ex.target.pathname) : DISABLED_POLICY;
     if (!policy.enabled) return bypass({ ex, policy, t0 }, next, 'disabled');
     if (!SAFE_METHODS.has(ex.method)) return unsafe({ ex, policy, t0 }, next);
     if (ex.method !== 'GET' && ex.method !== 'HEAD') return bypass({ ex, policy, t0 }, next, 'method');

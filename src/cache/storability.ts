@@ -1,7 +1,8 @@
 /**
  * Whether a response may be stored by a shared cache (RFC 9111 §3, §3.5, §5.2), and what of it is
- * stored (§3.1). Pure. Route policy may loosen two rules on purpose: `storePrivate` (entries are
- * keyed by credential, so each belongs to one client) and `storeSetCookie`.
+ * stored (§3.1). Pure. Route policy may loosen three rules on purpose: `storePrivate` (entries are
+ * keyed by credential, so each belongs to one client), `storeSetCookie`, and `ignoreNoStore` (only
+ * with the route's own lifetime, for APIs that mark slow-changing data no-store).
  */
 import type { RequestDirectives, ResponseDirectives } from './cache-control.js';
 import { joinField, splitList } from './cache-control.js';
@@ -36,6 +37,8 @@ export interface StoragePolicy {
   readonly storeSetCookie: boolean;
   /** The route gives a lifetime of its own (applies to heuristically cacheable statuses). */
   readonly ttlOverride: boolean;
+  /** The route stores `no-store` responses anyway (only together with its own lifetime). */
+  readonly ignoreNoStore?: boolean;
 }
 
 export interface StorabilityInput {
@@ -70,7 +73,9 @@ export function storability(i: StorabilityInput): Storability {
   if (i.status === 206) return no('partial');
   if (i.res.mustUnderstand && !UNDERSTOOD_STATUS.has(i.status)) return no('must-understand');
   // must-understand with an understood status overrides no-store (§5.2.2.3).
-  if (i.res.noStore && !i.res.mustUnderstand) return no('no-store');
+  if (i.res.noStore && !i.res.mustUnderstand && !(i.policy.ignoreNoStore && i.policy.ttlOverride)) {
+    return no('no-store');
+  }
   if (i.res.private === true && !i.policy.storePrivate) return no('private');
   if (
     i.authorization &&

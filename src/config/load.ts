@@ -25,6 +25,8 @@ export interface CliOverrides {
   /** Nameservers, HOST[:PORT] (repeatable; implies dns.mode udp unless dnsMode says doh). */
   dns?: readonly string[] | undefined;
   dnsMode?: string | undefined;
+  /** `--cache` / `--no-cache`: turn the cache on or off. */
+  cache?: boolean | undefined;
 }
 
 export interface ConfigSources {
@@ -112,6 +114,8 @@ interface Overrides {
   allow: string[];
 }
 
+const ONOFF: Readonly<Record<string, boolean>> = { on: true, off: false, true: true, false: false };
+
 function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Overrides {
   const o: Overrides = {
     set: [],
@@ -127,6 +131,14 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
   const level = nonEmpty(env.SIDECACHE_LOG_LEVEL);
   if (level) o.set.push([['log', 'level'], level]);
   pushDnsOverrides(o, splitList(env.SIDECACHE_DNS), nonEmpty(env.SIDECACHE_DNS_MODE));
+  const cache = nonEmpty(env.SIDECACHE_CACHE)?.toLowerCase();
+  if (cache !== undefined) {
+    const on = ONOFF[cache];
+    if (on === undefined) {
+      throw new ConfigError([`environment: SIDECACHE_CACHE: "${cache}" is not one of on, off`]);
+    }
+    o.set.push([['cache', 'enabled'], on]);
+  }
   return o;
 }
 
@@ -137,6 +149,7 @@ function overridesFromArgv(argv: CliOverrides): Overrides {
   if (argv.caFile !== undefined) o.set.push([['upstream', 'caFile'], argv.caFile]);
   if (argv.logLevel !== undefined) o.set.push([['log', 'level'], argv.logLevel]);
   pushDnsOverrides(o, argv.dns, argv.dnsMode);
+  if (argv.cache !== undefined) o.set.push([['cache', 'enabled'], argv.cache]);
   return o;
 }
 

@@ -3,6 +3,7 @@
  * upstream settings, lookup tables for prefix / Host / origin, and the allow list as a matcher.
  * Every part can explain itself (`sidecache check-config` prints the explanations).
  */
+import { explainPolicy, type RouteCachePolicy } from '../cache/options.js';
 import type { Config, UpstreamConfig } from './schema.js';
 
 export interface HostPort {
@@ -20,6 +21,8 @@ export interface Route {
   readonly prefix: string | null;
   readonly hosts: readonly string[];
   readonly upstream: UpstreamConfig;
+  /** The route's cache policy (validated, defaults filled). */
+  readonly cache: RouteCachePolicy;
   explain(): string;
 }
 
@@ -91,6 +94,7 @@ export function compileRuntime(config: Config): Runtime {
       prefix,
       hosts,
       upstream,
+      cache: r.cache,
       explain() {
         const ways = [
           prefix ? `path prefix ${prefix} (stripped)` : null,
@@ -99,7 +103,8 @@ export function compileRuntime(config: Config): Runtime {
         ].filter((w) => w !== null);
         return (
           `route "${r.name}": ${ways.join('; ')} → ${url.origin}${basePath}` +
-          ` (up to ${upstream.connectionsPerOrigin} connections, ${upstream.http2 ? 'HTTP/2 offered' : 'HTTP/1.1'})`
+          ` (up to ${upstream.connectionsPerOrigin} connections, ${upstream.http2 ? 'HTTP/2 offered' : 'HTTP/1.1'})` +
+          `\n  ${config.cache.enabled ? explainPolicy(r.cache) : 'cache: off (cache.enabled is false)'}`
         );
       },
     };
@@ -133,7 +138,15 @@ export function compileRuntime(config: Config): Runtime {
           ? `forward proxy may also reach: ${allow.patterns.join(', ')}`
           : 'forward proxy reaches only route origins',
       ];
-      if (routes.length === 0) lines.splice(1, 0, 'no routes configured');
+      lines.splice(
+        1,
+        0,
+        config.cache.enabled
+          ? `cache: in memory, up to ${config.cache.maxSizeBytes} bytes, ${config.cache.maxEntryBytes} per response`
+          : 'cache: off',
+      );
+      if (routes.length === 0) lines.splice(2, 0, 'no routes configured');
+
       const dns = config.dns;
       const via =
         dns.mode === 'udp'

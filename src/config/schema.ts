@@ -3,6 +3,7 @@
  * and gives the TypeScript type. Every key carries its unit in its name and a description.
  */
 import { z } from 'zod';
+import { cacheSchema, DEFAULT_ROUTE_POLICY, routeCachePolicySchema } from '../cache/options.js';
 import { DNS_DEFAULTS, dnsSchema } from '../dns/options.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -121,6 +122,9 @@ export const routeSchema = z
       .strict()
       .default({})
       .describe('Per-route observability overrides.'),
+    cache: routeCachePolicySchema
+      .default(DEFAULT_ROUTE_POLICY)
+      .describe("The route's cache policy (docs/cache.md)."),
   })
   .strict();
 
@@ -155,6 +159,7 @@ export const configSchema = z
     dns: dnsSchema
       .default(DNS_DEFAULTS)
       .describe('How upstream names are resolved and cached (docs/dns.md).'),
+    cache: cacheSchema.default(cacheSchema.parse({})).describe('The shared cache (docs/cache.md).'),
     proxy: z
       .object({
         via: z.boolean().default(true).describe('Add a Via header to requests and responses.'),

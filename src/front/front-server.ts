@@ -8,7 +8,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } fro
 import { createServer, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Runtime } from '../config/runtime.js';
 import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
@@ -121,7 +121,7 @@ export function createFront(opts: FrontOptions): Front {
     try {
       res.writeHead(reply.status, reply.statusText ?? STATUS_CODES[reply.status] ?? '', headers);
     } catch (err) {
-      reply.body?.destroy();
+      if (reply.body instanceof Readable) reply.body.destroy();
       const bad = toSidecacheError(err);
       ex.reason = 'upstream_protocol_error';
       res.destroy();
@@ -129,8 +129,20 @@ export function createFront(opts: FrontOptions): Front {
       return;
     }
     const body = reply.body;
-    if (body === null || ex.method === 'HEAD') {
-      body?.destroy();
+    if (Buffer.isBuffer(body) && ex.method !== 'HEAD') {
+      // Bytes already in memory (a cache hit): headers and body in one write, no stream machinery.
+      res.end(body);
+      res.once('close', () => {
+        const done = res.writableFinished;
+        const failure = done ? error : new ClientAbortedError('client disconnected during the response');
+        if (!done && failure) ex.reason = failure.reason;
+        const end = { ex, status: reply.status, bytes: done ? body.length : 0, replySource: reply.source };
+        notify(failure ? { ...end, error: failure } : end);
+      });
+      return;
+    }
+    if (!(body instanceof Readable) || ex.method === 'HEAD') {
+      if (body instanceof Readable) body.destroy();
       res.end();
       notify({ ex, status: reply.status, bytes: 0, ...(error ? { error } : {}), replySource: reply.source });
       return;

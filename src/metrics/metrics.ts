@@ -21,6 +21,8 @@ import {
 
 export type { DnsLookupEvent } from './saved-time.js';
 
+import { type CacheMetrics, createCacheMetrics } from './cache-metrics.js';
+
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const DNS_RESULTS: ReadonlySet<string> = new Set([
   'hit',
@@ -51,6 +53,8 @@ export interface Metrics {
   readonly registry: Registry;
   /** The saved-time ledger (the status page and tests read the per-origin connection cost). */
   readonly savedTime: SavedTimeLedger;
+  /** Cache counters and gauges (cache-metrics.ts); its observeExchange is a front observer. */
+  readonly cache: CacheMetrics;
   observeExchange(end: ExchangeEnd): void;
   observeConnect(event: ConnectEvent): void;
   /** One DNS lookup through the DNS cache (plug in as the DNS module's `onLookup`). */
@@ -205,9 +209,12 @@ export function createMetrics(runtime: Runtime): Metrics {
     if (ms > 0) saved.inc({ kind, route }, ms / 1000);
   };
 
+  const cache = createCacheMetrics(registry);
+
   return {
     registry,
     savedTime: ledger,
+    cache,
     observeExchange({ ex, status, bytes }) {
       const route = routeLabel(ex);
       const method = KNOWN_METHODS.has(ex.method) ? ex.method : 'OTHER';

@@ -43,7 +43,9 @@ export interface ReadReply {
 
 export async function readReply(reply: Reply): Promise<ReadReply> {
   let text = '';
-  if (reply.body) {
+  if (Buffer.isBuffer(reply.body)) {
+    text = reply.body.toString('utf8');
+  } else if (reply.body) {
     const chunks: Buffer[] = [];
     for await (const c of reply.body) chunks.push(Buffer.from(c as Uint8Array));
     text = Buffer.concat(chunks).toString('utf8');

@@ -58,6 +58,7 @@ describe('route cache policy', () => {
     assert.deepEqual(DEFAULT_ROUTE_POLICY, {
       enabled: true,
       ttlMs: null,
+      ignoreNoStore: false,
       forceRevalidate: false,
       keyQuery: { sort: false, ignore: [] },
       keyHeaders: [],
@@ -67,6 +68,7 @@ describe('route cache policy', () => {
       storeSetCookie: false,
       emitAge: true,
       emitCacheStatus: true,
+      paths: [],
     });
   });
   test('header names are lower-cased', () => {

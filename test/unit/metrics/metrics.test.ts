@@ -35,7 +35,11 @@ describe('metrics registry', () => {
       const m = HELP_RE.exec(line);
       assert.ok(m, line);
       const name = m[1] as string;
-      assert.match(name, /_(total|seconds|bytes|requests)$/, `${name} ends in a unit`);
+      assert.match(
+        name,
+        /_(total|seconds|bytes|requests|entries)$/,
+        `${name} ends in a unit (or counts entries)`,
+      );
       assert.ok((m[2] as string).length > 10, `${name} has a help text`);
     }
   });

@@ -1,0 +1,71 @@
+/**
+ * Cache metrics, derived like the rest of metrics/ from finished Exchanges (`ex.cache`), plus the
+ * two signals one Exchange cannot carry: store size (read from the stage's `stats()` at scrape
+ * time) and evictions (the stage's `onRemove` observer). The cache stage never imports prom-client.
+ * Saved time and avoided upstream requests are the saved-time ledger's (saved-time.ts), not counted here.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { ExchangeEnd } from '../front/front-server.js';
+
+/** What the cache stage offers to be watched (a subset of `CacheStage`). */
+export interface WatchedCache {
+  stats(): Promise<{ readonly entries: number; readonly bytes: number }>;
+}
+
+export interface CacheMetrics {
+  observeExchange(end: ExchangeEnd): void;
+  /** For the cache stage's `observer.onRemove`: counts evictions (entries removed to make room). */
+  onRemove(info: { readonly reason: string }): void;
+  /** Reports the cache's entries and bytes at every scrape. */
+  watch(cache: WatchedCache): void;
+}
+
+export function createCacheMetrics(registry: Registry): CacheMetrics {
+  const lookups = new Counter({
+    name: 'sidecache_cache_lookups_total',
+    help: 'Requests seen by the cache, by route and result (hit, stale, revalidated, miss, coalesced, bypass).',
+    labelNames: ['route', 'result'] as const,
+    registers: [registry],
+  });
+  const evictions = new Counter({
+    name: 'sidecache_cache_evictions_total',
+    help: 'Stored responses evicted to make room (least recently used first).',
+    registers: [registry],
+  });
+  let watched: WatchedCache | null = null;
+  const readStats = async (): Promise<{ entries: number; bytes: number } | null> =>
+    watched ? watched.stats() : null;
+  new Gauge({
+    name: 'sidecache_cache_entries',
+    help: 'Stored responses (variants) held by the cache now.',
+    registers: [registry],
+    async collect() {
+      const s = await readStats();
+      if (s) this.set(s.entries);
+    },
+  });
+  new Gauge({
+    name: 'sidecache_cache_size_bytes',
+    help: 'Bytes held by the cache now (bodies, headers and keys).',
+    registers: [registry],
+    async collect() {
+      const s = await readStats();
+      if (s) this.set(s.bytes);
+    },
+  });
+
+  return {
+    observeExchange({ ex }) {
+      const info = ex.cache;
+      if (info === undefined) return;
+      const route = ex.route?.name ?? (ex.admission?.decision === 'admit' ? 'forward' : 'none');
+      lookups.inc({ route, result: info.outcome });
+    },
+    onRemove(info) {
+      if (info.reason === 'evict') evictions.inc();
+    },
+    watch(cache) {
+      watched = cache;
+    },
+  };
+}
