@@ -58,8 +58,10 @@ export function serverTimingMetrics(ex: Exchange, now: number): ServerTimingMetr
 
 /** `1.5` → `1.5`, `2` → `2.0`, `0.12345` → `0.123`: 1 to 3 decimals. */
 export function formatDuration(ms: number): string {
-  const fixed = ms.toFixed(3);
-  return fixed.replace(/(\.\d)0{1,2}$/, '$1').replace(/(\.\d\d)0$/, '$1');
+  // Arithmetic, not regular expressions: this runs several times per response.
+  const rounded = Math.round(ms * 1000) / 1000;
+  const text = String(rounded);
+  return Number.isInteger(rounded) ? `${text}.0` : text;
 }
 
 export function formatServerTiming(metrics: readonly ServerTimingMetric[]): string {
