@@ -102,7 +102,9 @@ function dispatchOnce(
     ex.signal.addEventListener('abort', onAbort, { once: true });
 
     const onSocket = (record: ConnectionRecord): void => {
-      const reused = record.requests > 1;
+      // New for this exchange only if it was opened after the exchange began; a connection the
+      // pool opened earlier (warm, or for a request another connection then served) was waiting.
+      const reused = record.requests > 1 || record.startedAt < ex.timings.start;
       info.reusedConnection = reused;
       if (!reused) {
         const phases = ex.timings.phases as Record<string, number>;

@@ -19,6 +19,8 @@ import { ConfigError } from '../errors.js';
 /** What we know about one upstream connection. */
 export interface ConnectionRecord {
   readonly origin: string;
+  /** `performance.now()` when the connection attempt began. */
+  readonly startedAt: number;
   /** Duration in ms of each connect phase of this connection (absent when it did not happen). */
   readonly dnsMs: number | undefined;
   readonly connectMs: number;
@@ -112,7 +114,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
         }
         const connectMs = (tConnect ?? tDone) - tcpStart;
         const tlsMs = tls ? tDone - (tConnect ?? tDone) : undefined;
-        records.set(sock as Socket, { origin, dnsMs, connectMs, tlsMs, requests: 0 });
+        records.set(sock as Socket, { origin, startedAt: t0, dnsMs, connectMs, tlsMs, requests: 0 });
         deps.onConnect?.({ origin, ok: true, dnsMs, connectMs, tlsMs });
         callback(null, sock);
       }) as unknown as Socket | undefined;
