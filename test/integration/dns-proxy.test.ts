@@ -17,6 +17,8 @@ describe('sidecache resolves upstream names through --dns', () => {
   const zone = new DnsZone({
     'api.sidecache-test.example': { A: ['127.0.0.1'], ttl: 300 },
     'gone.sidecache-test.example': { behaviour: 'nxdomain' },
+    // The first address refuses connections (nothing listens on 127.0.0.2), the second works.
+    'two.sidecache-test.example': { A: ['127.0.0.2', '127.0.0.1'], ttl: 300 },
   });
 
   before(async () => {
@@ -31,6 +33,8 @@ describe('sidecache resolves upstream names through --dns', () => {
       `api=http://api.sidecache-test.example:${origin.port}`,
       '--route',
       `gone=http://gone.sidecache-test.example:${origin.port}`,
+      '--route',
+      `two=http://two.sidecache-test.example:${origin.port}`,
     ]);
   });
   after(async () => {
@@ -48,6 +52,12 @@ describe('sidecache resolves upstream names through --dns', () => {
       assert.equal(res.json().host, `api.sidecache-test.example:${origin.port}`);
     }
     assert.equal(zone.count('api.sidecache-test.example', 'A'), 1);
+  });
+
+  it('falls back to the next address when connecting to the first one fails', async () => {
+    const res = await send(sc.url, '/two/fallback');
+    assert.equal(res.status, 200, res.text());
+    assert.equal(res.json().url, '/fallback');
   });
 
   it('a name that does not exist gives 502 naming the DNS error code', async () => {
