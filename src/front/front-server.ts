@@ -61,10 +61,10 @@ export function createFront(opts: FrontOptions): Front {
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     inFlight++;
     const id = `${exchangePrefix}-${(++counter).toString(36)}`;
-    const clientGone = lazySignal();
+    const abort = new AbortController();
     res.once('close', () => {
       inFlight--;
-      if (!res.writableFinished) clientGone.abort();
+      if (!res.writableFinished) abort.abort();
     });
     const startedAt = Date.now();
     const start = performance.now();
@@ -89,13 +89,11 @@ export function createFront(opts: FrontOptions): Front {
           port: req.socket.remotePort ?? 0,
           protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
         },
-        get signal() {
-          return clientGone.signal();
-        },
+        signal: abort.signal,
         timings: { startedAt, start, phases: {} },
       };
     } catch (err) {
-      const failed = unroutedExchange(id, req, clientGone.signal(), startedAt, start);
+      const failed = unroutedExchange(id, req, abort.signal, startedAt, start);
       return deliverError(failed, toSidecacheError(err), res);
     }
     let reply: Reply;
@@ -296,26 +294,4 @@ function streamBody(body: Readable, res: ServerResponse, done: (bytes: number, e
     if (!body.destroyed) body.destroy();
     finish(new ClientAbortedError('client disconnected during the response'));
   });
-}
-
-/**
- * An abort signal made only when a stage asks for it: a cache hit never does, and an
- * AbortController per request is a measurable share of a hit's CPU.
- */
-function lazySignal(): { signal(): AbortSignal; abort(): void } {
-  let controller: AbortController | null = null;
-  let aborted = false;
-  return {
-    signal() {
-      if (controller === null) {
-        controller = new AbortController();
-        if (aborted) controller.abort();
-      }
-      return controller.signal;
-    },
-    abort() {
-      aborted = true;
-      controller?.abort();
-    },
-  };
 }
