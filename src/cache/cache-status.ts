@@ -20,17 +20,20 @@ export interface CacheStatusEntry {
 
 /** Formats one Cache-Status list member: `name; hit; ttl=12` or `name; fwd=uri-miss; stored`. */
 export function formatCacheStatus(name: string, e: CacheStatusEntry): string {
-  const parts = [name];
-  if (e.hit) parts.push('hit');
-  if (e.fwd !== undefined) parts.push(`fwd=${e.fwd}`);
-  if (e.fwdStatus !== undefined) parts.push(`fwd-status=${e.fwdStatus}`);
-  if (e.ttlS !== undefined) parts.push(`ttl=${e.ttlS}`);
-  if (e.stored) parts.push('stored');
-  if (e.collapsed) parts.push('collapsed');
-  if (e.detail !== undefined)
-    parts.push(`detail=${/^[A-Za-z][A-Za-z0-9_.:-]*$/.test(e.detail) ? e.detail : JSON.stringify(e.detail)}`);
-  return parts.join('; ');
+  // String concatenation, not an array join: this runs for every response.
+  let out = name;
+  if (e.hit) out += '; hit';
+  if (e.fwd !== undefined) out += `; fwd=${e.fwd}`;
+  if (e.fwdStatus !== undefined) out += `; fwd-status=${e.fwdStatus}`;
+  if (e.ttlS !== undefined) out += `; ttl=${e.ttlS}`;
+  if (e.stored) out += '; stored';
+  if (e.collapsed) out += '; collapsed';
+  if (e.detail !== undefined) out += `; detail=${TOKEN.test(e.detail) ? e.detail : JSON.stringify(e.detail)}`;
+  return out;
 }
+
+/** An sf-token (RFC 8941 §3.3.4) that needs no quoting. */
+const TOKEN = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
 
 export interface EmitOptions {
   readonly name: string;
@@ -53,8 +56,8 @@ export function emitCacheHeaders(
   if (opts.emitCacheStatus) {
     const member = formatCacheStatus(opts.name, status);
     const prior = out['cache-status'];
-    const list = prior === undefined ? [] : Array.isArray(prior) ? prior : [String(prior)];
-    out['cache-status'] = [...list, member].join(', ');
+    out['cache-status'] =
+      prior === undefined ? member : `${Array.isArray(prior) ? prior.join(', ') : String(prior)}, ${member}`;
   }
   return out;
 }

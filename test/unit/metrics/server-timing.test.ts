@@ -76,6 +76,13 @@ describe('Server-Timing metrics from the Exchange timeline', () => {
     assert.equal(formatDuration(0.12), '0.12');
     assert.equal(formatDuration(0.123456), '0.123');
     assert.equal(formatDuration(52.3049), '52.305');
+    assert.equal(formatDuration(0), '0.0');
+    assert.equal(formatDuration(0.0004), '0.0');
+    assert.equal(formatDuration(0.0005), '0.001');
+    assert.equal(formatDuration(0.05), '0.05');
+    assert.equal(formatDuration(1.005), '1.005');
+    assert.equal(formatDuration(1000.1), '1000.1');
+    assert.equal(formatDuration(9.9999), '10.0');
     assert.equal(
       formatServerTiming([
         { name: 'cache', dur: 0.5, desc: 'a "q"' },
