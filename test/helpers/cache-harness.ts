@@ -8,8 +8,8 @@ import { formatHttpDate } from '../../src/cache/http-date.js';
 import type { RouteCachePolicyInput } from '../../src/cache/options.js';
 import { type CacheDeps, type CacheStage, createCacheStage, policyByRoute } from '../../src/cache/stage.js';
 import type { Exchange, Next, Reply } from '../../src/exchange.js';
-import { makeExchange, manualClock, type ReadReply, readReply } from './exchange.js';
 import { type Origin, type OriginHandler, startOrigin } from './counting-origin.js';
+import { makeExchange, manualClock, type ReadReply, readReply } from './exchange.js';
 import { createOriginTerminal, type OriginTerminal } from './origin-terminal.js';
 
 export interface Harness {

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { EvictionInfo } from '../../../src/cache/store.js';
 import { cacheStatus, startHarness } from '../../helpers/cache-harness.js';
-import { readReply } from '../../helpers/exchange.js';
 import { send } from '../../helpers/counting-origin.js';
+import { readReply } from '../../helpers/exchange.js';
 
 const BIG = 'b'.repeat(100_000);
 

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cacheStatus, startHarness } from '../../helpers/cache-harness.js';
-import { readReply } from '../../helpers/exchange.js';
 import { send } from '../../helpers/counting-origin.js';
+import { readReply } from '../../helpers/exchange.js';
 
 const BODY = 'x'.repeat(20_000);
 
