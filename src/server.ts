@@ -14,6 +14,7 @@ import { createGuardStage } from './guard/guard-stage.js';
 import { createAccessLog, type Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { createPipeline } from './pipeline.js';
+import { setUpTunnels } from './tunnel/setup.js';
 import { createOriginFetch } from './upstream/fetch-origin.js';
 import { createUpstreamPools } from './upstream/pools.js';
 
@@ -36,8 +37,9 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const via = config.proxy.via ? `1.1 sidecache (${instanceToken})` : null;
   const metrics = createMetrics(runtime);
   const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect });
+  const guard = createGuardStage({ allow: runtime.allow, viaToken: instanceToken });
   const pipeline = createPipeline({
-    guard: createGuardStage({ allow: runtime.allow, viaToken: instanceToken }),
+    guard,
     upstream: createOriginFetch(pools, {
       defaults: config.upstream,
       via,
@@ -46,11 +48,23 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   });
   const observers = [metrics.observeExchange];
   if (config.log.access) observers.push(createAccessLog(logger));
+  // CONNECT, interception and upgrades; decrypted requests come back through front.serve.
+  const tunnels = await setUpTunnels(runtime, {
+    logger,
+    registry: metrics.registry,
+    guard,
+    via,
+    decrypted: {
+      request: (req, res, arrival) => front.serve(req, res, arrival),
+      upgrade: (req, socket, head, arrival) => front.serveUpgrade(req, socket, head, arrival),
+    },
+  });
   const front = createFront({
     runtime,
     pipeline,
     observers,
     onClientError: (code, message) => logger.info({ code, message }, 'malformed request refused'),
+    raw: tunnels.raw,
   });
   metrics.gaugeFrom('sidecache_in_flight_requests', 'Exchanges being served right now.', front.inFlight);
 
@@ -58,6 +72,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const admin = runtime.adminListen
     ? createAdminServer({
         registry: metrics.registry,
+        caCertPem: tunnels.caCertPem,
         ready: () => (draining ? { ready: false, why: 'shutting down' } : { ready: true, why: 'listening' }),
       })
     : null;
@@ -94,6 +109,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         while (front.inFlight() > 0 && Date.now() < deadline) await sleep(Math.min(25, graceMs));
         const abandoned = front.inFlight();
         front.server.closeAllConnections();
+        front.closeTunnels();
         await serverClosed;
         await pools.close(Math.max(0, deadline - Date.now()));
         if (admin) {

@@ -1,6 +1,7 @@
 /**
  * The admin listener: /healthz (the process is alive), /readyz (listening and not draining),
- * /metrics (Prometheus text format). Loopback by default; never proxies anything.
+ * /metrics (Prometheus text format), /ca.pem (the interception CA certificate). Loopback by
+ * default; never proxies anything.
  */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -8,6 +9,8 @@ import type { Registry } from 'prom-client';
 export interface AdminOptions {
   readonly registry: Registry;
   readonly ready: () => { ready: boolean; why: string };
+  /** The interception CA certificate for /ca.pem, or null when there is none. */
+  readonly caCertPem?: () => Promise<string | null>;
 }
 
 export function createAdminServer(opts: AdminOptions): Server {
@@ -37,6 +40,28 @@ export function createAdminServer(opts: AdminOptions): Server {
           },
           (err: unknown) => {
             res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(err)}\n`);
+          },
+        );
+        return;
+      case '/ca.pem':
+        (opts.caCertPem?.() ?? Promise.resolve(null)).then(
+          (pem) => {
+            if (pem === null) {
+              res
+                .writeHead(404, { 'content-type': 'text/plain' })
+                .end('no interception CA yet: set "intercept" or run "sidecache ca"\n');
+              return;
+            }
+            res
+              .writeHead(200, {
+                'content-type': 'application/x-pem-file',
+                'content-disposition': 'attachment; filename="sidecache-ca.pem"',
+                'cache-control': 'no-store',
+              })
+              .end(pem);
+          },
+          (err: unknown) => {
+            res.writeHead(500, { 'content-type': 'text/plain' }).end(`CA unavailable: ${String(err)}\n`);
           },
         );
         return;

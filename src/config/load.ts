@@ -21,6 +21,8 @@ export interface CliOverrides {
   allow?: readonly string[] | undefined;
   caFile?: string | undefined;
   logLevel?: string | undefined;
+  intercept?: readonly string[] | undefined;
+  caDir?: string | undefined;
 }
 
 export interface ConfigSources {
@@ -101,11 +103,12 @@ function splitList(s: string | undefined): string[] | undefined {
         .filter((x) => x !== '');
 }
 
-/** Overrides use dotted paths; `routes` and `allow` add to what the file says. */
+/** Overrides use dotted paths; `routes`, `allow` and `intercept` add to what the file says. */
 interface Overrides {
   set: Array<[path: string[], value: Json]>;
   routes: string[];
   allow: string[];
+  intercept: string[];
 }
 
 function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Overrides {
@@ -113,6 +116,7 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
     set: [],
     routes: splitList(env.SIDECACHE_ROUTES) ?? [],
     allow: splitList(env.SIDECACHE_ALLOW) ?? [],
+    intercept: splitList(env.SIDECACHE_INTERCEPT) ?? [],
   };
   const listen = nonEmpty(env.SIDECACHE_LISTEN);
   if (listen) o.set.push([['listen'], listen]);
@@ -122,15 +126,23 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
   if (ca) o.set.push([['upstream', 'caFile'], ca]);
   const level = nonEmpty(env.SIDECACHE_LOG_LEVEL);
   if (level) o.set.push([['log', 'level'], level]);
+  const caDir = nonEmpty(env.SIDECACHE_CA_DIR);
+  if (caDir) o.set.push([['tls', 'caDir'], caDir]);
   return o;
 }
 
 function overridesFromArgv(argv: CliOverrides): Overrides {
-  const o: Overrides = { set: [], routes: [...(argv.route ?? [])], allow: [...(argv.allow ?? [])] };
+  const o: Overrides = {
+    set: [],
+    routes: [...(argv.route ?? [])],
+    allow: [...(argv.allow ?? [])],
+    intercept: [...(argv.intercept ?? [])],
+  };
   if (argv.listen !== undefined) o.set.push([['listen'], argv.listen]);
   if (argv.adminListen !== undefined) o.set.push([['admin', 'listen'], argv.adminListen]);
   if (argv.caFile !== undefined) o.set.push([['upstream', 'caFile'], argv.caFile]);
   if (argv.logLevel !== undefined) o.set.push([['log', 'level'], argv.logLevel]);
+  if (argv.caDir !== undefined) o.set.push([['tls', 'caDir'], argv.caDir]);
   return o;
 }
 
@@ -167,6 +179,9 @@ function applyOverrides(base: JsonObject, o: Overrides, origin: string): JsonObj
   }
   if (o.allow.length > 0) {
     out.allow = [...(Array.isArray(out.allow) ? out.allow : []), ...o.allow];
+  }
+  if (o.intercept.length > 0) {
+    out.intercept = [...(Array.isArray(out.intercept) ? out.intercept : []), ...o.intercept];
   }
   return out;
 }
