@@ -140,7 +140,7 @@ export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
     if (head.length > 0) origin.write(head);
     const result = await splice(socket, origin, {
       idleTimeoutMs: config.tunnel.idleTimeoutMs,
-      signal: ex.signal,
+      signal: closing,
     });
     return { ...result, bytesUp: result.bytesUp + head.length };
   }
