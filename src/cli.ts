@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * sidecache's command line: `serve` (the default) and `check-config`.
+ * sidecache's command line: `serve` (the default), `check-config` and `ca`.
  * Flags, environment (SIDECACHE_*) and the YAML file are merged by config/load.ts.
  */
 import process from 'node:process';
@@ -12,6 +12,8 @@ import { compileRuntime, type Runtime } from './config/runtime.js';
 import { SidecacheError } from './errors.js';
 import { createLogger } from './log.js';
 import { startSidecache } from './server.js';
+import { loadOrCreateCa } from './tls/ca.js';
+import { caDirOf } from './tunnel/setup.js';
 
 interface CommonArgs {
   config?: string | undefined;
@@ -21,6 +23,8 @@ interface CommonArgs {
   allow?: string[] | undefined;
   'ca-file'?: string | undefined;
   'log-level'?: string | undefined;
+  intercept?: string[] | undefined;
+  'ca-dir'?: string | undefined;
 }
 
 function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
@@ -43,6 +47,15 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
       describe: 'Host the forward proxy may reach (repeatable)',
     })
     .option('ca-file', { type: 'string', describe: 'Extra CA (PEM) trusted for upstream TLS' })
+    .option('intercept', {
+      type: 'string',
+      array: true,
+      describe: "Decrypt CONNECT tunnels to HOST with sidecache's CA (repeatable; HOST must be allowed)",
+    })
+    .option('ca-dir', {
+      type: 'string',
+      describe: 'Directory of the interception CA (default .sidecache/ca)',
+    })
     .option('log-level', {
       type: 'string',
       describe: 'fatal | error | warn | info | debug | trace | silent',
@@ -57,6 +70,8 @@ function runtimeFrom(args: CommonArgs): Runtime {
     allow: args.allow,
     caFile: args['ca-file'],
     logLevel: args['log-level'],
+    intercept: args.intercept,
+    caDir: args['ca-dir'],
   };
   const { config } = loadConfig({ file: args.config, env: process.env, argv });
   return compileRuntime(config);
@@ -119,6 +134,21 @@ function checkConfig(args: CommonArgs): void {
   }
 }
 
+/** Prints where the interception CA certificate is and its PEM, making the CA if there is none. */
+async function printCa(args: CommonArgs): Promise<void> {
+  try {
+    const runtime = runtimeFrom(args);
+    const ca = await loadOrCreateCa(caDirOf(runtime));
+    process.stderr.write(
+      `${ca.created ? 'created' : 'using'} the interception CA in ${caDirOf(runtime)}\n` +
+        'trust it: curl --cacert, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE or SSL_CERT_FILE (docs/https.md)\n',
+    );
+    process.stdout.write(`${ca.certPath}\n${ca.certPem}`);
+  } catch (err) {
+    fail(err);
+  }
+}
+
 await withCommonOptions(yargs(hideBin(process.argv)))
   .scriptName('sidecache')
   .usage('$0 [command] [options]')
@@ -127,6 +157,9 @@ await withCommonOptions(yargs(hideBin(process.argv)))
   )
   .command('check-config', 'Validate the configuration and explain it', {}, (args) =>
     checkConfig(args as unknown as CommonArgs),
+  )
+  .command('ca', 'Print the interception CA certificate path and PEM (made on first use)', {}, (args) =>
+    printCa(args as unknown as CommonArgs),
   )
   .env('SIDECACHE_NO_YARGS_ENV_')
   .strict()

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, LookupFunction } from 'node:net';
 import { createAdminServer } from './admin/admin-server.js';
 import type { HostPort, Runtime } from './config/runtime.js';
 import { ConfigError } from './errors.js';
@@ -28,6 +28,8 @@ export interface Sidecache {
 
 export interface SidecacheDeps {
   readonly logger: Logger;
+  /** Resolver for every upstream connection (pools and tunnels); the OS resolver when absent. */
+  readonly lookup?: LookupFunction;
 }
 
 export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Promise<Sidecache> {
@@ -36,7 +38,10 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const instanceToken = `sc-${randomBytes(4).toString('hex')}`;
   const via = config.proxy.via ? `1.1 sidecache (${instanceToken})` : null;
   const metrics = createMetrics(runtime);
-  const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect });
+  const pools = createUpstreamPools(config.upstream, {
+    onConnect: metrics.observeConnect,
+    ...(deps.lookup ? { lookup: deps.lookup } : {}),
+  });
   const guard = createGuardStage({ allow: runtime.allow, viaToken: instanceToken });
   const pipeline = createPipeline({
     guard,
@@ -54,6 +59,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     registry: metrics.registry,
     guard,
     via,
+    ...(deps.lookup ? { lookup: deps.lookup } : {}),
     decrypted: {
       request: (req, res, arrival) => front.serve(req, res, arrival),
       upgrade: (req, socket, head, arrival) => front.serveUpgrade(req, socket, head, arrival),
