@@ -68,7 +68,7 @@ export function decodeFrames(buf: Buffer): { frames: { opcode: number; payload: 
 }
 
 function echo(socket: Duplex): void {
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   socket.on('data', (chunk: Buffer) => {
     const { frames, rest } = decodeFrames(Buffer.concat([pending, chunk]));
     pending = rest;
