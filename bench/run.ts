@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Child, createChildGroup } from './children.js';
 import { type CpuClock, createCpuClock } from './cpu.js';
+import { formatHttpsResult, type HttpsBenchResult, runHttpsNewConnection } from './https/new-connection.js';
 import { chooseLoadGenerator, type LoadGenerator, type LoadResult } from './load/load-generator.js';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './options.js';
 import { BODY_BYTES } from './origin/body.js';
@@ -151,6 +152,22 @@ async function main(options: BenchOptions): Promise<number> {
     }
     await children.stopAll();
 
+    let httpsResult: HttpsBenchResult | null = null;
+    let httpsFailure: string | null = null;
+    if (options.https) {
+      try {
+        httpsResult = await runHttpsNewConnection({
+          children,
+          repoRoot,
+          requests: 200,
+          delayMs: 20,
+          readyTimeoutMs: READY_TIMEOUT_MS,
+        });
+      } catch (err) {
+        httpsFailure = (err as Error).message;
+      }
+    }
+
     const order = options.scenarios.map((s) => s.name);
     records.sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario));
     const rows = deriveRows(records);
@@ -172,6 +189,8 @@ async function main(options: BenchOptions): Promise<number> {
       ...skipped.map((s) => `${s.target} ${s.reason}`),
     ];
     console.log(`\n${formatTable(rows, header)}`);
+    if (httpsResult) console.log(`\n${formatHttpsResult(httpsResult)}`);
+    if (httpsFailure) console.log(`\nhttps-new-connection FAILED: ${httpsFailure}`);
     const jsonPath = resolve(repoRoot, options.jsonPath);
     writeJson(jsonPath, {
       generatedAt: new Date().toISOString(),
@@ -187,11 +206,16 @@ async function main(options: BenchOptions): Promise<number> {
       bodyBytes: BODY_BYTES,
       skipped,
       rows,
+      ...(options.https ? { httpsNewConnection: httpsResult ?? { failure: httpsFailure } } : {}),
     });
     console.log(`\nwritten: ${options.jsonPath}`);
 
     const failed = rows.filter((r) => r.failure).length;
     const explicitSkips = options.targetsExplicit ? skipped.length : 0;
+    if (httpsFailure) {
+      console.error('bench failed: https-new-connection did not complete');
+      return 1;
+    }
     if (failed > 0 || explicitSkips > 0 || rows.length === 0) {
       console.error(
         `bench failed: ${failed} failed run(s)` +
