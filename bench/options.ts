@@ -16,6 +16,8 @@ export interface BenchOptions {
   readonly loadgen: LoadGeneratorName | 'auto';
   readonly pin: boolean;
   readonly jsonPath: string;
+  /** Also run the HTTPS new-connection-per-request comparison (bench/https/). */
+  readonly https: boolean;
   readonly help: boolean;
 }
 
@@ -32,6 +34,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --loadgen NAME        auto | wrk | autocannon, default auto           (BENCH_LOADGEN)
   --no-pin              do not pin processes to CPUs with taskset       (BENCH_PIN=0)
   --json PATH           where to write results, default bench/results/latest.json
+  --https               also: 200 HTTPS GETs, new connection each, direct vs sidecache interception
+                        (origin handshake +20 ms per round trip; ~10 s)  (BENCH_HTTPS=1)
   --help
 
 Scenarios:
@@ -104,6 +108,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     loadgen,
     pin: values['no-pin'] !== true && (pinEnv === undefined || truthy(pinEnv)),
     jsonPath: values.json ?? 'bench/results/latest.json',
+    https: values.https === true || truthy(env['BENCH_HTTPS']),
     help: values.help === true,
   };
 }
@@ -123,6 +128,7 @@ function parseFlags(argv: readonly string[]) {
       loadgen: { type: 'string' },
       'no-pin': { type: 'boolean' },
       json: { type: 'string' },
+      https: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { type Child, createChildGroup } from './children.js';
 import { type CpuClock, createCpuClock } from './cpu.js';
 import { runSlowDnsBench } from './dns-slow.js';
+import { formatHttpsResult, type HttpsBenchResult, runHttpsNewConnection } from './https/new-connection.js';
 import { chooseLoadGenerator, type LoadGenerator, type LoadResult } from './load/load-generator.js';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './options.js';
 import { BODY_BYTES } from './origin/body.js';
@@ -154,6 +155,22 @@ async function main(options: BenchOptions): Promise<number> {
     }
     await children.stopAll();
 
+    let httpsResult: HttpsBenchResult | null = null;
+    let httpsFailure: string | null = null;
+    if (options.https) {
+      try {
+        httpsResult = await runHttpsNewConnection({
+          children,
+          repoRoot,
+          requests: 200,
+          delayMs: 20,
+          readyTimeoutMs: READY_TIMEOUT_MS,
+        });
+      } catch (err) {
+        httpsFailure = (err as Error).message;
+      }
+    }
+
     const order = options.scenarios.map((s) => s.name);
     records.sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario));
     const rows = deriveRows(records);
@@ -175,6 +192,8 @@ async function main(options: BenchOptions): Promise<number> {
       ...skipped.map((s) => `${s.target} ${s.reason}`),
     ];
     console.log(`\n${formatTable(rows, header)}`);
+    if (httpsResult) console.log(`\n${formatHttpsResult(httpsResult)}`);
+    if (httpsFailure) console.log(`\nhttps-new-connection FAILED: ${httpsFailure}`);
     const jsonPath = resolve(repoRoot, options.jsonPath);
     writeJson(jsonPath, {
       generatedAt: new Date().toISOString(),
@@ -190,6 +209,7 @@ async function main(options: BenchOptions): Promise<number> {
       bodyBytes: BODY_BYTES,
       skipped,
       rows,
+      ...(options.https ? { httpsNewConnection: httpsResult ?? { failure: httpsFailure } } : {}),
     });
     console.log(`\nwritten: ${options.jsonPath}`);
 
@@ -207,6 +227,10 @@ async function main(options: BenchOptions): Promise<number> {
 
     const failed = rows.filter((r) => r.failure).length;
     const explicitSkips = options.targetsExplicit ? skipped.length : 0;
+    if (httpsFailure) {
+      console.error('bench failed: https-new-connection did not complete');
+      return 1;
+    }
     if (failed > 0 || explicitSkips > 0 || rows.length === 0 || dnsFailed) {
       console.error(
         `bench failed: ${failed} failed run(s)` +

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * sidecache's command line: `serve` (the default), `check-config` and `report`.
+ * sidecache's command line: `serve` (the default), `check-config`, `report` and `ca`.
  * Flags, environment (SIDECACHE_*) and the YAML file are merged by config/load.ts.
  */
 import process from 'node:process';
@@ -13,6 +13,8 @@ import { SidecacheError } from './errors.js';
 import { createLogger } from './log.js';
 import { reportCommand, reportCommandOptions } from './metrics/report.js';
 import { startSidecache } from './server.js';
+import { loadOrCreateCa } from './tls/ca.js';
+import { caDirOf } from './tunnel/setup.js';
 
 interface CommonArgs {
   config?: string | undefined;
@@ -25,6 +27,8 @@ interface CommonArgs {
   dns?: string[] | undefined;
   'dns-mode'?: string | undefined;
   cache?: boolean | undefined;
+  intercept?: string[] | undefined;
+  'ca-dir'?: string | undefined;
 }
 
 function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
@@ -53,6 +57,15 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
       describe: 'Nameserver HOST[:PORT] for upstream names (repeatable; implies --dns-mode udp)',
     })
     .option('dns-mode', { type: 'string', describe: 'system | udp | doh (default system)' })
+    .option('intercept', {
+      type: 'string',
+      array: true,
+      describe: "Decrypt CONNECT tunnels to HOST with sidecache's CA (repeatable; HOST must be allowed)",
+    })
+    .option('ca-dir', {
+      type: 'string',
+      describe: 'Directory of the interception CA (default .sidecache/ca)',
+    })
     .option('log-level', {
       type: 'string',
       describe: 'fatal | error | warn | info | debug | trace | silent',
@@ -74,6 +87,8 @@ function runtimeFrom(args: CommonArgs): Runtime {
     dns: args.dns,
     dnsMode: args['dns-mode'],
     cache: args.cache,
+    intercept: args.intercept,
+    caDir: args['ca-dir'],
   };
   const { config } = loadConfig({ file: args.config, env: process.env, argv });
   return compileRuntime(config);
@@ -136,6 +151,21 @@ function checkConfig(args: CommonArgs): void {
   }
 }
 
+/** Prints where the interception CA certificate is and its PEM, making the CA if there is none. */
+async function printCa(args: CommonArgs): Promise<void> {
+  try {
+    const runtime = runtimeFrom(args);
+    const ca = await loadOrCreateCa(caDirOf(runtime));
+    process.stderr.write(
+      `${ca.created ? 'created' : 'using'} the interception CA in ${caDirOf(runtime)}\n` +
+        'trust it: curl --cacert, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE or SSL_CERT_FILE (docs/https.md)\n',
+    );
+    process.stdout.write(`${ca.certPath}\n${ca.certPem}`);
+  } catch (err) {
+    fail(err);
+  }
+}
+
 await withCommonOptions(yargs(hideBin(process.argv)))
   .scriptName('sidecache')
   .usage('$0 [command] [options]')
@@ -150,6 +180,9 @@ await withCommonOptions(yargs(hideBin(process.argv)))
     'Summarise a running instance: hits, time saved, slow origins',
     reportCommandOptions,
     (args) => reportCommand(args),
+  )
+  .command('ca', 'Print the interception CA certificate path and PEM (made on first use)', {}, (args) =>
+    printCa(args as unknown as CommonArgs),
   )
   .env('SIDECACHE_NO_YARGS_ENV_')
   .strict()

@@ -79,6 +79,11 @@ export interface ClientInfo {
   readonly protocol: 'http' | 'https';
 }
 
+export interface TunnelContext {
+  readonly authority: string;
+  readonly intercepted: boolean;
+}
+
 export interface Exchange {
   readonly id: string;
   readonly mode: FrontMode;
@@ -98,6 +103,11 @@ export interface Exchange {
   /** Aborted when the client goes away; stages pass it to anything they wait on. */
   readonly signal: AbortSignal;
   readonly timings: Timings;
+  /**
+   * Set when the request came through a CONNECT tunnel: the CONNECT authority (`host:port`) and
+   * whether sidecache decrypted it (mode `intercept`). Context travels here, never on the socket.
+   */
+  readonly tunnel?: TunnelContext;
   admission?: Admission;
   cache?: CacheInfo;
   originInfo?: OriginInfo;

@@ -24,6 +24,9 @@ export const REASONS = [
   'upstream_body_timeout',
   'upstream_protocol_error',
   'client_disconnected',
+  'client_tls_failed',
+  'tunnel_closed',
+  'tunnel_idle_timeout',
   'shutting_down',
   'internal_error',
 ] as const;

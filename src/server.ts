@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, LookupFunction } from 'node:net';
 import { createAdminServer } from './admin/admin-server.js';
 import { createPurgeHandler } from './admin/purge.js';
 import { createCacheStage, DEFAULT_ROUTE_POLICY } from './cache/index.js';
@@ -18,6 +18,7 @@ import { createAccessLog, type Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { createServerTiming } from './metrics/server-timing.js';
 import { createPipeline } from './pipeline.js';
+import { setUpTunnels } from './tunnel/setup.js';
 import { createOriginFetch } from './upstream/fetch-origin.js';
 import { createUpstreamPools } from './upstream/pools.js';
 
@@ -31,6 +32,8 @@ export interface Sidecache {
 
 export interface SidecacheDeps {
   readonly logger: Logger;
+  /** Resolver for every upstream connection (pools and tunnels); the DNS cache when absent. */
+  readonly lookup?: LookupFunction;
 }
 
 export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Promise<Sidecache> {
@@ -45,10 +48,9 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     'Names and record types held in the DNS cache.',
     () => dns.size,
   );
-  const pools = createUpstreamPools(config.upstream, {
-    onConnect: metrics.observeConnect,
-    lookup: dns.lookup,
-  });
+  // Tests may inject a resolver; otherwise every upstream name goes through the DNS cache.
+  const lookup = deps.lookup ?? dns.lookup;
+  const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect, lookup });
   const cache = config.cache.enabled
     ? createCacheStage(config.cache, {
         policyFor: (ex) => ex.route?.cache ?? DEFAULT_ROUTE_POLICY,
@@ -60,8 +62,9 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       })
     : null;
   if (cache) metrics.cache.watch(cache);
+  const guard = createGuardStage({ allow: runtime.allow, viaToken: instanceToken });
   const pipeline = createPipeline({
-    guard: createGuardStage({ allow: runtime.allow, viaToken: instanceToken }),
+    guard,
     cache: cache ?? undefined,
     upstream: createOriginFetch(pools, {
       defaults: config.upstream,
@@ -71,12 +74,25 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   });
   const observers = [metrics.observeExchange, metrics.cache.observeExchange];
   if (config.log.access) observers.push(createAccessLog(logger));
+  // CONNECT, interception and upgrades; decrypted requests come back through front.serve.
+  const tunnels = await setUpTunnels(runtime, {
+    logger,
+    registry: metrics.registry,
+    guard,
+    via,
+    lookup,
+    decrypted: {
+      request: (req, res, arrival) => front.serve(req, res, arrival),
+      upgrade: (req, socket, head, arrival) => front.serveUpgrade(req, socket, head, arrival),
+    },
+  });
   const front = createFront({
     runtime,
     pipeline,
     observers,
     onClientError: (code, message) => logger.info({ code, message }, 'malformed request refused'),
     responseHeaders: createServerTiming(runtime),
+    raw: tunnels.raw,
   });
   metrics.gaugeFrom('sidecache_in_flight_requests', 'Exchanges being served right now.', front.inFlight);
 
@@ -84,6 +100,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const admin = runtime.adminListen
     ? createAdminServer({
         registry: metrics.registry,
+        caCertPem: tunnels.caCertPem,
         ready: () => (draining ? { ready: false, why: 'shutting down' } : { ready: true, why: 'listening' }),
         purge: createPurgeHandler(cache, runtime),
       })
@@ -123,6 +140,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         while (front.inFlight() > 0 && Date.now() < deadline) await sleep(Math.min(25, graceMs));
         const abandoned = front.inFlight();
         front.server.closeAllConnections();
+        front.closeTunnels();
         await serverClosed;
         await pools.close(Math.max(0, deadline - Date.now()));
         await dns.close();

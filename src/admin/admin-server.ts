@@ -1,6 +1,7 @@
 /**
  * The admin listener: /healthz (the process is alive), /readyz (listening and not draining),
- * /metrics (Prometheus text format), / (status page) and /status.json (its data). Loopback by
+ * /metrics (Prometheus text format), / (status page), /status.json (its data), /ca.pem (the
+ * interception CA certificate) and POST /purge. Loopback by
  * default; never proxies anything.
  */
 import { createServer, type Server } from 'node:http';
@@ -13,6 +14,8 @@ export interface AdminOptions {
   readonly ready: () => { ready: boolean; why: string };
   /** `POST /purge` (purge.ts); absent: 404. */
   readonly purge?: PurgeHandler;
+  /** The interception CA certificate for /ca.pem, or null when there is none. */
+  readonly caCertPem?: () => Promise<string | null>;
 }
 
 export function createAdminServer(opts: AdminOptions): Server {
@@ -67,10 +70,32 @@ export function createAdminServer(opts: AdminOptions): Server {
           },
         );
         return;
+      case '/ca.pem':
+        (opts.caCertPem?.() ?? Promise.resolve(null)).then(
+          (pem) => {
+            if (pem === null) {
+              res
+                .writeHead(404, { 'content-type': 'text/plain' })
+                .end('no interception CA yet: set "intercept" or run "sidecache ca"\n');
+              return;
+            }
+            res
+              .writeHead(200, {
+                'content-type': 'application/x-pem-file',
+                'content-disposition': 'attachment; filename="sidecache-ca.pem"',
+                'cache-control': 'no-store',
+              })
+              .end(pem);
+          },
+          (err: unknown) => {
+            res.writeHead(500, { 'content-type': 'text/plain' }).end(`CA unavailable: ${String(err)}\n`);
+          },
+        );
+        return;
       default:
         res
           .writeHead(404, { 'content-type': 'text/plain' })
-          .end('not found; try /, /status.json, /metrics, /healthz or /readyz\n');
+          .end('not found; try /, /status.json, /metrics, /healthz, /readyz or /ca.pem\n');
     }
   });
 }

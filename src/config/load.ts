@@ -27,6 +27,8 @@ export interface CliOverrides {
   dnsMode?: string | undefined;
   /** `--cache` / `--no-cache`: turn the cache on or off. */
   cache?: boolean | undefined;
+  intercept?: readonly string[] | undefined;
+  caDir?: string | undefined;
 }
 
 export interface ConfigSources {
@@ -107,11 +109,12 @@ function splitList(s: string | undefined): string[] | undefined {
         .filter((x) => x !== '');
 }
 
-/** Overrides use dotted paths; `routes` and `allow` add to what the file says. */
+/** Overrides use dotted paths; `routes`, `allow` and `intercept` add to what the file says. */
 interface Overrides {
   set: Array<[path: string[], value: Json]>;
   routes: string[];
   allow: string[];
+  intercept: string[];
 }
 
 const ONOFF: Readonly<Record<string, boolean>> = { on: true, off: false, true: true, false: false };
@@ -121,6 +124,7 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
     set: [],
     routes: splitList(env.SIDECACHE_ROUTES) ?? [],
     allow: splitList(env.SIDECACHE_ALLOW) ?? [],
+    intercept: splitList(env.SIDECACHE_INTERCEPT) ?? [],
   };
   const listen = nonEmpty(env.SIDECACHE_LISTEN);
   if (listen) o.set.push([['listen'], listen]);
@@ -139,17 +143,25 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
     }
     o.set.push([['cache', 'enabled'], on]);
   }
+  const caDir = nonEmpty(env.SIDECACHE_CA_DIR);
+  if (caDir) o.set.push([['tls', 'caDir'], caDir]);
   return o;
 }
 
 function overridesFromArgv(argv: CliOverrides): Overrides {
-  const o: Overrides = { set: [], routes: [...(argv.route ?? [])], allow: [...(argv.allow ?? [])] };
+  const o: Overrides = {
+    set: [],
+    routes: [...(argv.route ?? [])],
+    allow: [...(argv.allow ?? [])],
+    intercept: [...(argv.intercept ?? [])],
+  };
   if (argv.listen !== undefined) o.set.push([['listen'], argv.listen]);
   if (argv.adminListen !== undefined) o.set.push([['admin', 'listen'], argv.adminListen]);
   if (argv.caFile !== undefined) o.set.push([['upstream', 'caFile'], argv.caFile]);
   if (argv.logLevel !== undefined) o.set.push([['log', 'level'], argv.logLevel]);
   pushDnsOverrides(o, argv.dns, argv.dnsMode);
   if (argv.cache !== undefined) o.set.push([['cache', 'enabled'], argv.cache]);
+  if (argv.caDir !== undefined) o.set.push([['tls', 'caDir'], argv.caDir]);
   return o;
 }
 
@@ -202,6 +214,9 @@ function applyOverrides(base: JsonObject, o: Overrides, origin: string): JsonObj
   }
   if (o.allow.length > 0) {
     out.allow = [...(Array.isArray(out.allow) ? out.allow : []), ...o.allow];
+  }
+  if (o.intercept.length > 0) {
+    out.intercept = [...(Array.isArray(out.intercept) ? out.intercept : []), ...o.intercept];
   }
   return out;
 }

@@ -137,6 +137,10 @@ export function compileRuntime(config: Config): Runtime {
         allow.patterns.length > 0
           ? `forward proxy may also reach: ${allow.patterns.join(', ')}`
           : 'forward proxy reaches only route origins',
+        `CONNECT reaches those hosts on port ${config.tunnel.ports.join(', ')} (and a route origin's own port); ` +
+          (config.intercept.length > 0
+            ? `decrypted for ${config.intercept.join(', ')} with the CA in ${config.tls.caDir}, tunnelled as-is for the rest`
+            : 'tunnelled as-is (no host in "intercept")'),
       ];
       lines.splice(
         1,

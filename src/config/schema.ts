@@ -128,6 +128,53 @@ export const routeSchema = z
   })
   .strict();
 
+export const tunnelSchema = z
+  .object({
+    idleTimeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(300_000)
+      .describe(
+        'A CONNECT tunnel (or upgraded connection) with no bytes either way for this long is closed.',
+      ),
+    ports: z
+      .array(z.number().int().min(1).max(65535))
+      .default([443])
+      .describe("Ports CONNECT may reach on an allowed host; a route origin's own port is always allowed."),
+  })
+  .strict();
+
+export const tlsSchema = z
+  .object({
+    caDir: z
+      .string()
+      .min(1)
+      .default('.sidecache/ca')
+      .describe(
+        "Directory of sidecache's interception CA (ca.pem, ca-key.pem mode 0600), made on first use; relative to the working directory.",
+      ),
+    leafValidityMs: z
+      .number()
+      .int()
+      .min(60_000)
+      .default(7 * 24 * 3600_000)
+      .describe('Validity of each minted leaf certificate (renewed when a quarter is left).'),
+    leafCacheEntries: z
+      .number()
+      .int()
+      .min(1)
+      .default(1000)
+      .describe('Most leaf certificates kept in memory.'),
+    handshakeTimeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(10_000)
+      .describe('Time a client has to complete TLS with an intercepted tunnel.'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     listen: hostPortSchema.default('127.0.0.1:8080').describe('Proxy listener, HOST:PORT.'),
@@ -160,6 +207,14 @@ export const configSchema = z
       .default(DNS_DEFAULTS)
       .describe('How upstream names are resolved and cached (docs/dns.md).'),
     cache: cacheSchema.default(cacheSchema.parse({})).describe('The shared cache (docs/cache.md).'),
+    intercept: z
+      .array(hostPatternSchema)
+      .default([])
+      .describe(
+        'Hosts whose CONNECT tunnels are decrypted (TLS with a leaf from tls.caDir) and served like routes; other allowed hosts are tunnelled as-is.',
+      ),
+    tunnel: tunnelSchema.default(tunnelSchema.parse({})),
+    tls: tlsSchema.default(tlsSchema.parse({})),
     proxy: z
       .object({
         via: z.boolean().default(true).describe('Add a Via header to requests and responses.'),
@@ -198,3 +253,5 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type UpstreamConfig = z.output<typeof upstreamSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
+export type TunnelConfig = z.output<typeof tunnelSchema>;
+export type TlsConfig = z.output<typeof tlsSchema>;

@@ -8,12 +8,15 @@ import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } fro
 import { createServer, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Readable } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
 import type { Runtime } from '../config/runtime.js';
 import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
-import { synthErrorReply, toSidecacheError } from './synth.js';
-import { resolveTarget } from './target.js';
+import { type Arrival, LISTENER, type RawParts, serveConnect, serveUpgrade } from './raw.js';
+import { synthErrorReply, synthRawResponse, toSidecacheError } from './synth.js';
+import { resolveInterceptedTarget, resolveTarget } from './target.js';
+
+export type { Arrival } from './raw.js';
 
 export interface ExchangeEnd {
   readonly ex: Exchange;
@@ -35,6 +38,8 @@ export interface FrontOptions {
   readonly onClientError?: (code: string, message: string) => void;
   /** Last word on the response headers, right before the head is written (Server-Timing). */
   readonly responseHeaders?: (ex: Exchange, headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
+  /** CONNECT tunnels and protocol upgrades (front/raw.ts); answered with 501 when absent. */
+  readonly raw?: RawParts;
 }
 
 export interface Front {
@@ -43,6 +48,12 @@ export interface Front {
   inFlight(): number;
   /** Stop keeping connections alive; new requests get 503. */
   startDraining(): void;
+  /** Closes every CONNECT tunnel and upgraded connection (the end of shutdown). */
+  closeTunnels(): void;
+  /** Serves one request that arrived another way (decrypted from an intercepted tunnel). */
+  serve(req: IncomingMessage, res: ServerResponse, arrival: Arrival): void;
+  /** Serves one Upgrade request that arrived another way. */
+  serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, arrival: Arrival): void;
 }
 
 const exchangePrefix = randomBytes(4).toString('hex');
@@ -58,9 +69,13 @@ export function createFront(opts: FrontOptions): Front {
     for (const observe of opts.observers) observe(end);
   };
 
-  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const nextId = (): string => `${exchangePrefix}-${(++counter).toString(36)}`;
+  /** Aborted at the end of shutdown: tears down tunnels and upgraded connections. */
+  const tunnelsClosing = new AbortController();
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse, arrival: Arrival): Promise<void> {
     inFlight++;
-    const id = `${exchangePrefix}-${(++counter).toString(36)}`;
+    const id = nextId();
     const abort = new AbortController();
     res.once('close', () => {
       inFlight--;
@@ -71,27 +86,10 @@ export function createFront(opts: FrontOptions): Front {
     let ex: Exchange;
     try {
       if (draining) throw new ShuttingDownError('sidecache is shutting down');
-      const target = resolveTarget(req.url ?? '/', req.headers.host, runtime);
       const hasBody =
         req.headers['transfer-encoding'] !== undefined ||
         (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-      ex = {
-        id,
-        mode: target.mode,
-        method: req.method ?? 'GET',
-        target: target.url,
-        origin: target.url.origin,
-        route: target.route,
-        headers: req.headers,
-        body: hasBody ? req : null,
-        client: {
-          address: req.socket.remoteAddress ?? '',
-          port: req.socket.remotePort ?? 0,
-          protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
-        },
-        signal: abort.signal,
-        timings: { startedAt, start, phases: {} },
-      };
+      ex = buildExchange(id, req, arrival, hasBody ? req : null, abort.signal, startedAt, start);
     } catch (err) {
       const failed = unroutedExchange(id, req, abort.signal, startedAt, start);
       return deliverError(failed, toSidecacheError(err), res);
@@ -166,6 +164,49 @@ export function createFront(opts: FrontOptions): Front {
     });
   }
 
+  /** The Exchange for what arrived: target, route and mode from how it arrived (one code path). */
+  function buildExchange(
+    id: string,
+    req: IncomingMessage,
+    arrival: Arrival,
+    body: Exchange['body'],
+    signal: AbortSignal,
+    startedAt: number,
+    start: number,
+  ): Exchange {
+    const target =
+      arrival.via === 'listener'
+        ? resolveTarget(req.url ?? '/', req.headers.host, runtime)
+        : resolveInterceptedTarget(req.url ?? '/', arrival.authority, runtime);
+    return {
+      id,
+      mode: target.mode,
+      method: req.method ?? 'GET',
+      target: target.url,
+      origin: target.url.origin,
+      route: target.route,
+      headers: req.headers,
+      body,
+      client: {
+        address: req.socket.remoteAddress ?? '',
+        port: req.socket.remotePort ?? 0,
+        protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
+      },
+      signal,
+      timings: { startedAt, start, phases: {} },
+      ...(arrival.via === 'tunnel' ? { tunnel: { authority: arrival.authority, intercepted: true } } : {}),
+    };
+  }
+
+  const serve = (req: IncomingMessage, res: ServerResponse, arrival: Arrival): void => {
+    onRequest(req, res, arrival).catch((err: unknown) => {
+      // onRequest maps every error itself; reaching here is a bug, but never a crash.
+      opts.onClientError?.('SC_ERR_INTERNAL', err instanceof Error ? err.message : String(err));
+      if (!res.headersSent) res.writeHead(500).end();
+      else res.destroy();
+    });
+  };
+
   const server = createServer(
     {
       keepAlive: true,
@@ -174,36 +215,39 @@ export function createFront(opts: FrontOptions): Front {
       headersTimeout: 30_000,
       requestTimeout: 300_000,
     },
-    (req, res) => {
-      onRequest(req, res).catch((err: unknown) => {
-        // onRequest maps every error itself; reaching here is a bug, but never a crash.
-        opts.onClientError?.('SC_ERR_INTERNAL', err instanceof Error ? err.message : String(err));
-        if (!res.headersSent) res.writeHead(500).end();
-        else res.destroy();
-      });
-    },
+    (req, res) => serve(req, res, LISTENER),
   );
 
-  const refuseRaw = (error: SidecacheError) => (req: IncomingMessage, socket: Socket) => {
-    const id = `${exchangePrefix}-${(++counter).toString(36)}`;
+  const refuseRaw = (error: SidecacheError) => (req: IncomingMessage, socket: Duplex) => {
+    const id = nextId();
     const ex = unroutedExchange(id, req, AbortSignal.abort(), Date.now(), performance.now());
     ex.reason = error.reason;
-    const body = JSON.stringify({
-      error: error.code,
-      reason: error.reason,
-      message: error.message,
-      exchange: id,
-    });
-    socket.end(
-      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\ncontent-type: application/json\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
-    notify({ ex, status: error.status, bytes: Buffer.byteLength(body), error, replySource: 'synth' });
+    const raw = synthRawResponse(error, id);
+    socket.end(raw.bytes);
+    notify({ ex, status: error.status, bytes: raw.bodyBytes, error, replySource: 'synth' });
   };
-  server.on('connect', refuseRaw(new MethodNotSupportedError('CONNECT tunnels are not supported yet')));
-  server.on(
-    'upgrade',
-    refuseRaw(new MethodNotSupportedError('protocol upgrades (WebSocket) are not supported yet')),
+  const rawContext = opts.raw
+    ? {
+        parts: opts.raw,
+        runtime,
+        nextId,
+        notify,
+        buildExchange,
+        isDraining: () => draining,
+        closing: tunnelsClosing.signal,
+        unroutedExchange,
+      }
+    : null;
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, arrival: Arrival): void => {
+    if (rawContext) serveUpgrade(rawContext, req, socket, head, arrival);
+    else refuseRaw(new MethodNotSupportedError('protocol upgrades (WebSocket) are not enabled'))(req, socket);
+  };
+  server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    if (rawContext) serveConnect(rawContext, req, socket, head);
+    else refuseRaw(new MethodNotSupportedError('CONNECT tunnels are not enabled'))(req, socket);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
+    onUpgrade(req, socket, head, LISTENER),
   );
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? 'ERR';
@@ -231,11 +275,16 @@ export function createFront(opts: FrontOptions): Front {
       draining = true;
       server.closeIdleConnections();
     },
+    closeTunnels() {
+      tunnelsClosing.abort();
+    },
+    serve,
+    serveUpgrade: onUpgrade,
   };
 }
 
 /** An Exchange for a request that never got a target (bad request, no route). */
-function unroutedExchange(
+export function unroutedExchange(
   id: string,
   req: IncomingMessage,
   signal: AbortSignal,

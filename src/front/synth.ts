@@ -2,6 +2,7 @@
  * The one place that turns an error into a reply (Varnish's `synth`): a short JSON body naming the
  * error code, the reason, the upstream and the cause, with the exchange id for the logs.
  */
+import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import { InternalError, SidecacheError } from '../errors.js';
 import type { Reply } from '../exchange.js';
@@ -11,8 +12,8 @@ export function toSidecacheError(err: unknown): SidecacheError {
   return new InternalError(err instanceof Error ? err.message : String(err), { cause: err });
 }
 
-export function synthErrorReply(error: SidecacheError, exchangeId: string): Reply {
-  const payload = Buffer.from(
+function errorPayload(error: SidecacheError, exchangeId: string): Buffer {
+  return Buffer.from(
     `${JSON.stringify({
       error: error.code,
       reason: error.reason,
@@ -21,6 +22,10 @@ export function synthErrorReply(error: SidecacheError, exchangeId: string): Repl
       exchange: exchangeId,
     })}\n`,
   );
+}
+
+export function synthErrorReply(error: SidecacheError, exchangeId: string): Reply {
+  const payload = errorPayload(error, exchangeId);
   return {
     status: error.status,
     headers: {
@@ -31,4 +36,20 @@ export function synthErrorReply(error: SidecacheError, exchangeId: string): Repl
     body: Readable.from([payload], { objectMode: false }),
     source: 'synth',
   };
+}
+
+/**
+ * The same error as raw HTTP/1.1 bytes, for a socket that no ServerResponse owns (a refused
+ * CONNECT or Upgrade); the connection is closed after it.
+ */
+export function synthRawResponse(
+  error: SidecacheError,
+  exchangeId: string,
+): { bytes: Buffer; bodyBytes: number } {
+  const payload = errorPayload(error, exchangeId);
+  const head =
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
+    'content-type: application/json; charset=utf-8\r\n' +
+    `content-length: ${payload.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n`;
+  return { bytes: Buffer.concat([Buffer.from(head, 'latin1'), payload]), bodyBytes: payload.length };
 }

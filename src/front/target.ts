@@ -80,3 +80,28 @@ function routeUrl(route: Route, pathAndQuery: string): URL {
     throw new BadRequestError(`request path "${pathAndQuery.slice(0, 200)}" does not form a valid URL`);
   }
 }
+
+/**
+ * A request decrypted from an intercepted CONNECT tunnel: the origin is the CONNECT authority
+ * (never the Host header, which the guard did not admit), the path is the request's, and the
+ * route is the one whose origin that is (or none: then the allow list decides).
+ */
+export function resolveInterceptedTarget(rawUrl: string, authority: string, runtime: Runtime): Target {
+  if (rawUrl.length > runtime.config.proxy.maxUrlBytes) {
+    throw new UriTooLongError(
+      `request target is ${rawUrl.length} bytes; the limit is ${runtime.config.proxy.maxUrlBytes}`,
+    );
+  }
+  if (!rawUrl.startsWith('/')) {
+    throw new BadRequestError(
+      `request target "${rawUrl.slice(0, 200)}" in a tunnel to ${authority} is not a path`,
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(`https://${authority}${rawUrl}`);
+  } catch {
+    throw new BadRequestError(`request path "${rawUrl.slice(0, 200)}" does not form a valid URL`);
+  }
+  return { mode: 'intercept', route: runtime.routeByOrigin.get(url.origin) ?? null, url };
+}

@@ -36,19 +36,6 @@ const DNS_RESULTS: ReadonlySet<string> = new Set([
 /** A label value taken from a small closed set elsewhere (cache detail, DNS mode): checked anyway. */
 const TOKEN = /^[a-z][a-z0-9_-]{0,31}$/;
 
-/** What the tunnel module reports when a CONNECT tunnel closes. */
-export interface TunnelEvent {
-  /** The CONNECT authority's host (not used as a label: the forward proxy may reach any host). */
-  readonly host: string;
-  /** Bytes from the client to the origin. */
-  readonly bytesUp: number;
-  /** Bytes from the origin to the client. */
-  readonly bytesDown: number;
-  readonly durationMs: number;
-  /** Whether TLS was intercepted (requests re-entered front/ as Exchanges) or tunnelled as-is. */
-  readonly intercepted: boolean;
-}
-
 export interface Metrics {
   readonly registry: Registry;
   /** The saved-time ledger (the status page and tests read the per-origin connection cost). */
@@ -59,8 +46,6 @@ export interface Metrics {
   observeConnect(event: ConnectEvent): void;
   /** One DNS lookup through the DNS cache (plug in as the DNS module's `onLookup`). */
   observeDnsLookup(event: DnsLookupEvent): void;
-  /** One CONNECT tunnel that has closed (plug in from front/'s tunnel handling). */
-  observeTunnel(event: TunnelEvent): void;
   /** Registers a gauge read at scrape time. */
   gaugeFrom(name: string, help: string, read: () => number): void;
 }
@@ -180,25 +165,6 @@ export function createMetrics(runtime: Runtime): Metrics {
     buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
-  const tunnels = new Counter({
-    name: 'sidecache_tunnels_total',
-    help: 'CONNECT tunnels closed, by mode (tunnel: passed through as-is; intercept: TLS decrypted).',
-    labelNames: ['mode'] as const,
-    registers: [registry],
-  });
-  const tunnelBytes = new Counter({
-    name: 'sidecache_tunnel_bytes_total',
-    help: 'Bytes carried by CONNECT tunnels, by mode and direction (up: to origin, down: to client).',
-    labelNames: ['mode', 'direction'] as const,
-    registers: [registry],
-  });
-  const tunnelDuration = new Histogram({
-    name: 'sidecache_tunnel_duration_seconds',
-    help: 'How long CONNECT tunnels stayed open, by mode.',
-    labelNames: ['mode'] as const,
-    buckets: [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600],
-    registers: [registry],
-  });
   // Zero series up front, so rates and the report see every kind before it first happens.
   for (const r of runtime.routes) {
     for (const kind of SAVED_KINDS) saved.inc({ kind, route: r.name }, 0);
@@ -269,14 +235,6 @@ export function createMetrics(runtime: Runtime): Metrics {
         dnsDuration.observe({ mode }, event.durationMs / 1000);
       const route = routeByHostname.get(event.host.toLowerCase().replace(/\.$/, '')) ?? 'forward';
       creditSaved('dns', route, ledger.dnsSavingsMs(event));
-    },
-    observeTunnel(event) {
-      const mode = event.intercepted ? 'intercept' : 'tunnel';
-      tunnels.inc({ mode });
-      if (event.bytesUp > 0) tunnelBytes.inc({ mode, direction: 'up' }, event.bytesUp);
-      if (event.bytesDown > 0) tunnelBytes.inc({ mode, direction: 'down' }, event.bytesDown);
-      if (Number.isFinite(event.durationMs) && event.durationMs >= 0)
-        tunnelDuration.observe({ mode }, event.durationMs / 1000);
     },
     gaugeFrom(name, help, read) {
       new Gauge({

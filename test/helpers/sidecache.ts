@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import type { LookupFunction } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../src/config/load.js';
 import { compileRuntime } from '../../src/config/runtime.js';
@@ -19,14 +20,20 @@ export interface TestSidecache {
   close(): Promise<void>;
 }
 
-export async function startTestSidecache(input: Partial<ConfigInput> = {}): Promise<TestSidecache> {
+export async function startTestSidecache(
+  input: Partial<ConfigInput> = {},
+  deps: { lookup?: LookupFunction } = {},
+): Promise<TestSidecache> {
   const config = parseConfig({
     ...input,
     listen: '127.0.0.1:0',
     admin: { listen: '127.0.0.1:0', ...(input.admin ?? {}) },
     log: { level: 'silent', ...(input.log ?? {}) },
   });
-  const instance = await startSidecache(compileRuntime(config), { logger: createLogger(config.log.level) });
+  const instance = await startSidecache(compileRuntime(config), {
+    logger: createLogger(config.log.level),
+    ...deps,
+  });
   return {
     instance,
     url: `http://127.0.0.1:${instance.proxyAddress.port}`,

@@ -30,13 +30,6 @@ test('promtool check metrics accepts /metrics after traffic of every kind', asyn
     durationMs: 0.1,
     savedMs: 4,
   });
-  sc.instance.metrics.observeTunnel({
-    host: 'x.example',
-    bytesUp: 10,
-    bytesDown: 20,
-    durationMs: 30,
-    intercepted: true,
-  });
   const text = await (await fetch(`${sc.adminUrl}/metrics`)).text();
   assert.match(text, /sidecache_saved_seconds_total/);
   const result = spawnSync(promtool, ['check', 'metrics'], {

@@ -104,33 +104,6 @@ describe('observeDnsLookup', () => {
   });
 });
 
-describe('observeTunnel', () => {
-  test('counts tunnels, their bytes by direction and their duration, by mode', async () => {
-    const { metrics, read } = setup();
-    metrics.observeTunnel({
-      host: 'a.example',
-      bytesUp: 100,
-      bytesDown: 5000,
-      durationMs: 1500,
-      intercepted: false,
-    });
-    metrics.observeTunnel({
-      host: 'b.example',
-      bytesUp: 10,
-      bytesDown: 0,
-      durationMs: 20,
-      intercepted: true,
-    });
-    const f = await read();
-    assert.equal(sumOf(f, 'sidecache_tunnels_total', { mode: 'tunnel' }), 1);
-    assert.equal(sumOf(f, 'sidecache_tunnels_total', { mode: 'intercept' }), 1);
-    assert.equal(sumOf(f, 'sidecache_tunnel_bytes_total', { mode: 'tunnel', direction: 'up' }), 100);
-    assert.equal(sumOf(f, 'sidecache_tunnel_bytes_total', { mode: 'tunnel', direction: 'down' }), 5000);
-    assert.equal(sumOf(f, 'sidecache_tunnel_bytes_total', { mode: 'intercept', direction: 'down' }), 0);
-    assert.equal(sumOf(f, 'sidecache_tunnel_duration_seconds_sum', { mode: 'tunnel' }), 1.5);
-  });
-});
-
 describe('observeExchange: saved time and avoided requests', () => {
   function ended(ex: Exchange) {
     ex.timings.end = ex.timings.start + 2;

@@ -1,0 +1,89 @@
+// The HTTPS origin for the new-connection-per-request bench: answers every GET with 1 KiB of JSON
+// (Cache-Control: public, max-age=60), with a certificate for `localhost` from a CA it makes in
+// `--ca-dir`. Each TLS handshake round trip costs `--handshake-delay-ms` (default 20): every write
+// of the server whose first TLS record is a handshake (22) or change_cipher_spec (20) record, i.e.
+// each server flight of the handshake, is held back that long. Application data (23, which in
+// TLS 1.3 also carries session tickets and encrypted handshake messages sent in the same flight) is
+// not delayed, so the delay is paid once per round trip, not per byte.
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { parseArgs } from 'node:util';
+import { loadOrCreateCa } from '../../src/tls/ca.js';
+import { createLeafIssuer } from '../../src/tls/leaf-certs.js';
+import { parseListen } from '../child-contract.js';
+import { fixedJsonBody } from '../origin/body.js';
+
+const { values } = parseArgs({
+  options: {
+    listen: { type: 'string' },
+    'ca-dir': { type: 'string' },
+    'handshake-delay-ms': { type: 'string' },
+  },
+});
+const BODY = fixedJsonBody();
+const { host, port } = parseListen(values.listen);
+const delayMs = Number(values['handshake-delay-ms'] ?? 20);
+if (!values['ca-dir']) throw new Error('--ca-dir is required');
+
+const ca = await loadOrCreateCa(values['ca-dir']);
+const leaf = await createLeafIssuer(ca, { validityMs: 24 * 3600_000, cacheEntries: 1 }).leafFor('localhost');
+
+const https = createHttpsServer(
+  { SNICallback: (_name, cb) => cb(null, leaf.context), keepAliveTimeout: 30_000 },
+  (req, res) => {
+    req.resume();
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': String(BODY.length),
+      'cache-control': 'public, max-age=60',
+    });
+    res.end(BODY);
+  },
+);
+
+/** The TCP socket seen by TLS through a wrapper that holds back handshake flights. */
+function delayedHandshake(raw: Socket): Duplex {
+  const wrapper = new Duplex({
+    read() {
+      raw.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      const type = chunk[0];
+      if (type === 22 || type === 20) setTimeout(() => raw.write(chunk, callback), delayMs);
+      else raw.write(chunk, callback);
+    },
+    final(callback) {
+      raw.end(callback);
+    },
+    destroy(err, callback) {
+      raw.destroy();
+      callback(err);
+    },
+  });
+  raw.on('data', (chunk: Buffer) => {
+    if (!wrapper.push(chunk)) raw.pause();
+  });
+  raw.on('end', () => wrapper.push(null));
+  raw.on('error', (err) => wrapper.destroy(err));
+  raw.on('close', () => wrapper.destroy());
+  return wrapper;
+}
+
+const tcp = createNetServer({ noDelay: true }, (raw) => {
+  https.emit('connection', delayedHandshake(raw));
+});
+tcp.listen(port, host, () => {
+  const address = tcp.address() as { port: number };
+  process.stdout.write(`BENCH_LISTENING ${JSON.stringify({ port: address.port })}\n`);
+});
+const leave = (): void => {
+  https.closeAllConnections();
+  tcp.close();
+  process.exit(0);
+};
+process.on('SIGTERM', leave);
+process.on('SIGINT', leave);
+process.stdin.on('end', leave);
+process.stdin.on('close', leave);
+process.stdin.resume();

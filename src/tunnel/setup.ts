@@ -1,0 +1,96 @@
+/**
+ * Wires CONNECT, interception and upgrades for server.ts: the CA (loaded or made at start when
+ * `intercept` names any host), the leaf issuer, the tunnels, the upgrade relay and their metrics,
+ * as the `RawParts` front/ needs. Nothing here runs a request.
+ */
+import { readFile } from 'node:fs/promises';
+import type { LookupFunction } from 'node:net';
+import { resolve } from 'node:path';
+import type { Registry } from 'prom-client';
+import type { Runtime } from '../config/runtime.js';
+import type { Exchange, Next, Reply } from '../exchange.js';
+import type { RawParts } from '../front/raw.js';
+import type { Logger } from '../log.js';
+import { createTunnelMetrics } from '../metrics/tunnel-metrics.js';
+import { CA_CERT_FILE, type CertificateAuthority, loadOrCreateCa } from '../tls/ca.js';
+import { createLeafIssuer } from '../tls/leaf-certs.js';
+import { createUpgradeRelay } from '../upstream/upgrade-relay.js';
+import { createTunnels, type DecryptedSink } from './tunnels.js';
+
+export interface TunnelSetupDeps {
+  readonly logger: Logger;
+  readonly registry: Registry;
+  /** The guard stage; CONNECT and Upgrade exchanges are admitted by it. */
+  readonly guard: (next: Next) => Next;
+  readonly via: string | null;
+  readonly decrypted: DecryptedSink;
+  readonly lookup?: LookupFunction;
+}
+
+export interface TunnelSetup {
+  readonly raw: RawParts;
+  /** The CA certificate (PEM) for /ca.pem, or null when there is none yet. */
+  caCertPem(): Promise<string | null>;
+}
+
+/** The CA directory, absolute (relative paths are taken from the working directory). */
+export function caDirOf(runtime: Runtime): string {
+  return resolve(runtime.config.tls.caDir);
+}
+
+const ADMITTED: Reply = Object.freeze({ status: 200, headers: {}, body: null, source: 'synth' });
+
+export async function setUpTunnels(runtime: Runtime, deps: TunnelSetupDeps): Promise<TunnelSetup> {
+  const { config } = runtime;
+  const metrics = createTunnelMetrics(deps.registry);
+  const caDir = caDirOf(runtime);
+  let ca: CertificateAuthority | null = null;
+  if (config.intercept.length > 0) {
+    ca = await loadOrCreateCa(caDir);
+    deps.logger.info(
+      { caCert: ca.certPath, created: ca.created, intercept: config.intercept },
+      ca.created ? 'interception CA created; clients must trust its certificate' : 'interception CA loaded',
+    );
+  }
+  const leaves = ca
+    ? createLeafIssuer(
+        ca,
+        { validityMs: config.tls.leafValidityMs, cacheEntries: config.tls.leafCacheEntries },
+        { onIssued: () => metrics.observeLeafIssued() },
+      )
+    : null;
+  const tunnels = createTunnels(runtime, {
+    leaves,
+    decrypted: deps.decrypted,
+    ...(deps.lookup ? { lookup: deps.lookup } : {}),
+    onHandshakeFailure: (kind, authority, code) => {
+      metrics.observeHandshakeFailure(kind);
+      deps.logger.info({ kind, authority, code }, 'client TLS handshake failed on an intercepted tunnel');
+    },
+  });
+  const upgrade = createUpgradeRelay(
+    { defaults: config.upstream, via: deps.via, forwardedHeaders: config.proxy.forwardedHeaders },
+    deps.lookup ? { lookup: deps.lookup } : {},
+  );
+  const admitted = deps.guard(async () => ADMITTED);
+  const raw: RawParts = {
+    admit: (ex: Exchange) => admitted(ex),
+    intercepts: tunnels.intercepts,
+    checkConnect: tunnels.checkConnect,
+    openTunnel: tunnels.openTunnel,
+    upgrade,
+    idleTimeoutMs: config.tunnel.idleTimeoutMs,
+    onTunnelEnd: metrics.observeTunnel,
+  };
+  return {
+    raw,
+    async caCertPem() {
+      if (ca) return ca.certPem;
+      try {
+        return await readFile(resolve(caDir, CA_CERT_FILE), 'utf8');
+      } catch {
+        return null;
+      }
+    },
+  };
+}

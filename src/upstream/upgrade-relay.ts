@@ -1,0 +1,152 @@
+/**
+ * Sends an admitted Upgrade request (WebSocket) to its origin on a connection of its own: an
+ * upgraded connection leaves HTTP, so it cannot come from or go back to a pool. It resolves
+ * through the same lookup and verifies TLS as strictly as the pools (system CAs plus
+ * `upstream.caFile`). The origin either switches protocols (the socket is handed back to front/,
+ * which splices it to the client) or answers like any response (relayed, then closed).
+ */
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { UpstreamConfig } from '../config/schema.js';
+import { ClientAbortedError } from '../errors.js';
+import type { Exchange, Reply } from '../exchange.js';
+import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
+import { classifyUpstreamError } from './classify-error.js';
+import { upstreamTrust } from './trust.js';
+
+export type UpgradeOutcome =
+  | {
+      readonly kind: 'upgraded';
+      readonly status: number;
+      readonly statusText: string | undefined;
+      readonly headers: Record<string, string | string[]>;
+      readonly originSocket: Duplex;
+      /** Bytes the origin sent right after its 101 head. */
+      readonly originHead: Buffer;
+    }
+  | { readonly kind: 'answered'; readonly reply: Reply };
+
+export interface UpgradeRelayOptions {
+  readonly defaults: UpstreamConfig;
+  readonly via: string | null;
+  readonly forwardedHeaders: boolean;
+}
+
+export interface UpgradeRelayDeps {
+  readonly lookup?: LookupFunction;
+}
+
+export type UpgradeRelay = (ex: Exchange, req: IncomingMessage) => Promise<UpgradeOutcome>;
+
+const DROP_REQUEST = new Set(['host']);
+
+export function createUpgradeRelay(opts: UpgradeRelayOptions, deps: UpgradeRelayDeps = {}): UpgradeRelay {
+  const ca = upstreamTrust(opts.defaults.caFile);
+
+  return (ex) =>
+    new Promise<UpgradeOutcome>((resolve, reject) => {
+      const settings = ex.route?.upstream ?? opts.defaults;
+      const secure = ex.target.protocol === 'https:' || ex.target.protocol === 'wss:';
+      const host = ex.target.hostname.replace(/^\[(.*)\]$/, '$1');
+      const port = ex.target.port !== '' ? Number(ex.target.port) : secure ? 443 : 80;
+      const headers = endToEndHeaders(ex.headers, DROP_REQUEST);
+      headers.host = ex.target.host;
+      headers.connection = 'upgrade';
+      headers.upgrade = String(ex.headers.upgrade ?? 'websocket');
+      if (opts.via !== null) appendHeader(headers, 'via', opts.via);
+      if (opts.forwardedHeaders) {
+        appendHeader(headers, 'x-forwarded-for', ex.client.address);
+        if (headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = ex.client.protocol;
+      }
+      const literal = isIP(host) !== 0;
+      const common = {
+        host,
+        port,
+        method: ex.method,
+        path: ex.target.pathname + ex.target.search,
+        headers,
+        agent: false as const,
+        ...(deps.lookup && !literal ? { lookup: deps.lookup } : {}),
+      };
+      const originReq = secure
+        ? https.request({
+            ...common,
+            ...(ca ? { ca } : {}),
+            ...(literal ? {} : { servername: host }),
+            rejectUnauthorized: true,
+          })
+        : http.request(common);
+
+      let settled = false;
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        clearTimeout(timer);
+        ex.signal.removeEventListener('abort', onAbort);
+        return true;
+      };
+      const timer = setTimeout(
+        () =>
+          originReq.destroy(
+            Object.assign(new Error('the origin did not answer the upgrade in time'), {
+              code: 'UND_ERR_HEADERS_TIMEOUT',
+            }),
+          ),
+        settings.connectTimeoutMs + settings.headersTimeoutMs,
+      );
+      const onAbort = (): void => {
+        originReq.destroy();
+        if (settle()) reject(new ClientAbortedError('client disconnected during the upgrade'));
+      };
+      ex.signal.addEventListener('abort', onAbort, { once: true });
+
+      originReq.on('upgrade', (originRes: IncomingMessage, originSocket: Duplex, originHead: Buffer) => {
+        if (!settle()) {
+          originSocket.destroy();
+          return;
+        }
+        const replyHeaders = responseHeaders(originRes.headers, opts.via);
+        replyHeaders.connection = 'upgrade';
+        if (originRes.headers.upgrade !== undefined) replyHeaders.upgrade = originRes.headers.upgrade;
+        resolve({
+          kind: 'upgraded',
+          status: originRes.statusCode ?? 101,
+          statusText: originRes.statusMessage,
+          headers: replyHeaders,
+          originSocket,
+          originHead,
+        });
+      });
+      originReq.on('response', (originRes: IncomingMessage) => {
+        if (!settle()) {
+          originRes.destroy();
+          return;
+        }
+        resolve({
+          kind: 'answered',
+          reply: {
+            status: originRes.statusCode ?? 502,
+            ...(originRes.statusMessage ? { statusText: originRes.statusMessage } : {}),
+            headers: responseHeaders(originRes.headers, opts.via),
+            body: originRes,
+            source: 'origin',
+          },
+        });
+      });
+      originReq.on('error', (err: Error) => {
+        if (settle()) reject(classifyUpstreamError(err, ex.origin));
+      });
+      originReq.end();
+    });
+}
+
+function responseHeaders(
+  headers: IncomingHttpHeaders,
+  via: string | null,
+): Record<string, string | string[]> {
+  const out = endToEndHeaders(headers);
+  if (via !== null) appendHeader(out, 'via', via);
+  return out;
+}
