@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { parseAllDocuments } from 'yaml';
+import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { compileRuntime } from '../../src/config/runtime.js';
 import { CLI } from '../helpers/sidecache.js';
@@ -53,8 +53,10 @@ describe('example sidecache configs', () => {
   }
 
   it("the Kubernetes ConfigMap's config.yaml loads and compiles", () => {
-    const docs = parseAllDocuments(readFileSync(join(ROOT, 'examples/kubernetes/configmap.yaml'), 'utf8'));
-    const text = (docs[0]?.toJS() as { data: Record<string, string> }).data['config.yaml'] as string;
+    const configMap = parse(readFileSync(join(ROOT, 'examples/kubernetes/configmap.yaml'), 'utf8')) as {
+      data: Record<string, string>;
+    };
+    const text = configMap.data['config.yaml'] as string;
     const dir = mkdtempSync(join(tmpdir(), 'sidecache-cm-'));
     try {
       writeFileSync(join(dir, 'config.yaml'), text);
