@@ -116,14 +116,26 @@ describe('examples/kubernetes', () => {
       return volumes.find((v) => v.name === m.name) as Obj;
     };
     assert.equal(obj(volumeOf('/etc/sidecache').configMap).name, obj(configMap.metadata).name);
-    assert.equal(typeof obj(volumeOf('/var/lib/sidecache/ca').secret).secretName, 'string');
+    // The CA directory is writable (emptyDir), filled from the Secret by an init container that
+    // mounts both, so the key can get mode 0600.
+    const caDir = volumeOf('/var/lib/sidecache/ca');
+    assert.ok(caDir.emptyDir, 'the CA directory is an emptyDir');
+    const init = list(pod.initContainers).find((c) =>
+      list(c.volumeMounts).some((m) => m.name === caDir.name && m.mountPath === '/var/lib/sidecache/ca'),
+    );
+    assert.ok(init, 'an init container fills the CA directory');
+    const fromSecret = list(init.volumeMounts)
+      .map((m) => volumes.find((v) => v.name === m.name) as Obj)
+      .find((v) => v.secret);
+    assert.ok(fromSecret, 'from a Secret');
+    assert.match(JSON.stringify(init.command), /chmod 600/);
   });
 
   it('runs non-root with resources on every container, and stops within the grace period', () => {
     const sc = obj(pod.securityContext);
     assert.equal(sc.runAsNonRoot, true);
     assert.ok(Number(sc.runAsUser) > 0);
-    for (const c of containers) {
+    for (const c of [...containers, ...list(pod.initContainers)]) {
       const r = obj(c.resources);
       assert.ok(obj(r.requests).cpu && obj(r.requests).memory, `${String(c.name)}: requests`);
       assert.ok(obj(r.limits).memory, `${String(c.name)}: memory limit`);
