@@ -59,7 +59,11 @@ describe('HTTPS through HTTPS_PROXY with interception', () => {
       res: import('node:http').ServerResponse,
     ): Promise<void> => {
       const body = await readBody(req);
-      res.writeHead(200, { 'content-type': 'application/json' });
+      const cacheable = req.url?.startsWith('/cacheable') ?? false;
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        ...(cacheable ? { 'cache-control': 'public, max-age=60' } : {}),
+      });
       res.end(
         JSON.stringify({
           method: req.method,
@@ -123,6 +127,20 @@ describe('HTTPS through HTTPS_PROXY with interception', () => {
       assert.match(seen.via as string, /sidecache/, 'decrypted and sent by sidecache');
       assert.equal(seen.proto, 'https');
     }
+  });
+
+  it('a repeated intercepted GET is a cache hit: one origin request, Cache-Status hit', async () => {
+    const url = `https://localhost:${origin.port}/cacheable/plans`;
+    const get = () =>
+      run('curl', ['-sS', '--fail', '-D', '-', '-x', sc.url, '--cacert', scCaFile, url]).then(
+        (r) => r.stdout,
+      );
+    const first = await get();
+    const second = await get();
+    assert.match(first, /cache-status: sidecache; fwd=uri-miss;[^\r\n]*; stored/i);
+    assert.match(second, /cache-status: sidecache; hit/i);
+    assert.match(second, /"path":"\/cacheable\/plans"/);
+    assert.equal(origin.requests.filter((r) => r.url === '/cacheable/plans').length, 1);
   });
 
   it('presents a leaf for the SNI name signed by the sidecache CA, offering http/1.1 in ALPN', async () => {
