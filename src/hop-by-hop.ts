@@ -38,7 +38,8 @@ export function endToEndHeaders(
   const named = connectionTokens(headers.connection);
   const out: Record<string, string | string[]> = {};
   for (const key in headers) {
-    if (HOP_BY_HOP.has(key) || drop?.has(key) || named?.has(key)) continue;
+    // HTTP/2 pseudo-headers (`:method`, `:path`, ...) describe the stream, like hop-by-hop fields.
+    if (HOP_BY_HOP.has(key) || drop?.has(key) || named?.has(key) || key.charCodeAt(0) === 58) continue;
     const value = headers[key];
     if (value === undefined) continue;
     out[key] = typeof value === 'number' ? String(value) : value;

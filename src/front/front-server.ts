@@ -86,9 +86,7 @@ export function createFront(opts: FrontOptions): Front {
     let ex: Exchange;
     try {
       if (draining) throw new ShuttingDownError('sidecache is shutting down');
-      const hasBody =
-        req.headers['transfer-encoding'] !== undefined ||
-        (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+      const hasBody = requestHasBody(req);
       ex = buildExchange(id, req, arrival, hasBody ? req : null, abort.signal, startedAt, start);
     } catch (err) {
       const failed = unroutedExchange(id, req, abort.signal, startedAt, start);
@@ -115,9 +113,12 @@ export function createFront(opts: FrontOptions): Front {
   function deliver(ex: Exchange, reply: Reply, res: ServerResponse, error?: SidecacheError): void {
     if (ex.reason === undefined) ex.reason = 'origin_response';
     const replyHeaders = opts.responseHeaders ? opts.responseHeaders(ex, reply.headers) : reply.headers;
-    const headers = draining ? { ...replyHeaders, connection: 'close' } : replyHeaders;
+    const h2 = isHttp2(res);
+    // HTTP/2 has no Connection header (draining closes the session instead) and no reason phrase.
+    const headers = draining && !h2 ? { ...replyHeaders, connection: 'close' } : replyHeaders;
     try {
-      res.writeHead(reply.status, reply.statusText ?? STATUS_CODES[reply.status] ?? '', headers);
+      if (h2) res.writeHead(reply.status, headers);
+      else res.writeHead(reply.status, reply.statusText ?? STATUS_CODES[reply.status] ?? '', headers);
     } catch (err) {
       if (reply.body instanceof Readable) reply.body.destroy();
       const bad = toSidecacheError(err);
@@ -343,4 +344,22 @@ function streamBody(body: Readable, res: ServerResponse, done: (bytes: number, e
     if (!body.destroyed) body.destroy();
     finish(new ClientAbortedError('client disconnected during the response'));
   });
+}
+
+/**
+ * Whether a request has a body: HTTP/1.1 says so with Content-Length or Transfer-Encoding; an
+ * HTTP/2 request (from an intercepted client) has one unless its HEADERS frame ended the stream.
+ */
+function requestHasBody(req: IncomingMessage): boolean {
+  const stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream;
+  if (req.httpVersionMajor === 2 && stream) return stream.endAfterHeaders !== true;
+  return (
+    req.headers['transfer-encoding'] !== undefined ||
+    (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
+  );
+}
+
+/** A response on an HTTP/2 stream (node:http2's compatibility API). */
+function isHttp2(res: ServerResponse): boolean {
+  return (res as { stream?: unknown }).stream !== undefined;
 }

@@ -31,6 +31,8 @@ export interface LeafDeps {
 export interface Leaf {
   readonly host: string;
   readonly certPem: string;
+  /** The leaf's private key (PKCS#8 PEM), in memory only. */
+  readonly keyPem: string;
   readonly context: SecureContext;
   /** ms since the epoch after which the cache mints a new leaf. */
   readonly renewAt: number;
@@ -90,6 +92,7 @@ export function createLeafIssuer(
     return {
       host,
       certPem,
+      keyPem,
       context: createSecureContext({ cert: certPem, key: keyPem }),
       renewAt: issuedAt + Math.floor(opts.validityMs * 0.75),
     };

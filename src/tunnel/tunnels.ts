@@ -11,10 +11,11 @@
  *   CONNECT authority. The origin is then reached through the warm upstream pools, verified as
  *   strictly as for any route. Handshake failures are sorted (tls/handshake-failure.ts) and told.
  */
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createSecureServer as createHttp2SecureServer } from 'node:http2';
 import { isIP, type LookupFunction, connect as netConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { HostMatcher, Runtime } from '../config/runtime.js';
 import { compileHostMatcher, normaliseHost } from '../config/runtime.js';
 import { ClientAbortedError, EgressDeniedError } from '../errors.js';
@@ -61,9 +62,6 @@ export interface Tunnels {
     closing: AbortSignal,
   ): Promise<TunnelEnd>;
 }
-
-/** ALPN offered to intercepting clients. HTTP/2 is not offered yet: decrypted requests are HTTP/1.1. */
-const ALPN = ['http/1.1'];
 
 export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
   const { config } = runtime;
@@ -168,20 +166,34 @@ export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
       socket.unshift(head);
       transport = Duplex.from({ readable: socket, writable: socket });
     }
-    const tls = new TLSSocket(transport as Socket, {
-      isServer: true,
-      secureContext: leaf.context,
-      ALPNProtocols: ALPN,
-      SNICallback: (servername, callback) => {
-        leaves.leafFor(normaliseHost(servername)).then(
-          (l) => callback(null, l.context),
-          (err: Error) => callback(err, undefined),
-        );
+    // One small TLS + HTTP server per decrypted connection (node:http2's secure server with HTTP/1.1
+    // fallback picks h2 or http/1.1 by ALPN); its requests carry this tunnel's authority as an
+    // argument to front/, so nothing is hung on the socket.
+    const arrival: Arrival = Object.freeze({ via: 'tunnel', authority });
+    const server = createHttp2SecureServer(
+      {
+        // ALPN: h2 first, then http/1.1 (allowHTTP1).
+        allowHTTP1: true,
+        key: leaf.keyPem,
+        cert: leaf.certPem,
+        handshakeTimeout: config.tls.handshakeTimeoutMs,
+        SNICallback: (servername, callback) => {
+          leaves.leafFor(normaliseHost(servername)).then(
+            (l) => callback(null, l.context),
+            (err: Error) => callback(err, undefined),
+          );
+        },
       },
-    });
+      (req, res) =>
+        deps.decrypted.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, arrival),
+    );
+    server.on('upgrade', (req: IncomingMessage, s: Duplex, h: Buffer) =>
+      deps.decrypted.upgrade(req, s, h, arrival),
+    );
     return new Promise<TunnelEnd>((resolve) => {
       let secure = false;
       let failed: { kind: HandshakeFailure; code: string } | null = null;
+      let lastError: string | undefined;
       const bytes = () => ({
         bytesUp: socket.bytesRead - readBase + head.length,
         bytesDown: socket.bytesWritten - writtenBase,
@@ -190,49 +202,34 @@ export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
         if (secure || failed) return;
         failed = { kind: classifyHandshakeFailure(err), code: err?.code ?? 'CLOSED' };
         deps.onHandshakeFailure?.(failed.kind, authority, failed.code);
-        tls.destroy();
         socket.destroy();
       };
-      const timer = setTimeout(
-        () =>
-          handshakeFailed(
-            Object.assign(new Error('TLS handshake timed out'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' }),
-          ),
-        config.tls.handshakeTimeoutMs,
-      );
+      server.on('tlsClientError', (err: NodeJS.ErrnoException) => handshakeFailed(err));
+      server.on('secureConnection', (tlsSocket: TLSSocket) => {
+        secure = true;
+        tlsSocket.on('error', (err: NodeJS.ErrnoException) => {
+          lastError = err.code ?? 'ERR';
+        });
+      });
+      // http2 sessions and HTTP/1.1 connections on this server surface their socket errors here.
+      server.on('sessionError', (err: NodeJS.ErrnoException) => {
+        lastError = err.code ?? 'ERR';
+      });
       const onAbort = (): void => {
-        tls.destroy();
         socket.destroy();
       };
       closing.addEventListener('abort', onAbort, { once: true });
-      let lastError: string | undefined;
-      tls.on('error', (err: NodeJS.ErrnoException) => {
-        if (!secure) handshakeFailed(err);
-        else lastError = err.code ?? 'ERR';
-      });
-      tls.once('secure', () => {
-        secure = true;
-        clearTimeout(timer);
-        // One small HTTP server per decrypted connection: its requests carry this tunnel's
-        // authority as an argument to front/, so nothing is hung on the socket.
-        const arrival: Arrival = Object.freeze({ via: 'tunnel', authority });
-        const server = createHttpServer(
-          { keepAliveTimeout: 65_000, headersTimeout: 30_000, requestTimeout: 300_000 },
-          (req, res) => deps.decrypted.request(req, res, arrival),
-        );
-        server.on('upgrade', (req: IncomingMessage, s: Duplex, h: Buffer) =>
-          deps.decrypted.upgrade(req, s, h, arrival),
-        );
-        server.emit('connection', tls);
-      });
-      tls.once('close', () => {
-        clearTimeout(timer);
+      socket.once('close', () => {
         closing.removeEventListener('abort', onAbort);
-        socket.destroy();
+        if (!secure && !failed)
+          handshakeFailed(
+            Object.assign(new Error('closed during the TLS handshake'), { code: 'ECONNRESET' }),
+          );
         const ending: TunnelEnd['ending'] = failed ? 'tls_failed' : closing.aborted ? 'shutdown' : 'closed';
         const errorCode = failed?.code ?? lastError;
         resolve({ ...bytes(), ending, ...(errorCode ? { errorCode } : {}) });
       });
+      server.emit('connection', transport);
     });
   }
 

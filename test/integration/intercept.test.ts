@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -143,7 +144,7 @@ describe('HTTPS through HTTPS_PROXY with interception', () => {
     assert.equal(origin.requests.filter((r) => r.url === '/cacheable/plans').length, 1);
   });
 
-  it('presents a leaf for the SNI name signed by the sidecache CA, offering http/1.1 in ALPN', async () => {
+  it('presents a leaf for the SNI name signed by the sidecache CA, negotiating h2 in ALPN', async () => {
     const tunnel = await connectThrough(sc.url, `localhost:${origin.port}`);
     assert.ok('socket' in tunnel);
     const secure = tls.connect({
@@ -157,8 +158,59 @@ describe('HTTPS through HTTPS_PROXY with interception', () => {
     assert.ok(leaf);
     assert.equal(leaf.subjectAltName, 'DNS:localhost');
     assert.equal(leaf.checkIssued(new X509Certificate(scCaPem)), true);
-    assert.equal(secure.alpnProtocol, 'http/1.1');
+    assert.equal(secure.alpnProtocol, 'h2');
     secure.destroy();
+  });
+
+  it('an HTTP/2 client through the tunnel: GET, POST with a body, and a cache hit', async () => {
+    const tunnel = await connectThrough(sc.url, `localhost:${origin.port}`);
+    assert.ok('socket' in tunnel);
+    const secure = tls.connect({
+      socket: tunnel.socket,
+      servername: 'localhost',
+      ca: scCaPem,
+      ALPNProtocols: ['h2'],
+    });
+    await once(secure, 'secureConnect');
+    assert.equal(secure.alpnProtocol, 'h2');
+    const session = http2.connect(`https://localhost:${origin.port}`, { createConnection: () => secure });
+    const h2request = (headers: http2.OutgoingHttpHeaders, body?: string) =>
+      new Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const stream = session.request(headers, { endStream: body === undefined });
+        let data = '';
+        let head: http2.IncomingHttpHeaders = {};
+        stream.on('response', (h) => {
+          head = h;
+        });
+        stream.setEncoding('utf8');
+        stream.on('data', (c: string) => {
+          data += c;
+        });
+        stream.on('end', () => resolve({ status: Number(head[':status']), headers: head, body: data }));
+        stream.on('error', reject);
+        if (body !== undefined) stream.end(body);
+      });
+    try {
+      const get = await h2request({ ':method': 'GET', ':path': '/h2/repos?page=1' });
+      assert.equal(get.status, 200, get.body);
+      const seen = JSON.parse(get.body) as Record<string, string>;
+      assert.equal(seen.path, '/h2/repos?page=1');
+      assert.equal(seen.host, `localhost:${origin.port}`);
+      assert.match(seen.via as string, /sidecache/);
+      const post = await h2request(
+        { ':method': 'POST', ':path': '/h2/save', 'content-type': 'text/plain' },
+        'saved!',
+      );
+      assert.equal(post.status, 200);
+      assert.equal((JSON.parse(post.body) as Record<string, string>).body, 'saved!');
+      await h2request({ ':method': 'GET', ':path': '/cacheable/h2' });
+      const hit = await h2request({ ':method': 'GET', ':path': '/cacheable/h2' });
+      assert.match(String(hit.headers['cache-status']), /sidecache; hit/);
+      assert.equal(origin.requests.filter((r) => r.url === '/cacheable/h2').length, 1);
+    } finally {
+      session.close();
+      secure.destroy();
+    }
   });
 
   it('Python requests with HTTPS_PROXY and REQUESTS_CA_BUNDLE', async (t) => {
