@@ -15,6 +15,7 @@ import { ConfigError } from './errors.js';
 import { createFront } from './front/front-server.js';
 import { createEgressPolicy } from './guard/egress-policy.js';
 import { createGuardStage } from './guard/guard-stage.js';
+import { createProxyAuth } from './guard/proxy-auth.js';
 import { createAccessLog, type Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { createServerTiming } from './metrics/server-timing.js';
@@ -70,6 +71,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     viaToken: instanceToken,
     egress,
     ports: config.egress.ports,
+    ...(config.proxy.auth.enabled ? { authenticate: createProxyAuth(config.proxy.auth) } : {}),
   });
   const pipeline = createPipeline({
     guard,

@@ -56,6 +56,42 @@ export const DEFAULT_STRIPPED_REQUEST_HEADERS = [
   'x-method-override',
 ] as const;
 
+export const proxyAuthSchema = z
+  .object({
+    enabled: z.boolean().default(false).describe('Require Proxy-Authorization: Basic credentials.'),
+    realm: z
+      .string()
+      .regex(/^[^"\\\r\n]+$/)
+      .default('sidecache')
+      .describe('Realm named in Proxy-Authenticate.'),
+    users: z
+      .array(
+        z
+          .object({
+            name: z
+              .string()
+              .min(1)
+              .regex(/^[^:]+$/, 'expected a user name without ":"'),
+            passwordSha256: z
+              .string()
+              .regex(/^[0-9a-fA-F]{64}$/, 'expected the SHA-256 of the password as 64 hex digits')
+              .describe('SHA-256 of the password, hex (echo -n PASSWORD | sha256sum).'),
+          })
+          .strict(),
+      )
+      .default([])
+      .describe('Who may use the proxy.'),
+    modes: z
+      .array(z.enum(['route', 'forward', 'tunnel']))
+      .default(['forward', 'tunnel'])
+      .describe('Which requests must authenticate: forward proxy, CONNECT tunnels, reverse routes.'),
+  })
+  .strict()
+  .refine((a) => !a.enabled || a.users.length > 0, {
+    message: 'proxy.auth.enabled needs at least one user',
+    path: ['users'],
+  });
+
 export const egressSchema = z
   .object({
     ports: z
@@ -316,6 +352,9 @@ export const configSchema = z
           .describe(
             'Request headers removed before forwarding: they change what origins answer without being in the cache key.',
           ),
+        auth: proxyAuthSchema
+          .default(proxyAuthSchema.parse({}))
+          .describe('Proxy authentication (Basic), off by default.'),
       })
       .strict()
       .default({
@@ -323,6 +362,7 @@ export const configSchema = z
         forwardedHeaders: true,
         maxUrlBytes: 8192,
         stripRequestHeaders: [...DEFAULT_STRIPPED_REQUEST_HEADERS],
+        auth: proxyAuthSchema.parse({}),
       }),
     observability: z
       .object({
