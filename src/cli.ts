@@ -48,7 +48,8 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
     .option('allow', {
       type: 'string',
       array: true,
-      describe: 'Host the forward proxy may reach (repeatable)',
+      describe:
+        'Host the forward proxy may reach, or an address block it may connect to (10.0.0.0/8) (repeatable)',
     })
     .option('ca-file', { type: 'string', describe: 'Extra CA (PEM) trusted for upstream TLS' })
     .option('dns', {

@@ -12,6 +12,11 @@ export type ErrorCode =
   | 'SC_ERR_NO_ROUTE'
   | 'SC_ERR_EGRESS_DENIED'
   | 'SC_ERR_LOOP_DETECTED'
+  | 'SC_ERR_HEADERS_TOO_LARGE'
+  | 'SC_ERR_BODY_TOO_LARGE'
+  | 'SC_ERR_REQUEST_TIMEOUT'
+  | 'SC_ERR_TOO_MANY_CONNECTIONS'
+  | 'SC_ERR_PROXY_AUTH_REQUIRED'
   | 'SC_ERR_METHOD_NOT_SUPPORTED'
   | 'SC_ERR_DNS'
   | 'SC_ERR_UPSTREAM_CONNECT'
@@ -83,6 +88,54 @@ export class NoRouteError extends SidecacheError {
 export class EgressDeniedError extends SidecacheError {
   constructor(message: string, opts: SidecacheErrorOptions = {}) {
     super('SC_ERR_EGRESS_DENIED', 403, 'guard_host_not_allowed', message, opts);
+  }
+}
+
+/**
+ * The egress policy refused the address a name resolved to (or an IP literal): private, loopback,
+ * link-local, CGNAT, multicast, reserved... and not in `allow`. Raised inside the lookup handed to
+ * the connectors, so the address checked is the address connected to (no DNS rebinding).
+ */
+export class PrivateAddressError extends SidecacheError {
+  constructor(message: string, opts: SidecacheErrorOptions = {}) {
+    super('SC_ERR_EGRESS_DENIED', 403, 'guard_private_address', message, opts);
+  }
+}
+
+/** An allowed host on a port outside `egress.ports` (and not a route origin's own port). */
+export class PortNotAllowedError extends SidecacheError {
+  constructor(message: string, opts: SidecacheErrorOptions = {}) {
+    super('SC_ERR_EGRESS_DENIED', 403, 'guard_port_not_allowed', message, opts);
+  }
+}
+
+export class HeadersTooLargeError extends SidecacheError {
+  constructor(message: string, opts: SidecacheErrorOptions = {}) {
+    super('SC_ERR_HEADERS_TOO_LARGE', 431, 'request_headers_too_large', message, opts);
+  }
+}
+
+export class BodyTooLargeError extends SidecacheError {
+  constructor(message: string, opts: SidecacheErrorOptions = {}) {
+    super('SC_ERR_BODY_TOO_LARGE', 413, 'request_body_too_large', message, opts);
+  }
+}
+
+export class RequestTimeoutError extends SidecacheError {
+  constructor(message: string, opts: SidecacheErrorOptions = {}) {
+    super('SC_ERR_REQUEST_TIMEOUT', 408, 'request_timeout', message, opts);
+  }
+}
+
+export class TooManyConnectionsError extends SidecacheError {
+  constructor(message: string, opts: SidecacheErrorOptions = {}) {
+    super('SC_ERR_TOO_MANY_CONNECTIONS', 503, 'too_many_connections', message, opts);
+  }
+}
+
+export class ProxyAuthRequiredError extends SidecacheError {
+  constructor(message: string, opts: SidecacheErrorOptions = {}) {
+    super('SC_ERR_PROXY_AUTH_REQUIRED', 407, 'proxy_auth_required', message, opts);
   }
 }
 
@@ -172,6 +225,11 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   'SC_ERR_NO_ROUTE',
   'SC_ERR_EGRESS_DENIED',
   'SC_ERR_LOOP_DETECTED',
+  'SC_ERR_HEADERS_TOO_LARGE',
+  'SC_ERR_BODY_TOO_LARGE',
+  'SC_ERR_REQUEST_TIMEOUT',
+  'SC_ERR_TOO_MANY_CONNECTIONS',
+  'SC_ERR_PROXY_AUTH_REQUIRED',
   'SC_ERR_METHOD_NOT_SUPPORTED',
   'SC_ERR_DNS',
   'SC_ERR_UPSTREAM_CONNECT',

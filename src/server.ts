@@ -13,7 +13,9 @@ import type { HostPort, Runtime } from './config/runtime.js';
 import { createDnsCache } from './dns/index.js';
 import { ConfigError } from './errors.js';
 import { createFront } from './front/front-server.js';
+import { createEgressPolicy } from './guard/egress-policy.js';
 import { createGuardStage } from './guard/guard-stage.js';
+import { createProxyAuth } from './guard/proxy-auth.js';
 import { createAccessLog, type Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { createServerTiming } from './metrics/server-timing.js';
@@ -48,8 +50,10 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     'Names and record types held in the DNS cache.',
     () => dns.size,
   );
-  // Tests may inject a resolver; otherwise every upstream name goes through the DNS cache.
-  const lookup = deps.lookup ?? dns.lookup;
+  // Tests may inject a resolver; otherwise every upstream name goes through the DNS cache. Either
+  // way the egress policy filters the answers: the address checked is the address connected to.
+  const egress = createEgressPolicy({ allow: config.allow, routes: runtime.routes });
+  const lookup = egress.wrapLookup(deps.lookup ?? dns.lookup);
   const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect, lookup });
   const cache = config.cache.enabled
     ? createCacheStage(config.cache, {
@@ -62,7 +66,13 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       })
     : null;
   if (cache) metrics.cache.watch(cache);
-  const guard = createGuardStage({ allow: runtime.allow, viaToken: instanceToken });
+  const guard = createGuardStage({
+    allow: runtime.allow,
+    viaToken: instanceToken,
+    egress,
+    ports: config.egress.ports,
+    ...(config.proxy.auth.enabled ? { authenticate: createProxyAuth(config.proxy.auth) } : {}),
+  });
   const pipeline = createPipeline({
     guard,
     cache: cache ?? undefined,

@@ -33,6 +33,125 @@ const hostPatternSchema = z
     'expected a host name, "*.example.com", "*" or an IP address',
   );
 
+/** A host pattern, or an address block (`10.0.0.0/8`, `::1/128`) whose addresses may be reached. */
+const allowEntrySchema = z.union([
+  hostPatternSchema,
+  z
+    .string()
+    .regex(
+      /^[0-9a-fA-F:.]+\/\d{1,3}$/,
+      'expected a host name, "*.example.com", "*", an IP address or a CIDR',
+    ),
+]);
+
+/** Headers that change what an origin answers but are not part of the cache key (cache poisoning). */
+export const DEFAULT_STRIPPED_REQUEST_HEADERS = [
+  'x-forwarded-host',
+  'x-forwarded-server',
+  'x-host',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+] as const;
+
+export const proxyAuthSchema = z
+  .object({
+    enabled: z.boolean().default(false).describe('Require Proxy-Authorization: Basic credentials.'),
+    realm: z
+      .string()
+      .regex(/^[^"\\\r\n]+$/)
+      .default('sidecache')
+      .describe('Realm named in Proxy-Authenticate.'),
+    users: z
+      .array(
+        z
+          .object({
+            name: z
+              .string()
+              .min(1)
+              .regex(/^[^:]+$/, 'expected a user name without ":"'),
+            passwordSha256: z
+              .string()
+              .regex(/^[0-9a-fA-F]{64}$/, 'expected the SHA-256 of the password as 64 hex digits')
+              .describe('SHA-256 of the password, hex (echo -n PASSWORD | sha256sum).'),
+          })
+          .strict(),
+      )
+      .default([])
+      .describe('Who may use the proxy.'),
+    modes: z
+      .array(z.enum(['route', 'forward', 'tunnel']))
+      .default(['forward', 'tunnel'])
+      .describe('Which requests must authenticate: forward proxy, CONNECT tunnels, reverse routes.'),
+  })
+  .strict()
+  .refine((a) => !a.enabled || a.users.length > 0, {
+    message: 'proxy.auth.enabled needs at least one user',
+    path: ['users'],
+  });
+
+export const egressSchema = z
+  .object({
+    ports: z
+      .array(z.number().int().min(1).max(65535))
+      .default([80, 443])
+      .describe(
+        "Ports a forward-proxy request may reach on an allowed host; a route origin's own port is always allowed (CONNECT: tunnel.ports).",
+      ),
+  })
+  .strict();
+
+export const limitsSchema = z
+  .object({
+    maxHeaderBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(16_384)
+      .describe('Largest request head (request line and headers) accepted; larger gets 431.'),
+    maxHeaderCount: z
+      .number()
+      .int()
+      .min(8)
+      .default(200)
+      .describe('Most request header fields accepted; more gets 431.'),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(10 * 1024 * 1024)
+      .describe('Largest request body accepted, counted as it streams; larger gets 413.'),
+    maxConnections: z
+      .number()
+      .int()
+      .min(1)
+      .default(10_000)
+      .describe('Most client connections open at once; more are answered 503 and closed.'),
+    maxConnectionsPerClient: z
+      .number()
+      .int()
+      .min(1)
+      .default(1_000)
+      .describe(
+        'Most connections open at once from one client IP address; more are answered 503 and closed.',
+      ),
+    headersTimeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(30_000)
+      .describe('Time a client has to send the request head (slowloris); then 408.'),
+    requestTimeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(300_000)
+      .describe('Time a client has to send the whole request, body included; then 408.'),
+  })
+  .strict();
+
 export const upstreamSchema = z
   .object({
     connectionsPerOrigin: z
@@ -199,9 +318,13 @@ export const configSchema = z
       .default([])
       .describe('Named origins, reachable by path prefix, Host or forward proxy.'),
     allow: z
-      .array(hostPatternSchema)
+      .array(allowEntrySchema)
       .default([])
-      .describe('Extra hosts the forward proxy may reach ("api.example.com", "*.example.com", "*").'),
+      .describe(
+        'Extra hosts the forward proxy may reach ("api.example.com", "*.example.com", "*"), and address blocks it may connect to ("10.0.0.0/8", "127.0.0.1", "::1/128"); private, loopback, link-local and reserved addresses are refused unless listed here.',
+      ),
+    egress: egressSchema.default(egressSchema.parse({})).describe('Where outgoing connections may go.'),
+    limits: limitsSchema.default(limitsSchema.parse({})).describe('Limits on what clients may send.'),
     upstream: upstreamSchema.default(upstreamSchema.parse({})),
     dns: dnsSchema
       .default(DNS_DEFAULTS)
@@ -223,9 +346,24 @@ export const configSchema = z
           .default(true)
           .describe('Add X-Forwarded-For and X-Forwarded-Proto to upstream requests.'),
         maxUrlBytes: z.number().int().min(64).default(8192).describe('Longest request target accepted.'),
+        stripRequestHeaders: z
+          .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name'))
+          .default([...DEFAULT_STRIPPED_REQUEST_HEADERS])
+          .describe(
+            'Request headers removed before forwarding: they change what origins answer without being in the cache key.',
+          ),
+        auth: proxyAuthSchema
+          .default(proxyAuthSchema.parse({}))
+          .describe('Proxy authentication (Basic), off by default.'),
       })
       .strict()
-      .default({ via: true, forwardedHeaders: true, maxUrlBytes: 8192 }),
+      .default({
+        via: true,
+        forwardedHeaders: true,
+        maxUrlBytes: 8192,
+        stripRequestHeaders: [...DEFAULT_STRIPPED_REQUEST_HEADERS],
+        auth: proxyAuthSchema.parse({}),
+      }),
     observability: z
       .object({
         serverTiming: z
@@ -255,3 +393,5 @@ export type UpstreamConfig = z.output<typeof upstreamSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
 export type TunnelConfig = z.output<typeof tunnelSchema>;
 export type TlsConfig = z.output<typeof tlsSchema>;
+export type EgressConfig = z.output<typeof egressSchema>;
+export type LimitsConfig = z.output<typeof limitsSchema>;

@@ -12,7 +12,9 @@ import { type Duplex, Readable } from 'node:stream';
 import type { Runtime } from '../config/runtime.js';
 import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
+import { limitBody, limitConnections, serverOptionsFor } from './limits.js';
 import { type Arrival, LISTENER, type RawParts, serveConnect, serveUpgrade } from './raw.js';
+import { createRequestHygiene } from './request-hygiene.js';
 import { synthErrorReply, synthRawResponse, toSidecacheError } from './synth.js';
 import { resolveInterceptedTarget, resolveTarget } from './target.js';
 
@@ -57,12 +59,19 @@ export interface Front {
 }
 
 const exchangePrefix = randomBytes(4).toString('hex');
+/** Errors after which the client connection is closed rather than kept alive. */
+const CLOSE_AFTER = new Set(['SC_ERR_BODY_TOO_LARGE', 'SC_ERR_TOO_MANY_CONNECTIONS', 'SC_ERR_BAD_REQUEST']);
 
 export function createFront(opts: FrontOptions): Front {
   let counter = 0;
   let inFlight = 0;
   let draining = false;
   const { runtime } = opts;
+  const { limits } = runtime.config;
+  const hygiene = createRequestHygiene({
+    strip: runtime.config.proxy.stripRequestHeaders,
+    maxHeaderCount: limits.maxHeaderCount,
+  });
 
   const notify = (end: ExchangeEnd): void => {
     end.ex.timings.end = performance.now();
@@ -86,8 +95,10 @@ export function createFront(opts: FrontOptions): Front {
     let ex: Exchange;
     try {
       if (draining) throw new ShuttingDownError('sidecache is shutting down');
-      const hasBody = requestHasBody(req);
-      ex = buildExchange(id, req, arrival, hasBody ? req : null, abort.signal, startedAt, start);
+      const refusal = connectionLimits.refusal(req.socket);
+      if (refusal) throw refusal;
+      const body = requestHasBody(req) ? limitBody(req, limits.maxBodyBytes) : null;
+      ex = buildExchange(id, req, arrival, body, abort.signal, startedAt, start);
     } catch (err) {
       const failed = unroutedExchange(id, req, abort.signal, startedAt, start);
       return deliverError(failed, toSidecacheError(err), res);
@@ -107,7 +118,10 @@ export function createFront(opts: FrontOptions): Front {
       notify({ ex, status: 499, bytes: 0, error, replySource: null });
       return;
     }
-    deliver(ex, synthErrorReply(error, ex.id), res, error);
+    const reply = synthErrorReply(error, ex.id);
+    // The rest of this connection cannot be trusted (unread body, slow or greedy client): close it.
+    if (CLOSE_AFTER.has(error.code)) reply.headers.connection = 'close';
+    deliver(ex, reply, res, error);
   }
 
   function deliver(ex: Exchange, reply: Reply, res: ServerResponse, error?: SidecacheError): void {
@@ -186,7 +200,7 @@ export function createFront(opts: FrontOptions): Front {
       target: target.url,
       origin: target.url.origin,
       route: target.route,
-      headers: req.headers,
+      headers: hygiene(req),
       body,
       client: {
         address: req.socket.remoteAddress ?? '',
@@ -212,11 +226,20 @@ export function createFront(opts: FrontOptions): Front {
     {
       keepAlive: true,
       keepAliveTimeout: 65_000,
-      // Requests are small; a client that trickles headers is cut off (slowloris).
-      headersTimeout: 30_000,
-      requestTimeout: 300_000,
+      // Header size, and clients that trickle headers or body (slowloris): limits.ts.
+      ...serverOptionsFor(limits),
     },
     (req, res) => serve(req, res, LISTENER),
+  );
+
+  const connectionLimits = limitConnections(server, limits, (address, open) =>
+    opts.onClientError?.('SC_ERR_TOO_MANY_CONNECTIONS', `${address} has ${open} connections open`),
+  );
+  server.on('drop', (data?: { remoteAddress?: string }) =>
+    opts.onClientError?.(
+      'SC_ERR_TOO_MANY_CONNECTIONS',
+      `connection from ${data?.remoteAddress ?? '?'} dropped: limits.maxConnections reached`,
+    ),
   );
 
   const refuseRaw = (error: SidecacheError) => (req: IncomingMessage, socket: Duplex) => {
@@ -257,12 +280,13 @@ export function createFront(opts: FrontOptions): Front {
       socket.destroy();
       return;
     }
-    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const body = JSON.stringify({
-      error: 'SC_ERR_BAD_REQUEST',
-      reason: 'bad_request',
-      message: `${code}: ${err.message}`,
-    });
+    const [status, error, reason] =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'SC_ERR_HEADERS_TOO_LARGE', 'request_headers_too_large']
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'SC_ERR_REQUEST_TIMEOUT', 'request_timeout']
+          : [400, 'SC_ERR_BAD_REQUEST', 'bad_request'];
+    const body = JSON.stringify({ error, reason, message: `${code}: ${err.message}` });
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
         `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

@@ -24,14 +24,21 @@ function errorPayload(error: SidecacheError, exchangeId: string): Buffer {
   );
 }
 
+/** `Proxy-Authenticate` for a 407 (RFC 9110 §11.7.1); nothing otherwise. */
+function challengeOf(error: SidecacheError): string | null {
+  return error.status === 407 ? `Basic realm="${String(error.detail.realm ?? 'sidecache')}"` : null;
+}
+
 export function synthErrorReply(error: SidecacheError, exchangeId: string): Reply {
   const payload = errorPayload(error, exchangeId);
+  const challenge = challengeOf(error);
   return {
     status: error.status,
     headers: {
       'content-type': 'application/json; charset=utf-8',
       'content-length': String(payload.length),
       'cache-control': 'no-store',
+      ...(challenge ? { 'proxy-authenticate': challenge } : {}),
     },
     body: Readable.from([payload], { objectMode: false }),
     source: 'synth',
@@ -47,8 +54,10 @@ export function synthRawResponse(
   exchangeId: string,
 ): { bytes: Buffer; bodyBytes: number } {
   const payload = errorPayload(error, exchangeId);
+  const challenge = challengeOf(error);
   const head =
     `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
+    (challenge ? `proxy-authenticate: ${challenge}\r\n` : '') +
     'content-type: application/json; charset=utf-8\r\n' +
     `content-length: ${payload.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n`;
   return { bytes: Buffer.concat([Buffer.from(head, 'latin1'), payload]), bodyBytes: payload.length };

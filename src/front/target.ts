@@ -16,8 +16,14 @@ export interface Target {
 }
 
 const ABSOLUTE = /^https?:\/\//i;
-/** A `.` or `..` path segment, plain or percent-encoded. */
-const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$|\?)/i;
+/**
+ * A `.` or `..` path segment, plain or percent-encoded, where a segment may also be delimited by a
+ * backslash (WHATWG URL parsing turns it into "/") or an encoded slash or backslash (which an
+ * origin may decode): `..%2f`, `%2e%2e\` and the like would otherwise climb out of a route's base
+ * path. Encoded slashes elsewhere are kept encoded (GitLab-style `group%2Fproject` ids still work)
+ * and stay distinct in the cache key.
+ */
+const DOT_SEGMENT = /(^|\/|\\|%2f|%5c)(\.|%2e){1,2}(\/|\\|%2f|%5c|$|\?)/i;
 
 function hostWithoutPort(host: string): string {
   if (host.startsWith('[')) return normaliseHost(host.slice(0, host.indexOf(']') + 1));

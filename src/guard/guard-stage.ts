@@ -1,39 +1,71 @@
 /**
- * Admit or refuse, before anything is sent anywhere. Today: a request on a route is admitted by
- * that route; a forward-proxy request to any other origin only when its host is in the allow list
- * (sidecache is never an open proxy); a request that already passed through this very instance
- * (its Via names us) is a loop and gets 508.
+ * Admit or refuse, before anything is sent anywhere. A request on a route is admitted by that
+ * route; a forward-proxy request to any other origin only when its host is in the allow list
+ * (sidecache is never an open proxy) and its port in `egress.ports`; an IP literal only when the
+ * egress policy lets its address be reached (names are judged at connect time, in the lookup: see
+ * egress-policy.ts); a request that already passed through this very instance (its Via names us)
+ * is a loop and gets 508.
  */
 
 import type { HostMatcher } from '../config/runtime.js';
-import { EgressDeniedError, LoopDetectedError } from '../errors.js';
+import { EgressDeniedError, LoopDetectedError, PortNotAllowedError } from '../errors.js';
 import type { Exchange, Stage } from '../exchange.js';
+import type { EgressPolicy } from './egress-policy.js';
 
 export interface GuardOptions {
   readonly allow: HostMatcher;
   /** The token this instance writes into Via; seeing it on a request means a loop. */
   readonly viaToken: string;
+  /** Address policy for IP literals; none checked when absent (unit tests of other stages). */
+  readonly egress?: EgressPolicy;
+  /** Ports forward-proxy requests may reach on allowed hosts; any when absent. */
+  readonly ports?: readonly number[];
+  /** Runs first (proxy authentication); throws to refuse. */
+  readonly authenticate?: (ex: Exchange) => void;
+}
+
+function portOf(url: URL): number {
+  if (url.port !== '') return Number(url.port);
+  return url.protocol === 'https:' ? 443 : 80;
 }
 
 export function createGuardStage(opts: GuardOptions): Stage {
+  const ports = opts.ports ? new Set(opts.ports) : null;
   return (next) => async (ex: Exchange) => {
+    opts.authenticate?.(ex);
     const via = ex.headers.via;
     if (via?.includes(opts.viaToken)) {
       throw new LoopDetectedError(`request to ${ex.origin} already passed through this sidecache`, {
         detail: { upstream: ex.origin },
       });
     }
+    const port = portOf(ex.target);
     if (ex.route !== null) {
+      opts.egress?.checkLiteral(ex.target.hostname, port);
       ex.admission = { decision: 'admit', by: `route:${ex.route.name}` };
       return next(ex);
     }
-    const by = opts.allow(ex.target.hostname);
+    const by = opts.allow(ex.target.hostname) ?? opts.egress?.allowsLiteral(ex.target.hostname) ?? null;
     if (by === null) {
       ex.admission = { decision: 'refuse', by: 'default-deny' };
       throw new EgressDeniedError(
         `${ex.target.host} is not a route origin nor in the allow list; add it to "allow" or configure a route`,
         { detail: { upstream: ex.origin } },
       );
+    }
+    // CONNECT ports are checked against tunnel.ports (tunnels.ts); decrypted requests inherit them.
+    if (ports !== null && ex.mode === 'forward' && !ports.has(port)) {
+      ex.admission = { decision: 'refuse', by: 'egress-ports' };
+      throw new PortNotAllowedError(
+        `${ex.target.host}: port ${port} is not allowed; allowed ports: ${[...ports].sort((a, b) => a - b).join(', ')} (egress.ports, and a route origin's own port)`,
+        { detail: { upstream: ex.origin } },
+      );
+    }
+    try {
+      opts.egress?.checkLiteral(ex.target.hostname, port);
+    } catch (err) {
+      ex.admission = { decision: 'refuse', by: 'private-address' };
+      throw err;
     }
     ex.admission = { decision: 'admit', by: `allow:${by}` };
     return next(ex);

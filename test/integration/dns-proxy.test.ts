@@ -35,6 +35,9 @@ describe('sidecache resolves upstream names through --dns', () => {
       `gone=http://gone.sidecache-test.example:${origin.port}`,
       '--route',
       `two=http://two.sidecache-test.example:${origin.port}`,
+      // The names resolve to loopback: a private address needs an explicit allow (egress policy).
+      '--allow',
+      '127.0.0.0/8',
     ]);
   });
   after(async () => {

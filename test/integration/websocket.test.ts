@@ -56,6 +56,8 @@ describe('WebSocket through sidecache', () => {
         { name: 'wss', origin: `https://localhost:${secure.port}` },
       ],
       intercept: ['localhost'],
+      // `localhost` is a name for a loopback address: the egress policy wants it allowed explicitly.
+      allow: ['127.0.0.1/32', '::1/128'],
       tls: { caDir: join(baseDir, 'ca') },
       upstream: { caFile: ca.writeCertFile() },
     });
