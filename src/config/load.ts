@@ -29,6 +29,8 @@ export interface CliOverrides {
   cache?: boolean | undefined;
   intercept?: readonly string[] | undefined;
   caDir?: string | undefined;
+  /** `--redis URL`: the cache's shared tier (`cache.redis.url`). */
+  redis?: string | undefined;
 }
 
 export interface ConfigSources {
@@ -145,6 +147,8 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
   }
   const caDir = nonEmpty(env.SIDECACHE_CA_DIR);
   if (caDir) o.set.push([['tls', 'caDir'], caDir]);
+  const redis = nonEmpty(env.SIDECACHE_REDIS_URL);
+  if (redis) o.set.push([['cache', 'redis', 'url'], redis]);
   return o;
 }
 
@@ -162,6 +166,7 @@ function overridesFromArgv(argv: CliOverrides): Overrides {
   pushDnsOverrides(o, argv.dns, argv.dnsMode);
   if (argv.cache !== undefined) o.set.push([['cache', 'enabled'], argv.cache]);
   if (argv.caDir !== undefined) o.set.push([['tls', 'caDir'], argv.caDir]);
+  if (argv.redis !== undefined) o.set.push([['cache', 'redis', 'url'], argv.redis]);
   return o;
 }
 
