@@ -287,7 +287,10 @@ function describeType(v: unknown): string {
 }
 
 function show(v: unknown): string {
-  const s = JSON.stringify(v);
+  // A URL's password (e.g. cache.redis.url) never appears in an error message.
+  const s = JSON.stringify(
+    typeof v === 'string' ? v.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@') : v,
+  );
   return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 

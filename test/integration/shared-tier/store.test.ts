@@ -15,6 +15,7 @@ import {
   redactRedisUrl,
 } from '../../../src/cache/redis-store.js';
 import { createTieredStore } from '../../../src/cache/tiered-store.js';
+import { loadConfig } from '../../../src/config/load.js';
 import { redisUnavailable, startTestRedis, type TestRedis } from '../../helpers/redis-server.js';
 import { describeStoreContract, entry } from '../../helpers/store-contract.js';
 
@@ -140,4 +141,15 @@ describe('Redis store', { skip }, () => {
     }
     assert.deepEqual(await b.get('https://a.test/p/1\n-\n'), []);
   });
+});
+
+test('config: --redis and SIDECACHE_REDIS_URL set cache.redis.url; a bad URL is reported without its password', () => {
+  const flag = loadConfig({ env: {}, argv: { redis: 'redis://127.0.0.1:6379' } }).config;
+  assert.equal(flag.cache.redis.url, 'redis://127.0.0.1:6379');
+  const env = loadConfig({ env: { SIDECACHE_REDIS_URL: 'rediss://:pw@r:6380/1' } }).config;
+  assert.equal(env.cache.redis.url, 'rediss://:pw@r:6380/1');
+  assert.throws(
+    () => loadConfig({ env: { SIDECACHE_REDIS_URL: 'http://user:topsecret@r' } }),
+    (err: Error & { code?: string }) => err.code === 'SC_ERR_CONFIG' && !err.message.includes('topsecret'),
+  );
 });
