@@ -581,7 +581,12 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
    * it, waits for that fill and delivers what it stored (fetching itself only if nothing usable
    * arrived). Without `store.fill` this is just `fetch`.
    */
-  async function lead(ctx: Ctx, next: Next, fwd: ForwardReason, settle: (r: FlightResult) => void) {
+  async function lead(
+    ctx: Ctx,
+    next: Next,
+    fwd: ForwardReason,
+    settle: (r: FlightResult) => void,
+  ): Promise<Reply> {
     if (store.fill === undefined) return fetch(ctx, next, fwd, settle);
     const claim = await store.fill.claim(ctx.key);
     if (claim.role === 'leader') {
