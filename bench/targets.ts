@@ -17,12 +17,14 @@ import {
   waitForPort,
   writeFile,
 } from './targets/reference-caches.js';
+import { sidecacheL2 } from './targets/sidecache-l2.js';
 
 export type TargetName =
   | 'direct'
   | 'http-proxy'
   | 'undici-pool'
   | 'sidecache'
+  | 'sidecache-l2'
   | 'bare-node'
   | 'nginx-cache'
   | 'varnish';
@@ -273,6 +275,7 @@ export const TARGETS: readonly TargetSpec[] = [
     'undici Pool pass-through (pool.request + pipeline)',
   ),
   sidecache,
+  sidecacheL2(CACHE_SCENARIOS),
   bareNode,
   nginxCache,
   varnish,

@@ -29,6 +29,7 @@ interface CommonArgs {
   cache?: boolean | undefined;
   intercept?: string[] | undefined;
   'ca-dir'?: string | undefined;
+  redis?: string | undefined;
 }
 
 function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
@@ -74,6 +75,10 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
     .option('cache', {
       type: 'boolean',
       describe: 'Cache responses (--no-cache turns the cache off; env SIDECACHE_CACHE=off)',
+    })
+    .option('redis', {
+      type: 'string',
+      describe: 'Redis shared cache tier, redis[s]://[:password@]host:port (env SIDECACHE_REDIS_URL)',
     }) as Argv<T & CommonArgs>;
 }
 
@@ -90,6 +95,7 @@ function runtimeFrom(args: CommonArgs): Runtime {
     cache: args.cache,
     intercept: args.intercept,
     caDir: args['ca-dir'],
+    redis: args.redis,
   };
   const { config } = loadConfig({ file: args.config, env: process.env, argv });
   return compileRuntime(config);

@@ -9,6 +9,7 @@ import type { AddressInfo, LookupFunction } from 'node:net';
 import { createAdminServer } from './admin/admin-server.js';
 import { createPurgeHandler } from './admin/purge.js';
 import { createCacheStage, DEFAULT_ROUTE_POLICY } from './cache/index.js';
+import { createSharedTier } from './cache/shared-tier.js';
 import type { HostPort, Runtime } from './config/runtime.js';
 import { createDnsCache } from './dns/index.js';
 import { ConfigError } from './errors.js';
@@ -19,6 +20,7 @@ import { createProxyAuth } from './guard/proxy-auth.js';
 import { createAccessLog, type Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { createServerTiming } from './metrics/server-timing.js';
+import { createSharedTierMetrics } from './metrics/shared-tier-metrics.js';
 import { createPipeline } from './pipeline.js';
 import { setUpTunnels } from './tunnel/setup.js';
 import { createOriginFetch } from './upstream/fetch-origin.js';
@@ -55,8 +57,16 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const egress = createEgressPolicy({ allow: config.allow, routes: runtime.routes });
   const lookup = egress.wrapLookup(deps.lookup ?? dns.lookup);
   const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect, lookup });
+  const sharedTier = config.cache.enabled
+    ? createSharedTier(config.cache, {
+        onRemove: metrics.cache.onRemove,
+        observer: createSharedTierMetrics(metrics.registry),
+        warn: (fields, message) => logger.warn(fields, message),
+      })
+    : null;
   const cache = config.cache.enabled
     ? createCacheStage(config.cache, {
+        ...(sharedTier ? { store: sharedTier.store } : {}),
         policyFor: (ex) => ex.route?.cache ?? DEFAULT_ROUTE_POLICY,
         observer: {
           onRemove: metrics.cache.onRemove,
@@ -111,7 +121,10 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     ? createAdminServer({
         registry: metrics.registry,
         caCertPem: tunnels.caCertPem,
-        ready: () => (draining ? { ready: false, why: 'shutting down' } : { ready: true, why: 'listening' }),
+        ready: () =>
+          draining
+            ? { ready: false, why: 'shutting down' }
+            : (sharedTier?.ready() ?? { ready: true, why: 'listening' }),
         purge: createPurgeHandler(cache, runtime),
       })
     : null;
@@ -124,6 +137,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     front.server.close();
     await pools.close(0);
     await dns.close();
+    await sharedTier?.close();
     throw err;
   }
   logger.info(
@@ -131,6 +145,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       listen: `${proxyAddress.address}:${proxyAddress.port}`,
       admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : null,
       routes: runtime.routes.map((r) => r.name),
+      ...(sharedTier ? { redis: sharedTier.url } : {}),
     },
     'sidecache started',
   );
@@ -154,6 +169,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         await serverClosed;
         await pools.close(Math.max(0, deadline - Date.now()));
         await dns.close();
+        await sharedTier?.close();
         if (admin) {
           admin.closeAllConnections();
           await new Promise<void>((resolve) => admin.close(() => resolve()));

@@ -12,6 +12,64 @@ const headerName = z
 
 const MiB = 1024 * 1024;
 
+/** `cache.redis`: the optional shared tier (docs/cache.md, "Shared tier on Redis"). */
+export const redisTierSchema = z
+  .object({
+    url: z
+      .string()
+      .refine((s) => {
+        try {
+          const u = new URL(s);
+          return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '';
+        } catch {
+          return false;
+        }
+      }, 'expected a redis:// or rediss:// URL, e.g. redis://:password@redis:6379/0')
+      .nullable()
+      .default(null)
+      .describe(
+        'Redis shared by every replica (L2 behind the in-process cache); null: memory only. ' +
+          'Credentials may be given in the URL (never logged). Env SIDECACHE_REDIS_URL, flag --redis.',
+      ),
+    cluster: z.boolean().default(false).describe('Treat url as a seed node of a Redis Cluster.'),
+    required: z
+      .boolean()
+      .default(false)
+      .describe('Report not ready on /readyz while Redis is unreachable (requests are served either way).'),
+    l1: z
+      .boolean()
+      .default(true)
+      .describe('Keep the in-process memory cache in front of Redis (false: every lookup goes to Redis).'),
+    keyPrefix: z
+      .string()
+      .min(1)
+      .default('sidecache:')
+      .describe('Prefix of every Redis key and of the invalidation channel.'),
+    maxEntryBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(1024 * 1024)
+      .describe('Largest body written to Redis; larger stored responses stay in the in-process cache only.'),
+    commandTimeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(250)
+      .describe('A Redis command slower than this fails; the request carries on without Redis.'),
+    connectTimeoutMs: z.number().int().min(1).default(2_000).describe('Redis connect timeout.'),
+    lockTtlMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(10_000)
+      .describe('Lifetime of the per-key fill lock that keeps replicas from fetching the same miss at once.'),
+  })
+  .strict();
+
+export const REDIS_TIER_DEFAULTS = Object.freeze(redisTierSchema.parse({}));
+export type RedisTierOptions = z.output<typeof redisTierSchema>;
+
 export const cacheSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Cache responses at all (routes can opt out one by one).'),
@@ -74,6 +132,7 @@ export const cacheSchema = z
       .regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'expected a token')
       .default('sidecache')
       .describe('Name of this cache in the Cache-Status response header (RFC 9211).'),
+    redis: redisTierSchema.default(REDIS_TIER_DEFAULTS).describe('Optional shared tier on Redis.'),
   })
   .strict()
   .refine((o) => o.maxEntryBytes <= o.maxSizeBytes, {

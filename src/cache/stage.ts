@@ -560,7 +560,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (ctx.req.noStore) return fetch(ctx, next, fwd, null);
     for (let round = 0; round < 3; round++) {
       const flight = coalescer.join(key);
-      if (flight.role === 'leader') return fetch(ctx, next, fwd, flight.settle);
+      if (flight.role === 'leader') return lead(ctx, next, fwd, flight.settle);
       const result = await flight.wait(opts.coalesceTimeoutMs, ex.signal);
       if (result === 'stored') {
         const entry = select(await storeGet(key), ex.headers);
@@ -573,6 +573,38 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       break; // not-stored or timeout: fetch for ourselves
     }
     return fetch(ctx, next, fwd, null, coalescer.hitForMiss(key) === undefined ? undefined : 'hit-for-miss');
+  }
+
+  /**
+   * The in-process leader of a miss. A store shared by several processes may coordinate fills
+   * (`store.fill`): the leader claims the key first, and when another process is already fetching
+   * it, waits for that fill and delivers what it stored (fetching itself only if nothing usable
+   * arrived). Without `store.fill` this is just `fetch`.
+   */
+  async function lead(
+    ctx: Ctx,
+    next: Next,
+    fwd: ForwardReason,
+    settle: (r: FlightResult) => void,
+  ): Promise<Reply> {
+    if (store.fill === undefined) return fetch(ctx, next, fwd, settle);
+    const claim = await store.fill.claim(ctx.key);
+    if (claim.role === 'leader') {
+      return fetch(ctx, next, fwd, (r) => {
+        claim.release();
+        settle(r);
+      });
+    }
+    try {
+      await claim.wait(opts.coalesceTimeoutMs, ctx.ex.signal);
+    } catch (err) {
+      settle('failed');
+      throw err;
+    }
+    const entry = select(await storeGet(ctx.key), ctx.ex.headers);
+    if (entry === undefined) return fetch(ctx, next, fwd, settle);
+    settle('stored');
+    return deliver(ctx, entry, { outcome: 'coalesced', status: { fwd, collapsed: true } });
   }
 
   // ------------------------------------------------------------------------------- revalidate

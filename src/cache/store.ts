@@ -47,7 +47,36 @@ export interface CacheStore {
   /** Deletes every variant of every primary key starting with `prefix`; resolves how many. */
   deletePrefix(prefix: string): Promise<number>;
   stats(): Promise<StoreStats>;
+  /**
+   * Optional: coordinates fills across the processes that share this store (a shared tier).
+   * The stage uses it only when present; see `FillCoordinator`.
+   */
+  readonly fill?: FillCoordinator;
 }
+
+/**
+ * Cross-process coalescing of misses. The stage's in-process leader for a key claims its fill
+ * before fetching; when another process holds the claim, it waits for that fill to end and reads
+ * the store instead of fetching. Never rejects: a store that cannot answer makes the caller leader.
+ */
+export interface FillCoordinator {
+  claim(key: string): Promise<FillClaim>;
+}
+
+export type FillClaim =
+  | {
+      readonly role: 'leader';
+      /** Ends the claim (idempotent); call it once the response is stored, or not. */
+      release(): void;
+    }
+  | {
+      readonly role: 'follower';
+      /**
+       * Resolves when the other process's claim ends (`released`) or after `timeoutMs`
+       * (`timeout`); rejects with ClientAbortedError when `signal` aborts.
+       */
+      wait(timeoutMs: number, signal: AbortSignal): Promise<'released' | 'timeout'>;
+    };
 
 /** Why a stored response left the store. */
 export type RemovalReason = 'evict' | 'expire' | 'delete' | 'replace';

@@ -29,6 +29,8 @@ export interface CliOverrides {
   cache?: boolean | undefined;
   intercept?: readonly string[] | undefined;
   caDir?: string | undefined;
+  /** `--redis URL`: the cache's shared tier (`cache.redis.url`). */
+  redis?: string | undefined;
 }
 
 export interface ConfigSources {
@@ -145,6 +147,8 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
   }
   const caDir = nonEmpty(env.SIDECACHE_CA_DIR);
   if (caDir) o.set.push([['tls', 'caDir'], caDir]);
+  const redis = nonEmpty(env.SIDECACHE_REDIS_URL);
+  if (redis) o.set.push([['cache', 'redis', 'url'], redis]);
   return o;
 }
 
@@ -162,6 +166,7 @@ function overridesFromArgv(argv: CliOverrides): Overrides {
   pushDnsOverrides(o, argv.dns, argv.dnsMode);
   if (argv.cache !== undefined) o.set.push([['cache', 'enabled'], argv.cache]);
   if (argv.caDir !== undefined) o.set.push([['tls', 'caDir'], argv.caDir]);
+  if (argv.redis !== undefined) o.set.push([['cache', 'redis', 'url'], argv.redis]);
   return o;
 }
 
@@ -282,7 +287,10 @@ function describeType(v: unknown): string {
 }
 
 function show(v: unknown): string {
-  const s = JSON.stringify(v);
+  // A URL's password (e.g. cache.redis.url) never appears in an error message.
+  const s = JSON.stringify(
+    typeof v === 'string' ? v.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@') : v,
+  );
   return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 

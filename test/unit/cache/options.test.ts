@@ -24,7 +24,25 @@ describe('cache options', () => {
       serveStaleIfUnreachable: true,
       staleRetentionMs: 86_400_000,
       cacheStatusName: 'sidecache',
+      redis: {
+        url: null,
+        cluster: false,
+        required: false,
+        l1: true,
+        keyPrefix: 'sidecache:',
+        maxEntryBytes: 1024 * 1024,
+        commandTimeoutMs: 250,
+        connectTimeoutMs: 2000,
+        lockTtlMs: 10_000,
+      },
     });
+  });
+  test('cache.redis.url must be a redis:// or rediss:// URL; the error hides its password', () => {
+    assert.equal(
+      parseCacheOptions({ redis: { url: 'rediss://:pw@r:6380' } }).redis.url,
+      'rediss://:pw@r:6380',
+    );
+    assert.throws(() => parseCacheOptions({ redis: { url: 'http://r:6379' } }), /cache\.redis\.url/);
   });
   test('unknown keys are refused (strict) with a ConfigError naming the key', () => {
     assert.throws(

@@ -1,0 +1,87 @@
+/**
+ * Two tiers behind one CacheStore: L1 in this process (the memory store) in front of L2 shared by
+ * every replica (the Redis store). A lookup tries L1, then L2, and an L2 hit fills L1; a store
+ * writes both (L2 refuses bodies over its own limit: those stay L1-only); deletes reach both, and
+ * L2 broadcasts them so that every other replica drops its L1 copy.
+ *
+ * L2 failing is never an outage: its errors are reported by the Redis store's observer, and here
+ * they become a miss, a write to L1 only, or a delete of L1 only.
+ *
+ * Known limit: when L1 holds some variants of a key, L2 is not asked for others (a Vary miss then
+ * goes to the origin, and its response is stored in both tiers).
+ */
+import type { MemoryStore } from './memory-store.js';
+import type { RedisStore } from './redis-store.js';
+import type { CacheStore, FillCoordinator, StoredResponse } from './store.js';
+
+export interface TieredStore extends CacheStore {
+  readonly fill: FillCoordinator;
+  /** The in-process tier, or null when `l1` is off. */
+  readonly l1: MemoryStore | null;
+  readonly l2: RedisStore;
+  close(): Promise<void>;
+}
+
+export function createTieredStore(tiers: { l1: MemoryStore | null; l2: RedisStore }): TieredStore {
+  const { l1, l2 } = tiers;
+  /** L2 reads in flight by key: concurrent L1 misses of one key make one Redis round trip. */
+  const reading = new Map<string, Promise<readonly StoredResponse[]>>();
+
+  if (l1 !== null) {
+    l2.onRemoteInvalidation((kind, key) => {
+      const done = kind === 'key' ? l1.delete(key) : l1.deletePrefix(key);
+      done.catch(() => {});
+    });
+  }
+
+  function readL2(key: string): Promise<readonly StoredResponse[]> {
+    const known = reading.get(key);
+    if (known !== undefined) return known;
+    const p = (async () => {
+      try {
+        const found = await l2.get(key);
+        if (l1 !== null) for (const e of found) await l1.put(e);
+        return found;
+      } catch {
+        return []; // counted by the Redis store's observer
+      } finally {
+        reading.delete(key);
+      }
+    })();
+    reading.set(key, p);
+    return p;
+  }
+
+  return {
+    fill: l2.fill,
+    l1,
+    l2,
+    async get(key) {
+      if (l1 !== null) {
+        const near = await l1.get(key);
+        if (near.length > 0) return near;
+      }
+      return readL2(key);
+    },
+    async put(entry) {
+      const nearOk = l1 !== null ? await l1.put(entry) : false;
+      const farOk = await l2.put(entry).catch(() => false);
+      return nearOk || farOk;
+    },
+    async delete(key) {
+      const near = l1 !== null ? await l1.delete(key) : 0;
+      const far = await l2.delete(key).catch(() => 0);
+      return Math.max(near, far);
+    },
+    async deletePrefix(prefix) {
+      const near = l1 !== null ? await l1.deletePrefix(prefix) : 0;
+      const far = await l2.deletePrefix(prefix).catch(() => 0);
+      return Math.max(near, far);
+    },
+    async stats() {
+      if (l1 !== null) return l1.stats();
+      return l2.stats().catch(() => ({ entries: 0, bytes: 0 }));
+    },
+    close: () => l2.close(),
+  };
+}
