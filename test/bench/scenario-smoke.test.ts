@@ -1,7 +1,7 @@
 /**
  * `npm run bench:scenario` cannot rot: one page per mode with small delays, through the same code
- * (fake TLS origins, slow nameserver, bench/scenario/app.py direct, intercepted and on reverse
- * routes). Asserts the checks pass and what reached the origins, not timings. Needs /usr/bin/python3
+ * (fake TLS origins, slow nameserver, bench/scenario/app.py direct and intercepted). Asserts the
+ * checks pass and what reached the origins, not timings. Needs /usr/bin/python3
  * with flask and requests: required under CI=true, skipped otherwise.
  */
 import assert from 'node:assert/strict';
@@ -26,7 +26,9 @@ describe('bench:scenario smoke run', () => {
       handshakeDelayMs: 2,
       thinkMinMs: 1,
       thinkMaxMs: 3,
-      modes: ['direct', 'intercept', 'routes'],
+      // routes mode differs only in the app's base URLs; leaving it out keeps this under 30 s on a
+      // loaded 2-core machine (`npm run bench:scenario` runs all three).
+      modes: ['direct', 'intercept'],
     });
     const table = formatScenario(result);
     assert.deepEqual(result.failures, [], table);
@@ -40,7 +42,7 @@ describe('bench:scenario smoke run', () => {
     assert.equal(direct.handshakes, 20, 'a new TLS connection per call');
     assert.equal(direct.dnsQueries, 20, 'one lookup per call');
     assert.equal(direct.githubUnits, 7);
-    for (const mode of ['intercept', 'routes']) {
+    for (const mode of ['intercept']) {
       const first = row(`${mode}: first`);
       assert.equal(first.originRequests, 20);
       assert.equal(first.handshakes, 3, 'one pooled connection per origin');
