@@ -1,18 +1,15 @@
 // The HTTPS origin for the new-connection-per-request bench: answers every GET with 1 KiB of JSON
 // (Cache-Control: public, max-age=60), with a certificate for `localhost` from a CA it makes in
-// `--ca-dir`. Each TLS handshake round trip costs `--handshake-delay-ms` (default 20): every write
-// of the server whose first TLS record is a handshake (22) or change_cipher_spec (20) record, i.e.
-// each server flight of the handshake, is held back that long. Application data (23, which in
-// TLS 1.3 also carries session tickets and encrypted handshake messages sent in the same flight) is
-// not delayed, so the delay is paid once per round trip, not per byte.
+// `--ca-dir`. Each TLS handshake round trip costs `--handshake-delay-ms` (default 20): each server
+// flight of the handshake is held back that long (./handshake-delay.ts).
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type Socket } from 'node:net';
-import { Duplex } from 'node:stream';
+import { createServer as createNetServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { loadOrCreateCa } from '../../src/tls/ca.js';
 import { createLeafIssuer } from '../../src/tls/leaf-certs.js';
 import { parseListen } from '../child-contract.js';
 import { fixedJsonBody } from '../origin/body.js';
+import { delayHandshakeFlights } from './handshake-delay.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,36 +39,8 @@ const https = createHttpsServer(
   },
 );
 
-/** The TCP socket seen by TLS through a wrapper that holds back handshake flights. */
-function delayedHandshake(raw: Socket): Duplex {
-  const wrapper = new Duplex({
-    read() {
-      raw.resume();
-    },
-    write(chunk: Buffer, _encoding, callback) {
-      const type = chunk[0];
-      if (type === 22 || type === 20) setTimeout(() => raw.write(chunk, callback), delayMs);
-      else raw.write(chunk, callback);
-    },
-    final(callback) {
-      raw.end(callback);
-    },
-    destroy(err, callback) {
-      raw.destroy();
-      callback(err);
-    },
-  });
-  raw.on('data', (chunk: Buffer) => {
-    if (!wrapper.push(chunk)) raw.pause();
-  });
-  raw.on('end', () => wrapper.push(null));
-  raw.on('error', (err) => wrapper.destroy(err));
-  raw.on('close', () => wrapper.destroy());
-  return wrapper;
-}
-
 const tcp = createNetServer({ noDelay: true }, (raw) => {
-  https.emit('connection', delayedHandshake(raw));
+  https.emit('connection', delayHandshakeFlights(raw, delayMs));
 });
 tcp.listen(port, host, () => {
   const address = tcp.address() as { port: number };
