@@ -8,13 +8,11 @@
  * (see `claimNextSocket`). Connection records live in a WeakMap in this factory's closure.
  */
 import diagnostics from 'node:diagnostics_channel';
-import { readFileSync } from 'node:fs';
 import type { LookupFunction, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { rootCertificates } from 'node:tls';
 import { buildConnector, Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
-import { ConfigError } from '../errors.js';
+import { upstreamTrust } from './trust.js';
 
 /** What we know about one upstream connection. */
 export interface ConnectionRecord {
@@ -67,7 +65,7 @@ interface SendHeadersMessage {
 }
 
 export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = {}): UpstreamPools {
-  const ca = defaults.caFile === null ? undefined : [...rootCertificates, readCaFile(defaults.caFile)];
+  const ca = upstreamTrust(defaults.caFile);
   const records = new WeakMap<Socket, ConnectionRecord>();
   const pools = new Map<string, Pool>();
   let claim: ((record: ConnectionRecord) => void) | null = null;
@@ -172,18 +170,4 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
       if (outcome === 'timeout') await Promise.allSettled(all.map((p) => p.destroy()));
     },
   };
-}
-
-function readCaFile(file: string): string {
-  let pem: string;
-  try {
-    pem = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new ConfigError([`upstream.caFile: cannot read "${file}" (${code})`], { cause: err });
-  }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new ConfigError([`upstream.caFile: "${file}" holds no PEM certificate`]);
-  }
-  return pem;
 }

@@ -4,24 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { hasPythonRequests, PYTHON } from '../helpers/python.js';
 import { startTestSidecache, type TestSidecache } from '../helpers/sidecache.js';
 
 const run = promisify(execFile);
-const PYTHON = '/usr/bin/python3';
-
-async function hasPythonRequests(): Promise<boolean> {
-  if (!existsSync(PYTHON)) return false;
-  try {
-    await run(PYTHON, ['-c', 'import requests']);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('real clients through sidecache', () => {
   let origin: TestOrigin;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,20 +18,10 @@ import { ProxyAgent, request } from 'undici';
 import { connectThrough } from '../helpers/connect.js';
 import { readBody, startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { createTestCa, type Pem } from '../helpers/pki.js';
+import { hasPythonRequests, PYTHON } from '../helpers/python.js';
 import { CLI, startTestSidecache, type TestSidecache } from '../helpers/sidecache.js';
 
 const run = promisify(execFile);
-const PYTHON = '/usr/bin/python3';
-
-async function hasPythonRequests(): Promise<boolean> {
-  if (!existsSync(PYTHON)) return false;
-  try {
-    await run(PYTHON, ['-c', 'import requests']);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function metricsText(sc: TestSidecache): Promise<string> {
   return (await fetch(`${sc.adminUrl}/metrics`)).text();
