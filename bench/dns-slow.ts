@@ -69,6 +69,9 @@ async function startSidecache(
       dnsAddress,
       '--route',
       `api=http://${NAME}:${originPort}`,
+      // The name resolves to loopback, which the egress policy admits only by address.
+      '--allow',
+      '127.0.0.1/32',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -164,6 +164,9 @@ export async function runHttpsNewConnection(opts: HttpsBenchOptions): Promise<Ht
         `origin=https://${authority}`,
         '--intercept',
         'localhost',
+        // `localhost` resolves to loopback, which the egress policy admits only by address.
+        '--allow',
+        '127.0.0.1/32',
         '--ca-dir',
         scCaDir,
         '--ca-file',
