@@ -6,7 +6,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_OPTIONS, formatScenario, hasFlask, MODES, type Mode, runScenario } from './scenario.js';
+import { hasFlask } from '../../test/helpers/python.js';
+import { DEFAULT_OPTIONS, formatScenario, MODES, type Mode, runScenario } from './scenario.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 

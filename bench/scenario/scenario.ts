@@ -7,18 +7,17 @@
 // Each proxied mode starts its own sidecache and measures the first page (everything cold), pages
 // after a purge of the cache (pools and DNS warm), and pages on a warm cache. What reached the
 // origins is counted there, per page. See docs/BENCHMARKS.md.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
+import { freePort } from '../../test/helpers/ports.js';
 import { type SidecacheProcess, spawnSidecache } from '../../test/helpers/sidecache.js';
 import { API_NAMES, CREDENTIALS, HOSTNAMES, type OriginRequest, startWorld, type World } from './world.js';
 
@@ -86,25 +85,6 @@ export interface ScenarioResult {
   readonly pages: readonly Page[];
   /** Correctness failures (empty when every check passed). */
   readonly failures: readonly string[];
-}
-
-export async function hasFlask(): Promise<boolean> {
-  if (!existsSync(PYTHON)) return false;
-  try {
-    await promisify(execFile)(PYTHON, ['-c', 'import flask, requests']);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 interface RunningApp {

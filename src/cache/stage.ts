@@ -260,6 +260,30 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   // ------------------------------------------------------------------------- pure-ish helpers
 
+  /** Parses an origin answer's directives, its freshness lifetime and whether it may be stored. */
+  function judge(ctx: Ctx, method: string, reply: Reply, requestTime: number, responseTime: number) {
+    const { policy } = ctx;
+    const res = parseResponseDirectives(reply.headers['cache-control']);
+    const times = { headers: reply.headers, requestTime, responseTime };
+    const life = lifetimeOf(reply.status, times, policy);
+    const verdict = storability({
+      method,
+      status: reply.status,
+      req: ctx.req,
+      res,
+      resHeaders: reply.headers,
+      authorization: ctx.ex.headers['authorization'] !== undefined,
+      lifetimeMs: life.ms,
+      policy: {
+        storePrivate: policy.storePrivate,
+        storeSetCookie: policy.storeSetCookie,
+        ttlOverride: policy.ttlMs !== null,
+        ignoreNoStore: policy.ignoreNoStore,
+      },
+    });
+    return { res, times, life, verdict };
+  }
+
   function lifetimeOf(
     status: number,
     times: StoredResponse | { headers: HeaderSource; requestTime: number; responseTime: number },
@@ -418,26 +442,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   /** Decides whether an origin response is stored; captures its body while it streams on. */
   async function admit(ctx: Ctx, f: Fetched): Promise<Reply> {
-    const { ex, policy, key } = ctx;
+    const { ex, key } = ctx;
     const { reply } = f;
-    const res = parseResponseDirectives(reply.headers['cache-control']);
-    const times = { headers: reply.headers, requestTime: f.requestTime, responseTime: f.responseTime };
-    const life = lifetimeOf(reply.status, times, policy);
-    const verdict = storability({
-      method: ex.method,
-      status: reply.status,
-      req: ctx.req,
-      res,
-      resHeaders: reply.headers,
-      authorization: ex.headers['authorization'] !== undefined,
-      lifetimeMs: life.ms,
-      policy: {
-        storePrivate: policy.storePrivate,
-        storeSetCookie: policy.storeSetCookie,
-        ttlOverride: policy.ttlMs !== null,
-        ignoreNoStore: policy.ignoreNoStore,
-      },
-    });
+    const { res, times, life, verdict } = judge(ctx, ex.method, reply, f.requestTime, f.responseTime);
     const base: CacheStatusEntry = { fwd: f.fwd, fwdStatus: reply.status };
     const lengthHeader = firstValue(reply.headers, 'content-length');
     const expectedBytes =
@@ -719,7 +726,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   function refreshInBackground(ctx: Ctx, next: Next, entry: StoredResponse): void {
     const id = `${entry.key}\u0002${entry.variantKey}`;
     if (refreshing.has(id)) return;
-    const { ex, policy } = ctx;
+    const { ex } = ctx;
     const controller = new AbortController();
     const job = (async () => {
       const headers = { ...withoutClientValidators(ex.headers), ...conditionalHeaders(entry.headers) };
@@ -742,24 +749,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         await storePut(refreshed(ctx, entry, reply.headers, requestTime, responseTime));
         return;
       }
-      const res = parseResponseDirectives(reply.headers['cache-control']);
-      const times = { headers: reply.headers, requestTime, responseTime };
-      const life = lifetimeOf(reply.status, times, policy);
-      const verdict = storability({
-        method: 'GET',
-        status: reply.status,
-        req: ctx.req,
-        res,
-        resHeaders: reply.headers,
-        authorization: ex.headers['authorization'] !== undefined,
-        lifetimeMs: life.ms,
-        policy: {
-          storePrivate: policy.storePrivate,
-          storeSetCookie: policy.storeSetCookie,
-          ttlOverride: policy.ttlMs !== null,
-          ignoreNoStore: policy.ignoreNoStore,
-        },
-      });
+      const { res, life, verdict } = judge(ctx, 'GET', reply, requestTime, responseTime);
       if (!verdict.storable || ERROR_STATUS.has(reply.status) || reply.status === 304) {
         discard(reply.body);
         return;

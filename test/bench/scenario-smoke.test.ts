@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatScenario, hasFlask, runScenario } from '../../bench/scenario/scenario.js';
+import { formatScenario, runScenario } from '../../bench/scenario/scenario.js';
+import { hasFlask } from '../helpers/python.js';
 
 describe('bench:scenario smoke run', () => {
   it('renders identical pages direct and through sidecache, the POST always reaching the origin', {

@@ -8,39 +8,20 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { freePort } from '../helpers/ports.js';
+import { hasFlask } from '../helpers/python.js';
 import { startTestSidecache, type TestSidecache } from '../helpers/sidecache.js';
 
-const run = promisify(execFile);
+const _run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';
 const APP = fileURLToPath(new URL('../../examples/flask-app/app.py', import.meta.url));
 const DELAY_MS = 15;
-
-async function hasFlask(): Promise<boolean> {
-  if (!existsSync(PYTHON)) return false;
-  try {
-    await run(PYTHON, ['-c', 'import flask, requests']);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A fake API: JSON answers by path after DELAY_MS, with the given Cache-Control. */
 function fakeApi(routes: Record<string, unknown>, cacheControl: string | null): Promise<TestOrigin> {

@@ -17,3 +17,13 @@ export async function hasPythonRequests(): Promise<boolean> {
     return false;
   }
 }
+
+export async function hasFlask(): Promise<boolean> {
+  if (!existsSync(PYTHON)) return false;
+  try {
+    await promisify(execFile)(PYTHON, ['-c', 'import flask, requests']);
+    return true;
+  } catch {
+    return false;
+  }
+}
