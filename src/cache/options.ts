@@ -70,21 +70,22 @@ export const redisTierSchema = z
 export const REDIS_TIER_DEFAULTS = Object.freeze(redisTierSchema.parse({}));
 export type RedisTierOptions = z.output<typeof redisTierSchema>;
 
-const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+/** memjs parses `host:port` by splitting on colons: a host name or IPv4 address (no IPv6 literal). */
+const HOST_PORT = /^([A-Za-z0-9.-]+):(\d{1,5})$/;
 
 /** `cache.memcached`: the shared tier on memcached instead of Redis (docs/cache.md). */
 export const memcachedTierSchema = z
   .object({
     servers: z
       .array(
-        z
-          .string()
-          .regex(HOST_PORT, 'expected HOST:PORT, e.g. memcached:11211')
-          .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port out of range'),
+        z.string().refine((s) => {
+          const m = HOST_PORT.exec(s);
+          return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+        }, 'expected HOST:PORT with a port 1-65535, e.g. memcached:11211'),
       )
       .default([])
       .describe(
-        'memcached servers (HOST:PORT) shared by every replica (L2 behind the in-process cache), keys spread ' +
+        'memcached servers (HOST:PORT, a host name or IPv4 address) shared by every replica (L2 behind the in-process cache), keys spread ' +
           'by consistent hashing; empty: no memcached tier. Env SIDECACHE_MEMCACHED (comma-separated), ' +
           'flag --memcached (repeatable). Not together with cache.redis.url.',
       ),
