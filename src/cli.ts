@@ -30,6 +30,7 @@ interface CommonArgs {
   intercept?: string[] | undefined;
   'ca-dir'?: string | undefined;
   redis?: string | undefined;
+  memcached?: string[] | undefined;
 }
 
 function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
@@ -79,6 +80,12 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
     .option('redis', {
       type: 'string',
       describe: 'Redis shared cache tier, redis[s]://[:password@]host:port (env SIDECACHE_REDIS_URL)',
+    })
+    .option('memcached', {
+      type: 'string',
+      array: true,
+      describe:
+        'memcached shared cache tier HOST:PORT, repeatable (env SIDECACHE_MEMCACHED, comma-separated)',
     }) as Argv<T & CommonArgs>;
 }
 
@@ -96,6 +103,7 @@ function runtimeFrom(args: CommonArgs): Runtime {
     intercept: args.intercept,
     caDir: args['ca-dir'],
     redis: args.redis,
+    memcached: args.memcached,
   };
   const { config } = loadConfig({ file: args.config, env: process.env, argv });
   return compileRuntime(config);

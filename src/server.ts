@@ -145,7 +145,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       listen: `${proxyAddress.address}:${proxyAddress.port}`,
       admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : null,
       routes: runtime.routes.map((r) => r.name),
-      ...(sharedTier ? { redis: sharedTier.url } : {}),
+      ...(sharedTier ? { [sharedTier.kind]: sharedTier.url } : {}),
     },
     'sidecache started',
   );

@@ -70,6 +70,78 @@ export const redisTierSchema = z
 export const REDIS_TIER_DEFAULTS = Object.freeze(redisTierSchema.parse({}));
 export type RedisTierOptions = z.output<typeof redisTierSchema>;
 
+/** memjs parses `host:port` by splitting on colons: a host name or IPv4 address (no IPv6 literal). */
+const HOST_PORT = /^([A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/** `cache.memcached`: the shared tier on memcached instead of Redis (docs/cache.md). */
+export const memcachedTierSchema = z
+  .object({
+    servers: z
+      .array(
+        z.string().refine((s) => {
+          const m = HOST_PORT.exec(s);
+          return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+        }, 'expected HOST:PORT with a port 1-65535, e.g. memcached:11211'),
+      )
+      .default([])
+      .describe(
+        'memcached servers (HOST:PORT, a host name or IPv4 address) shared by every replica (L2 behind the in-process cache), keys spread ' +
+          'by consistent hashing; empty: no memcached tier. Env SIDECACHE_MEMCACHED (comma-separated), ' +
+          'flag --memcached (repeatable). Not together with cache.redis.url.',
+      ),
+    l1: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Keep the in-process memory cache in front of memcached (false: every lookup goes to memcached).',
+      ),
+    l1TtlMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(10_000)
+      .describe(
+        'Longest time an entry stays in the in-process cache: memcached cannot broadcast purges, so another ' +
+          "replica's purge reaches this replica's memory within this time.",
+      ),
+    keyPrefix: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[!-~]+$/, 'expected printable ASCII without spaces')
+      .default('sidecache:')
+      .describe('Prefix of every memcached key.'),
+    maxEntryBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(1024 * 1024 - 1024)
+      .describe(
+        "Largest value written to memcached (every variant of a key, encoded; memcached's item limit is 1 MiB " +
+          'by default); larger stored responses stay in the in-process cache only.',
+      ),
+    commandTimeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(250)
+      .describe('A memcached command slower than this fails; the request carries on without memcached.'),
+    connectTimeoutMs: z.number().int().min(1).default(2_000).describe('memcached connect timeout.'),
+    lockTtlMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(10_000)
+      .describe(
+        'Lifetime of the per-key fill lock (memcached add, rounded up to whole seconds) that keeps replicas ' +
+          'from fetching the same miss at once.',
+      ),
+  })
+  .strict();
+
+export const MEMCACHED_TIER_DEFAULTS = Object.freeze(memcachedTierSchema.parse({}));
+export type MemcachedTierOptions = z.output<typeof memcachedTierSchema>;
+
 export const cacheSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Cache responses at all (routes can opt out one by one).'),
@@ -133,8 +205,15 @@ export const cacheSchema = z
       .default('sidecache')
       .describe('Name of this cache in the Cache-Status response header (RFC 9211).'),
     redis: redisTierSchema.default(REDIS_TIER_DEFAULTS).describe('Optional shared tier on Redis.'),
+    memcached: memcachedTierSchema
+      .default(MEMCACHED_TIER_DEFAULTS)
+      .describe('Optional shared tier on memcached (instead of Redis).'),
   })
   .strict()
+  .refine((o) => o.redis.url === null || o.memcached.servers.length === 0, {
+    message: 'cache.redis.url and cache.memcached.servers are both set: configure one shared tier, not both',
+    path: ['memcached', 'servers'],
+  })
   .refine((o) => o.maxEntryBytes <= o.maxSizeBytes, {
     message: 'maxEntryBytes must not exceed maxSizeBytes',
     path: ['maxEntryBytes'],

@@ -1,11 +1,13 @@
 /**
- * Builds the cache's store from `cache:` when `cache.redis.url` is set: the memory store as L1
- * (unless `redis.l1: false`) in front of Redis as L2 (tiered-store.ts). It also owns what the
+ * Builds the cache's store from `cache:` when `cache.redis.url` or `cache.memcached.servers` is
+ * set: the memory store as L1 (unless `l1: false`) in front of Redis or memcached as L2
+ * (tiered-store.ts; with memcached, L1 copies live at most `memcached.l1TtlMs`). It also owns what the
  * rest of the instance needs from the shared tier: readiness (`required`), and errors counted and
  * logged at most once per interval (Redis down must not flood the log), always with the URL's
  * credentials redacted.
  */
 
+import { createMemcachedStore } from './memcached-store.js';
 import { createMemoryStore } from './memory-store.js';
 import type { CacheOptions } from './options.js';
 import {
@@ -30,19 +32,22 @@ export interface SharedTierDeps {
 
 export interface SharedTier {
   readonly store: TieredStore;
-  /** The URL without credentials. */
+  /** The URL without credentials (Redis), or the memcached servers joined by commas. */
   readonly url: string;
+  readonly kind: 'redis' | 'memcached';
   /** For /readyz: not ready only when Redis is `required` and unreachable. */
   ready(): { ready: boolean; why: string };
   close(): Promise<void>;
 }
 
-/** The shared tier of `cache`, or null when `cache.redis.url` is not set. */
+/** The shared tier of `cache`, or null when neither Redis nor memcached is configured. */
 export function createSharedTier(cache: CacheOptions, deps: SharedTierDeps): SharedTier | null {
   const redis = cache.redis;
-  if (redis.url === null) return null;
-  const url = redactRedisUrl(redis.url);
-  const password = safePassword(redis.url);
+  const memcached = cache.memcached;
+  if (redis.url === null && memcached.servers.length === 0) return null;
+  const kind = redis.url !== null ? 'redis' : 'memcached';
+  const url = redis.url !== null ? redactRedisUrl(redis.url) : memcached.servers.join(',');
+  const password = redis.url !== null ? safePassword(redis.url) : '';
   const now = deps.now ?? Date.now;
   const interval = deps.logIntervalMs ?? 10_000;
   let lastLog = Number.NEGATIVE_INFINITY;
@@ -59,13 +64,43 @@ export function createSharedTier(cache: CacheOptions, deps: SharedTierDeps): Sha
     let message = err instanceof Error ? err.message : String(err);
     if (password !== '') message = message.split(password).join('***');
     deps.warn(
-      { redis: url, errors, error: message },
-      'cache: Redis tier failing; serving from memory and origins',
+      { [kind]: url, errors, error: message },
+      `cache: ${kind === 'redis' ? 'Redis' : 'memcached'} tier failing; serving from memory and origins`,
     );
   }
 
+  const l1 = (kind === 'redis' ? redis.l1 : memcached.l1)
+    ? createMemoryStore({
+        maxSizeBytes: Math.max(1, cache.maxSizeBytes),
+        maxEntryBytes: cache.maxEntryBytes,
+        now,
+        ...(deps.onRemove ? { onRemove: deps.onRemove } : {}),
+      })
+    : null;
+
+  if (kind === 'memcached') {
+    const l2 = createMemcachedStore({
+      servers: memcached.servers,
+      keyPrefix: memcached.keyPrefix,
+      maxEntryBytes: Math.min(memcached.maxEntryBytes, cache.maxEntryBytes),
+      commandTimeoutMs: memcached.commandTimeoutMs,
+      connectTimeoutMs: memcached.connectTimeoutMs,
+      lockTtlMs: memcached.lockTtlMs,
+      now,
+      observer: { ...deps.observer, onError },
+    });
+    const store = createTieredStore({ l1, l2, l1TtlMs: memcached.l1TtlMs, now });
+    return {
+      store,
+      url,
+      kind,
+      ready: () => ({ ready: true, why: 'listening' }),
+      close: () => store.close(),
+    };
+  }
+
   const l2 = createRedisStore({
-    url: redis.url,
+    url: redis.url as string,
     cluster: redis.cluster,
     keyPrefix: redis.keyPrefix,
     maxEntryBytes: Math.min(redis.maxEntryBytes, cache.maxEntryBytes),
@@ -75,18 +110,11 @@ export function createSharedTier(cache: CacheOptions, deps: SharedTierDeps): Sha
     now,
     observer: { ...deps.observer, onError },
   });
-  const l1 = redis.l1
-    ? createMemoryStore({
-        maxSizeBytes: Math.max(1, cache.maxSizeBytes),
-        maxEntryBytes: cache.maxEntryBytes,
-        now,
-        ...(deps.onRemove ? { onRemove: deps.onRemove } : {}),
-      })
-    : null;
   const store = createTieredStore({ l1, l2 });
   return {
     store,
     url,
+    kind,
     ready() {
       if (!redis.required || l2.connected) return { ready: true, why: 'listening' };
       return { ready: false, why: 'redis unavailable' };

@@ -7,27 +7,48 @@
  * L2 failing is never an outage: its errors are reported by the Redis store's observer, and here
  * they become a miss, a write to L1 only, or a delete of L1 only.
  *
+ * With an L2 that cannot broadcast invalidations (memcached), `l1TtlMs` caps how long an entry
+ * lives in L1, so another replica's purge reaches this one's memory within that time.
+ *
  * Known limit: when L1 holds some variants of a key, L2 is not asked for others (a Vary miss then
  * goes to the origin, and its response is stored in both tiers).
  */
 import type { MemoryStore } from './memory-store.js';
-import type { RedisStore } from './redis-store.js';
+import type { RemoteInvalidation } from './redis-store.js';
 import type { CacheStore, FillCoordinator, StoredResponse } from './store.js';
+
+/** What the tiered store needs from L2 (the Redis store, the memcached store). */
+export interface SharedL2Store extends CacheStore {
+  readonly fill: FillCoordinator;
+  /** Present when L2 tells of other processes' deletions (Redis pub/sub). */
+  onRemoteInvalidation?(listener: RemoteInvalidation): void;
+  close(): Promise<void>;
+}
 
 export interface TieredStore extends CacheStore {
   readonly fill: FillCoordinator;
   /** The in-process tier, or null when `l1` is off. */
   readonly l1: MemoryStore | null;
-  readonly l2: RedisStore;
+  readonly l2: SharedL2Store;
   close(): Promise<void>;
 }
 
-export function createTieredStore(tiers: { l1: MemoryStore | null; l2: RedisStore }): TieredStore {
+export function createTieredStore(tiers: {
+  l1: MemoryStore | null;
+  l2: SharedL2Store;
+  /** Longest time an entry stays in L1 (null: as long as it may be kept). */
+  l1TtlMs?: number | null;
+  now?: () => number;
+}): TieredStore {
   const { l1, l2 } = tiers;
+  const l1TtlMs = tiers.l1TtlMs ?? null;
+  const now = tiers.now ?? Date.now;
+  const nearCopy = (e: StoredResponse): StoredResponse =>
+    l1TtlMs === null || e.deleteAt <= now() + l1TtlMs ? e : { ...e, deleteAt: now() + l1TtlMs };
   /** L2 reads in flight by key: concurrent L1 misses of one key make one Redis round trip. */
   const reading = new Map<string, Promise<readonly StoredResponse[]>>();
 
-  if (l1 !== null) {
+  if (l1 !== null && l2.onRemoteInvalidation) {
     l2.onRemoteInvalidation((kind, key) => {
       const done = kind === 'key' ? l1.delete(key) : l1.deletePrefix(key);
       done.catch(() => {});
@@ -40,7 +61,7 @@ export function createTieredStore(tiers: { l1: MemoryStore | null; l2: RedisStor
     const p = (async () => {
       try {
         const found = await l2.get(key);
-        if (l1 !== null) for (const e of found) await l1.put(e);
+        if (l1 !== null) for (const e of found) await l1.put(nearCopy(e));
         return found;
       } catch {
         return []; // counted by the Redis store's observer
@@ -64,7 +85,7 @@ export function createTieredStore(tiers: { l1: MemoryStore | null; l2: RedisStor
       return readL2(key);
     },
     async put(entry) {
-      const nearOk = l1 !== null ? await l1.put(entry) : false;
+      const nearOk = l1 !== null ? await l1.put(nearCopy(entry)) : false;
       const farOk = await l2.put(entry).catch(() => false);
       return nearOk || farOk;
     },

@@ -31,6 +31,8 @@ export interface CliOverrides {
   caDir?: string | undefined;
   /** `--redis URL`: the cache's shared tier (`cache.redis.url`). */
   redis?: string | undefined;
+  /** `--memcached HOST:PORT` (repeatable): the cache's shared tier on memcached. */
+  memcached?: readonly string[] | undefined;
 }
 
 export interface ConfigSources {
@@ -149,6 +151,14 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
   if (caDir) o.set.push([['tls', 'caDir'], caDir]);
   const redis = nonEmpty(env.SIDECACHE_REDIS_URL);
   if (redis) o.set.push([['cache', 'redis', 'url'], redis]);
+  const memcached = nonEmpty(env.SIDECACHE_MEMCACHED);
+  if (memcached) {
+    const servers = memcached
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+    o.set.push([['cache', 'memcached', 'servers'], servers]);
+  }
   return o;
 }
 
@@ -167,6 +177,9 @@ function overridesFromArgv(argv: CliOverrides): Overrides {
   if (argv.cache !== undefined) o.set.push([['cache', 'enabled'], argv.cache]);
   if (argv.caDir !== undefined) o.set.push([['tls', 'caDir'], argv.caDir]);
   if (argv.redis !== undefined) o.set.push([['cache', 'redis', 'url'], argv.redis]);
+  if (argv.memcached !== undefined && argv.memcached.length > 0) {
+    o.set.push([['cache', 'memcached', 'servers'], [...argv.memcached]]);
+  }
   return o;
 }
 

@@ -35,6 +35,16 @@ describe('cache options', () => {
         connectTimeoutMs: 2000,
         lockTtlMs: 10_000,
       },
+      memcached: {
+        servers: [],
+        l1: true,
+        l1TtlMs: 10_000,
+        keyPrefix: 'sidecache:',
+        maxEntryBytes: 1024 * 1024 - 1024,
+        commandTimeoutMs: 250,
+        connectTimeoutMs: 2000,
+        lockTtlMs: 10_000,
+      },
     });
   });
   test('cache.redis.url must be a redis:// or rediss:// URL; the error hides its password', () => {
