@@ -120,6 +120,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const admin = runtime.adminListen
     ? createAdminServer({
         registry: metrics.registry,
+        token: config.admin.token,
         caCertPem: tunnels.caCertPem,
         ready: () =>
           draining

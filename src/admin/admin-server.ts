@@ -2,9 +2,11 @@
  * The admin listener: /healthz (the process is alive), /readyz (listening and not draining),
  * /metrics (Prometheus text format), / (status page), /status.json (its data), /ca.pem (the
  * interception CA certificate) and POST /purge. Loopback by
- * default; never proxies anything.
+ * default; never proxies anything. With `admin.token` set, everything but /healthz and /readyz
+ * needs `Authorization: Bearer TOKEN` (401 otherwise).
  */
-import { createServer, type Server } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { PurgeHandler } from './purge.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML, statusSummary } from './status-page.js';
@@ -16,11 +18,48 @@ export interface AdminOptions {
   readonly purge?: PurgeHandler;
   /** The interception CA certificate for /ca.pem, or null when there is none. */
   readonly caCertPem?: () => Promise<string | null>;
+  /** `admin.token`: required as a bearer token on every path but the probes; null or absent: open. */
+  readonly token?: string | null;
+}
+
+/** Paths that stay open with a token set: orchestrators probe them without credentials. */
+const PROBES: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+
+export const ADMIN_REALM = 'sidecache-admin';
+
+/**
+ * Checks `Authorization: Bearer TOKEN` against the configured token. Both sides are hashed first,
+ * so timingSafeEqual always compares equal-length digests and the time taken says nothing about
+ * the token's length or content.
+ */
+export function createBearerCheck(token: string): (req: IncomingMessage) => boolean {
+  const expected = createHash('sha256').update(token).digest();
+  return (req) => {
+    const header = req.headers.authorization;
+    if (typeof header !== 'string') return false;
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+    if (!m) return false;
+    const given = createHash('sha256')
+      .update(m[1] as string)
+      .digest();
+    return timingSafeEqual(given, expected);
+  };
 }
 
 export function createAdminServer(opts: AdminOptions): Server {
+  const authorized = opts.token ? createBearerCheck(opts.token) : null;
   return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?', 1)[0];
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    if (authorized && !PROBES.has(path) && !authorized(req)) {
+      res
+        .writeHead(401, {
+          'www-authenticate': `Bearer realm="${ADMIN_REALM}"`,
+          'content-type': 'text/plain',
+          'cache-control': 'no-store',
+        })
+        .end('admin token required: Authorization: Bearer TOKEN (admin.token)\n');
+      return;
+    }
     if (path === '/purge' && opts.purge) return opts.purge(req, res);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');

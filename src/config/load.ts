@@ -134,6 +134,8 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
   if (listen) o.set.push([['listen'], listen]);
   const admin = nonEmpty(env.SIDECACHE_ADMIN_LISTEN);
   if (admin) o.set.push([['admin', 'listen'], admin]);
+  const adminToken = nonEmpty(env.SIDECACHE_ADMIN_TOKEN);
+  if (adminToken) o.set.push([['admin', 'token'], adminToken]);
   const ca = nonEmpty(env.SIDECACHE_CA_FILE);
   if (ca) o.set.push([['upstream', 'caFile'], ca]);
   const level = nonEmpty(env.SIDECACHE_LOG_LEVEL);
@@ -309,7 +311,8 @@ function show(v: unknown): string {
 
 function describeIssue(issue: Issue, input: unknown): string {
   const where = formatPath(issue.path);
-  const value = valueAt(input, issue.path);
+  // A secret (admin.token) never appears in an error message.
+  const value = issue.path.at(-1) === 'token' ? '***' : valueAt(input, issue.path);
   switch (issue.code) {
     case 'unrecognized_keys': {
       const known = knownKeys(issue.path);

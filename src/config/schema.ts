@@ -303,9 +303,18 @@ export const configSchema = z
           .default('127.0.0.1:9090')
           .describe('Admin listener (/metrics, /healthz, /readyz).'),
         enabled: z.boolean().default(true).describe('Start the admin listener.'),
+        token: z
+          .string()
+          .min(16, 'expected at least 16 characters')
+          .regex(/^[\x21-\x7e]+$/, 'expected visible ASCII characters only (no spaces)')
+          .nullable()
+          .default(null)
+          .describe(
+            'Bearer token every admin endpoint but /healthz and /readyz requires (Authorization: Bearer TOKEN); null: no token (env SIDECACHE_ADMIN_TOKEN).',
+          ),
       })
       .strict()
-      .default({ listen: '127.0.0.1:9090', enabled: true }),
+      .default({ listen: '127.0.0.1:9090', enabled: true, token: null }),
     log: z
       .object({
         level: z.enum(LOG_LEVELS).default('info').describe('Log level.'),

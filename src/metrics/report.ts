@@ -10,6 +10,8 @@ export interface ReportOptions {
   readonly admin: string;
   readonly json: boolean;
   readonly timeoutMs?: number;
+  /** Bearer token for an admin listener with `admin.token` set. */
+  readonly token?: string | undefined;
 }
 
 export class ReportError extends Error {
@@ -17,7 +19,11 @@ export class ReportError extends Error {
 }
 
 /** Scrapes `${admin}/metrics` and summarises it. */
-export async function fetchSummary(admin: string, timeoutMs = 5_000): Promise<Summary> {
+export async function fetchSummary(
+  admin: string,
+  timeoutMs = 5_000,
+  token?: string | undefined,
+): Promise<Summary> {
   let url: URL;
   try {
     url = new URL('/metrics', admin);
@@ -26,7 +32,15 @@ export async function fetchSummary(admin: string, timeoutMs = 5_000): Promise<Su
   }
   let text: string;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+    });
+    if (res.status === 401) {
+      throw new ReportError(
+        `${url.href} answered 401: ${token ? 'the token was refused' : 'it needs a token'} (--token or SIDECACHE_ADMIN_TOKEN)`,
+      );
+    }
     if (!res.ok) throw new ReportError(`${url.href} answered ${res.status}`);
     text = await res.text();
   } catch (err) {
@@ -42,7 +56,7 @@ export async function fetchSummary(admin: string, timeoutMs = 5_000): Promise<Su
 
 /** The whole report as text, or JSON when `json`. */
 export async function runReport(opts: ReportOptions): Promise<string> {
-  const summary = await fetchSummary(opts.admin, opts.timeoutMs);
+  const summary = await fetchSummary(opts.admin, opts.timeoutMs, opts.token);
   return opts.json ? `${JSON.stringify(summary, null, 2)}\n` : formatReport(summary, opts.admin);
 }
 
@@ -103,12 +117,21 @@ export const reportCommandOptions = {
     describe: 'Base URL of the instance admin listener',
   },
   json: { type: 'boolean', default: false, describe: 'Print the summary as JSON' },
+  token: {
+    type: 'string',
+    describe: 'Admin bearer token, when the instance sets admin.token (env SIDECACHE_ADMIN_TOKEN)',
+  },
 } as const;
 
 /** Runs `sidecache report`: prints the report; exits 1 when the instance cannot be read. */
-export async function reportCommand(args: { admin: string; json: boolean }): Promise<void> {
+export async function reportCommand(args: {
+  admin: string;
+  json: boolean;
+  token?: string | undefined;
+}): Promise<void> {
+  const token = args.token ?? (process.env.SIDECACHE_ADMIN_TOKEN?.trim() || undefined);
   try {
-    process.stdout.write(await runReport({ admin: args.admin, json: args.json }));
+    process.stdout.write(await runReport({ admin: args.admin, json: args.json, token }));
   } catch (err) {
     process.stderr.write(`sidecache report: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);

@@ -1,0 +1,418 @@
+/**
+ * `npm run soak -- [--quick]`: a bounded load and fuzz run against one sidecache process, kept
+ * apart from `npm test`. Only 127.0.0.1 traffic; every loop is bounded in count and in time.
+ *
+ * (a) load: wrk (many connections) over a cacheable path (hits) and a no-store path (misses) at
+ *     once; then asserts no socket errors and no non-2xx answers, sidecache's RSS (from /proc)
+ *     under a bound, and its open file descriptors back near the count taken before the load.
+ * (b) fuzz: N malformed requests over raw TCP (random methods, broken request lines, invalid header
+ *     names and values, CL/TE combinations, truncations); then asserts the process is alive and
+ *     still answers a normal request correctly.
+ *
+ * Exit status 0 when every check passed, 1 otherwise, 2 for a bad option.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const args = process.argv.slice(2);
+for (const a of args) {
+  if (a !== '--quick') {
+    process.stderr.write(`soak: unknown option ${a}; usage: npm run soak -- [--quick]\n`);
+    process.exit(2);
+  }
+}
+const QUICK = args.includes('--quick');
+const LOAD = QUICK ? { connections: 200, seconds: 3 } : { connections: 1000, seconds: 20 };
+const FUZZ = QUICK ? { requests: 5_000, seconds: 20 } : { requests: 100_000, seconds: 60 };
+const FUZZ_CONCURRENCY = 64;
+/** RSS bound for sidecache after the load, MiB. */
+const RSS_LIMIT_MIB = 512;
+/** After the load, pooled keep-alive connections to the origin may stay open (up to this many). */
+const FD_SLACK = 40;
+
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+const failures: string[] = [];
+const check = (ok: boolean, what: string): void => {
+  process.stdout.write(`${ok ? 'ok  ' : 'FAIL'}  ${what}\n`);
+  if (!ok) failures.push(what);
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function startOrigin(): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith('/hit')) {
+      res.writeHead(200, { 'cache-control': 'public, max-age=600', 'content-type': 'text/plain' });
+      res.end('hit body\n');
+    } else {
+      res.writeHead(200, { 'cache-control': 'no-store', 'content-type': 'text/plain' });
+      res.end('miss body\n');
+    }
+  });
+  server.keepAliveTimeout = 60_000;
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+async function startSidecache(dir: string, originPort: number) {
+  const file = join(dir, 'soak.yaml');
+  writeFileSync(
+    file,
+    [
+      'listen: 127.0.0.1:0',
+      'admin: { listen: "127.0.0.1:0" }',
+      'log: { level: info, access: false }',
+      `routes: [{ name: o, origin: "http://127.0.0.1:${originPort}" }]`,
+      'allow: ["127.0.0.1"]',
+      'limits: { maxConnectionsPerClient: 5000, headersTimeoutMs: 5000 }',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', file], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out = (out + d.toString()).slice(-200_000);
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    out = (out + d.toString()).slice(-200_000);
+  });
+  const started = await new Promise<{ listen: string; admin: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`sidecache did not start in 20 s:\n${out}`)), 20_000);
+    const poll = setInterval(() => {
+      const line = out.split('\n').find((l) => l.includes('"sidecache started"'));
+      if (!line) return;
+      clearInterval(poll);
+      clearTimeout(timer);
+      resolve(JSON.parse(line) as { listen: string; admin: string });
+    }, 50);
+    child.once('exit', (code) => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      reject(new Error(`sidecache exited with ${code}:\n${out}`));
+    });
+  });
+  return { child, url: `http://${started.listen}`, admin: `http://${started.admin}`, output: () => out };
+}
+
+const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+function rssMiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+async function normalRequest(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/o/hit`, { signal: AbortSignal.timeout(5_000) });
+    return res.status === 200 && (await res.text()) === 'hit body\n';
+  } catch {
+    return false;
+  }
+}
+
+interface WrkResult {
+  requests: number;
+  socketErrors: number;
+  non2xx: number;
+  summary: string;
+}
+
+function wrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      'wrk',
+      ['-t', '2', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '10s', url],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 30) * 1000);
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    child.on('close', () => {
+      clearTimeout(killer);
+      const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? 0);
+      const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+      const socketErrors = se ? se.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
+      const summary = se?.[0] ?? 'Socket errors: none';
+      resolve({ requests, socketErrors, non2xx, summary });
+    });
+  });
+}
+
+// ---- fuzz ---------------------------------------------------------------------------------------
+
+/** mulberry32: a small seeded PRNG, so a failing run can be repeated with the same inputs. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function makeFuzzer(seed: number): () => Buffer {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+  const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
+  const token = () =>
+    Array.from({ length: 1 + Math.floor(rnd() * 10) }, () =>
+      pick([...'ABCDEFGHIJKLMNOPQRSTUVWXYZ-_!~']),
+    ).join('');
+  const methods = [
+    'GET',
+    'POST',
+    'PUT',
+    'HEAD',
+    'DELETE',
+    'CONNECT',
+    'OPTIONS',
+    'TRACE',
+    'PATCH',
+    'get',
+    'G ET',
+    '',
+  ];
+  const targets = [
+    '/o/hit',
+    '/o/miss',
+    '/o/../etc',
+    '/o/%2e%2e/x',
+    '*',
+    'http://127.0.0.1/o/hit',
+    '127.0.0.1:443',
+    '/o/\\..\\x',
+    `/${'a'.repeat(9000)}`,
+    '',
+  ];
+  const versions = ['HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/9.9', 'HTTP/1.1 extra', 'HTTTP/1.1', ''];
+  const badNames = ['Bad Name', 'X:Y', 'X\x00', '\x7fX', 'Ä', '', ' Host', 'Host '];
+  const badValues = ['a\x00b', 'a\rb', 'a\nb', '\x7f', 'x'.repeat(20_000)];
+  const framing = [
+    ['Content-Length: 5', 'Transfer-Encoding: chunked'],
+    ['Content-Length: 5', 'Content-Length: 6'],
+    ['Content-Length: -1'],
+    ['Content-Length: 1e3'],
+    ['Transfer-Encoding: chunked', 'Transfer-Encoding: identity'],
+    ['Transfer-Encoding: xchunked'],
+    ['Transfer-Encoding : chunked'],
+    ['Transfer-Encoding: chunked'],
+    ['Content-Length: 99999999999999999999'],
+  ];
+  const bodies = [
+    '',
+    'hello',
+    '5\r\nhello\r\n0\r\n\r\n',
+    'zz\r\nhello\r\n0\r\n\r\n',
+    '5\r\nhel',
+    'ffffffffffffffff\r\n',
+  ];
+  const valid = () => `${pick(methods)} ${pick(targets)} ${pick(versions)}\r\nHost: 127.0.0.1\r\n\r\n`;
+  return () => {
+    switch (Math.floor(rnd() * 7)) {
+      case 0: // random method, target and version
+        return Buffer.from(`${token()} ${pick(targets)} ${pick(versions)}\r\nHost: x\r\n\r\n`);
+      case 1: // broken request line
+        return Buffer.from(
+          pick([
+            `${pick(methods)}\r\n\r\n`,
+            `GET  /o/hit  HTTP/1.1\r\n\r\n`,
+            `GET /o/hit HTTP/1.1\n\n`,
+            `\r\n\r\nGET /o/hit HTTP/1.1\r\n\r\n`,
+            `${bytes(40).toString('latin1')}\r\n\r\n`,
+          ]),
+        );
+      case 2: // invalid header names and values, obs-fold, two Hosts
+        return Buffer.from(
+          `GET /o/hit HTTP/1.1\r\nHost: 127.0.0.1\r\n${pick([`${pick(badNames)}: v`, `X-A: ${pick(badValues)}`, 'X-A: a\r\n folded', 'Host: other'])}\r\n\r\n`,
+          'latin1',
+        );
+      case 3: // CL/TE combinations
+        return Buffer.from(
+          `POST /o/miss HTTP/1.1\r\nHost: 127.0.0.1\r\n${pick(framing).join('\r\n')}\r\n\r\n${pick(bodies)}`,
+        );
+      case 4: {
+        // truncation of an otherwise plausible request
+        const whole = Buffer.from(
+          `POST /o/miss HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n0123456789`,
+        );
+        return whole.subarray(0, Math.floor(rnd() * whole.length));
+      }
+      case 5: // random bytes
+        return bytes(1 + Math.floor(rnd() * 200));
+      default: // a valid-looking request built from the pieces (pipelined twice)
+        return Buffer.from(valid() + valid());
+    }
+  };
+}
+
+interface FuzzResult {
+  sent: number;
+  answered: number;
+  closedSilently: number;
+  timedOut: number;
+  errors: number;
+  byStatus: Map<string, number>;
+  elapsedMs: number;
+}
+
+async function fuzz(port: number, count: number, seconds: number): Promise<FuzzResult> {
+  const next = makeFuzzer(0x5eed);
+  const deadline = Date.now() + seconds * 1000;
+  const r: FuzzResult = {
+    sent: 0,
+    answered: 0,
+    closedSilently: 0,
+    timedOut: 0,
+    errors: 0,
+    byStatus: new Map(),
+    elapsedMs: 0,
+  };
+  const started = Date.now();
+  const one = (payload: Buffer) =>
+    new Promise<void>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let head = '';
+      let errored = false;
+      socket.setTimeout(2_000, () => {
+        r.timedOut++;
+        socket.destroy();
+      });
+      socket.on('connect', () => socket.end(payload));
+      socket.on('data', (d: Buffer) => {
+        if (head.length < 16) head += d.toString('latin1', 0, 16);
+      });
+      socket.on('error', () => {
+        errored = true;
+      });
+      socket.on('close', () => {
+        const status = /^HTTP\/1\.[01] (\d)\d\d/.exec(head)?.[1];
+        if (status) {
+          r.answered++;
+          r.byStatus.set(`${status}xx`, (r.byStatus.get(`${status}xx`) ?? 0) + 1);
+        } else if (errored) r.errors++;
+        else r.closedSilently++;
+        resolve();
+      });
+    });
+  const worker = async () => {
+    while (r.sent < count && Date.now() < deadline) {
+      r.sent++;
+      await one(next());
+    }
+  };
+  await Promise.all(Array.from({ length: FUZZ_CONCURRENCY }, worker));
+  r.elapsedMs = Date.now() - started;
+  return r;
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  if (spawnSync('wrk', ['--version']).error) {
+    process.stderr.write('soak: wrk is not installed (apt-get install wrk)\n');
+    process.exit(1);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'sidecache-soak-'));
+  const origin = await startOrigin();
+  const originPort = (origin.address() as AddressInfo).port;
+  let sc: Awaited<ReturnType<typeof startSidecache>> | null = null;
+  try {
+    sc = await startSidecache(dir, originPort);
+    const pid = sc.child.pid as number;
+    process.stdout.write(
+      `soak (${QUICK ? 'quick' : 'full'}): sidecache pid ${pid} at ${sc.url}, origin 127.0.0.1:${originPort}\n`,
+    );
+    check(await normalRequest(sc.url), 'warm-up request served');
+    await sleep(200);
+    const fdBefore = fdCount(pid);
+    const rssBefore = rssMiB(pid);
+
+    // (a) load: half the connections on a cached path, half on an uncached one, at once.
+    const half = Math.floor(LOAD.connections / 2);
+    process.stdout.write(`load: ${LOAD.connections} connections for ${LOAD.seconds} s (hits + misses)\n`);
+    const [hits, misses] = await Promise.all([
+      wrk(`${sc.url}/o/hit`, half, LOAD.seconds),
+      wrk(`${sc.url}/o/miss`, LOAD.connections - half, LOAD.seconds),
+    ]);
+    const rssAfter = rssMiB(pid);
+    process.stdout.write(
+      `load: hits ${hits.requests} req (${hits.summary}, non-2xx ${hits.non2xx}); misses ${misses.requests} req (${misses.summary}, non-2xx ${misses.non2xx})\n`,
+    );
+    check(hits.requests > 0 && misses.requests > 0, 'load generator got answers on both paths');
+    check(
+      hits.socketErrors + misses.socketErrors === 0,
+      `no socket errors (${hits.socketErrors + misses.socketErrors})`,
+    );
+    check(hits.non2xx + misses.non2xx === 0, `no non-2xx answers (${hits.non2xx + misses.non2xx})`);
+    check(
+      rssAfter < RSS_LIMIT_MIB,
+      `RSS ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after load (limit ${RSS_LIMIT_MIB})`,
+    );
+    let fdAfter = fdCount(pid);
+    for (let i = 0; i < 50 && fdAfter > fdBefore + FD_SLACK; i++) {
+      await sleep(200);
+      fdAfter = fdCount(pid);
+    }
+    check(
+      fdAfter <= fdBefore + FD_SLACK,
+      `open fds ${fdBefore} before, ${fdAfter} after load (slack ${FD_SLACK} for pooled origin connections)`,
+    );
+
+    // (b) fuzz
+    process.stdout.write(`fuzz: up to ${FUZZ.requests} malformed requests, at most ${FUZZ.seconds} s\n`);
+    const f = await fuzz(Number(new URL(sc.url).port), FUZZ.requests, FUZZ.seconds);
+    const statuses = [...f.byStatus]
+      .sort()
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    process.stdout.write(
+      `fuzz: ${f.sent} sent in ${(f.elapsedMs / 1000).toFixed(1)} s; answered ${f.answered} (${statuses}); closed without answer ${f.closedSilently}; client timeouts ${f.timedOut}; socket errors ${f.errors}\n`,
+    );
+    check(
+      sc.child.exitCode === null && sc.child.signalCode === null,
+      'sidecache still running after the fuzz',
+    );
+    check(!/uncaught|unhandled/i.test(sc.output()), 'no uncaught exception or unhandled rejection logged');
+    check(await normalRequest(sc.url), 'a normal request is served correctly after the fuzz');
+    await sleep(500);
+    const fdEnd = fdCount(pid);
+    check(fdEnd <= fdBefore + FD_SLACK, `open fds ${fdEnd} after the fuzz (baseline ${fdBefore})`);
+    process.stdout.write(`RSS at the end ${rssMiB(pid).toFixed(0)} MiB\n`);
+  } finally {
+    if (sc) await stop(sc.child);
+    origin.closeAllConnections();
+    origin.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  process.stdout.write(
+    failures.length === 0 ? 'soak: all checks passed\n' : `soak: ${failures.length} check(s) failed\n`,
+  );
+  process.exit(failures.length === 0 ? 0 : 1);
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(t);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`soak: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
