@@ -3,13 +3,11 @@
  * no`, a temp dir), or the server named by REDIS_URL. Outside CI a missing redis-server skips the
  * tests with a message; under CI=true it fails them.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findExecutable } from './system-tool.js';
+import { startThrowawayServer } from './throwaway-server.js';
 
 export const REDIS_INSTALL = 'install redis-server (apt-get install -y redis-server) or set REDIS_URL';
 
@@ -37,35 +35,6 @@ export interface TestRedis {
   close(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as { port: number };
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = netConnect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.end('PING\r\n');
-        s.once('data', (d) => {
-          s.destroy();
-          resolve(d.toString().startsWith('+PONG'));
-        });
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 export async function startTestRedis(): Promise<TestRedis> {
   const given = process.env['REDIS_URL'];
   if (given) {
@@ -73,28 +42,27 @@ export async function startTestRedis(): Promise<TestRedis> {
   }
   const bin = redisBinary();
   if (bin === null) throw new Error(`redis-server not found: ${REDIS_INSTALL}`);
-  const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sidecache-redis-'));
-  let child: ChildProcess | null = null;
-  async function start(): Promise<void> {
-    const c = spawn(
-      bin as string,
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-      { stdio: 'ignore' },
-    );
-    child = c;
-    await waitForPort(port, 5_000);
-  }
-  async function stop(): Promise<void> {
-    const c = child;
-    child = null;
-    if (c === null || c.exitCode !== null) return;
-    c.kill('SIGKILL');
-    await once(c, 'exit');
-  }
-  await start();
+  const server = await startThrowawayServer({
+    name: 'redis-server',
+    binary: bin,
+    args: (port) => [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+    ],
+    probe: { send: 'PING\r\n', expect: '+PONG' },
+  });
+  const { stop, start } = server;
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://127.0.0.1:${server.port}`,
     owned: true,
     stop,
     start,
