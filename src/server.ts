@@ -21,15 +21,21 @@ import { createAccessLog, type Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { createServerTiming } from './metrics/server-timing.js';
 import { createSharedTierMetrics } from './metrics/shared-tier-metrics.js';
+import { createWarmMetrics } from './metrics/warm-metrics.js';
 import { createPipeline } from './pipeline.js';
 import { setUpTunnels } from './tunnel/setup.js';
 import { createOriginFetch } from './upstream/fetch-origin.js';
 import { createUpstreamPools } from './upstream/pools.js';
+import { createKeepWarm, type KeepWarm, type WarmStartResult } from './upstream/warm.js';
 
 export interface Sidecache {
   readonly proxyAddress: AddressInfo;
   readonly adminAddress: AddressInfo | null;
   readonly metrics: Metrics;
+  /** Keep-warm; `warm.apply(routes)` re-warms after a config change. */
+  readonly warm: KeepWarm;
+  /** The warm start begun at start: settles when every route origin is connected or it timed out. */
+  readonly warmStart: Promise<WarmStartResult>;
   /** Stops accepting, lets in-flight exchanges finish for up to `graceMs`, closes pools. */
   close(graceMs?: number): Promise<void>;
 }
@@ -57,6 +63,22 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const egress = createEgressPolicy({ allow: config.allow, routes: runtime.routes });
   const lookup = egress.wrapLookup(deps.lookup ?? dns.lookup);
   const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect, lookup });
+  const warmMetrics = createWarmMetrics(metrics.registry, () => keepWarm.state());
+  const keepWarm = createKeepWarm(config.upstream.warm, {
+    pools,
+    dns,
+    observer: {
+      ...warmMetrics,
+      onWarmStart(result) {
+        warmMetrics.onWarmStart?.(result);
+        logger.info({ ...result, durationMs: Math.round(result.durationMs) }, 'warm start done');
+      },
+      onOriginHealth(origin, healthy, errorCode) {
+        if (healthy) logger.info({ origin }, 'keep-warm: origin reachable again');
+        else logger.warn({ origin, code: errorCode }, 'keep-warm: cannot connect; retrying with backoff');
+      },
+    },
+  });
   const sharedTier = config.cache.enabled
     ? createSharedTier(config.cache, {
         onRemove: metrics.cache.onRemove,
@@ -122,10 +144,12 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         registry: metrics.registry,
         token: config.admin.token,
         caCertPem: tunnels.caCertPem,
-        ready: () =>
-          draining
-            ? { ready: false, why: 'shutting down' }
-            : (sharedTier?.ready() ?? { ready: true, why: 'listening' }),
+        ready: () => {
+          if (draining) return { ready: false, why: 'shutting down' };
+          const warm = keepWarm.ready();
+          if (!warm.ready) return warm;
+          return sharedTier?.ready() ?? { ready: true, why: 'listening' };
+        },
         purge: createPurgeHandler(cache, runtime),
       })
     : null;
@@ -136,6 +160,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     if (admin && runtime.adminListen) adminAddress = await listen(admin, runtime.adminListen, 'admin.listen');
   } catch (err) {
     front.server.close();
+    keepWarm.close();
     await pools.close(0);
     await dns.close();
     await sharedTier?.close();
@@ -151,12 +176,16 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     'sidecache started',
   );
   logger.flush();
+  // In the background: requests are served meanwhile (on cold connections until it is done).
+  const warmStart = keepWarm.apply(runtime.routes);
 
   let closing: Promise<void> | null = null;
   return {
     proxyAddress,
     adminAddress,
     metrics,
+    warm: keepWarm,
+    warmStart,
     close(graceMs = config.shutdown.graceMs) {
       closing ??= (async () => {
         draining = true;
@@ -168,6 +197,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         front.server.closeAllConnections();
         front.closeTunnels();
         await serverClosed;
+        keepWarm.close();
         await pools.close(Math.max(0, deadline - Date.now()));
         await dns.close();
         await sharedTier?.close();
