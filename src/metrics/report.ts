@@ -73,6 +73,14 @@ function savedLine(saved: Summary['savedSeconds']): string {
   return `${formatSeconds(saved.total)} (cache ${formatSeconds(saved.cache)}, connection ${formatSeconds(saved.connection)}, dns ${formatSeconds(saved.dns)})`;
 }
 
+function warmLine(w: Summary['warm']): string {
+  if (w.startSeconds === null && !w.warming && w.openedAhead === 0) return 'off (no route origins kept warm)';
+  const start = w.warming
+    ? 'warm start running'
+    : `warm start took ${w.startSeconds === null ? '–' : formatSeconds(w.startSeconds)}`;
+  return `${start}; ${w.idleConnections} idle connections now; ${w.openedAhead} opened ahead of need, ${w.usedAhead} used by requests`;
+}
+
 export function formatReport(s: Summary, admin: string): string {
   const lines: string[] = [];
   const up = s.uptimeSeconds === null ? '' : `, up ${formatSeconds(s.uptimeSeconds)}`;
@@ -81,6 +89,7 @@ export function formatReport(s: Summary, admin: string): string {
     `requests     ${s.requests}  (${s.inFlight} in flight)`,
     `hit ratio    ${percent(s.hitRatio)} of ${s.lookups} cache lookups; ${s.avoided} upstream requests avoided`,
     `time saved   ${savedLine(s.savedSeconds)}`,
+    `keep-warm    ${warmLine(s.warm)}`,
   );
   const routes = s.routes.filter((r) => r.requests > 0 || r.savedSeconds.total > 0);
   if (routes.length > 0) {
@@ -99,8 +108,9 @@ export function formatReport(s: Summary, admin: string): string {
       const mean = o.meanUpstreamSeconds === null ? '–' : formatSeconds(o.meanUpstreamSeconds);
       const tls = o.meanTlsSeconds === null ? '' : `, TLS handshake ${formatSeconds(o.meanTlsSeconds)}`;
       const errors = o.connectErrors > 0 ? `, ${o.connectErrors} connect errors` : '';
+      const idle = o.idleConnections === null ? '' : `, ${o.idleConnections} idle`;
       lines.push(
-        `  ${o.origin.padEnd(width)}  ${mean.padStart(9)}  ${String(o.requests).padStart(6)} req  reuse ${percent(o.reuseRatio).padStart(6)}  ${o.connectionsOpened} connections${tls}${errors}`,
+        `  ${o.origin.padEnd(width)}  ${mean.padStart(9)}  ${String(o.requests).padStart(6)} req  reuse ${percent(o.reuseRatio).padStart(6)}  ${o.connectionsOpened} connections${idle}${tls}${errors}`,
       );
     }
   }

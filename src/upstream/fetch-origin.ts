@@ -49,7 +49,11 @@ export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions
       if (!canRetry) throw err instanceof SidecacheError ? err : classifyUpstreamError(err, ex.origin);
       info.retried = true;
       info.reusedConnection = false;
-      return await dispatchOnce(pool, pools, ex, headers, info, performance.now(), opts.via);
+      try {
+        return await dispatchOnce(pool, pools, ex, headers, info, performance.now(), opts.via);
+      } catch (retryErr) {
+        throw retryErr instanceof SidecacheError ? retryErr : classifyUpstreamError(retryErr, ex.origin);
+      }
     }
   };
 }

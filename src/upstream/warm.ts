@@ -23,6 +23,17 @@ import type { Route } from '../config/runtime.js';
 import type { UpstreamConfig, WarmConfig } from '../config/schema.js';
 import type { ConnectionRecord, IdleChange, UpstreamPools } from './pools.js';
 
+/**
+ * Connections and minIdle of an origin: as configured, but at most 1 with HTTP/2 offered, since
+ * one h2 connection carries up to 100 concurrent requests and the pool would leave others idle.
+ */
+export function warmCounts(settings: UpstreamConfig): { connections: number; minIdle: number } {
+  const { connections, minIdle } = settings.warm;
+  return settings.http2
+    ? { connections: Math.min(1, connections), minIdle: Math.min(1, minIdle) }
+    : { connections, minIdle };
+}
+
 /** A parked connection the origin closes sooner than this after opening counts as a failure. */
 export const SHORT_LIVED_MS = 1_000;
 
@@ -175,7 +186,7 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
   /** Tops the origin up to `minIdle` idle connections, now or when its backoff ends. */
   function check(target: Target): void {
     if (closed || targets.get(target.origin) !== target || target.timer !== null) return;
-    const { minIdle } = target.settings.warm;
+    const { minIdle } = warmCounts(target.settings);
     const idle = pools.idleConnections(target.origin);
     const have = idle.parked + idle.free + target.pending;
     const room = target.settings.connectionsPerOrigin - (idle.connected + idle.parked + target.pending);
@@ -202,7 +213,8 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
     const started = performance.now();
     const attempts: Promise<boolean>[] = [];
     for (const target of fresh) {
-      for (let i = 0; i < target.settings.warm.connections; i++) attempts.push(open(target));
+      const { connections } = warmCounts(target.settings);
+      for (let i = 0; i < connections; i++) attempts.push(open(target));
     }
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
@@ -290,7 +302,7 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
           return {
             origin: t.origin,
             route: t.route,
-            minIdle: t.settings.warm.minIdle,
+            minIdle: warmCounts(t.settings).minIdle,
             parked: idle.parked,
             free: idle.free,
             pending: t.pending,
