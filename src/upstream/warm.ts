@@ -188,7 +188,9 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
     if (closed || targets.get(target.origin) !== target || target.timer !== null) return;
     const { minIdle } = warmCounts(target.settings);
     const idle = pools.idleConnections(target.origin);
-    const have = idle.parked + idle.free + target.pending;
+    // An h2 connection keeps taking requests while busy (up to 100 streams): connected is ready.
+    const ready = target.settings.http2 ? Math.max(idle.free, idle.connected) : idle.free;
+    const have = idle.parked + ready + target.pending;
     const room = target.settings.connectionsPerOrigin - (idle.connected + idle.parked + target.pending);
     const need = Math.min(minIdle - have, room);
     if (need <= 0) return;
