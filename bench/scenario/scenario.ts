@@ -58,9 +58,9 @@ export const DEFAULT_OPTIONS: ScenarioOptions = {
   thinkMaxMs: 80,
   modes: MODES,
   keepWarm: KEEP_WARM,
-  idleMs: 6_000,
+  idleMs: 7_000,
   idlePages: 2,
-  originIdleMs: 2_000,
+  originIdleMs: 5_000,
   dnsTtlS: 1,
 };
 

@@ -103,7 +103,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
   const pools = new Map<string, Pool>();
   /** origin → its measured connector (one per origin: the TLS session cache is shared). */
   const dialers = new Map<string, Dialer>();
-  /** origin → pre-opened sockets waiting for the pool, oldest first. */
+  /** origin → pre-opened sockets waiting for the pool, in the order they were opened. */
   const parked = new Map<string, Set<Socket>>();
   const idleListeners = new Set<IdleListener>();
   let claim: ((record: ConnectionRecord) => void) | null = null;
@@ -203,11 +203,14 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
     ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2' ||
       socket.readableLength === 0);
 
-  /** Takes the oldest usable parked socket of `origin`, dropping unusable ones on the way. */
+  /**
+   * Takes the newest usable parked socket of `origin` (the one furthest from the origin's idle
+   * timeout, which we cannot know before a response says), dropping unusable ones on the way.
+   */
   function takeParked(origin: string): Socket | null {
     const stash = parked.get(origin);
     if (stash === undefined) return null;
-    for (const socket of stash) {
+    for (const socket of [...stash].reverse()) {
       stash.delete(socket);
       socket.removeListener('close', parkedClosed(origin, socket));
       if (usable(socket)) return socket;

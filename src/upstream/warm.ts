@@ -256,7 +256,8 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
       }
       for (const [origin, target] of targets) {
         const route = wanted.get(origin);
-        if (route === undefined || route.upstream !== target.settings) {
+        // Same settings (a reload compiles new, equal objects): keep it warm as it is.
+        if (route === undefined || JSON.stringify(route.upstream) !== JSON.stringify(target.settings)) {
           stop(target);
           targets.delete(origin);
         }
