@@ -5,12 +5,20 @@
  * (which never decodes: the bytes compared are the bytes on the wire).
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
 import { send } from '../../helpers/client.js';
 import { type Origin, startOrigin } from '../../helpers/counting-origin.js';
 import { startTestSidecache, type TestSidecache } from '../../helpers/sidecache.js';
+import { requireTool } from '../../helpers/system-tool.js';
+
+const run = promisify(execFile);
 
 /** ~50 KB of JSON, like a page of an API's list endpoint. */
 const JSON_BODY = Buffer.from(
@@ -188,6 +196,34 @@ describe('upstream compression through the proxy', () => {
     assert.doesNotMatch(cacheStatus(gzip), /hit/);
     await send(sc.url, '/r/corrupt', { headers: { 'accept-encoding': 'gzip' } });
     assert.equal(origin.count('/corrupt'), 3, 'never served from the cache');
+  });
+
+  it('curl without --compressed gets identity bytes; with --compressed, a coding it decodes itself', async (t) => {
+    const curl = requireTool(t, ['/usr/bin/curl', '/usr/local/bin/curl'], 'apt-get install -y curl');
+    if (curl === null) return;
+    const dir = await mkdtemp(join(tmpdir(), 'sc-compression-'));
+    try {
+      const plain = join(dir, 'plain');
+      const head = await run(curl, ['-sS', '--fail', '-D', '-', '-o', plain, `${sc.url}/r/br/curl`]);
+      assert.doesNotMatch(head.stdout, /content-encoding/i);
+      assert.ok((await readFile(plain)).equals(JSON_BODY));
+      const decoded = join(dir, 'decoded');
+      const coded = await run(curl, [
+        '-sS',
+        '--fail',
+        '--compressed',
+        '-D',
+        '-',
+        '-o',
+        decoded,
+        `${sc.url}/r/br/curl`,
+      ]);
+      assert.match(coded.stdout, /content-encoding: (br|gzip)/i);
+      assert.ok((await readFile(decoded)).equals(JSON_BODY));
+      assert.equal(origin.count('/br/curl'), 1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports the bytes saved: compressed vs identity bytes in /metrics', async () => {
