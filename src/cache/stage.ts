@@ -29,6 +29,7 @@ import type { CacheInfo, CacheOutcome, Exchange, Next, Reply, Stage } from '../e
 import type { Reason } from '../reasons.js';
 import { captureBody, discard, readBody } from './body-capture.js';
 import {
+  joinField,
   parseRequestDirectives,
   parseResponseDirectives,
   type RequestDirectives,
@@ -182,6 +183,9 @@ const RESPONSE_REASONS: ReadonlySet<NotStoredReason> = new Set([
   'no-freshness',
   'too-large',
 ]);
+
+/** A request `Cache-Control: no-transform` (RFC 9111 §5.2.1.6). */
+const NO_TRANSFORM = /(^|[\s,])no-transform\s*(,|$)/i;
 
 /** Statuses that count as an origin error for stale-if-error (RFC 5861 §4). */
 const ERROR_STATUS: ReadonlySet<number> = new Set([500, 502, 503, 504]);
@@ -1039,14 +1043,16 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   /**
    * The request headers to work with (see Ctx.headers): ours for Accept-Encoding on a GET or HEAD
-   * without Range (a range of a coded body is another thing) when compression is on.
+   * without Range (a range of a coded body is another thing) when compression is on, unless the
+   * client asked for `no-transform` (RFC 9110 §7.7): then it gets what the origin sends it.
    */
   function workingHeaders(ex: Exchange, policy: RouteCachePolicy): Pick<Ctx, 'headers' | 'compress'> {
     if (
       askCoding === null ||
       !policy.upstreamCompression ||
       (ex.method !== 'GET' && ex.method !== 'HEAD') ||
-      ex.headers['range'] !== undefined
+      ex.headers['range'] !== undefined ||
+      NO_TRANSFORM.test(joinField(ex.headers['cache-control']))
     ) {
       return { headers: ex.headers, compress: false };
     }

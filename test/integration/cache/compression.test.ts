@@ -26,12 +26,13 @@ const handler = (req: import('node:http').IncomingMessage, res: import('node:htt
   res.end(gzip ? GZ : BODY);
 };
 
-test('GET and HEAD ask for br, gzip; unsafe methods and Range requests keep the client header', async (t) => {
+test('GET and HEAD ask for br, gzip; unsafe methods, Range and no-transform requests keep the client header', async (t) => {
   const h = await startHarness(t, handler);
   await h.get('/a', { headers: { 'accept-encoding': 'identity' } });
   await h.get('/b', { method: 'HEAD' });
   await h.get('/c', { method: 'POST', headers: { 'accept-encoding': 'identity' } });
   await h.get('/d', { headers: { range: 'bytes=0-9' } });
+  await h.get('/e', { headers: { 'cache-control': 'max-age=0, no-transform', 'accept-encoding': 'gzip' } });
   assert.deepEqual(
     h.origin.seen.map((s) => [s.method, s.path, s.headers['accept-encoding']]),
     [
@@ -39,6 +40,7 @@ test('GET and HEAD ask for br, gzip; unsafe methods and Range requests keep the 
       ['HEAD', '/b', 'br, gzip'],
       ['POST', '/c', 'identity'],
       ['GET', '/d', undefined],
+      ['GET', '/e', 'gzip'],
     ],
   );
 });
