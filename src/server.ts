@@ -68,6 +68,9 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const keepWarm = createKeepWarm(config.upstream.warm, {
     pools,
     dns,
+    // Intercepted route hosts: their leaf certificates are minted during the warm start too.
+    // (apply() runs after listening, once `tunnels` below exists.)
+    prepare: (hosts) => tunnels.prepareLeaves(hosts),
     observer: {
       ...warmMetrics,
       onWarmStart(result) {

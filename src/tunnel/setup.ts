@@ -31,6 +31,11 @@ export interface TunnelSetup {
   readonly raw: RawParts;
   /** The CA certificate (PEM) for /ca.pem, or null when there is none yet. */
   caCertPem(): Promise<string | null>;
+  /**
+   * Mints (and caches) the leaf certificates of the intercepted ones among `hosts` ahead of the
+   * first CONNECT (keep-warm's warm start); never rejects.
+   */
+  prepareLeaves(hosts: readonly string[]): Promise<void>;
 }
 
 /** The CA directory, absolute (relative paths are taken from the working directory). */
@@ -84,6 +89,11 @@ export async function setUpTunnels(runtime: Runtime, deps: TunnelSetupDeps): Pro
   };
   return {
     raw,
+    async prepareLeaves(hosts) {
+      if (leaves === null) return;
+      const intercepted = hosts.filter((h) => tunnels.intercepts(h));
+      await Promise.allSettled(intercepted.map((h) => leaves.leafFor(h)));
+    },
     async caCertPem() {
       if (ca) return ca.certPem;
       try {

@@ -53,6 +53,11 @@ export interface KeepWarmDeps {
   /** The DNS cache, to keep route origin names fresh; absent when a test injects a resolver. */
   readonly dns?: { keepFresh(hosts: Iterable<string>): void };
   readonly observer?: WarmObserver;
+  /**
+   * Other work of the warm start, run in parallel with the connects and bounded by the same
+   * timeout (server.ts: the interception leaf certificates of the route host names).
+   */
+  readonly prepare?: (hosts: readonly string[]) => Promise<void>;
 }
 
 export interface WarmStartResult {
@@ -214,6 +219,8 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
   async function warmStart(fresh: readonly Target[]): Promise<WarmStartResult> {
     const started = performance.now();
     const attempts: Promise<boolean>[] = [];
+    const hosts = fresh.map((t) => new URL(t.origin).hostname.replace(/^\[|\]$/g, ''));
+    const prepared = deps.prepare?.(hosts).catch(() => undefined) ?? Promise.resolve();
     for (const target of fresh) {
       const { connections } = warmCounts(target.settings);
       for (let i = 0; i < connections; i++) attempts.push(open(target));
@@ -231,7 +238,10 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
         else failed++;
       }),
     );
-    const outcome = await Promise.race([Promise.all(all).then(() => 'done' as const), deadline]);
+    const outcome = await Promise.race([
+      Promise.all([...all, prepared]).then(() => 'done' as const),
+      deadline,
+    ]);
     clearTimeout(timer);
     const result: WarmStartResult = {
       durationMs: performance.now() - started,

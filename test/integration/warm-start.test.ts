@@ -8,8 +8,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parsePromText, sumOf } from '../../src/metrics/prom-text.js';
@@ -189,6 +192,29 @@ describe('warm start: the first request finds a connection already open', () => 
   it('/readyz is ready once warm', async () => {
     const res = await fetch(`${sc.adminUrl}/readyz`);
     assert.equal(res.status, 200);
+  });
+});
+
+describe('warm start with interception', () => {
+  it("mints the intercepted route host's leaf certificate before any CONNECT", async () => {
+    const ca = await createTestCa();
+    const origin = await startSlowTlsOrigin(ca, 0);
+    const caDir = mkdtempSync(join(tmpdir(), 'sidecache-warm-ca-'));
+    const sc = await startTestSidecache({
+      routes: [{ name: 'api', origin: `https://${HOST}:${origin.port}` }],
+      ...STATIC_NAME,
+      intercept: [HOST],
+      tls: { caDir },
+      upstream: { caFile: ca.writeCertFile() },
+    } as never);
+    try {
+      await sc.instance.warmStart;
+      assert.equal(await metric(sc, 'sidecache_tls_leaf_certificates_issued_total'), 1);
+    } finally {
+      await sc.close();
+      await origin.close();
+      rmSync(caDir, { recursive: true, force: true });
+    }
   });
 });
 
