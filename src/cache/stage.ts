@@ -149,11 +149,16 @@ const RESPONSE_REASONS: ReadonlySet<NotStoredReason> = new Set([
 /** Statuses that count as an origin error for stale-if-error (RFC 5861 §4). */
 const ERROR_STATUS: ReadonlySet<number> = new Set([500, 502, 503, 504]);
 
-/** Errors that mean the origin could not be reached at all (RFC 9111 §4.2.4 "disconnected"). */
+/**
+ * Errors that mean no response came from the origin at all (RFC 9111 §4.2.4 "disconnected"): it
+ * could not be reached, or it closed the connection before answering.
+ */
 const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
   'SC_ERR_DNS',
   'SC_ERR_UPSTREAM_CONNECT',
   'SC_ERR_UPSTREAM_CONNECT_TIMEOUT',
+  'SC_ERR_UPSTREAM_RESET',
+  'ECONNRESET',
   'ECONNREFUSED',
   'ENOTFOUND',
   'EHOSTUNREACH',
