@@ -53,6 +53,7 @@ import {
 import { compilePathPolicies, type PathPolicy, selectPathPolicy } from './path-policy.js';
 import { headersToStore, type NotStoredReason, storability, varyFields } from './storability.js';
 import type { CacheStore, EvictionInfo, StoredResponse, StoreStats } from './store.js';
+import { policyView } from './targeted-cache-control.js';
 import {
   CLIENT_VALIDATORS,
   clientCopyIsCurrent,
@@ -211,6 +212,12 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       ...(observer.onRemove ? { onRemove: observer.onRemove } : {}),
     });
   const policyFor = deps.policyFor ?? (() => DEFAULT_ROUTE_POLICY);
+  /** Response headers as this cache judges them: a targeted field (RFC 9213) over Cache-Control. */
+  const targets = opts.targetedFields;
+  const policyHeaders = (headers: HeaderSource): HeaderSource =>
+    targets.length === 0 ? headers : policyView(headers, targets).headers;
+  const directivesOf = (headers: HeaderSource): ResponseDirectives =>
+    parseResponseDirectives(policyHeaders(headers)['cache-control']);
   /** Compiled `paths` overrides, per route policy object. */
   const pathPolicies = new WeakMap<RouteCachePolicy, readonly PathPolicy[]>();
   function pathPolicy(route: RouteCachePolicy, pathname: string): RouteCachePolicy {
@@ -268,15 +275,16 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   /** Parses an origin answer's directives, its freshness lifetime and whether it may be stored. */
   function judge(ctx: Ctx, method: string, reply: Reply, requestTime: number, responseTime: number) {
     const { policy } = ctx;
-    const res = parseResponseDirectives(reply.headers['cache-control']);
-    const times = { headers: reply.headers, requestTime, responseTime };
+    const view = policyHeaders(reply.headers);
+    const res = parseResponseDirectives(view['cache-control']);
+    const times = { headers: view, requestTime, responseTime };
     const life = lifetimeOf(reply.status, times, policy);
     const verdict = storability({
       method,
       status: reply.status,
       req: ctx.req,
       res,
-      resHeaders: reply.headers,
+      resHeaders: view,
       authorization: ctx.ex.headers['authorization'] !== undefined,
       lifetimeMs: life.ms,
       policy: {
@@ -294,8 +302,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     times: StoredResponse | { headers: HeaderSource; requestTime: number; responseTime: number },
     policy: RouteCachePolicy,
   ): Lifetime {
-    const res = parseResponseDirectives(times.headers['cache-control']);
-    return freshnessLifetime(status, times, res, {
+    const headers = policyHeaders(times.headers);
+    const res = parseResponseDirectives(headers['cache-control']);
+    return freshnessLifetime(status, { ...times, headers }, res, {
       heuristicFraction: opts.heuristicFraction,
       maxHeuristicTtlMs: opts.maxHeuristicTtlMs,
       ttlOverrideMs: policy.ttlMs,
@@ -373,7 +382,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const b = entry.body;
     const d: Derived = {
       policy,
-      res: parseResponseDirectives(entry.headers['cache-control']),
+      res: directivesOf(entry.headers),
       lifeMs: lifetimeOf(entry.status, entry, policy).ms,
       initialAgeMs: currentAgeMs(entry, entry.responseTime),
       headers: Object.freeze({ ...entry.headers, 'content-length': String(b.byteLength) }),
@@ -622,7 +631,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   // ------------------------------------------------------------------------------- revalidate
 
   function staleOnErrorFor(ctx: Ctx, entry: StoredResponse, unreachable: boolean): StaleOnError {
-    const res = parseResponseDirectives(entry.headers['cache-control']);
+    const res = directivesOf(entry.headers);
     return staleOnError({
       ageMs: currentAgeMs(entry, now()),
       lifetimeMs: lifetimeOf(entry.status, entry, ctx.policy).ms,
@@ -644,7 +653,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   ): StoredResponse {
     const headers = updateHeaders(entry.headers, notModified);
     const updated = { ...entry, headers, requestTime, responseTime };
-    const res = parseResponseDirectives(headers['cache-control']);
+    const res = directivesOf(headers);
     const life = lifetimeOf(entry.status, updated, ctx.policy);
     return { ...updated, deleteAt: responseTime + retentionMs(life.ms, res, opts.staleRetentionMs) };
   }
