@@ -1,5 +1,5 @@
 /**
- * `npm run cache-tests -- CHECKOUT [--id TEST] [--json FILE] [--from FILE] [--compare]`: runs the public HTTP
+ * `npm run cache-tests -- CHECKOUT [--id TEST] [--json FILE] [--from FILE] [--log FILE] [--compare]`: runs the public HTTP
  * caching test suite (github: http-tests/cache-tests, the suite behind cache-tests.fyi) against
  * sidecache as a reverse proxy. A dev tool, kept apart from `npm test`; the suite stays outside
  * this repository (CHECKOUT is a directory holding a copy of it, with `npm install` run there).
@@ -13,12 +13,12 @@
  * whose dependency failed counts as "dep"), then every required or optimal test that did not pass
  * with its message. `--compare` adds the published results of reverse proxies in
  * CHECKOUT/results. `--json` saves the raw results; `--from` tallies a saved file without running
- * anything. `--id` runs one test and prints the suite's request/response dump.
+ * anything. `--log` writes sidecache's log (an access line per exchange) to FILE. `--id` runs one test and prints the suite's request/response dump.
  * Traffic goes to 127.0.0.1 only. Exit status 0 when the run completed, 1 when it did not, 2 for
  * a bad option.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -28,7 +28,8 @@ import { compileRuntime } from '../src/config/runtime.js';
 import { createLogger } from '../src/log.js';
 import { startSidecache } from '../src/server.js';
 
-const USAGE = 'usage: npm run cache-tests -- CHECKOUT [--id TEST] [--json FILE] [--from FILE] [--compare]';
+const USAGE =
+  'usage: npm run cache-tests -- CHECKOUT [--id TEST] [--json FILE] [--from FILE] [--log FILE] [--compare]';
 /** The whole suite takes about a minute; a run that takes this long is stuck. */
 const CLIENT_TIMEOUT_MS = 10 * 60_000;
 /** Published reverse-proxy results worth comparing with (file names in CHECKOUT/results). */
@@ -41,6 +42,8 @@ interface Options {
   readonly compare: boolean;
   /** Tally a saved `--json` file instead of running the suite. */
   readonly from: string | null;
+  /** Write sidecache's log (one access line per exchange) to this file. */
+  readonly log: string | null;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -49,11 +52,13 @@ function parseArgs(argv: readonly string[]): Options {
   let json: string | null = null;
   let compare = false;
   let from: string | null = null;
+  let log: string | null = null;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--id' && i + 1 < argv.length) id = argv[++i]!;
     else if (a === '--json' && i + 1 < argv.length) json = argv[++i]!;
     else if (a === '--from' && i + 1 < argv.length) from = argv[++i]!;
+    else if (a === '--log' && i + 1 < argv.length) log = argv[++i]!;
     else if (a === '--compare') compare = true;
     else if (!a.startsWith('-') && checkout === null) checkout = resolve(a);
     else throw new Error(`unknown option ${a}`);
@@ -65,7 +70,7 @@ function parseArgs(argv: readonly string[]): Options {
   if (from === null && !existsSync(join(checkout, 'node_modules', 'undici'))) {
     throw new Error(`${checkout}/node_modules/undici is missing: run npm install in the checkout first`);
   }
-  return { checkout, id, json, compare, from };
+  return { checkout, id, json, compare, from, log };
 }
 
 // ------------------------------------------------------------------- the suite's own modules
@@ -304,10 +309,12 @@ async function main(): Promise<number> {
   const config = parseConfig({
     listen: '127.0.0.1:0',
     admin: { enabled: false },
-    log: { level: 'silent' },
+    log: { level: opts.log === null ? 'silent' : 'info' },
     routes: [{ name: 'origin', origin: `http://127.0.0.1:${originPort}` }],
   });
-  const sidecache = await startSidecache(compileRuntime(config), { logger: createLogger('silent') });
+  const logger =
+    opts.log === null ? createLogger('silent') : createLogger('info', createWriteStream(opts.log));
+  const sidecache = await startSidecache(compileRuntime(config), { logger });
   const base = `http://127.0.0.1:${sidecache.proxyAddress.port}/origin`;
   try {
     const out = await runClient(opts.checkout, base, opts.id);

@@ -2,13 +2,14 @@
  * The cache stage: an RFC 9111 shared cache between guard/ and upstream/.
  *
  * Lifecycle, as named states (docs/cache.md draws it):
- *   recv     → pass (bypass: disabled, method, range) | unsafe (pass + invalidate) | lookup
+ *   recv     → pass (bypass: disabled, method) | unsafe (pass + invalidate) | lookup
  *   lookup   → hit | stale (serve; refresh in background for stale-while-revalidate)
  *              | revalidate | miss | synth 504 (only-if-cached)
  *   revalidate → 304: update stored headers, deliver | full response: admit | error: stale-if-error
  *   miss     → coalesce (leader fetches; followers wait, then read the store) | fetch (hit-for-miss)
  *   admit    → store when storable and complete (body captured while it streams) | pass it on
- *   deliver  → a Reply from a stored response, with Age and Cache-Status
+ *   deliver  → a Reply from a stored response, with Age and Cache-Status (206/416 for a Range
+ *              on a stored 200; a Range that cannot be served from the store is passed on as is)
  *
  * Only this stage reads the clock (`deps.now`, default `Date.now`); the RFC modules take `now`.
  */
@@ -51,6 +52,7 @@ import {
   type RouteCachePolicyInput,
 } from './options.js';
 import { compilePathPolicies, type PathPolicy, selectPathPolicy } from './path-policy.js';
+import { partialReply } from './range.js';
 import { headersToStore, type NotStoredReason, storability, varyFields } from './storability.js';
 import type { CacheStore, EvictionInfo, StoredResponse, StoreStats } from './store.js';
 import { policyView } from './targeted-cache-control.js';
@@ -323,10 +325,18 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     return best;
   }
 
+  /** The client's request headers for a fetch that fills the cache: no validators, no Range. */
   function withoutClientValidators(headers: IncomingHttpHeaders): IncomingHttpHeaders {
     const out: IncomingHttpHeaders = { ...headers };
     for (const h of CLIENT_VALIDATORS) delete out[h];
+    delete out['range'];
+    delete out['if-range'];
     return out;
+  }
+
+  /** A GET with Range: answered from a stored 200 when one can be reused, else passed on as it is. */
+  function isRange(ex: Exchange): boolean {
+    return ex.method === 'GET' && ex.headers['range'] !== undefined;
   }
 
   /**
@@ -413,6 +423,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       // decorate() copies these once; the stored bytes are shared by every reader, never copied.
       headers = d.headers;
       if (ex.method !== 'HEAD') body = d.body;
+      const part = body !== null && isRange(ex) ? partialReply(ex.headers, status, headers, d.body) : null;
+      if (part !== null) ({ status, statusText, headers, body } = part);
     }
     markCacheTime(ctx);
     const elapsed = performance.now() - ctx.t0;
@@ -832,6 +844,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       case 'revalidate':
         if (ctx.req.onlyIfCached) return onlyIfCachedMiss(ctx);
         if (ctx.ex.method === 'HEAD') return miss(ctx, next, 'stale');
+        if (isRange(ctx.ex)) return passRange(ctx, next, 'stale');
         return revalidate(ctx, next, entry, d.why);
       default: {
         const never: never = d;
@@ -845,7 +858,16 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const entry = select(variants, ctx.ex.headers);
     if (entry !== undefined) return reuse(ctx, next, entry);
     if (ctx.req.onlyIfCached) return onlyIfCachedMiss(ctx);
-    return miss(ctx, next, variants.length > 0 ? 'vary-miss' : 'uri-miss');
+    const fwd = variants.length > 0 ? 'vary-miss' : 'uri-miss';
+    return isRange(ctx.ex) ? passRange(ctx, next, fwd) : miss(ctx, next, fwd);
+  }
+
+  /** A Range request the store cannot answer goes to the origin as it is; partial content is not stored. */
+  async function passRange(ctx: Ctx, next: Next, fwd: ForwardReason): Promise<Reply> {
+    ctx.ex.cache = { outcome: 'miss', stored: false, detail: 'range' };
+    markCacheTime(ctx);
+    const reply = await next(ctx.ex);
+    return decorate(ctx, reply, { fwd, fwdStatus: reply.status, detail: 'range' });
   }
 
   // ------------------------------------------------------------------------------- pass/unsafe
@@ -888,7 +910,6 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (!policy.enabled) return bypass({ ex, policy, t0 }, next, 'disabled');
     if (!SAFE_METHODS.has(ex.method)) return unsafe({ ex, policy, t0 }, next);
     if (ex.method !== 'GET' && ex.method !== 'HEAD') return bypass({ ex, policy, t0 }, next, 'method');
-    if (ex.headers['range'] !== undefined) return bypass({ ex, policy, t0 }, next, 'range');
     const req = parseRequestDirectives(ex.headers['cache-control'], ex.headers['pragma']);
     const key = primaryKey(ex.target, ex.headers, policy, deps.credentialSecret);
     return lookup({ ex, policy, req, key, t0 }, next);
