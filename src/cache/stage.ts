@@ -760,6 +760,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         ...ex,
         headers,
         body: null,
+        interim: undefined, // nobody waits for a background refresh
         signal: controller.signal,
         timings: { startedAt: Date.now(), start: performance.now(), phases: {} },
       };
