@@ -49,7 +49,7 @@ export type CacheOutcome = 'hit' | 'stale' | 'revalidated' | 'miss' | 'bypass' |
 export interface CacheInfo {
   readonly outcome: CacheOutcome;
   /**
-   * Why: the bypass reason (`method`, `disabled`, `range`), the kind of stale answer
+   * Why: the bypass reason (`method`, `disabled`), `range` (passed on uncached), the kind of stale answer
    * (`stale-while-revalidate`, `stale-if-error`, `max-stale`, `unreachable`), `hit-for-miss`, or
    * why a response was not stored (`no-store`, `private`, `authorization`, `too-large`, …).
    */
