@@ -52,6 +52,7 @@ export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions
       try {
         return await dispatchOnce(pool, pools, ex, headers, info, performance.now(), opts.via);
       } catch (retryErr) {
+        // The retry fails like any first attempt: a typed error (502 upstream_reset, ...), not a 500.
         throw retryErr instanceof SidecacheError ? retryErr : classifyUpstreamError(retryErr, ex.origin);
       }
     }
@@ -131,6 +132,11 @@ function dispatchOnce(
         pools.claimNextSocket(onSocket);
       },
       onResponseStart(ctrl, statusCode, originHeaders, statusMessage) {
+        // undici reports interim (1xx) responses here too: relayed, never taken as the response.
+        if (statusCode < 200) {
+          ex.interim?.(statusCode, endToEndHeaders(originHeaders));
+          return;
+        }
         if (settled) return;
         settled = true;
         const replyHeaders = endToEndHeaders(originHeaders);
