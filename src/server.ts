@@ -182,7 +182,8 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       })
     : null;
 
-  const proxyAddress = await listen(front.server, runtime.listen, 'listen');
+  // The proxy listener queues up to limits.maxConnections handshakes (HAProxy's backlog = maxconn).
+  const proxyAddress = await listen(front.server, runtime.listen, 'listen', config.limits.maxConnections);
   let adminAddress: AddressInfo | null = null;
   try {
     if (admin && runtime.adminListen) adminAddress = await listen(admin, runtime.adminListen, 'admin.listen');
@@ -243,8 +244,14 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function listen(server: Server, at: HostPort, key: string): Promise<AddressInfo> {
-  server.listen(at.port, at.host);
+/**
+ * `backlog`: connections the kernel queues before they are accepted. Node's default (511)
+ * overflows when many clients connect at once while the event loop is busy; the kernel then drops
+ * their handshakes and clients retry after 1, 3, 7 s (the soak's 10 s wrk timeouts, bench/README).
+ * The kernel caps it at net.core.somaxconn.
+ */
+async function listen(server: Server, at: HostPort, key: string, backlog = 511): Promise<AddressInfo> {
+  server.listen({ port: at.port, host: at.host, backlog });
   try {
     await once(server, 'listening');
   } catch (err) {
