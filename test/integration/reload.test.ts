@@ -33,7 +33,7 @@ describe('config reload on SIGHUP', () => {
     log: { level: 'info', access: false },
     routes: [
       { name: 'a', origin: a.url },
-      { name: 'gone', origin: a.url, prefix: '/gone/' },
+      { name: 'gone', origin: b.url, prefix: '/gone/' },
       { name: 'c', origin: b.url, cache: { enabled: false } },
     ],
     egress: { ports: [80, 443, outside.port] },
@@ -142,8 +142,14 @@ describe('config reload on SIGHUP', () => {
     routes[0] = { ...(routes[0] as Json), upstream: { connectionsPerOrigin: 4, headersTimeoutMs: 5_000 } };
     routes.push({ name: 'added', origin: outside.url });
     writeConfig({ ...config, routes });
+    const retiredBefore = count('upstream pools with old settings retired');
     const line = await reload('config reloaded');
     assert.deepEqual(line.routesAdded, ['added']);
+    assert.equal(
+      count('upstream pools with old settings retired'),
+      retiredBefore + 1,
+      'the pool of the slow exchange was retired while it was in flight',
+    );
     assert.deepEqual(line.routesChanged, ['a']);
     assert.deepEqual(line.routesRemoved, []);
 
