@@ -12,6 +12,7 @@ import { type Duplex, Readable } from 'node:stream';
 import type { Runtime } from '../config/runtime.js';
 import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
+import { interimRelay } from './interim.js';
 import { limitBody, limitConnections, serverOptionsFor } from './limits.js';
 import { type Arrival, LISTENER, type RawParts, serveConnect, serveUpgrade } from './raw.js';
 import { createRequestHygiene } from './request-hygiene.js';
@@ -112,7 +113,7 @@ export function createFront(opts: FrontOptions): Front {
       const refusal = connectionLimits.refusal(req.socket);
       if (refusal) throw refusal;
       const body = requestHasBody(req) ? limitBody(req, limits.maxBodyBytes) : null;
-      ex = buildExchange(id, req, arrival, body, abort.signal, startedAt, start);
+      ex = buildExchange(id, req, arrival, body, abort.signal, startedAt, start, res);
     } catch (err) {
       const failed = unroutedExchange(id, req, abort.signal, startedAt, start);
       return deliverError(failed, toSidecacheError(err), res);
@@ -202,6 +203,8 @@ export function createFront(opts: FrontOptions): Front {
     signal: AbortSignal,
     startedAt: number,
     start: number,
+    /** The response, for requests that get one (not CONNECT / Upgrade): interim responses go there. */
+    res?: ServerResponse,
   ): Exchange {
     const rt = current();
     const target =
@@ -224,6 +227,7 @@ export function createFront(opts: FrontOptions): Front {
       },
       signal,
       timings: { startedAt, start, phases: {} },
+      ...(res === undefined ? {} : { interim: interimRelay(req, res) }),
       ...(arrival.via === 'tunnel' ? { tunnel: { authority: arrival.authority, intercepted: true } } : {}),
     };
   }
