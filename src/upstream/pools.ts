@@ -1,5 +1,5 @@
 /**
- * One warm undici Pool per origin: keep-alive, a bounded number of connections, timeouts, optional
+ * One warm undici Pool per origin (per origin and settings, across a config reload): keep-alive, a bounded number of connections, timeouts, optional
  * HTTP/2, strict TLS verification (system CAs plus an optional extra CA file), and a measured
  * connector that records, for each new connection, how long DNS, TCP connect and TLS took.
  *
@@ -66,8 +66,17 @@ export interface PoolsDeps {
 }
 
 export interface UpstreamPools {
-  /** The pool for `origin`, created on first use with `settings`. */
+  /**
+   * The pool for `origin` with `settings`, created on first use. An origin whose settings a reload
+   * changed gets a second pool for new exchanges; `retire` then closes the old one.
+   */
   poolFor(origin: string, settings: UpstreamConfig): Pool;
+  /**
+   * After a config reload: every pool for which `isCurrent(origin, settings)` is false stops taking
+   * new exchanges and closes once its in-flight requests are done (`close` destroys what is left).
+   * Its parked connections close at once. Returns how many pools were retired.
+   */
+  retire(isCurrent: (origin: string, settings: UpstreamConfig) => boolean): number;
   /**
    * Call right before dispatching: the next `sendHeaders` on one of our pools reports the
    * connection it used to `onSocket` (synchronously, inside the dispatch).
@@ -80,10 +89,13 @@ export interface UpstreamPools {
    * pool's next connect. Rejects with the connect error (the attempt is reported to `onConnect`).
    */
   preconnect(origin: string, settings: UpstreamConfig): Promise<ConnectionRecord>;
-  /** Connections to `origin` ready for a request now: parked ones plus the pool's free ones. */
-  idleConnections(origin: string): { parked: number; free: number; connected: number };
-  /** Closes the parked connections of `origin` (it is no longer kept warm). */
-  dropParked(origin: string): void;
+  /** Connections of the pool for `origin` + `settings` ready for a request now: parked plus free. */
+  idleConnections(
+    origin: string,
+    settings: UpstreamConfig,
+  ): { parked: number; free: number; connected: number };
+  /** Closes the parked connections of that pool (the origin is no longer kept warm). */
+  dropParked(origin: string, settings: UpstreamConfig): void;
   /** Calls `listener` whenever an origin's idle connections may have dropped; returns unsubscribe. */
   onIdleChange(listener: IdleListener): () => void;
   /** Waits for in-flight requests then closes every pool; destroys them after `graceMs`. */
@@ -100,10 +112,31 @@ interface SendHeadersMessage {
 export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = {}): UpstreamPools {
   const ca = upstreamTrust(defaults.caFile);
   const records = new WeakMap<Socket, ConnectionRecord>();
-  const pools = new Map<string, Pool>();
-  /** origin → its measured connector (one per origin: the TLS session cache is shared). */
+  /** Pools by `origin settings-key`. */
+  const pools = new Map<string, { origin: string; settings: UpstreamConfig; pool: Pool }>();
+  /** Retired pools still finishing their in-flight requests. */
+  const retiring = new Map<Pool, Promise<void>>();
+  /** Settings objects are frozen per route and runtime: their key is computed once. */
+  const settingsKeys = new WeakMap<UpstreamConfig, string>();
+  const keyOf = (origin: string, settings: UpstreamConfig): string => {
+    let key = settingsKeys.get(settings);
+    if (key === undefined) {
+      key = [
+        settings.connectionsPerOrigin,
+        settings.keepAliveTimeoutMs,
+        settings.keepAliveMaxTimeoutMs,
+        settings.connectTimeoutMs,
+        settings.headersTimeoutMs,
+        settings.bodyTimeoutMs,
+        settings.http2,
+      ].join(',');
+      settingsKeys.set(settings, key);
+    }
+    return `${origin} ${key}`;
+  };
+  /** Pool key → its measured connector (one per pool: the TLS session cache is shared). */
   const dialers = new Map<string, Dialer>();
-  /** origin → pre-opened sockets waiting for the pool, in the order they were opened. */
+  /** Pool key → pre-opened sockets waiting for that pool, in the order they were opened. */
   const parked = new Map<string, Set<Socket>>();
   const idleListeners = new Set<IdleListener>();
   let claim: ((record: ConnectionRecord) => void) | null = null;
@@ -132,10 +165,11 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
   ) => Socket | undefined;
 
   function dialerFor(origin: string, settings: UpstreamConfig): Dialer {
-    let dialer = dialers.get(origin);
+    const key = keyOf(origin, settings);
+    let dialer = dialers.get(key);
     if (dialer === undefined) {
       dialer = measuredDialer(origin, settings);
-      dialers.set(origin, dialer);
+      dialers.set(key, dialer);
     }
     return dialer;
   }
@@ -204,15 +238,15 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
       socket.readableLength === 0);
 
   /**
-   * Takes the newest usable parked socket of `origin` (the one furthest from the origin's idle
-   * timeout, which we cannot know before a response says), dropping unusable ones on the way.
+   * Takes the newest usable parked socket of the pool `key` (the one furthest from the origin's
+   * idle timeout, which we cannot know before a response says), dropping unusable ones on the way.
    */
-  function takeParked(origin: string): Socket | null {
-    const stash = parked.get(origin);
+  function takeParked(key: string, origin: string): Socket | null {
+    const stash = parked.get(key);
     if (stash === undefined) return null;
     for (const socket of [...stash].reverse()) {
       stash.delete(socket);
-      socket.removeListener('close', parkedClosed(origin, socket));
+      socket.removeListener('close', parkedClosed(key, origin, socket));
       if (usable(socket)) return socket;
       socket.destroy();
     }
@@ -220,11 +254,11 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
   }
 
   const closeHandlers = new WeakMap<Socket, () => void>();
-  function parkedClosed(origin: string, socket: Socket): () => void {
+  function parkedClosed(key: string, origin: string, socket: Socket): () => void {
     let handler = closeHandlers.get(socket);
     if (handler === undefined) {
       handler = () => {
-        if (parked.get(origin)?.delete(socket)) tellIdle(origin, 'closed', socket);
+        if (parked.get(key)?.delete(socket)) tellIdle(origin, 'closed', socket);
       };
       closeHandlers.set(socket, handler);
     }
@@ -233,8 +267,9 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
 
   function measuredConnector(origin: string, settings: UpstreamConfig): buildConnector.connector {
     const dial = dialerFor(origin, settings);
+    const key = keyOf(origin, settings);
     return (opts, callback) => {
-      const warm = takeParked(origin);
+      const warm = takeParked(key, origin);
       if (warm !== null) {
         // Asynchronously, as a dialled connection would be: undici's Client is mid-resume here.
         process.nextTick(() => {
@@ -247,8 +282,16 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
     };
   }
 
+  function dropParkedOf(key: string): void {
+    const stash = parked.get(key);
+    if (stash === undefined) return;
+    parked.delete(key);
+    for (const socket of stash) socket.destroy();
+  }
+
   function poolFor(origin: string, settings: UpstreamConfig): Pool {
-    let pool = pools.get(origin);
+    const key = keyOf(origin, settings);
+    let pool = pools.get(key)?.pool;
     if (pool === undefined) {
       pool = new Pool(origin, {
         connections: settings.connectionsPerOrigin,
@@ -265,18 +308,38 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
         connect: measuredConnector(origin, settings),
       });
       pool.on('disconnect', () => tellIdle(origin, 'disconnect'));
-      pools.set(origin, pool);
+      pools.set(key, { origin, settings, pool });
     }
     return pool;
   }
 
   return {
     poolFor,
+    retire(isCurrent) {
+      let retired = 0;
+      for (const [key, entry] of pools) {
+        if (isCurrent(entry.origin, entry.settings)) continue;
+        pools.delete(key);
+        dropParkedOf(key);
+        retired++;
+        // undici's close waits for queued and running requests, then closes the connections.
+        const done = entry.pool.close().then(
+          () => {
+            retiring.delete(entry.pool);
+          },
+          () => {
+            retiring.delete(entry.pool);
+          },
+        );
+        retiring.set(entry.pool, done);
+      }
+      return retired;
+    },
     claimNextSocket(onSocket) {
       claim = onSocket;
     },
     origins() {
-      return [...pools.keys()];
+      return [...new Set([...pools.values()].map((e) => e.origin))];
     },
     preconnect(origin, settings) {
       if (closed) return Promise.reject(new Error('upstream pools closed'));
@@ -304,29 +367,33 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
             reject(new Error('upstream pools closed'));
             return;
           }
-          let stash = parked.get(origin);
+          const key = keyOf(origin, settings);
+          if (!pools.has(key)) {
+            socket.destroy(); // retired while it was connecting
+            reject(new Error('pool retired'));
+            return;
+          }
+          let stash = parked.get(key);
           if (stash === undefined) {
             stash = new Set();
-            parked.set(origin, stash);
+            parked.set(key, stash);
           }
           stash.add(socket);
           // Left ref'd: close() destroys parked sockets, so one that outlived it would show.
-          socket.once('close', parkedClosed(origin, socket));
+          socket.once('close', parkedClosed(key, origin, socket));
           resolve(record);
         });
       });
     },
-    idleConnections(origin) {
-      const stats = pools.get(origin)?.stats;
+    idleConnections(origin, settings) {
+      const key = keyOf(origin, settings);
+      const stats = pools.get(key)?.pool.stats;
       let count = 0;
-      for (const socket of parked.get(origin) ?? []) if (usable(socket)) count++;
+      for (const socket of parked.get(key) ?? []) if (usable(socket)) count++;
       return { parked: count, free: stats?.free ?? 0, connected: stats?.connected ?? 0 };
     },
-    dropParked(origin) {
-      const stash = parked.get(origin);
-      if (stash === undefined) return;
-      parked.delete(origin);
-      for (const socket of stash) socket.destroy();
+    dropParked(origin, settings) {
+      dropParkedOf(keyOf(origin, settings));
     },
     onIdleChange(listener) {
       idleListeners.add(listener);
@@ -336,19 +403,21 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
       closed = true;
       diagnostics.unsubscribe('undici:client:sendHeaders', onSendHeaders);
       idleListeners.clear();
-      for (const origin of [...parked.keys()]) {
-        const stash = parked.get(origin);
-        parked.delete(origin);
-        for (const socket of stash ?? []) socket.destroy();
-      }
-      const all = [...pools.values()];
+      for (const key of [...parked.keys()]) dropParkedOf(key);
+      const current = [...pools.values()].map((e) => e.pool);
+      const draining = [...retiring.entries()];
+      const all = [...current, ...draining.map(([pool]) => pool)];
       pools.clear();
+      retiring.clear();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), graceMs);
         timer.unref();
       });
-      const closedAll = Promise.allSettled(all.map((p) => p.close())).then(() => 'closed' as const);
+      const closedAll = Promise.allSettled([
+        ...current.map((p) => p.close()),
+        ...draining.map(([, done]) => done),
+      ]).then(() => 'closed' as const);
       const outcome = await Promise.race([closedAll, deadline]);
       clearTimeout(timer);
       if (outcome === 'timeout') await Promise.allSettled(all.map((p) => p.destroy()));

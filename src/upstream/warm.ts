@@ -98,7 +98,7 @@ export interface KeepWarm {
    * warm (their parked connections close). Resolves when the warm start is done or timed out.
    */
   apply(routes: readonly Route[]): Promise<WarmStartResult>;
-  /** For /readyz: not ready while a warm start runs (when `readyWait`). */
+  /** For /readyz: not ready while the first warm start runs (when `readyWait`); reloads do not count. */
   ready(): { ready: boolean; why: string };
   state(): WarmState;
   /** Stops timers and listeners; the pools close the connections. Idempotent. */
@@ -127,6 +127,9 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
   const { pools, observer } = deps;
   const targets = new Map<string, Target>();
   let warming = 0;
+  /** The first apply (at start) is running: the only warm start /readyz waits for. */
+  let starting = false;
+  let applied = false;
   let lastWarmStartMs: number | null = null;
   let closed = false;
 
@@ -192,7 +195,7 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
   function check(target: Target): void {
     if (closed || targets.get(target.origin) !== target || target.timer !== null) return;
     const { minIdle } = warmCounts(target.settings);
-    const idle = pools.idleConnections(target.origin);
+    const idle = pools.idleConnections(target.origin, target.settings);
     // An h2 connection keeps taking requests while busy (up to 100 streams): connected is ready.
     const ready = target.settings.http2 ? Math.max(idle.free, idle.connected) : idle.free;
     const have = idle.parked + ready + target.pending;
@@ -213,7 +216,7 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
   function stop(target: Target): void {
     if (target.timer !== null) clearTimeout(target.timer);
     target.timer = null;
-    pools.dropParked(target.origin);
+    pools.dropParked(target.origin, target.settings);
   }
 
   async function warmStart(fresh: readonly Target[]): Promise<WarmStartResult> {
@@ -291,7 +294,10 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
         .map((origin) => new URL(origin).hostname.replace(/^\[|\]$/g, ''))
         .filter((host) => isIP(host) === 0);
       deps.dns?.keepFresh(names);
+      const initial = !applied;
+      applied = true;
       warming++;
+      if (initial) starting = true;
       try {
         const result = await warmStart(fresh);
         lastWarmStartMs = result.durationMs;
@@ -299,10 +305,12 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
         return result;
       } finally {
         warming--;
+        if (initial) starting = false;
       }
     },
     ready() {
-      if (warm.readyWait && warming > 0) return { ready: false, why: 'warming' };
+      // Only the warm start at start: a reload's re-warm must not take a serving instance out.
+      if (warm.readyWait && starting) return { ready: false, why: 'warming' };
       return { ready: true, why: 'listening' };
     },
     state() {
@@ -311,7 +319,7 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
         warming: warming > 0,
         lastWarmStartMs,
         origins: [...targets.values()].map((t) => {
-          const idle = pools.idleConnections(t.origin);
+          const idle = pools.idleConnections(t.origin, t.settings);
           return {
             origin: t.origin,
             route: t.route,
