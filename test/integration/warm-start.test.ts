@@ -218,6 +218,55 @@ describe('warm start with interception', () => {
   });
 });
 
+describe('config reload', () => {
+  it('warms a route origin the reload added, before any request to it, and stays ready', async () => {
+    const ca = await createTestCa();
+    const first = await startSlowTlsOrigin(ca, 0);
+    const added = await startSlowTlsOrigin(ca, 0);
+    const caFile = ca.writeCertFile();
+    const input = (ports: number[]) => ({
+      routes: ports.map((port, i) => ({ name: `r${i}`, origin: `https://${HOST}:${port}` })),
+      ...STATIC_NAME,
+      listen: '127.0.0.1:0',
+      admin: { listen: '127.0.0.1:0' },
+      log: { level: 'silent' },
+      upstream: { caFile, warm: { connections: 1, minIdle: 1 } },
+    });
+    const sc = await startTestSidecache(input([first.port]) as never);
+    try {
+      await sc.instance.warmStart;
+      assert.equal(added.connections(), 0);
+      const { parseConfig } = await import('../../src/config/load.js');
+      const { compileRuntime } = await import('../../src/config/runtime.js');
+      const outcome = sc.instance.reload(() =>
+        compileRuntime(parseConfig(input([first.port, added.port]) as never)),
+      );
+      assert.equal(outcome.result, 'ok', JSON.stringify(outcome));
+      assert.ok(await eventually(() => added.connections() === 1), 'the added origin was not warmed');
+      assert.equal((await fetch(`${sc.adminUrl}/readyz`)).status, 200, 'a reload does not un-ready');
+      const addedOrigin = `https://${HOST}:${added.port}`;
+      assert.ok(
+        await eventually(
+          async () =>
+            (await metric(sc, 'sidecache_upstream_idle_connections', { origin: addedOrigin })) === 1,
+        ),
+      );
+      const res = await send(sc.url, '/r1/x');
+      assert.equal(res.status, 200, res.text());
+      // It went out on the warmed connection (keep-warm then opens a replacement: minIdle 1).
+      assert.match(String(res.headers['server-timing']), /connect;dur=0(\.0+)?;desc="reused"/);
+      assert.equal(
+        await metric(sc, 'sidecache_upstream_connections_ahead_used_total', { origin: addedOrigin }),
+        1,
+      );
+    } finally {
+      await sc.close();
+      await first.close();
+      await added.close();
+    }
+  });
+});
+
 describe('stay warm: connections the origin closes are re-opened', () => {
   let ca: TestCa;
   let origin: SlowTlsOrigin;
