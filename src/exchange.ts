@@ -40,6 +40,11 @@ export interface OriginInfo {
   retried: boolean;
   /** Bytes of response body received from the origin. */
   bodyBytes: number;
+  /**
+   * Set when the request was the first on a connection opened ahead of need (keep-warm): that
+   * connection's measured DNS + TCP + TLS time, ms, which this exchange did not wait for.
+   */
+  preconnectedMs?: number;
 }
 
 /** How the cache answered (docs/cache.md): also a metric label value. */

@@ -26,16 +26,22 @@ import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { createReloadMetrics } from './metrics/reload-metrics.js';
 import { createServerTiming } from './metrics/server-timing.js';
 import { createSharedTierMetrics } from './metrics/shared-tier-metrics.js';
+import { createWarmMetrics } from './metrics/warm-metrics.js';
 import { createPipeline } from './pipeline.js';
 import { createReloader, type ReloadOutcome } from './reloader.js';
 import { setUpTunnels } from './tunnel/setup.js';
 import { createOriginFetch } from './upstream/fetch-origin.js';
 import { createUpstreamPools } from './upstream/pools.js';
+import { createKeepWarm, type KeepWarm, type WarmStartResult } from './upstream/warm.js';
 
 export interface Sidecache {
   readonly proxyAddress: AddressInfo;
   readonly adminAddress: AddressInfo | null;
   readonly metrics: Metrics;
+  /** Keep-warm; `warm.apply(routes)` re-warms after a config change. */
+  readonly warm: KeepWarm;
+  /** The warm start begun at start: settles when every route origin is connected or it timed out. */
+  readonly warmStart: Promise<WarmStartResult>;
   /** The running config (it changes on reload). */
   runtime(): Runtime;
   /**
@@ -82,6 +88,25 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const lookup = ((hostname, options, callback) =>
     lookupFor()(hostname, options, callback)) as LookupFunction;
   const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect, lookup });
+  const warmMetrics = createWarmMetrics(metrics.registry, () => keepWarm.state());
+  const keepWarm = createKeepWarm(config.upstream.warm, {
+    pools,
+    dns,
+    // Intercepted route hosts: their leaf certificates are minted during the warm start too.
+    // (apply() runs after listening, once `tunnels` below exists.)
+    prepare: (hosts) => tunnels.prepareLeaves(hosts),
+    observer: {
+      ...warmMetrics,
+      onWarmStart(result) {
+        warmMetrics.onWarmStart?.(result);
+        logger.info({ ...result, durationMs: Math.round(result.durationMs) }, 'warm start done');
+      },
+      onOriginHealth(origin, healthy, errorCode) {
+        if (healthy) logger.info({ origin }, 'keep-warm: origin reachable again');
+        else logger.warn({ origin, code: errorCode }, 'keep-warm: cannot connect; retrying with backoff');
+      },
+    },
+  });
   const sharedTier = config.cache.enabled
     ? createSharedTier(config.cache, {
         onRemove: metrics.cache.onRemove,
@@ -167,6 +192,8 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     // after its in-flight requests.
     const retired = pools.retire(poolStillCurrent(next));
     if (retired > 0) logger.info({ retired }, 'config reload: upstream pools with old settings retired');
+    // Warm the new or changed route origins; ones no longer routed stop being kept warm.
+    void keepWarm.apply(next.routes);
   });
 
   let draining = false;
@@ -175,10 +202,12 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         registry: metrics.registry,
         token: config.admin.token,
         caCertPem: tunnels.caCertPem,
-        ready: () =>
-          draining
-            ? { ready: false, why: 'shutting down' }
-            : (sharedTier?.ready() ?? { ready: true, why: 'listening' }),
+        ready: () => {
+          if (draining) return { ready: false, why: 'shutting down' };
+          const warm = keepWarm.ready();
+          if (!warm.ready) return warm;
+          return sharedTier?.ready() ?? { ready: true, why: 'listening' };
+        },
         purge: createPurgeHandler(cache, ref.current),
         ...(deps.loadRuntime ? { reload: () => reload(deps.loadRuntime as () => Runtime) } : {}),
       })
@@ -191,6 +220,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     if (admin && runtime.adminListen) adminAddress = await listen(admin, runtime.adminListen, 'admin.listen');
   } catch (err) {
     front.server.close();
+    keepWarm.close();
     await pools.close(0);
     await dns.close();
     await sharedTier?.close();
@@ -206,12 +236,16 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     'sidecache started',
   );
   logger.flush();
+  // In the background: requests are served meanwhile (on cold connections until it is done).
+  const warmStart = keepWarm.apply(runtime.routes);
 
   let closing: Promise<void> | null = null;
   return {
     proxyAddress,
     adminAddress,
     metrics,
+    warm: keepWarm,
+    warmStart,
     runtime: ref.current,
     reload,
     onRuntimeChange(listener) {
@@ -228,6 +262,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         front.server.closeAllConnections();
         front.closeTunnels();
         await serverClosed;
+        keepWarm.close();
         await pools.close(Math.max(0, deadline - Date.now()));
         await dns.close();
         await sharedTier?.close();

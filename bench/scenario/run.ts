@@ -7,14 +7,23 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { hasFlask } from '../../test/helpers/python.js';
-import { DEFAULT_OPTIONS, formatScenario, MODES, type Mode, runScenario } from './scenario.js';
+import {
+  DEFAULT_OPTIONS,
+  formatScenario,
+  KEEP_WARM,
+  type KeepWarm,
+  MODES,
+  type Mode,
+  runScenario,
+} from './scenario.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 function usage(message: string): never {
   console.error(`bench:scenario: ${message}
 usage: npm run bench:scenario -- [--pages N] [--modes direct,intercept,routes] [--dns-delay-ms MS]
-       [--handshake-delay-ms MS] [--think-min-ms MS] [--think-max-ms MS] [--json PATH]`);
+       [--handshake-delay-ms MS] [--think-min-ms MS] [--think-max-ms MS] [--keep-warm off,on]
+       [--idle-ms MS] [--idle-pages N] [--origin-idle-ms MS] [--dns-ttl-s S] [--json PATH]`);
   process.exit(2);
 }
 
@@ -28,6 +37,11 @@ try {
       'handshake-delay-ms': { type: 'string' },
       'think-min-ms': { type: 'string' },
       'think-max-ms': { type: 'string' },
+      'keep-warm': { type: 'string' },
+      'idle-ms': { type: 'string' },
+      'idle-pages': { type: 'string' },
+      'origin-idle-ms': { type: 'string' },
+      'dns-ttl-s': { type: 'string' },
       json: { type: 'string' },
     },
   }) as { values: Record<string, string | undefined> });
@@ -45,6 +59,9 @@ function int(name: string, fallback: number, min: number): number {
 
 const modes = (values.modes?.split(',') ?? [...MODES]) as Mode[];
 for (const m of modes) if (!MODES.includes(m)) usage(`--modes: "${m}" is not one of ${MODES.join(', ')}`);
+const keepWarm = (values['keep-warm']?.split(',') ?? [...KEEP_WARM]) as KeepWarm[];
+for (const k of keepWarm)
+  if (!KEEP_WARM.includes(k)) usage(`--keep-warm: "${k}" is not one of ${KEEP_WARM.join(', ')}`);
 const options = {
   pages: int('pages', DEFAULT_OPTIONS.pages, 1),
   dnsDelayMs: int('dns-delay-ms', DEFAULT_OPTIONS.dnsDelayMs, 0),
@@ -52,6 +69,11 @@ const options = {
   thinkMinMs: int('think-min-ms', DEFAULT_OPTIONS.thinkMinMs, 0),
   thinkMaxMs: int('think-max-ms', DEFAULT_OPTIONS.thinkMaxMs, 0),
   modes,
+  keepWarm,
+  idleMs: int('idle-ms', DEFAULT_OPTIONS.idleMs, 0),
+  idlePages: int('idle-pages', DEFAULT_OPTIONS.idlePages, 0),
+  originIdleMs: int('origin-idle-ms', DEFAULT_OPTIONS.originIdleMs, 1),
+  dnsTtlS: int('dns-ttl-s', DEFAULT_OPTIONS.dnsTtlS, 0),
 };
 if (options.thinkMaxMs < options.thinkMinMs) usage('--think-max-ms must be >= --think-min-ms');
 

@@ -4,9 +4,14 @@
 //   intercept  HTTPS_PROXY at sidecache, which intercepts TLS (its own CA) and serves each call
 //              from its cache or a warm pool, resolving with `--dns` at the same slow nameserver;
 //   routes     the app's base URLs on sidecache's reverse routes (plain HTTP on loopback).
-// Each proxied mode starts its own sidecache and measures the first page (everything cold), pages
-// after a purge of the cache (pools and DNS warm), and pages on a warm cache. What reached the
-// origins is counted there, per page. See docs/BENCHMARKS.md.
+// Each proxied mode starts its own sidecache, once per keep-warm setting (`keepWarm`: on = the
+// defaults of upstream.warm, off = no connection opened ahead of need), waits for /readyz (as an
+// orchestrator would), and measures the first page (cache cold; connections and DNS cold unless
+// kept warm), pages after a purge of the cache (pools and DNS warm), pages on a warm cache, and
+// pages after an idle period (`idleMs`) longer than the origins' keep-alive idle timeout
+// (`originIdleMs`) and the DNS TTL (`dnsTtlS`, raised to sidecache's dns.minTtlMs), cache purged
+// first: a scaled-down "page after 5 minutes idle". What reached the origins is counted there, per
+// page. See docs/BENCHMARKS.md.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -26,6 +31,8 @@ const APP = fileURLToPath(new URL('./app.py', import.meta.url));
 
 export const MODES = ['direct', 'intercept', 'routes'] as const;
 export type Mode = (typeof MODES)[number];
+export const KEEP_WARM = ['off', 'on'] as const;
+export type KeepWarm = (typeof KEEP_WARM)[number];
 
 export interface ScenarioOptions {
   readonly pages: number;
@@ -34,6 +41,13 @@ export interface ScenarioOptions {
   readonly thinkMinMs: number;
   readonly thinkMaxMs: number;
   readonly modes: readonly Mode[];
+  /** Keep-warm settings to run each proxied mode with. */
+  readonly keepWarm: readonly KeepWarm[];
+  /** Idle time before each "after idle" page; 0: no such pages. */
+  readonly idleMs: number;
+  readonly idlePages: number;
+  readonly originIdleMs: number;
+  readonly dnsTtlS: number;
 }
 
 export const DEFAULT_OPTIONS: ScenarioOptions = {
@@ -43,12 +57,18 @@ export const DEFAULT_OPTIONS: ScenarioOptions = {
   thinkMinMs: 30,
   thinkMaxMs: 80,
   modes: MODES,
+  keepWarm: KEEP_WARM,
+  idleMs: 7_000,
+  idlePages: 2,
+  originIdleMs: 5_000,
+  dnsTtlS: 1,
 };
 
-type Phase = 'direct' | 'first' | 'purged' | 'warm';
+type Phase = 'direct' | 'first' | 'purged' | 'warm' | 'idle';
 
 export interface Page {
   readonly mode: Mode;
+  readonly keepWarm: KeepWarm | null;
   readonly phase: Phase;
   readonly ms: number;
   readonly sha256: string;
@@ -65,6 +85,7 @@ export interface Page {
 export interface Row {
   readonly label: string;
   readonly mode: Mode;
+  readonly keepWarm: KeepWarm | null;
   readonly phase: Phase;
   readonly pages: number;
   readonly medianMs: number;
@@ -141,7 +162,11 @@ async function startApp(env: Record<string, string>): Promise<RunningApp> {
  * The sidecache config of the scenario: one route per API with the cache policy that is right for
  * it, interception of the three names, DNS at the slow nameserver, the origins' CA trusted upstream.
  */
-export function sidecacheConfig(world: World, caDir: string): Record<string, unknown> {
+export function sidecacheConfig(
+  world: World,
+  caDir: string,
+  keepWarm: KeepWarm = 'on',
+): Record<string, unknown> {
   return {
     log: { level: 'info', access: false },
     routes: [
@@ -180,7 +205,11 @@ export function sidecacheConfig(world: World, caDir: string): Record<string, unk
     // private resolved addresses (unless allowed by address) still admits them.
     allow: ['127.0.0.1'],
     dns: { mode: 'udp', servers: [world.dns.address] },
-    upstream: { caFile: world.caFile },
+    upstream: {
+      caFile: world.caFile,
+      // on: upstream.warm's defaults; off: nothing opened before a request needs it.
+      ...(keepWarm === 'off' ? { warm: { connections: 0, minIdle: 0 } } : {}),
+    },
     tls: { caDir },
   };
 }
@@ -210,7 +239,7 @@ export async function runScenario(
   try {
     const rtt = await world.warmRoundTripMs(20);
 
-    const renderPage = async (mode: Mode, phase: Phase): Promise<void> => {
+    const renderPage = async (mode: Mode, phase: Phase, keepWarm: KeepWarm | null): Promise<void> => {
       if (!app) throw new Error('no app');
       const before = world.counts();
       const t0 = performance.now();
@@ -224,6 +253,7 @@ export async function runScenario(
       const originRequests = world.log.slice(before.requests, after.requests);
       const page: Page = {
         mode,
+        keepWarm,
         phase,
         ms,
         sha256: createHash('sha256').update(body).digest('hex'),
@@ -237,7 +267,7 @@ export async function runScenario(
       };
       pages.push(page);
       progress(
-        `  ${mode.padEnd(9)} ${phase.padEnd(6)} ${ms.toFixed(0).padStart(6)} ms  ` +
+        `  ${mode.padEnd(9)} ${(keepWarm ?? '').padEnd(3)} ${phase.padEnd(6)} ${ms.toFixed(0).padStart(6)} ms  ` +
           `${originRequests.length} origin requests, ${page.handshakes} handshakes`,
       );
     };
@@ -250,6 +280,15 @@ export async function runScenario(
       }
     };
 
+    const waitReady = async (): Promise<void> => {
+      if (!sc) throw new Error('no sidecache');
+      for (let i = 0; i < 400; i++) {
+        if ((await fetch(`${sc.adminUrl}/readyz`)).ok) return;
+        await sleep(50);
+      }
+      throw new Error('sidecache not ready in 20 s');
+    };
+
     for (const mode of opts.modes) {
       if (mode === 'direct') {
         app = await startApp({
@@ -259,11 +298,15 @@ export async function runScenario(
           REQUESTS_CA_BUNDLE: world.caFile,
           DNS_SERVER: world.dns.address,
         });
-        for (let i = 0; i < opts.pages; i++) await renderPage(mode, 'direct');
-      } else {
-        const caDir = join(work, `ca-${mode}`);
-        const configFile = join(work, `sidecache-${mode}.yaml`);
-        writeFileSync(configFile, stringify(sidecacheConfig(world, caDir)));
+        for (let i = 0; i < opts.pages; i++) await renderPage(mode, 'direct', null);
+        await app.stop();
+        app = null;
+        continue;
+      }
+      for (const keepWarm of opts.keepWarm) {
+        const caDir = join(work, `ca-${mode}-${keepWarm}`);
+        const configFile = join(work, `sidecache-${mode}-${keepWarm}.yaml`);
+        writeFileSync(configFile, stringify(sidecacheConfig(world, caDir, keepWarm)));
         sc = await spawnSidecache(['--config', configFile]);
         const common = { REQUESTS_CA_BUNDLE: join(caDir, 'ca.pem'), DNS_SERVER: world.dns.address };
         app = await startApp(
@@ -282,16 +325,20 @@ export async function runScenario(
                 USERS_API: `${sc.url}/users/api`,
               },
         );
-        await renderPage(mode, 'first');
+        await waitReady();
+        await renderPage(mode, 'first', keepWarm);
         for (let i = 0; i < opts.pages; i++) {
           await purgeCache();
-          await renderPage(mode, 'purged');
+          await renderPage(mode, 'purged', keepWarm);
         }
-        for (let i = 0; i < opts.pages; i++) await renderPage(mode, 'warm');
-      }
-      await app.stop();
-      app = null;
-      if (sc) {
+        for (let i = 0; i < opts.pages; i++) await renderPage(mode, 'warm', keepWarm);
+        for (let i = 0; opts.idleMs > 0 && i < opts.idlePages; i++) {
+          await purgeCache();
+          await sleep(opts.idleMs);
+          await renderPage(mode, 'idle', keepWarm);
+        }
+        await app.stop();
+        app = null;
         await sc.stop();
         sc = null;
       }
@@ -317,32 +364,36 @@ export async function runScenario(
     const rows: Row[] = [];
     const labels: Record<Phase, string> = {
       direct: 'direct (new connection + DNS per call)',
-      first: 'first page (all cold)',
+      first: 'first page after start',
       purged: 'cache purged (pools, DNS warm)',
       warm: 'warm cache',
+      idle: 'page after idle (cache purged)',
     };
     for (const mode of opts.modes) {
-      for (const phase of ['direct', 'first', 'purged', 'warm'] as const) {
-        const ps = pages.filter((p) => p.mode === mode && p.phase === phase);
-        if (ps.length === 0) continue;
-        const per = (f: (p: Page) => number) => ps.reduce((s, p) => s + f(p), 0) / ps.length;
-        const medianMs = median(ps.map((p) => p.ms));
-        const floorMs = median(ps.map((p) => p.floorMs));
-        rows.push({
-          label: mode === 'direct' ? labels.direct : `${mode}: ${labels[phase]}`,
-          mode,
-          phase,
-          pages: ps.length,
-          medianMs,
-          p90Ms: p90(ps.map((p) => p.ms)),
-          speedup: directMedian / medianMs,
-          originRequests: per((p) => p.originRequests.length),
-          handshakes: per((p) => p.handshakes),
-          githubUnits: per((p) => p.githubUnits),
-          dnsQueries: per((p) => p.dnsQueries),
-          floorMs,
-          xFloor: medianMs / floorMs,
-        });
+      for (const keepWarm of mode === 'direct' ? [null] : opts.keepWarm) {
+        for (const phase of ['direct', 'first', 'purged', 'warm', 'idle'] as const) {
+          const ps = pages.filter((p) => p.mode === mode && p.phase === phase && p.keepWarm === keepWarm);
+          if (ps.length === 0) continue;
+          const per = (f: (p: Page) => number) => ps.reduce((s, p) => s + f(p), 0) / ps.length;
+          const medianMs = median(ps.map((p) => p.ms));
+          const floorMs = median(ps.map((p) => p.floorMs));
+          rows.push({
+            label: mode === 'direct' ? labels.direct : `${mode}, keep-warm ${keepWarm}: ${labels[phase]}`,
+            mode,
+            keepWarm,
+            phase,
+            pages: ps.length,
+            medianMs,
+            p90Ms: p90(ps.map((p) => p.ms)),
+            speedup: directMedian / medianMs,
+            originRequests: per((p) => p.originRequests.length),
+            handshakes: per((p) => p.handshakes),
+            githubUnits: per((p) => p.githubUnits),
+            dnsQueries: per((p) => p.dnsQueries),
+            floorMs,
+            xFloor: medianMs / floorMs,
+          });
+        }
       }
     }
     return { options: opts, warmRoundTripMs: rtt, rows, pages, failures };
@@ -390,24 +441,44 @@ export function formatScenario(result: ScenarioResult): string {
     r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ');
   const lines = [
     `issue 10 scenario: 20 sequential API calls per page (GitHub 7, Stripe 4, user service 9 incl. 1 POST); ` +
-      `DNS ${o.dnsDelayMs} ms, TLS handshake round trip ${o.handshakeDelayMs} ms, think ${o.thinkMinMs}-${o.thinkMaxMs} ms; ` +
+      `DNS ${o.dnsDelayMs} ms (TTL ${o.dnsTtlS} s), TLS handshake round trip ${o.handshakeDelayMs} ms, think ${o.thinkMinMs}-${o.thinkMaxMs} ms; ` +
+      `origins close connections idle ${o.originIdleMs} ms; idle ${o.idleMs} ms before an after-idle page; ` +
       `warm round trip ${result.warmRoundTripMs.toFixed(2)} ms`,
     fmt(head),
     fmt(head.map((_, c) => '-'.repeat(widths[c] ?? 0))),
     ...body.map(fmt),
   ];
-  const find = (mode: Mode, phase: Phase) => result.rows.find((r) => r.mode === mode && r.phase === phase);
+  const find = (mode: Mode, phase: Phase, keepWarm: KeepWarm | null = null) =>
+    result.rows.find(
+      (r) => r.mode === mode && r.phase === phase && (keepWarm === null || r.keepWarm === keepWarm),
+    );
+  const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
   for (const mode of ['intercept', 'routes'] as const) {
     const warm = find(mode, 'warm');
     const purged = find(mode, 'purged');
     const first = find(mode, 'first');
     if (!warm || !purged || !first || !find('direct', 'direct')) continue;
-    const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
     lines.push(
       `targets (${mode}): warm ${fmtNum(warm.xFloor, 2)}x floor (<= 1.3x: ${verdict(warm.xFloor <= 1.3)}), ` +
         `warm ${fmtNum(warm.speedup, 1)}x faster (> 10x: ${verdict(warm.speedup > 10)}), ` +
         `cold cache ${fmtNum(purged.speedup, 1)}x / first page ${fmtNum(first.speedup, 1)}x (>= 3x: ${verdict(purged.speedup >= 3)} / ${verdict(first.speedup >= 3)})`,
     );
+  }
+  // Issue 11: the first page (and the page after idle) within 1.5x of a page on warm connections
+  // and DNS with the same cold cache (the "cache purged" page of the same run).
+  for (const mode of ['intercept', 'routes'] as const) {
+    for (const keepWarm of KEEP_WARM) {
+      const purged = find(mode, 'purged', keepWarm);
+      const first = find(mode, 'first', keepWarm);
+      if (!purged || !first) continue;
+      const idle = find(mode, 'idle', keepWarm);
+      const r1 = first.medianMs / purged.medianMs;
+      const r2 = idle ? idle.medianMs / purged.medianMs : Number.NaN;
+      lines.push(
+        `keep-warm ${keepWarm} (${mode}): first page ${fmtNum(r1, 2)}x a warm-connection page (<= 1.5x: ${verdict(r1 <= 1.5)})` +
+          (idle ? `, page after idle ${fmtNum(r2, 2)}x (<= 1.5x: ${verdict(r2 <= 1.5)})` : ''),
+      );
+    }
   }
   lines.push(
     result.failures.length === 0

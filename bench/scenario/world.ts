@@ -45,6 +45,10 @@ const GITHUB_PER_PAGE = 25;
 
 export interface WorldOptions {
   readonly dnsDelayMs: number;
+  /** Origins close keep-alive connections idle this long (a real API's idle timeout, scaled down). */
+  readonly originIdleMs?: number;
+  /** TTL of the origins' DNS records, seconds. */
+  readonly dnsTtlS?: number;
   readonly handshakeDelayMs: number;
   readonly thinkMinMs: number;
   readonly thinkMaxMs: number;
@@ -249,7 +253,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     const leaf = await ca.issue({ dns: [name] });
     const handler = handlers[api];
     const https = createHttpsServer(
-      { cert: leaf.cert, key: leaf.key, keepAliveTimeout: 60_000 },
+      { cert: leaf.cert, key: leaf.key, keepAliveTimeout: opts.originIdleMs ?? 60_000 },
       (req: IncomingMessage, res: ServerResponse) => {
         void serve(api, handler, req, res);
       },
@@ -268,7 +272,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     const port = (tcp.address() as AddressInfo).port;
     urls[api] = `https://${name}:${port}`;
     hosts[api] = { name, port };
-    zone.set(name, { A: ['127.0.0.1'], ttl: 300 });
+    zone.set(name, { A: ['127.0.0.1'], ttl: opts.dnsTtlS ?? 300 });
     closers.push(async () => {
       https.closeAllConnections();
       for (const s of sockets) s.destroy();

@@ -71,7 +71,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <table id="routes"><thead><tr><th>route</th><th>requests</th><th>hit ratio</th><th>avoided</th><th>saved: cache</th><th>connection</th><th>dns</th></tr></thead><tbody></tbody></table>
 
 <h2>Origins <span class="muted">(slowest first)</span></h2>
-<table id="origins"><thead><tr><th>origin</th><th>mean upstream</th><th>requests</th><th>reuse</th><th>connections</th><th>TLS handshake</th><th>connect errors</th></tr></thead><tbody></tbody></table>
+<table id="origins"><thead><tr><th>origin</th><th>mean upstream</th><th>requests</th><th>reuse</th><th>connections</th><th>idle (warm)</th><th>TLS handshake</th><th>connect errors</th></tr></thead><tbody></tbody></table>
 
 <h2>Advice</h2>
 <ul id="advice"></ul>
@@ -162,6 +162,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       function (o) { return String(o.requests); },
       function (o) { return percent(o.reuseRatio); },
       function (o) { return String(o.connectionsOpened); },
+      function (o) { return o.idleConnections === null ? '–' : String(o.idleConnections); },
       function (o) { return o.meanTlsSeconds === null ? '–' : seconds(o.meanTlsSeconds); },
       function (o) { return String(o.connectErrors); },
     ]);

@@ -85,7 +85,11 @@ export function compileRuntime(config: Config): Runtime {
     const basePath = url.pathname.replace(/\/+$/, '');
     const prefix = r.prefix === undefined ? `/${r.name}/` : r.prefix === false ? null : r.prefix;
     const overrides = Object.fromEntries(Object.entries(r.upstream).filter(([, v]) => v !== undefined));
-    const upstream: UpstreamConfig = Object.freeze({ ...config.upstream, ...overrides });
+    const warm = Object.freeze({
+      ...config.upstream.warm,
+      ...Object.fromEntries(Object.entries(r.upstream.warm ?? {}).filter(([, v]) => v !== undefined)),
+    });
+    const upstream: UpstreamConfig = Object.freeze({ ...config.upstream, ...overrides, warm });
     const hosts = Object.freeze(r.hosts.map(normaliseHost));
     const route: Route = {
       name: r.name,
@@ -104,6 +108,7 @@ export function compileRuntime(config: Config): Runtime {
         return (
           `route "${r.name}": ${ways.join('; ')} → ${url.origin}${basePath}` +
           ` (up to ${upstream.connectionsPerOrigin} connections, ${upstream.http2 ? 'HTTP/2 offered' : 'HTTP/1.1'})` +
+          `\n  ${explainWarm(upstream.warm)}` +
           `\n  ${config.cache.enabled ? explainPolicy(r.cache) : 'cache: off (cache.enabled is false)'}`
         );
       },
@@ -150,6 +155,13 @@ export function compileRuntime(config: Config): Runtime {
           : 'cache: off',
       );
       if (routes.length === 0) lines.splice(2, 0, 'no routes configured');
+      else {
+        const w = config.upstream.warm;
+        lines.push(
+          `warm start: route origins resolved and connected in parallel at start, for up to ${w.timeoutMs / 1000} s; ` +
+            (w.readyWait ? '/readyz says "warming" until then' : '/readyz does not wait for it'),
+        );
+      }
 
       const dns = config.dns;
       const via =
@@ -164,4 +176,13 @@ export function compileRuntime(config: Config): Runtime {
       return lines.join('\n');
     },
   });
+}
+
+function explainWarm(warm: UpstreamConfig['warm']): string {
+  if (warm.connections === 0 && warm.minIdle === 0)
+    return 'keep-warm: off (no connections opened ahead of need)';
+  return (
+    `keep-warm: ${warm.connections} connection(s) opened at start (DNS, TCP, TLS), at least ${warm.minIdle} kept idle` +
+    ` (re-opened after ${warm.retryMinMs / 1000}..${warm.retryMaxMs / 1000} s when the origin is down); name kept fresh in the DNS cache`
+  );
 }

@@ -152,6 +152,56 @@ export const limitsSchema = z
   })
   .strict();
 
+/** Keep-warm (upstream/warm.ts): connections opened before requests need them, and kept open. */
+export const warmSchema = z
+  .object({
+    connections: z
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(2)
+      .describe(
+        'Connections opened to each route origin at start (DNS, TCP, TLS done), before any request; 0: none.',
+      ),
+    minIdle: z
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(1)
+      .describe(
+        'Idle connections kept open to each route origin, re-opened when the origin or an idle timeout closes them; 0: none.',
+      ),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(5_000)
+      .describe(
+        'Longest the warm start (resolve and connect every route origin) may take before it counts as done.',
+      ),
+    readyWait: z
+      .boolean()
+      .default(true)
+      .describe('/readyz answers 503 "warming" until the warm start is done or timed out.'),
+    retryMinMs: z
+      .number()
+      .int()
+      .min(10)
+      .default(500)
+      .describe(
+        'First wait before re-opening a connection to an origin that failed to connect; doubles per failure.',
+      ),
+    retryMaxMs: z
+      .number()
+      .int()
+      .min(10)
+      .default(30_000)
+      .describe('Longest wait between attempts to re-open connections to an origin that is down.'),
+  })
+  .strict();
+
 export const upstreamSchema = z
   .object({
     connectionsPerOrigin: z
@@ -196,6 +246,11 @@ export const upstreamSchema = z
       .boolean()
       .default(true)
       .describe('Retry an idempotent, bodiless request once when its pooled socket turns out dead.'),
+    warm: warmSchema
+      .default(warmSchema.parse({}))
+      .describe(
+        'Keep-warm: connections opened at start and kept idle per route origin (README, "Keep warm").',
+      ),
   })
   .strict();
 
@@ -209,6 +264,14 @@ export const routeUpstreamSchema = z
     bodyTimeoutMs: z.number().int().min(1).optional(),
     http2: z.boolean().optional(),
     retryDeadSocket: z.boolean().optional(),
+    warm: z
+      .object({
+        connections: z.number().int().min(0).max(64).optional(),
+        minIdle: z.number().int().min(0).max(64).optional(),
+      })
+      .strict()
+      .optional()
+      .describe("Per-route keep-warm: connections and minIdle (unset keys inherit upstream.warm's)."),
   })
   .strict();
 
@@ -399,6 +462,7 @@ export const configSchema = z
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type UpstreamConfig = z.output<typeof upstreamSchema>;
+export type WarmConfig = z.output<typeof warmSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
 export type TunnelConfig = z.output<typeof tunnelSchema>;
 export type TlsConfig = z.output<typeof tlsSchema>;

@@ -81,6 +81,12 @@ export interface DnsCache {
   readonly lookup: LookupFunction;
   /** Entries held (one per name and record type), for a cache-size gauge. */
   readonly size: number;
+  /**
+   * Names to keep fresh whether or not anything asked for them during a TTL (keep-warm's route
+   * origins): their answers are prefetched in the last `prefetchRatio` of every TTL. Replaces
+   * the previous set; takes effect from the next answer stored for each name.
+   */
+  keepFresh(hosts: Iterable<string>): void;
   /** Stops prefetch timers, aborts queries in flight and releases the resolver. Idempotent. */
   close(): Promise<void>;
 }
@@ -145,6 +151,7 @@ export function createDnsCache(input: unknown, deps: DnsCacheDeps = {}): DnsCach
   });
   const inFlight = new Map<string, Promise<QueryResult>>();
   const controllers = new Set<AbortController>();
+  let keptFresh: ReadonlySet<string> = new Set();
   let closed = false;
 
   const keyOf = (name: string, type: RecordType) => `${type} ${name}`;
@@ -253,8 +260,10 @@ export function createDnsCache(input: unknown, deps: DnsCacheDeps = {}): DnsCach
       const timer = setTimeout(
         () => {
           entry.prefetchTimer = null;
-          // Only a name asked for during this TTL is refreshed; an unused one is left to expire.
-          if (entries.peek(key) === entry && entry.usedSinceStore) prefetch(name, type);
+          // Only a name asked for during this TTL (or one kept fresh) is refreshed; an unused one
+          // is left to expire.
+          if (entries.peek(key) === entry && (entry.usedSinceStore || keptFresh.has(name)))
+            prefetch(name, type);
         },
         Math.min(MAX_TIMER_MS, Math.max(0, at - t)),
       );
@@ -452,6 +461,9 @@ export function createDnsCache(input: unknown, deps: DnsCacheDeps = {}): DnsCach
     lookup,
     get size() {
       return entries.size;
+    },
+    keepFresh(hosts) {
+      keptFresh = new Set([...hosts].map(normaliseHostName));
     },
     async close() {
       if (closed) return;

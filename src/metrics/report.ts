@@ -73,6 +73,14 @@ function savedLine(saved: Summary['savedSeconds']): string {
   return `${formatSeconds(saved.total)} (cache ${formatSeconds(saved.cache)}, connection ${formatSeconds(saved.connection)}, dns ${formatSeconds(saved.dns)})`;
 }
 
+function warmLine(w: Summary['warm']): string {
+  if (w.startSeconds === null && !w.warming && w.openedAhead === 0) return 'off (no route origins kept warm)';
+  const start = w.warming
+    ? 'warm start running'
+    : `warm start took ${w.startSeconds === null ? '–' : formatSeconds(w.startSeconds)}`;
+  return `${start}; ${w.idleConnections} idle connections now; ${w.openedAhead} opened ahead of need, ${w.usedAhead} used by requests`;
+}
+
 function formatBytes(n: number): string {
   if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
   if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
@@ -109,6 +117,7 @@ export function formatReport(s: Summary, admin: string): string {
     `requests     ${s.requests}  (${s.inFlight} in flight)`,
     `hit ratio    ${percent(s.hitRatio)} of ${s.lookups} cache lookups; ${s.avoided} upstream requests avoided`,
     `time saved   ${savedLine(s.savedSeconds)}`,
+    `keep-warm    ${warmLine(s.warm)}`,
   );
   lines.push(...warmthLines(s.warmth));
   const routes = s.routes.filter((r) => r.requests > 0 || r.savedSeconds.total > 0);
@@ -128,8 +137,9 @@ export function formatReport(s: Summary, admin: string): string {
       const mean = o.meanUpstreamSeconds === null ? '–' : formatSeconds(o.meanUpstreamSeconds);
       const tls = o.meanTlsSeconds === null ? '' : `, TLS handshake ${formatSeconds(o.meanTlsSeconds)}`;
       const errors = o.connectErrors > 0 ? `, ${o.connectErrors} connect errors` : '';
+      const idle = o.idleConnections === null ? '' : `, ${o.idleConnections} idle`;
       lines.push(
-        `  ${o.origin.padEnd(width)}  ${mean.padStart(9)}  ${String(o.requests).padStart(6)} req  reuse ${percent(o.reuseRatio).padStart(6)}  ${o.connectionsOpened} connections${tls}${errors}`,
+        `  ${o.origin.padEnd(width)}  ${mean.padStart(9)}  ${String(o.requests).padStart(6)} req  reuse ${percent(o.reuseRatio).padStart(6)}  ${o.connectionsOpened} connections${idle}${tls}${errors}`,
       );
     }
   }

@@ -7,7 +7,11 @@
  * - `connection`: an exchange that went out on a reused pooled connection saved the connect + TLS
  *   time measured for that origin: an exponentially weighted moving average over the connections
  *   sidecache opened to it (from the pools' ConnectEvents). An origin with no measured connection
- *   yet is credited nothing.
+ *   yet is credited nothing. The first exchange on a connection keep-warm opened ahead of need is
+ *   credited that connection's own measured DNS + TCP + TLS time instead (`preconnectedMs`), once;
+ *   later exchanges on it are ordinary reuses. (A DNS cache hit during that warm connect was
+ *   credited as `dns` with the last real lookup's time and adds only its µs here; a miss was
+ *   credited nothing as `dns` and adds its query time here: each lookup is counted once.)
  * - `cache`: an answer from the cache (fresh, stale, coalesced, or revalidated with a 304) saved
  *   the upstream fetch time recorded with the stored entry minus the time it took to serve it; the
  *   cache stage puts that on the Exchange as `ex.cache.savedMs`. Only amounts > 0 count.
@@ -83,7 +87,8 @@ export function createSavedTimeLedger(opts: SavedTimeOptions = {}): SavedTimeLed
     exchangeSavings(ex) {
       const saved: Partial<Record<SavedKind, number>> = {};
       if (ex.originInfo?.reusedConnection) {
-        const cost = positive(connectCost.get(ex.originInfo.origin));
+        const cost =
+          positive(ex.originInfo.preconnectedMs) ?? positive(connectCost.get(ex.originInfo.origin));
         if (cost !== undefined) saved.connection = cost;
       }
       const cacheSaved = positive(ex.cache?.savedMs);

@@ -41,6 +41,20 @@ export interface OriginSummary {
   readonly meanUpstreamSeconds: number | null;
   /** Mean TLS handshake of new connections, seconds; null without TLS connections. */
   readonly meanTlsSeconds: number | null;
+  /** Keep-warm: open connections ready for a request now (null: not a kept-warm origin). */
+  readonly idleConnections: number | null;
+  /** Connections opened ahead of need, and how many of them a request then used. */
+  readonly openedAhead: number;
+  readonly usedAhead: number;
+}
+
+export interface WarmSummary {
+  /** How long the last warm start took, seconds; null when none ran (no routes, or off). */
+  readonly startSeconds: number | null;
+  readonly warming: boolean;
+  readonly idleConnections: number;
+  readonly openedAhead: number;
+  readonly usedAhead: number;
 }
 
 export interface Summary {
@@ -59,6 +73,7 @@ export interface Summary {
   readonly origins: readonly OriginSummary[];
   readonly dnsLookups: Readonly<Record<string, number>>;
   readonly tunnels: number;
+  readonly warm: WarmSummary;
   /** Refresh-ahead and upstream compression (issue 11). */
   readonly warmth: WarmthSummary;
   readonly advice: readonly string[];
@@ -142,7 +157,9 @@ export function summarise(families: ReadonlyMap<string, MetricFamily>, nowSecond
     ...sumBy(families, 'sidecache_upstream_requests_total', 'origin').keys(),
     ...sumBy(families, 'sidecache_upstream_connections_opened_total', 'origin').keys(),
     ...sumBy(families, 'sidecache_upstream_connect_errors_total', 'origin').keys(),
+    ...sumBy(families, 'sidecache_upstream_idle_connections', 'origin').keys(),
   ]);
+  const idleByOrigin = sumBy(families, 'sidecache_upstream_idle_connections', 'origin');
   const origins: OriginSummary[] = [];
   for (const origin of originNames) {
     const requests = sumOf(families, 'sidecache_upstream_requests_total', { origin });
@@ -164,6 +181,9 @@ export function summarise(families: ReadonlyMap<string, MetricFamily>, nowSecond
       connectErrors: sumOf(families, 'sidecache_upstream_connect_errors_total', { origin }),
       meanUpstreamSeconds: ratio(upSum, upCount),
       meanTlsSeconds: ratio(tlsSum, tlsCount),
+      idleConnections: idleByOrigin.get(origin) ?? null,
+      openedAhead: sumOf(families, 'sidecache_upstream_connections_ahead_total', { origin }),
+      usedAhead: sumOf(families, 'sidecache_upstream_connections_ahead_used_total', { origin }),
     });
   }
   origins.sort(
@@ -189,6 +209,13 @@ export function summarise(families: ReadonlyMap<string, MetricFamily>, nowSecond
     origins,
     dnsLookups: Object.fromEntries(sumBy(families, 'sidecache_dns_lookups_total', 'result')),
     tunnels: sumOf(families, 'sidecache_tunnels_total'),
+    warm: {
+      startSeconds: samplesOf(families, 'sidecache_warm_start_duration_seconds')[0]?.value ?? null,
+      warming: sumOf(families, 'sidecache_warming') > 0,
+      idleConnections: sumOf(families, 'sidecache_upstream_idle_connections'),
+      openedAhead: sumOf(families, 'sidecache_upstream_connections_ahead_total'),
+      usedAhead: sumOf(families, 'sidecache_upstream_connections_ahead_used_total'),
+    },
     warmth: summariseWarmth(families),
   };
   return { ...base, advice: advise(base) };

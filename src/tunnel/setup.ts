@@ -32,6 +32,11 @@ export interface TunnelSetup {
   readonly raw: RawParts;
   /** The CA certificate (PEM) for /ca.pem, or null when there is none yet. */
   caCertPem(): Promise<string | null>;
+  /**
+   * Mints (and caches) the leaf certificates of the intercepted ones among `hosts` ahead of the
+   * first CONNECT (keep-warm's warm start); never rejects.
+   */
+  prepareLeaves(hosts: readonly string[]): Promise<void>;
 }
 
 /** The CA directory, absolute (relative paths are taken from the working directory). */
@@ -100,6 +105,11 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
   };
   return {
     raw,
+    async prepareLeaves(hosts) {
+      if (leaves === null) return;
+      const intercepted = hosts.filter((h) => tunnelsFor().intercepts(h));
+      await Promise.allSettled(intercepted.map((h) => leaves.leafFor(h)));
+    },
     async caCertPem() {
       if (ca) return ca.certPem;
       try {

@@ -74,6 +74,7 @@ interface OriginInfoMutable {
   reusedConnection: boolean;
   retried: boolean;
   bodyBytes: number;
+  preconnectedMs?: number;
 }
 
 function dispatchOnce(
@@ -111,6 +112,12 @@ function dispatchOnce(
       // pool opened earlier (warm, or for a request another connection then served) was waiting.
       const reused = record.requests > 1 || record.startedAt < ex.timings.start;
       info.reusedConnection = reused;
+      if (record.preconnected && record.requests === 1) {
+        // The first request on a connection keep-warm opened: it skipped that whole handshake.
+        info.preconnectedMs = (record.dnsMs ?? 0) + record.connectMs + (record.tlsMs ?? 0);
+      } else {
+        delete info.preconnectedMs;
+      }
       if (!reused) {
         const phases = ex.timings.phases as Record<string, number>;
         if (record.dnsMs !== undefined) phases.dns = (phases.dns ?? 0) + record.dnsMs;

@@ -26,6 +26,9 @@ describe('HTTP/2 to the origin (upstream.http2)', () => {
       upstream: { caFile: ca.writeCertFile() },
     });
     try {
+      // Keep-warm opens one h2 connection at start (one carries every request); wait for it, or
+      // a first request sent meanwhile would open a second one of its own.
+      await sc.instance.warmStart;
       // The first request settles ALPN; after that the pool multiplexes on the h2 connection.
       assert.equal((await send(sc.url, '/h2/warm')).status, 200);
       const results = await Promise.all(

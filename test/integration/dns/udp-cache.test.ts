@@ -237,6 +237,30 @@ describe('udp mode: prefetch', () => {
   });
 });
 
+describe('udp mode: keepFresh (keep-warm route origins)', () => {
+  test('a name kept fresh is refreshed before every expiry although nobody asks for it', async (t) => {
+    // Real clock: TTL 1 s, prefetch timer at 0.9 s of each TTL.
+    const { cache, zone, lookups } = await setup(
+      t,
+      { 'kept.test': { A: ['10.0.0.1'], ttl: 1 }, 'other.test': { A: ['10.0.0.2'], ttl: 1 } },
+      { family: 'ipv4only', minTtlMs: 0 },
+      false,
+    );
+    cache.keepFresh(['KEPT.test.']);
+    await cache.resolve('kept.test');
+    await cache.resolve('other.test');
+    // Two refreshes in a row: each stored answer schedules the next one.
+    await waitFor(() => zone.count('kept.test') >= 3, 5_000, 'two timer prefetches');
+    assert.equal(zone.count('other.test'), 1, 'a name not kept fresh is left to expire');
+    assert.equal(lookups.filter((e) => e.result === 'miss').length, 2);
+    // Dropped from the set: no more refreshes after the one already scheduled.
+    cache.keepFresh([]);
+    const n = zone.count('kept.test');
+    await new Promise((resolve) => setTimeout(resolve, 2_200));
+    assert.ok(zone.count('kept.test') <= n + 1, `kept refreshing: ${zone.count('kept.test')} > ${n + 1}`);
+  });
+});
+
 describe('udp mode: serve-stale (RFC 8767)', () => {
   test('when the nameserver dies, the last good answer is served and the failure counted', async (t) => {
     const { cache, server, clock, lookups, queries } = await setup(

@@ -75,7 +75,8 @@ describe('metrics and Server-Timing from real traffic', () => {
         { name: 'failing', origin: failing.url },
         { name: 'quiet', origin: failing.url, prefix: '/quiet/', observability: { serverTiming: false } },
       ],
-      upstream: { caFile: ca.writeCertFile(), connectionsPerOrigin: 1 },
+      // Cold pools (no keep-warm): the first request opens the connection the tests count.
+      upstream: { caFile: ca.writeCertFile(), connectionsPerOrigin: 1, warm: { connections: 0, minIdle: 0 } },
     });
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {

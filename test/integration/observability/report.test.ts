@@ -33,6 +33,8 @@ describe('sidecache report', () => {
         { name: 'fast', origin: fast.url },
         { name: 'slow', origin: slow.url },
       ],
+      // Cold pools (no keep-warm): the report's reuse ratios below count the pool's own connections.
+      upstream: { warm: { connections: 0, minIdle: 0 } },
     });
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {

@@ -27,7 +27,11 @@ test('status page: loads self-contained, matches /metrics, updates live', async 
     await new Promise((r) => setTimeout(r, 20));
     res.writeHead(200).end('ok');
   });
-  const sc = await startTestSidecache({ routes: [{ name: 'api', origin: origin.url }] });
+  // Cold pool (no keep-warm): the page's reuse ratio counts the pool's own connections.
+  const sc = await startTestSidecache({
+    routes: [{ name: 'api', origin: origin.url }],
+    upstream: { warm: { connections: 0, minIdle: 0 } },
+  });
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const userDataDir = mkdtempSync(join(tmpdir(), 'sidecache-chromium-'));
   const browser = await chromium.launchPersistentContext(userDataDir, {

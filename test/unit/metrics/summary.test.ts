@@ -47,6 +47,16 @@ sidecache_upstream_connect_duration_seconds_count{origin="https://api.stripe.com
 # TYPE sidecache_dns_lookups_total counter
 sidecache_dns_lookups_total{result="hit"} 9
 sidecache_dns_lookups_total{result="miss"} 1
+# TYPE sidecache_upstream_idle_connections gauge
+sidecache_upstream_idle_connections{origin="https://api.github.com"} 2
+# TYPE sidecache_upstream_connections_ahead_total counter
+sidecache_upstream_connections_ahead_total{origin="https://api.github.com"} 3
+# TYPE sidecache_upstream_connections_ahead_used_total counter
+sidecache_upstream_connections_ahead_used_total{origin="https://api.github.com"} 1
+# TYPE sidecache_warm_start_duration_seconds gauge
+sidecache_warm_start_duration_seconds 0.25
+# TYPE sidecache_warming gauge
+sidecache_warming 0
 `;
 
 describe('summary of one scrape', () => {
@@ -74,6 +84,21 @@ describe('summary of one scrape', () => {
       { reason: 'no-store', count: 18 },
       { reason: 'private', count: 2 },
     ]);
+  });
+
+  test('keep-warm: warm start, idle connections, connections opened ahead and used', () => {
+    assert.deepEqual(s.warm, {
+      startSeconds: 0.25,
+      warming: false,
+      idleConnections: 2,
+      openedAhead: 3,
+      usedAhead: 1,
+    });
+    const github = s.origins.find((o) => o.origin === 'https://api.github.com');
+    assert.equal(github?.idleConnections, 2);
+    assert.equal(github?.openedAhead, 3);
+    assert.equal(github?.usedAhead, 1);
+    assert.equal(s.origins.find((o) => o.origin === 'https://api.stripe.com')?.idleConnections, null);
   });
 
   test('origins slowest first with reuse ratio and TLS handshake mean', () => {
@@ -106,6 +131,11 @@ describe('summary of one scrape', () => {
     assert.match(text, /github\s+57 req\s+hits\s+70\.0%/);
     assert.ok(text.indexOf('api.stripe.com') < text.indexOf('api.github.com'), 'slowest origin first');
     assert.match(text, /- stripe: 0% hits, responses say no-store/);
+    assert.match(
+      text,
+      /keep-warm\s+warm start took 250\.0 ms; 2 idle connections now; 3 opened ahead of need, 1 used by requests/,
+    );
+    assert.match(text, /api\.github\.com .* 2 connections, 2 idle/);
   });
 });
 
