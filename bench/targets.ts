@@ -138,6 +138,15 @@ export interface SidecacheLaunch {
   readonly serveArgs?: readonly string[];
   /** Node flags before the script, e.g. `--max-old-space-size=8192`. */
   readonly nodeArgs?: readonly string[];
+  /** Run src/cli.ts through tsx instead of dist/cli.js (for scripts that work without a build). */
+  readonly fromSource?: boolean;
+}
+
+/** dist/cli.js when built, else the TypeScript source through tsx; `label` says which. */
+export function sidecacheBuild(repoRoot: string): { fromSource: boolean; label: string } {
+  return existsSync(join(repoRoot, 'dist/cli.js'))
+    ? { fromSource: false, label: 'dist/cli.js' }
+    : { fromSource: true, label: 'src/cli.ts through tsx (not built)' };
 }
 
 /** Starts `node dist/cli.js serve` with the origin route; resolves once /readyz answers 200. */
@@ -152,7 +161,9 @@ export async function startSidecache(
     command: process.execPath,
     args: [
       ...(launch.nodeArgs ?? []),
-      join(ctx.repoRoot, 'dist/cli.js'),
+      ...(launch.fromSource
+        ? ['--import', 'tsx', join(ctx.repoRoot, 'src/cli.ts')]
+        : [join(ctx.repoRoot, 'dist/cli.js')]),
       'serve',
       '--listen',
       `127.0.0.1:${port}`,
