@@ -80,3 +80,13 @@ export async function metricValue(adminUrl: string, name: string): Promise<numbe
   const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
   return match ? Number(match[1]) : null;
 }
+
+/** Sum of every sample of `name` (all label sets) on a Prometheus text page. */
+export async function metricSum(adminUrl: string, name: string): Promise<number> {
+  const res = await fetch(`${adminUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+  const text = await res.text();
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm')))
+    sum += Number(m[1]);
+  return sum;
+}
