@@ -5,6 +5,7 @@
 // the median over rounds. See bench/README.md ("The peer table").
 import type { Child, ChildGroup } from './children.js';
 import type { CpuClock } from './cpu.js';
+import { loadAverage } from './harness.js';
 import type { LoadGenerator, LoadResult } from './load/load-generator.js';
 import { BODY_BYTES } from './origin/body.js';
 import type { Pinning } from './pinning.js';
@@ -198,7 +199,8 @@ export async function runPeerTable(deps: PeerDeps, opts: PeerTableOptions): Prom
         });
       }
     }
-    return { rows, skipped, table: formatPeerTable(rows, skipped, opts) };
+    const context = [`CPU: ${deps.pinning.description}`, `load average at the end: ${loadAverage()}`];
+    return { rows, skipped, table: formatPeerTable(rows, skipped, opts, context) };
   } finally {
     await Promise.all([...running.map((t) => t.child.stop()), origin.child.stop()]);
   }
@@ -241,6 +243,7 @@ export function formatPeerTable(
   rows: readonly PeerRow[],
   skipped: readonly { target: TargetName; reason: string }[],
   opts: PeerTableOptions,
+  context: readonly string[] = [],
 ): string {
   const body = rows.map((r) => [
     r.workload,

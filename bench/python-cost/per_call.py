@@ -74,6 +74,21 @@ def route_get():
     check(requests.get(route_url, timeout=10))
 
 
+# How deployments usually trust an extra CA: the system bundle with sidecache's CA appended.
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+combined_ca = None
+if os.path.exists(SYSTEM_BUNDLE):
+    combined_ca = os.path.join(os.path.dirname(CFG["proxyCa"]), "system-plus-sidecache.pem")
+    with open(combined_ca, "wb") as out:
+        for path in (SYSTEM_BUNDLE, CFG["proxyCa"]):
+            with open(path, "rb") as f:
+                out.write(f.read().rstrip(b"\n") + b"\n")
+
+
+def intercept_bundle_get():
+    check(requests.get(origin_url, proxies=proxies, verify=combined_ca, timeout=10))
+
+
 session = requests.Session()
 
 
@@ -94,6 +109,8 @@ modes = {
     "requests.get direct to the TLS origin": timed(direct_get),
     "Session().get via HTTPS_PROXY (intercept, reused)": timed(intercept_session_get),
 }
+if combined_ca:
+    modes["requests.get via HTTPS_PROXY, verify=system bundle+CA"] = timed(intercept_bundle_get)
 
 # One intercepted call by hand, step by step (standard library only).
 origin = urlsplit(CFG["origin"])

@@ -21,7 +21,7 @@ describe('bench:python smoke run', () => {
     const children = createChildGroup(repoRoot);
     try {
       const r = await runPythonCost(children, { calls: 3, pythonProfile: false, cpuProfile: true });
-      assert.equal(Object.keys(r.modes).length, 4);
+      assert.ok(Object.keys(r.modes).length >= 4);
       for (const [mode, s] of Object.entries(r.modes)) assert.equal(s.calls, 3, mode);
       assert.equal(r.byHand['total']?.calls, 3);
       assert.equal(r.sidecache.leafCertsIssued, 1, 'one leaf for the one intercepted host');
