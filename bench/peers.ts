@@ -270,6 +270,7 @@ export function formatPeerTable(
     "x limit: req/s / the limit's req/s (cache-hit: bare-node, node:http writing the bytes from memory; " +
       'pass-through: undici-pool, a bare Node forwarder)',
     "peak RSS: VmHWM summed over the target's processes (/proc/PID/status), since it started",
+    ...context,
     ...skipped.map((s) => `${s.target} ${s.reason}`),
     '',
     line(COLUMNS),
