@@ -18,6 +18,7 @@ import { createEgressPolicy } from './guard/egress-policy.js';
 import { createGuardStage } from './guard/guard-stage.js';
 import { createProxyAuth } from './guard/proxy-auth.js';
 import { createAccessLog, type Logger } from './log.js';
+import { createCacheWarmthMetrics } from './metrics/cache-warmth-metrics.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { createServerTiming } from './metrics/server-timing.js';
 import { createSharedTierMetrics } from './metrics/shared-tier-metrics.js';
@@ -72,6 +73,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
           onRemove: metrics.cache.onRemove,
           onRefreshError: (err, url) => logger.warn({ err, url }, 'cache: background refresh failed'),
           onStoreError: (err, op) => logger.warn({ err, op }, 'cache: store failed'),
+          ...createCacheWarmthMetrics(metrics.registry),
         },
       })
     : null;

@@ -204,6 +204,26 @@ export const cacheSchema = z
       .regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'expected a token')
       .default('sidecache')
       .describe('Name of this cache in the Cache-Status response header (RFC 9211).'),
+    upstreamCompression: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Ask origins for compressed bodies (upstreamCodings) on GET and HEAD even when the client did not, store them ' +
+          'compressed, and decode them for clients whose Accept-Encoding does not accept the coding.',
+      ),
+    upstreamCodings: z
+      .array(z.enum(['br', 'gzip', 'deflate']))
+      .min(1)
+      .default(['br', 'gzip'])
+      .describe(
+        'Content codings asked for with upstreamCompression, in order of preference (Accept-Encoding).',
+      ),
+    refreshAheadConcurrency: z
+      .number()
+      .int()
+      .min(1)
+      .default(4)
+      .describe('Most refresh-ahead revalidations in flight at once, over every route (one per entry).'),
     redis: redisTierSchema.default(REDIS_TIER_DEFAULTS).describe('Optional shared tier on Redis.'),
     memcached: memcachedTierSchema
       .default(MEMCACHED_TIER_DEFAULTS)
@@ -245,6 +265,47 @@ export const pathCachePolicySchema = z
   })
   .strict();
 
+/** `routes[].cache.refreshAhead`: revalidate hot entries in the background before they expire. */
+export const refreshAheadSchema = z
+  .object({
+    paths: z
+      .union([
+        z.literal(true),
+        z
+          .array(z.string().regex(/^\//, 'expected an origin path pattern starting with "/", e.g. /repos/*'))
+          .min(1),
+      ])
+      .default(true)
+      .describe(
+        'Hot origin paths: true for every path of the route, or patterns where * matches any characters ' +
+          '(e.g. /repos/*, /v1/plans).',
+      ),
+    beforeExpiryMs: z
+      .number()
+      .int()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe('Revalidate once an entry has at most this long left to live; null: use fraction.'),
+    fraction: z
+      .number()
+      .gt(0)
+      .max(1)
+      .default(0.1)
+      .describe('Revalidate in the last fraction of the freshness lifetime (when beforeExpiryMs is null).'),
+    minHits: z
+      .number()
+      .int()
+      .min(1)
+      .default(2)
+      .describe(
+        'Hits an entry needs within its freshness lifetime (this one included) to be refreshed ahead.',
+      ),
+  })
+  .strict();
+
+export type RefreshAheadOptions = z.output<typeof refreshAheadSchema>;
+
 export const routeCachePolicySchema = z
   .object({
     enabled: z
@@ -278,6 +339,17 @@ export const routeCachePolicySchema = z
     storeSetCookie: z.boolean().default(false).describe('Store responses that carry Set-Cookie.'),
     emitAge: z.boolean().default(true).describe('Send Age on responses served from the cache.'),
     emitCacheStatus: z.boolean().default(true).describe('Send a Cache-Status header (RFC 9211).'),
+    upstreamCompression: z
+      .boolean()
+      .default(true)
+      .describe('Ask this route for compressed bodies when cache.upstreamCompression is on (false: never).'),
+    refreshAhead: refreshAheadSchema
+      .nullable()
+      .default(null)
+      .describe(
+        'Refresh-ahead: an entry requested at least minHits times is revalidated in the background shortly ' +
+          'before it expires, triggered by a hit (so by a request carrying its credential); null: off.',
+      ),
     paths: z
       .array(pathCachePolicySchema)
       .default([])
@@ -341,6 +413,16 @@ export function explainPolicy(p: RouteCachePolicy): string {
   if (p.forceRevalidate) parts.push('every reuse revalidated');
   if (p.storePrivate) parts.push('private responses stored per credential');
   if (p.storeSetCookie) parts.push('Set-Cookie responses stored');
+  if (!p.upstreamCompression) parts.push('no upstream compression');
+  if (p.refreshAhead !== null) {
+    const ra = p.refreshAhead;
+    const where = ra.paths === true ? 'every path' : ra.paths.join(', ');
+    const when =
+      ra.beforeExpiryMs === null
+        ? `last ${ra.fraction * 100}% of lifetime`
+        : `${ra.beforeExpiryMs} ms before expiry`;
+    parts.push(`refresh-ahead on ${where} (${when}, after ${ra.minHits} hits)`);
+  }
   if (p.keyQuery.sort) parts.push('query sorted in key');
   if (p.keyQuery.ignore.length > 0) parts.push(`query ignores ${p.keyQuery.ignore.join(', ')}`);
   if (p.keyHeaders.length > 0) parts.push(`key adds ${p.keyHeaders.join(', ')}`);

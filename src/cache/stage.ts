@@ -11,6 +11,14 @@
  *   deliver  → a Reply from a stored response, with Age and Cache-Status
  *
  * Only this stage reads the clock (`deps.now`, default `Date.now`); the RFC modules take `now`.
+ *
+ * Two extensions keep hits warm and small (issue 11):
+ *   refresh-ahead (refresh-ahead.ts): a fresh hit on a hot entry near its expiry starts the same
+ *     background refresh as stale-while-revalidate, bounded by `refreshAheadConcurrency`;
+ *   upstream compression (compression.ts): GET/HEAD go upstream with `Accept-Encoding: br, gzip`
+ *     (`ctx.headers`, also used for keys and Vary), coded bodies are stored as they came (after a
+ *     decode check), and every reply leaves through decorate(), which decodes for clients that do
+ *     not accept the coding.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +29,7 @@ import type { CacheInfo, CacheOutcome, Exchange, Next, Reply, Stage } from '../e
 import type { Reason } from '../reasons.js';
 import { captureBody, discard, readBody } from './body-capture.js';
 import {
+  joinField,
   parseRequestDirectives,
   parseResponseDirectives,
   type RequestDirectives,
@@ -28,6 +37,15 @@ import {
 } from './cache-control.js';
 import { type CacheStatusEntry, emitCacheHeaders, type ForwardReason } from './cache-status.js';
 import { type Coalescer, createCoalescer, type FlightResult } from './coalesce.js';
+import {
+  checkDecodable,
+  codedHeaders,
+  decodedHeaders,
+  decodedStream,
+  planCoding,
+  storedCoding,
+  upstreamAcceptEncoding,
+} from './compression.js';
 import {
   currentAgeMs,
   decideReuse,
@@ -51,6 +69,13 @@ import {
   type RouteCachePolicyInput,
 } from './options.js';
 import { compilePathPolicies, type PathPolicy, selectPathPolicy } from './path-policy.js';
+import {
+  type CompiledRefreshAhead,
+  compileRefreshAhead,
+  createHitTracker,
+  inRefreshWindow,
+  type RefreshAheadResult,
+} from './refresh-ahead.js';
 import { headersToStore, type NotStoredReason, storability, varyFields } from './storability.js';
 import type { CacheStore, EvictionInfo, StoredResponse, StoreStats } from './store.js';
 import {
@@ -70,6 +95,17 @@ export interface CacheObserver {
   onRefreshError?(err: unknown, url: string): void;
   /** The store rejected a call; the stage carried on as if it had missed. */
   onStoreError?(err: unknown, op: 'get' | 'put' | 'delete'): void;
+  /** A refresh-ahead revalidation ended. */
+  onRefreshAhead?(result: RefreshAheadResult): void;
+  /** A refresh-ahead was due but `refreshAheadConcurrency` were already in flight (a later hit retries). */
+  onRefreshAheadDeferred?(): void;
+  /** A fresh hit served after the copy that refresh-ahead replaced would have expired. */
+  onRefreshAheadHit?(): void;
+  /**
+   * A coded origin body whose decoded size is now known (checked before storing, or decoded for a
+   * client): `codedBytes` came over the wire instead of `identityBytes`.
+   */
+  onUpstreamCoding?(codedBytes: number, identityBytes: number): void;
 }
 
 export interface CacheDeps {
@@ -91,8 +127,10 @@ export interface CacheDeps {
 export interface CacheStats extends StoreStats {
   /** Keys with a coalescing leader in flight. */
   readonly inFlight: number;
-  /** Background refreshes in flight. */
+  /** Background refreshes in flight (stale-while-revalidate and refresh-ahead). */
   readonly refreshing: number;
+  /** Refresh-ahead revalidations in flight. */
+  readonly refreshingAhead: number;
 }
 
 /** The stage, plus what the admin listener and metrics need. */
@@ -146,6 +184,9 @@ const RESPONSE_REASONS: ReadonlySet<NotStoredReason> = new Set([
   'too-large',
 ]);
 
+/** A request `Cache-Control: no-transform` (RFC 9111 §5.2.1.6). */
+const NO_TRANSFORM = /(^|[\s,])no-transform\s*(,|$)/i;
+
 /** Statuses that count as an origin error for stale-if-error (RFC 5861 §4). */
 const ERROR_STATUS: ReadonlySet<number> = new Set([500, 502, 503, 504]);
 
@@ -168,6 +209,14 @@ function isUnreachable(err: unknown): boolean {
 /** Per-exchange state of the stage (Varnish's `req` side). */
 interface Ctx {
   readonly ex: Exchange;
+  /**
+   * The request headers the cache works with: the client's, with our Accept-Encoding when upstream
+   * compression applies. Sent upstream, and used for keys and Vary (so every client shares the
+   * coded variant); the client's own headers (`ex.headers`) decide what it is sent.
+   */
+  readonly headers: IncomingHttpHeaders;
+  /** Whether `headers` carries our Accept-Encoding (decode for this client where needed). */
+  readonly compress: boolean;
   readonly policy: RouteCachePolicy;
   readonly req: RequestDirectives;
   readonly key: string;
@@ -220,6 +269,23 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   const coalescer: Coalescer = createCoalescer(now);
   /** Background refreshes by variant, so each stale variant is refreshed once at a time. */
   const refreshing = new Map<string, Promise<void>>();
+  /** Refresh-ahead: hits per stored response, and how many refreshes are in flight. */
+  const hitTracker = createHitTracker();
+  let refreshingAhead = 0;
+  /** Compiled `refreshAhead` of each policy object (null: off). */
+  const refreshAheadPlans = new WeakMap<RouteCachePolicy, CompiledRefreshAhead | null>();
+  function refreshAheadPlan(policy: RouteCachePolicy): CompiledRefreshAhead | null {
+    if (policy.refreshAhead === null) return null;
+    let plan = refreshAheadPlans.get(policy);
+    if (plan === undefined) {
+      plan = compileRefreshAhead(policy.refreshAhead);
+      refreshAheadPlans.set(policy, plan);
+    }
+    return plan;
+  }
+  const variantId = (e: StoredResponse): string => `${e.key}\u0002${e.variantKey}`;
+  /** Our Accept-Encoding for origins, when upstream compression is on. */
+  const askCoding = opts.upstreamCompression ? upstreamAcceptEncoding(opts.upstreamCodings) : null;
   /** Stores in progress (a body completed, `put` not yet resolved). */
   const pending = new Set<Promise<unknown>>();
 
@@ -320,8 +386,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
    * `originInfo` (and maybe `reason`) on what it is given; they are carried back to the client's
    * exchange, which is never mutated otherwise.
    */
-  async function forward(ex: Exchange, next: Next, headers: IncomingHttpHeaders | null): Promise<Reply> {
-    if (headers === null) return next(ex);
+  async function forward(ctx: Ctx, next: Next, headers: IncomingHttpHeaders = ctx.headers): Promise<Reply> {
+    const { ex } = ctx;
+    if (headers === ex.headers) return next(ex);
     const derived: Exchange = { ...ex, headers };
     try {
       return await next(derived);
@@ -331,13 +398,55 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     }
   }
 
-  function decorate(ctx: Ctx, reply: Reply, status: CacheStatusEntry, ageS?: number): Reply {
+  /**
+   * Every reply leaves the stage here: Age and Cache-Status are added, and a coded body is sent
+   * as it is or decoded, by what the client accepts (compression.ts). Origin replies are adapted
+   * only when we asked for the coding; stored ones always (a client never gets a coding it did not
+   * accept from us). `storing`: the body's decoded size is counted by the store check, not here.
+   */
+  function decorate(ctx: Ctx, reply: Reply, status: CacheStatusEntry, ageS?: number, storing = false): Reply {
     const headers = emitCacheHeaders(reply.headers, status, ageS, {
       name: opts.cacheStatusName,
       emitAge: ctx.policy.emitAge,
       emitCacheStatus: ctx.policy.emitCacheStatus,
     });
-    return { ...reply, headers };
+    if (!ctx.compress && reply.source !== 'cache') return { ...reply, headers };
+    const plan = planCoding(headers, ctx.ex.headers['accept-encoding']);
+    switch (plan.kind) {
+      case 'as-is':
+        return { ...reply, headers };
+      case 'coded':
+        return { ...reply, headers: codedHeaders(headers) };
+      case 'decode': {
+        const count = reply.source === 'origin' && !storing && observer.onUpstreamCoding !== undefined;
+        const body =
+          reply.body === null
+            ? null
+            : decodedStream(
+                reply.body,
+                plan.coding,
+                count ? { onEnd: (coded, identity) => observer.onUpstreamCoding?.(coded, identity) } : {},
+              );
+        return { ...reply, headers: decodedHeaders(headers), body };
+      }
+      default: {
+        const never: never = plan;
+        throw new Error(`unknown coding plan ${String(never)}`);
+      }
+    }
+  }
+
+  /**
+   * Whether a complete origin body may be stored as far as its coding goes: a body in a coding we
+   * decode must decode cleanly (a corrupt one is never stored); its decoded size is reported.
+   */
+  async function decodable(headers: HeaderSource, body: Uint8Array): Promise<boolean> {
+    const coding = storedCoding(headers);
+    if (coding === null || body.byteLength === 0) return true;
+    const identity = await checkDecodable(body, coding, opts.maxEntryBytes * 64 + 64 * 1024 * 1024);
+    if (identity === null) return false;
+    observer.onUpstreamCoding?.(body.byteLength, identity);
+    return true;
   }
 
   function markCacheTime(ctx: Ctx): void {
@@ -461,7 +570,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     }
     coalescer.clearHitForMiss(key);
     const vary = varyFields(reply.headers);
-    const values = varyValues(vary, ex.headers);
+    const values = varyValues(vary, ctx.headers);
     const info: CacheInfo = { outcome: 'miss', stored: true, ...(f.detail ? { detail: f.detail } : {}) };
     ex.cache = info;
     markCacheTime(ctx);
@@ -482,18 +591,26 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     });
     const finish = (ok: boolean): void => {
       info.stored = ok;
-      if (!ok) info.detail = 'store-refused';
+      if (!ok && info.detail !== 'undecodable') info.detail = 'store-refused';
       f.settle?.(ok ? 'stored' : 'not-stored');
     };
+    /** Stores a complete body once its coding checks out. */
+    const put = async (body: Uint8Array): Promise<boolean> => {
+      if (!(await decodable(reply.headers, body))) {
+        info.detail = 'undecodable';
+        return false;
+      }
+      return storePut(makeEntry(body));
+    };
     const decorated = (body: Readable | Buffer | null): Reply =>
-      decorate(ctx, { ...reply, body }, { ...base, stored: true, ttlS });
+      decorate(ctx, { ...reply, body }, { ...base, stored: true, ttlS }, undefined, true);
     if (reply.body === null || Buffer.isBuffer(reply.body)) {
-      finish(await track(storePut(makeEntry(reply.body ?? new Uint8Array(0)))));
+      finish(await track(put(reply.body ?? new Uint8Array(0))));
       return decorated(reply.body);
     }
     const body = captureBody(reply.body, opts.maxEntryBytes, expectedBytes, {
       onComplete: (buf) => {
-        track(storePut(makeEntry(buf)).then(finish));
+        track(put(buf).then(finish));
       },
       onOverflow: () => {
         info.stored = false;
@@ -521,7 +638,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     detail?: string,
   ): Promise<Reply> {
     const { ex } = ctx;
-    const hasValidators = CLIENT_VALIDATORS.some((h) => ex.headers[h] !== undefined);
+    const hasValidators = CLIENT_VALIDATORS.some((h) => ctx.headers[h] !== undefined);
     // The outcome is known before the origin answers (or fails); admit() refines it.
     ex.cache = { outcome: 'miss', ...(detail === undefined ? {} : { detail }) };
     markCacheTime(ctx);
@@ -529,7 +646,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const sentAt = performance.now();
     let reply: Reply;
     try {
-      reply = await forward(ex, next, hasValidators ? withoutClientValidators(ex.headers) : null);
+      reply = await forward(ctx, next, hasValidators ? withoutClientValidators(ctx.headers) : ctx.headers);
     } catch (err) {
       settle?.('failed');
       throw err;
@@ -558,7 +675,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (ex.method === 'HEAD') {
       // A HEAD miss goes to the origin as it is; only GET responses are stored.
       markCacheTime(ctx);
-      const reply = await next(ex);
+      const reply = await forward(ctx, next);
       ex.cache = { outcome: 'miss', stored: false, detail: 'method' };
       return decorate(ctx, reply, { fwd, fwdStatus: reply.status, detail: 'method' });
     }
@@ -570,7 +687,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       if (flight.role === 'leader') return lead(ctx, next, fwd, flight.settle);
       const result = await flight.wait(opts.coalesceTimeoutMs, ex.signal);
       if (result === 'stored') {
-        const entry = select(await storeGet(key), ex.headers);
+        const entry = select(await storeGet(key), ctx.headers);
         if (entry !== undefined) {
           return deliver(ctx, entry, { outcome: 'coalesced', status: { fwd, collapsed: true } });
         }
@@ -608,7 +725,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       settle('failed');
       throw err;
     }
-    const entry = select(await storeGet(ctx.key), ctx.ex.headers);
+    const entry = select(await storeGet(ctx.key), ctx.headers);
     if (entry === undefined) return fetch(ctx, next, fwd, settle);
     settle('stored');
     return deliver(ctx, entry, { outcome: 'coalesced', status: { fwd, collapsed: true } });
@@ -652,7 +769,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (flight.role === 'follower') {
       const result = await flight.wait(opts.coalesceTimeoutMs, ex.signal);
       if (result === 'stored') {
-        const fresh = select(await storeGet(key), ex.headers);
+        const fresh = select(await storeGet(key), ctx.headers);
         if (fresh !== undefined) {
           return deliver(ctx, fresh, { outcome: 'coalesced', status: { fwd, collapsed: true } });
         }
@@ -670,14 +787,14 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     settle: ((r: FlightResult) => void) | null,
   ): Promise<Reply> {
     const { ex } = ctx;
-    const headers = { ...withoutClientValidators(ex.headers), ...conditionalHeaders(entry.headers) };
+    const headers = { ...withoutClientValidators(ctx.headers), ...conditionalHeaders(entry.headers) };
     ex.cache = { outcome: 'miss', detail: 'revalidating' };
     markCacheTime(ctx);
     const requestTime = now();
     const sentAt = performance.now();
     let reply: Reply;
     try {
-      reply = await forward(ex, next, headers);
+      reply = await forward(ctx, next, headers);
     } catch (err) {
       settle?.('failed');
       const stale = staleOnErrorFor(ctx, entry, isUnreachable(err));
@@ -722,16 +839,30 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     }
   }
 
-  /** Refreshes a stale variant once in the background (stale-while-revalidate). */
-  function refreshInBackground(ctx: Ctx, next: Next, entry: StoredResponse): void {
-    const id = `${entry.key}\u0002${entry.variantKey}`;
-    if (refreshing.has(id)) return;
+  /**
+   * Refreshes a variant once in the background: stale-while-revalidate, or refresh-ahead (`ahead`
+   * is told how it ended and what was stored). Always a GET (a HEAD that triggers it must not store
+   * an empty body), with the triggering request's headers (its credential) and the stored
+   * validators; nothing of that request is kept once the refresh ends. Returns false when a refresh
+   * of that variant was already in flight.
+   */
+  function refreshInBackground(
+    ctx: Ctx,
+    next: Next,
+    entry: StoredResponse,
+    ahead?: (result: RefreshAheadResult, stored: StoredResponse | null) => void,
+  ): boolean {
+    const id = variantId(entry);
+    if (refreshing.has(id)) return false;
     const { ex } = ctx;
     const controller = new AbortController();
+    let result: RefreshAheadResult = 'error';
+    let stored: StoredResponse | null = null;
     const job = (async () => {
-      const headers = { ...withoutClientValidators(ex.headers), ...conditionalHeaders(entry.headers) };
+      const headers = { ...withoutClientValidators(ctx.headers), ...conditionalHeaders(entry.headers) };
       const bg: Exchange = {
         ...ex,
+        method: 'GET',
         headers,
         body: null,
         signal: controller.signal,
@@ -746,9 +877,12 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       const responseTime = now();
       if (reply.status === 304 && notModifiedMatches(entry.headers, reply.headers)) {
         discard(reply.body);
-        await storePut(refreshed(ctx, entry, reply.headers, requestTime, responseTime));
+        const updated = refreshed(ctx, entry, reply.headers, requestTime, responseTime);
+        result = 'not_modified';
+        if (await storePut(updated)) stored = updated;
         return;
       }
+      result = 'not_stored';
       const { res, life, verdict } = judge(ctx, 'GET', reply, requestTime, responseTime);
       if (!verdict.storable || ERROR_STATUS.has(reply.status) || reply.status === 304) {
         discard(reply.body);
@@ -761,10 +895,10 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         reply.body === null || Buffer.isBuffer(reply.body)
           ? (reply.body ?? Buffer.alloc(0))
           : await readBody(reply.body, opts.maxEntryBytes, expected);
-      if (body === null) return;
+      if (body === null || !(await decodable(reply.headers, body))) return;
       const vary = varyFields(reply.headers);
-      const values = varyValues(vary, ex.headers);
-      await storePut({
+      const values = varyValues(vary, ctx.headers);
+      const replacement: StoredResponse = {
         key: entry.key,
         variantKey: variantKey(vary, values),
         vary,
@@ -777,11 +911,47 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         responseTime,
         fetchMs: performance.now() - sentAt,
         deleteAt: responseTime + retentionMs(life.ms, res, opts.staleRetentionMs),
-      });
+      };
+      if (await storePut(replacement)) {
+        result = 'replaced';
+        stored = replacement;
+      }
     })()
-      .catch((err: unknown) => observer.onRefreshError?.(err, ex.target.href))
-      .finally(() => refreshing.delete(id));
+      .catch((err: unknown) => {
+        result = 'error';
+        observer.onRefreshError?.(err, ex.target.href);
+      })
+      .finally(() => {
+        refreshing.delete(id);
+        ahead?.(result, stored);
+      });
     refreshing.set(id, job);
+    return true;
+  }
+
+  /**
+   * After a fresh hit: counts it, and starts a refresh-ahead when the entry is hot (minHits), on a
+   * hot path, in its refresh window, not already refreshing, and under the global cap.
+   */
+  function refreshAhead(ctx: Ctx, next: Next, entry: StoredResponse, ageMs: number, lifeMs: number): void {
+    const plan = refreshAheadPlan(ctx.policy);
+    if (plan === null || !plan.matches(ctx.ex.target.pathname)) return;
+    const id = variantId(entry);
+    const hits = hitTracker.hit(id, entry.responseTime);
+    if (hitTracker.thanksToRefresh(id, entry.responseTime, now())) observer.onRefreshAheadHit?.();
+    if (hits < plan.options.minHits || ctx.req.onlyIfCached) return;
+    if (!inRefreshWindow(ageMs, lifeMs, plan.options) || refreshing.has(id)) return;
+    if (refreshingAhead >= opts.refreshAheadConcurrency) {
+      observer.onRefreshAheadDeferred?.();
+      return;
+    }
+    const expiredAt = entry.responseTime + (lifeMs - derive(entry, ctx.policy).initialAgeMs);
+    refreshingAhead++;
+    refreshInBackground(ctx, next, entry, (result, stored) => {
+      refreshingAhead--;
+      if (stored !== null) hitTracker.refreshed(variantId(stored), stored.responseTime, expiredAt);
+      observer.onRefreshAhead?.(result);
+    });
   }
 
   // -------------------------------------------------------------------------------- lookup/hit
@@ -803,8 +973,11 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       forceRevalidate: ctx.policy.forceRevalidate,
     });
     switch (d.kind) {
-      case 'fresh':
-        return deliver(ctx, entry, { outcome: 'hit', status: { hit: true } });
+      case 'fresh': {
+        const reply = deliver(ctx, entry, { outcome: 'hit', status: { hit: true } });
+        refreshAhead(ctx, next, entry, ageMs, derived.lifeMs);
+        return reply;
+      }
       case 'stale':
         return deliver(ctx, entry, { outcome: 'stale', detail: d.why, status: { hit: true, detail: d.why } });
       case 'stale-while-revalidate':
@@ -828,7 +1001,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   async function lookup(ctx: Ctx, next: Next): Promise<Reply> {
     const variants = await storeGet(ctx.key);
-    const entry = select(variants, ctx.ex.headers);
+    const entry = select(variants, ctx.headers);
     if (entry !== undefined) return reuse(ctx, next, entry);
     if (ctx.req.onlyIfCached) return onlyIfCachedMiss(ctx);
     return miss(ctx, next, variants.length > 0 ? 'vary-miss' : 'uri-miss');
@@ -838,7 +1011,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   async function bypass(ctx: Omit<Ctx, 'req' | 'key'>, next: Next, detail: string): Promise<Reply> {
     ctx.ex.cache = { outcome: 'bypass', detail };
-    const reply = await next(ctx.ex);
+    const reply = await forward(ctx as Ctx, next);
     return decorate(ctx as Ctx, reply, { fwd: 'bypass', fwdStatus: reply.status, detail });
   }
 
@@ -868,16 +1041,36 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   // ------------------------------------------------------------------------------------- recv
 
+  /**
+   * The request headers to work with (see Ctx.headers): ours for Accept-Encoding on a GET or HEAD
+   * without Range (a range of a coded body is another thing) when compression is on, unless the
+   * client asked for `no-transform` (RFC 9110 §7.7): then it gets what the origin sends it.
+   */
+  function workingHeaders(ex: Exchange, policy: RouteCachePolicy): Pick<Ctx, 'headers' | 'compress'> {
+    if (
+      askCoding === null ||
+      !policy.upstreamCompression ||
+      (ex.method !== 'GET' && ex.method !== 'HEAD') ||
+      ex.headers['range'] !== undefined ||
+      NO_TRANSFORM.test(joinField(ex.headers['cache-control']))
+    ) {
+      return { headers: ex.headers, compress: false };
+    }
+    return { headers: { ...ex.headers, 'accept-encoding': askCoding }, compress: true };
+  }
+
   const stage: Stage = (next) => async (ex) => {
     const t0 = performance.now();
-    const policy = opts.enabled ? pathPolicy(policyFor(ex), ex.target.pathname) : DISABLED_POLICY;
-    if (!policy.enabled) return bypass({ ex, policy, t0 }, next, 'disabled');
-    if (!SAFE_METHODS.has(ex.method)) return unsafe({ ex, policy, t0 }, next);
-    if (ex.method !== 'GET' && ex.method !== 'HEAD') return bypass({ ex, policy, t0 }, next, 'method');
-    if (ex.headers['range'] !== undefined) return bypass({ ex, policy, t0 }, next, 'range');
+    const routePolicy = opts.enabled ? pathPolicy(policyFor(ex), ex.target.pathname) : DISABLED_POLICY;
+    const { headers, compress } = workingHeaders(ex, opts.enabled ? routePolicy : policyFor(ex));
+    const base = { ex, headers, compress, policy: routePolicy, t0 };
+    if (!routePolicy.enabled) return bypass(base, next, 'disabled');
+    if (!SAFE_METHODS.has(ex.method)) return unsafe(base, next);
+    if (ex.method !== 'GET' && ex.method !== 'HEAD') return bypass(base, next, 'method');
+    if (ex.headers['range'] !== undefined) return bypass(base, next, 'range');
     const req = parseRequestDirectives(ex.headers['cache-control'], ex.headers['pragma']);
-    const key = primaryKey(ex.target, ex.headers, policy, deps.credentialSecret);
-    return lookup({ ex, policy, req, key, t0 }, next);
+    const key = primaryKey(ex.target, headers, routePolicy, deps.credentialSecret);
+    return lookup({ ...base, req, key }, next);
   };
 
   return Object.assign(stage, {
@@ -894,7 +1087,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     },
     async stats(): Promise<CacheStats> {
       const s = await store.stats();
-      return { ...s, inFlight: coalescer.inFlight, refreshing: refreshing.size };
+      return { ...s, inFlight: coalescer.inFlight, refreshing: refreshing.size, refreshingAhead };
     },
     async idle(): Promise<void> {
       while (refreshing.size > 0 || pending.size > 0) {

@@ -41,7 +41,10 @@ export function createGuardStage(opts: GuardOptions): Stage {
     }
     const port = portOf(ex.target);
     if (ex.route !== null) {
-      opts.egress?.checkLiteral(ex.target.hostname, port);
+      // A route's own origin was admitted when the config was compiled (a literal address there
+      // is the operator's choice; a name is judged at connect time): only a forward request that
+      // picked up a route by another origin (none today) would need the literal check.
+      if (ex.origin !== ex.route.origin) opts.egress?.checkLiteral(ex.target.hostname, port);
       ex.admission = { decision: 'admit', by: `route:${ex.route.name}` };
       return next(ex);
     }

@@ -73,6 +73,34 @@ function savedLine(saved: Summary['savedSeconds']): string {
   return `${formatSeconds(saved.total)} (cache ${formatSeconds(saved.cache)}, connection ${formatSeconds(saved.connection)}, dns ${formatSeconds(saved.dns)})`;
 }
 
+function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+/** Upstream compression and refresh-ahead, when there is anything to say. */
+export function warmthLines(w: Summary['warmth']): string[] {
+  const lines: string[] = [];
+  if (w.compressionRatio !== null) {
+    lines.push(
+      `compression  upstream bodies at ${(w.compressionRatio * 100).toFixed(1)}% of identity size ` +
+        `(${formatBytes(w.compressedBytes)} received for ${formatBytes(w.identityBytes)}; ` +
+        `${formatBytes(w.identityBytes - w.compressedBytes)} saved)`,
+    );
+  }
+  const r = w.refreshAhead;
+  const total = Object.values(r).reduce((a, b) => a + b, 0);
+  if (total > 0 || w.refreshAheadDeferred > 0) {
+    lines.push(
+      `refresh-ahead ${total} revalidated before expiry (304: ${r['not_modified'] ?? 0}, 200: ${r['replaced'] ?? 0}, ` +
+        `not stored: ${r['not_stored'] ?? 0}, errors: ${r['error'] ?? 0}; ${w.refreshAheadDeferred} deferred); ` +
+        `${w.refreshAheadHits} hits kept fresh`,
+    );
+  }
+  return lines;
+}
+
 export function formatReport(s: Summary, admin: string): string {
   const lines: string[] = [];
   const up = s.uptimeSeconds === null ? '' : `, up ${formatSeconds(s.uptimeSeconds)}`;
@@ -82,6 +110,7 @@ export function formatReport(s: Summary, admin: string): string {
     `hit ratio    ${percent(s.hitRatio)} of ${s.lookups} cache lookups; ${s.avoided} upstream requests avoided`,
     `time saved   ${savedLine(s.savedSeconds)}`,
   );
+  lines.push(...warmthLines(s.warmth));
   const routes = s.routes.filter((r) => r.requests > 0 || r.savedSeconds.total > 0);
   if (routes.length > 0) {
     lines.push('', 'by route');

@@ -59,7 +59,38 @@ export interface Summary {
   readonly origins: readonly OriginSummary[];
   readonly dnsLookups: Readonly<Record<string, number>>;
   readonly tunnels: number;
+  /** Refresh-ahead and upstream compression (issue 11). */
+  readonly warmth: WarmthSummary;
   readonly advice: readonly string[];
+}
+
+export interface WarmthSummary {
+  /** Compressed body bytes received from origins whose decoded size is known. */
+  readonly compressedBytes: number;
+  /** Their decoded size. */
+  readonly identityBytes: number;
+  /** compressedBytes / identityBytes (lower is better), or null without data. */
+  readonly compressionRatio: number | null;
+  /** Refresh-ahead revalidations by result (not_modified, replaced, not_stored, error). */
+  readonly refreshAhead: Readonly<Record<string, number>>;
+  /** Fresh hits served after the copy refresh-ahead replaced would have expired. */
+  readonly refreshAheadHits: number;
+  /** Refresh-ahead revalidations deferred by the concurrency cap. */
+  readonly refreshAheadDeferred: number;
+}
+
+/** The refresh-ahead and compression numbers of one scrape. */
+export function summariseWarmth(families: ReadonlyMap<string, MetricFamily>): WarmthSummary {
+  const compressedBytes = sumOf(families, 'sidecache_upstream_compressed_bytes_total');
+  const identityBytes = sumOf(families, 'sidecache_upstream_identity_bytes_total');
+  return {
+    compressedBytes,
+    identityBytes,
+    compressionRatio: ratio(compressedBytes, identityBytes),
+    refreshAhead: Object.fromEntries(sumBy(families, 'sidecache_refresh_ahead_total', 'result')),
+    refreshAheadHits: sumOf(families, 'sidecache_refresh_ahead_hits_total'),
+    refreshAheadDeferred: sumOf(families, 'sidecache_refresh_ahead_deferred_total'),
+  };
 }
 
 const ratio = (part: number, whole: number): number | null => (whole > 0 ? part / whole : null);
@@ -158,6 +189,7 @@ export function summarise(families: ReadonlyMap<string, MetricFamily>, nowSecond
     origins,
     dnsLookups: Object.fromEntries(sumBy(families, 'sidecache_dns_lookups_total', 'result')),
     tunnels: sumOf(families, 'sidecache_tunnels_total'),
+    warmth: summariseWarmth(families),
   };
   return { ...base, advice: advise(base) };
 }

@@ -24,6 +24,9 @@ describe('cache options', () => {
       serveStaleIfUnreachable: true,
       staleRetentionMs: 86_400_000,
       cacheStatusName: 'sidecache',
+      upstreamCompression: true,
+      upstreamCodings: ['br', 'gzip'],
+      refreshAheadConcurrency: 4,
       redis: {
         url: null,
         cluster: false,
@@ -96,6 +99,8 @@ describe('route cache policy', () => {
       storeSetCookie: false,
       emitAge: true,
       emitCacheStatus: true,
+      upstreamCompression: true,
+      refreshAhead: null,
       paths: [],
     });
   });

@@ -1,0 +1,219 @@
+/**
+ * Upstream compression: the cache asks origins for compressed content codings (`br, gzip`) even
+ * when the client did not, keeps the compressed body in the store, and on the way out serves each
+ * client a representation it accepts: the stored bytes as they are when its Accept-Encoding allows
+ * that coding, decoded (node:zlib, streaming) otherwise.
+ *
+ * A decoded answer follows nginx's gunzip filter (ngx_http_gunzip_filter_module): Content-Encoding
+ * and Content-Length go (the body is chunked; its length is only known at the end), Accept-Ranges
+ * goes (byte ranges of the coded form do not apply), a strong ETag is weakened (`"x"` → `W/"x"`:
+ * the decoded bytes are another representation, so they must not claim the strong validator of
+ * the coded ones, RFC 9110 §8.8.1; weak comparison, which If-None-Match uses, still matches) and
+ * `Vary: Accept-Encoding` is present, because the answer now depends on it.
+ *
+ * A client without Accept-Encoding is treated as accepting identity only (RFC 9110 §12.5.3 would
+ * allow any coding, but curl without --compressed, Node's http.get and most scripts cannot read a
+ * compressed body they did not ask for; nginx's gunzip does the same).
+ *
+ * The header logic is pure; `decodedStream` and `checkDecodable` use node:zlib.
+ */
+import type { OutgoingHttpHeaders } from 'node:http';
+import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { joinField, splitList } from './cache-control.js';
+import type { HeaderSource } from './headers.js';
+
+/** Content codings the cache can ask for and decode. */
+export type Coding = 'br' | 'gzip' | 'deflate';
+
+export const DECODABLE: ReadonlySet<string> = new Set(['br', 'gzip', 'x-gzip', 'deflate']);
+
+/** The coding a decoder is chosen by (`x-gzip` is gzip, RFC 9110 §8.4.1.3). */
+function canonical(coding: string): Coding | null {
+  switch (coding) {
+    case 'gzip':
+    case 'x-gzip':
+      return 'gzip';
+    case 'br':
+      return 'br';
+    case 'deflate':
+      return 'deflate';
+    default:
+      return null;
+  }
+}
+
+/** The Accept-Encoding value the cache sends upstream, e.g. `br, gzip`. */
+export function upstreamAcceptEncoding(codings: readonly Coding[]): string {
+  return codings.join(', ');
+}
+
+/**
+ * The content codings of a response, lower-case, in the order applied; `[]` for none or identity.
+ */
+export function contentCodings(headers: HeaderSource): string[] {
+  const v = headers['content-encoding'];
+  if (v === undefined) return [];
+  return splitList(joinField(v as string | readonly string[]))
+    .map((c) => c.toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+}
+
+/**
+ * Whether a client's Accept-Encoding accepts `coding` (RFC 9110 §12.5.3): listed with q > 0, or
+ * covered by `*` with q > 0 and not listed with q=0. No header: identity only (see the file head).
+ */
+export function accepts(acceptEncoding: HeaderSource[string], coding: string): boolean {
+  if (acceptEncoding === undefined) return false;
+  const want = canonical(coding) ?? coding;
+  let star: number | null = null;
+  let exact: number | null = null;
+  for (const member of splitList(joinField(acceptEncoding as string | readonly string[]))) {
+    const [rawName, ...params] = member.split(';');
+    const name = (rawName ?? '').trim().toLowerCase();
+    let q = 1;
+    for (const p of params) {
+      const m = /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p);
+      if (m) q = Number(m[1]);
+    }
+    if (Number.isNaN(q)) q = 0;
+    if (name === '*') star = Math.max(star ?? 0, q);
+    else if ((canonical(name) ?? name) === want) exact = Math.max(exact ?? 0, q);
+  }
+  if (exact !== null) return exact > 0;
+  return star !== null && star > 0;
+}
+
+/** What to do with a coded response for one client. */
+export type CodingPlan =
+  /** Not coded, or coded in a way we leave alone (several codings, unknown coding). */
+  | { readonly kind: 'as-is' }
+  /** Coded, and the client accepts the coding: send the bytes as they are. */
+  | { readonly kind: 'coded'; readonly coding: string }
+  /** Coded, and the client does not accept it: decode. */
+  | { readonly kind: 'decode'; readonly coding: Coding };
+
+export function planCoding(resHeaders: HeaderSource, clientAcceptEncoding: HeaderSource[string]): CodingPlan {
+  const codings = contentCodings(resHeaders);
+  if (codings.length !== 1) return { kind: 'as-is' };
+  const coding = codings[0]!;
+  const decoder = DECODABLE.has(coding) ? canonical(coding) : null;
+  if (decoder === null) return { kind: 'as-is' };
+  if (accepts(clientAcceptEncoding, coding)) return { kind: 'coded', coding };
+  return { kind: 'decode', coding: decoder };
+}
+
+/** `Vary` with `accept-encoding` in it (added once, existing members kept). */
+export function withVaryAcceptEncoding(vary: OutgoingHttpHeaders[string]): string {
+  const members = vary === undefined ? [] : splitList(joinField(vary as string | readonly string[]));
+  if (members.some((m) => m === '*' || m.toLowerCase() === 'accept-encoding')) return members.join(', ');
+  return [...members, 'Accept-Encoding'].join(', ');
+}
+
+/** A strong entity-tag made weak; weak ones as they are. */
+export function weakenEtag(etag: string): string {
+  const t = etag.trim();
+  return t.startsWith('W/') ? t : `W/${t}`;
+}
+
+/** Headers of the decoded form of a coded response (see the file head). */
+export function decodedHeaders(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = { ...headers };
+  delete out['content-encoding'];
+  delete out['content-length'];
+  delete out['accept-ranges'];
+  const etag = out['etag'];
+  if (etag !== undefined) out['etag'] = weakenEtag(Array.isArray(etag) ? String(etag[0]) : String(etag));
+  out['vary'] = withVaryAcceptEncoding(out['vary']);
+  return out;
+}
+
+/** Headers of a coded response sent coded: only `Vary: Accept-Encoding` is ensured. */
+export function codedHeaders(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  return { ...headers, vary: withVaryAcceptEncoding(headers['vary']) };
+}
+
+function decoderFor(coding: Coding): Transform {
+  switch (coding) {
+    case 'gzip':
+      return createGunzip();
+    case 'br':
+      return createBrotliDecompress();
+    case 'deflate':
+      return createInflate();
+    default: {
+      const never: never = coding;
+      throw new Error(`no decoder for ${String(never)}`);
+    }
+  }
+}
+
+export interface DecodeCount {
+  /** The decoded body ended cleanly: `codedBytes` in, `identityBytes` out. */
+  onEnd?(codedBytes: number, identityBytes: number): void;
+}
+
+/**
+ * The decoded body of `source` (a stream or the stored bytes), streaming. A decoding error (or a
+ * failure of `source`) destroys the returned stream, so the client sees a broken body, never a
+ * clean, short one.
+ */
+export function decodedStream(source: Readable | Buffer, coding: Coding, count: DecodeCount = {}): Readable {
+  const input = Buffer.isBuffer(source) ? Readable.from([source], { objectMode: false }) : source;
+  let codedBytes = 0;
+  let identityBytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      codedBytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const decoder = decoderFor(coding);
+  const out = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      identityBytes += chunk.length;
+      cb(null, chunk);
+    },
+    flush(cb: TransformCallback) {
+      count.onEnd?.(codedBytes, identityBytes);
+      cb();
+    },
+  });
+  pipeline(input, counter, decoder, out, () => {
+    // pipeline destroys every stream on error, `out` included: the client sees the failure.
+  });
+  return out;
+}
+
+/**
+ * Decodes `body` to nowhere, counting the output: resolves its identity size, or null when it is
+ * not a valid `coding` stream or decodes to more than `maxIdentityBytes` (a decompression bomb);
+ * then it must not be stored. Output is never held in memory.
+ */
+export function checkDecodable(
+  body: Uint8Array,
+  coding: Coding,
+  maxIdentityBytes: number,
+): Promise<number | null> {
+  return new Promise((resolve) => {
+    const decoder = decoderFor(coding);
+    let identityBytes = 0;
+    decoder.on('data', (chunk: Buffer) => {
+      identityBytes += chunk.length;
+      if (identityBytes > maxIdentityBytes) {
+        decoder.destroy();
+        resolve(null);
+      }
+    });
+    decoder.on('error', () => resolve(null));
+    decoder.on('end', () => resolve(identityBytes));
+    decoder.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+  });
+}
+
+/** The decoder for a stored response's single decodable coding, or null (identity or left alone). */
+export function storedCoding(headers: HeaderSource): Coding | null {
+  const codings = contentCodings(headers);
+  if (codings.length !== 1 || !DECODABLE.has(codings[0]!)) return null;
+  return canonical(codings[0]!);
+}
