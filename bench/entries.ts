@@ -194,7 +194,7 @@ export function formatEntries(rows: readonly EntriesRow[], h: Harness, opts: Ent
     `entries sweep: ${h.header[0]}`,
     ...h.header.slice(1),
     `sidecache: ${sidecacheBuild(repoRoot).label}, cache.maxSizeBytes ${ENTRIES_CONFIG.match(/maxSizeBytes: (\d+)/)?.[1]}; ` +
-      `32-byte bodies, key = path ${KEY_PREFIX}<n>; fill: each key once, ${opts.fillConnections} connections`,
+      `32-byte bodies, key = path ${KEY_PREFIX}<n>; fill: keys in order, pass after pass, ${opts.fillConnections} connections, until /metrics shows the count`,
     `hits: random stored keys, ${opts.connections} connections, ${opts.warmupMs / 1000} s warm-up + ${opts.durationMs / 1000} s; ` +
       'RSS: VmRSS of sidecache after the hits; upstream: requests sidecache sent upstream during the hit window',
     '',
