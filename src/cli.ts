@@ -128,7 +128,7 @@ async function serve(args: CommonArgs): Promise<void> {
   const logger = createLogger(runtime.config.log.level);
   let instance: Awaited<ReturnType<typeof startSidecache>>;
   try {
-    instance = await startSidecache(runtime, { logger });
+    instance = await startSidecache(runtime, { logger, loadRuntime: () => runtimeFrom(args) });
   } catch (err) {
     fail(err);
   }
@@ -155,6 +155,11 @@ async function serve(args: CommonArgs): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Zero-downtime reload: the same sources as at start (file < environment < flags), read again.
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading the config');
+    instance.reload(() => runtimeFrom(args));
+  });
 }
 
 function checkConfig(args: CommonArgs): void {

@@ -49,7 +49,7 @@ export type CacheOutcome = 'hit' | 'stale' | 'revalidated' | 'miss' | 'bypass' |
 export interface CacheInfo {
   readonly outcome: CacheOutcome;
   /**
-   * Why: the bypass reason (`method`, `disabled`, `range`), the kind of stale answer
+   * Why: the bypass reason (`method`, `disabled`), `range` (passed on uncached), the kind of stale answer
    * (`stale-while-revalidate`, `stale-if-error`, `max-stale`, `unreachable`), `hit-for-miss`, or
    * why a response was not stored (`no-store`, `private`, `authorization`, `too-large`, …).
    */
@@ -108,6 +108,12 @@ export interface Exchange {
    * whether sidecache decrypted it (mode `intercept`). Context travels here, never on the socket.
    */
   readonly tunnel?: TunnelContext;
+  /**
+   * Set by front/: relays an interim (1xx) response from the origin to the client before the final
+   * one (`front/interim.ts`); upstream/ calls it. Absent when the client must not get one, and on
+   * exchanges nobody waits for (background refreshes).
+   */
+  readonly interim?: (status: number, headers: Record<string, string | string[]>) => void;
   admission?: Admission;
   cache?: CacheInfo;
   originInfo?: OriginInfo;

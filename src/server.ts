@@ -10,9 +10,12 @@ import { createAdminServer } from './admin/admin-server.js';
 import { createPurgeHandler } from './admin/purge.js';
 import { createCacheStage, DEFAULT_ROUTE_POLICY } from './cache/index.js';
 import { createSharedTier } from './cache/shared-tier.js';
+import { poolStillCurrent } from './config/reload.js';
 import type { HostPort, Runtime } from './config/runtime.js';
+import { createRuntimeRef } from './config/runtime-ref.js';
 import { createDnsCache } from './dns/index.js';
 import { ConfigError } from './errors.js';
+import type { Stage } from './exchange.js';
 import { createFront } from './front/front-server.js';
 import { createEgressPolicy } from './guard/egress-policy.js';
 import { createGuardStage } from './guard/guard-stage.js';
@@ -20,9 +23,11 @@ import { createProxyAuth } from './guard/proxy-auth.js';
 import { createAccessLog, type Logger } from './log.js';
 import { createCacheWarmthMetrics } from './metrics/cache-warmth-metrics.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { createReloadMetrics } from './metrics/reload-metrics.js';
 import { createServerTiming } from './metrics/server-timing.js';
 import { createSharedTierMetrics } from './metrics/shared-tier-metrics.js';
 import { createPipeline } from './pipeline.js';
+import { createReloader, type ReloadOutcome } from './reloader.js';
 import { setUpTunnels } from './tunnel/setup.js';
 import { createOriginFetch } from './upstream/fetch-origin.js';
 import { createUpstreamPools } from './upstream/pools.js';
@@ -31,6 +36,18 @@ export interface Sidecache {
   readonly proxyAddress: AddressInfo;
   readonly adminAddress: AddressInfo | null;
   readonly metrics: Metrics;
+  /** The running config (it changes on reload). */
+  runtime(): Runtime;
+  /**
+   * Reloads the config (SIGHUP): `load` reads and compiles the sources again; a config that fails
+   * to load, or changes a setting bound at start, is rejected and the running one kept.
+   */
+  reload(load: () => Runtime): ReloadOutcome;
+  /**
+   * Called with the new runtime after each applied reload (e.g. to pre-connect to new route
+   * origins); returns an unsubscribe.
+   */
+  onRuntimeChange(listener: (runtime: Runtime) => void): () => void;
   /** Stops accepting, lets in-flight exchanges finish for up to `graceMs`, closes pools. */
   close(graceMs?: number): Promise<void>;
 }
@@ -39,11 +56,15 @@ export interface SidecacheDeps {
   readonly logger: Logger;
   /** Resolver for every upstream connection (pools and tunnels); the DNS cache when absent. */
   readonly lookup?: LookupFunction;
+  /** Reads and compiles the config sources again, for `POST /reload` (absent: no such endpoint). */
+  readonly loadRuntime?: () => Runtime;
 }
 
 export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Promise<Sidecache> {
   const { logger } = deps;
   const { config } = runtime;
+  // Routes and policy are read through `ref` (config reload); what is bound at start reads `config`.
+  const ref = createRuntimeRef(runtime);
   const instanceToken = `sc-${randomBytes(4).toString('hex')}`;
   const via = config.proxy.via ? `1.1 sidecache (${instanceToken})` : null;
   const metrics = createMetrics(runtime);
@@ -55,8 +76,11 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   );
   // Tests may inject a resolver; otherwise every upstream name goes through the DNS cache. Either
   // way the egress policy filters the answers: the address checked is the address connected to.
-  const egress = createEgressPolicy({ allow: config.allow, routes: runtime.routes });
-  const lookup = egress.wrapLookup(deps.lookup ?? dns.lookup);
+  const egressFor = ref.derive((rt) => createEgressPolicy({ allow: rt.config.allow, routes: rt.routes }));
+  const baseLookup = deps.lookup ?? dns.lookup;
+  const lookupFor = ref.derive((rt) => egressFor(rt).wrapLookup(baseLookup));
+  const lookup = ((hostname, options, callback) =>
+    lookupFor()(hostname, options, callback)) as LookupFunction;
   const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect, lookup });
   const sharedTier = config.cache.enabled
     ? createSharedTier(config.cache, {
@@ -78,18 +102,28 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       })
     : null;
   if (cache) metrics.cache.watch(cache);
-  const guard = createGuardStage({
-    allow: runtime.allow,
-    viaToken: instanceToken,
-    egress,
-    ports: config.egress.ports,
-    ...(config.proxy.auth.enabled ? { authenticate: createProxyAuth(config.proxy.auth) } : {}),
-  });
+  // One guard per runtime; an exchange is admitted by the one current when it starts (the guard
+  // runs in the same tick as front/ builds the exchange).
+  const guard: Stage = (next) => {
+    const guardFor = ref.derive((rt) =>
+      createGuardStage({
+        allow: rt.allow,
+        viaToken: instanceToken,
+        egress: egressFor(rt),
+        ports: rt.config.egress.ports,
+        ...(rt.config.proxy.auth.enabled ? { authenticate: createProxyAuth(rt.config.proxy.auth) } : {}),
+      })(next),
+    );
+    return (ex) => guardFor()(ex);
+  };
   const pipeline = createPipeline({
     guard,
     cache: cache ?? undefined,
     upstream: createOriginFetch(pools, {
-      defaults: config.upstream,
+      // Read per exchange: the forward-proxy defaults follow a reload.
+      get defaults() {
+        return ref.current().config.upstream;
+      },
       via,
       forwardedHeaders: config.proxy.forwardedHeaders,
     }),
@@ -97,7 +131,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const observers = [metrics.observeExchange, metrics.cache.observeExchange];
   if (config.log.access) observers.push(createAccessLog(logger));
   // CONNECT, interception and upgrades; decrypted requests come back through front.serve.
-  const tunnels = await setUpTunnels(runtime, {
+  const tunnels = await setUpTunnels(ref, {
     logger,
     registry: metrics.registry,
     guard,
@@ -108,15 +142,32 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       upgrade: (req, socket, head, arrival) => front.serveUpgrade(req, socket, head, arrival),
     },
   });
+  const serverTimingFor = ref.derive((rt) => createServerTiming(rt));
   const front = createFront({
     runtime,
+    current: ref.current,
     pipeline,
     observers,
     onClientError: (code, message) => logger.info({ code, message }, 'malformed request refused'),
-    responseHeaders: createServerTiming(runtime),
+    responseHeaders: (ex, headers) => serverTimingFor()(ex, headers),
     raw: tunnels.raw,
   });
   metrics.gaugeFrom('sidecache_in_flight_requests', 'Exchanges being served right now.', front.inFlight);
+
+  const reloadMetrics = createReloadMetrics(metrics.registry, Date.now());
+  const reload = createReloader({
+    ref,
+    logger,
+    interceptionReady: config.intercept.length > 0,
+    observe: reloadMetrics.observeReload,
+  });
+  ref.onChange((next) => {
+    metrics.adoptRoutes(next.routes);
+    // A pool whose route is gone or whose settings changed takes no new exchanges and closes
+    // after its in-flight requests.
+    const retired = pools.retire(poolStillCurrent(next));
+    if (retired > 0) logger.info({ retired }, 'config reload: upstream pools with old settings retired');
+  });
 
   let draining = false;
   const admin = runtime.adminListen
@@ -128,11 +179,13 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
           draining
             ? { ready: false, why: 'shutting down' }
             : (sharedTier?.ready() ?? { ready: true, why: 'listening' }),
-        purge: createPurgeHandler(cache, runtime),
+        purge: createPurgeHandler(cache, ref.current),
+        ...(deps.loadRuntime ? { reload: () => reload(deps.loadRuntime as () => Runtime) } : {}),
       })
     : null;
 
-  const proxyAddress = await listen(front.server, runtime.listen, 'listen');
+  // The proxy listener queues up to limits.maxConnections handshakes (HAProxy's backlog = maxconn).
+  const proxyAddress = await listen(front.server, runtime.listen, 'listen', config.limits.maxConnections);
   let adminAddress: AddressInfo | null = null;
   try {
     if (admin && runtime.adminListen) adminAddress = await listen(admin, runtime.adminListen, 'admin.listen');
@@ -159,6 +212,11 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     proxyAddress,
     adminAddress,
     metrics,
+    runtime: ref.current,
+    reload,
+    onRuntimeChange(listener) {
+      return ref.onChange((next) => listener(next));
+    },
     close(graceMs = config.shutdown.graceMs) {
       closing ??= (async () => {
         draining = true;
@@ -188,8 +246,14 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function listen(server: Server, at: HostPort, key: string): Promise<AddressInfo> {
-  server.listen(at.port, at.host);
+/**
+ * `backlog`: connections the kernel queues before they are accepted. Node's default (511)
+ * overflows when many clients connect at once while the event loop is busy; the kernel then drops
+ * their handshakes and clients retry after 1, 3, 7 s (the soak's 10 s wrk timeouts, bench/README).
+ * The kernel caps it at net.core.somaxconn.
+ */
+async function listen(server: Server, at: HostPort, key: string, backlog = 511): Promise<AddressInfo> {
+  server.listen({ port: at.port, host: at.host, backlog });
   try {
     await once(server, 'listening');
   } catch (err) {

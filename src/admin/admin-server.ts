@@ -1,7 +1,7 @@
 /**
  * The admin listener: /healthz (the process is alive), /readyz (listening and not draining),
  * /metrics (Prometheus text format), / (status page), /status.json (its data), /ca.pem (the
- * interception CA certificate) and POST /purge. Loopback by
+ * interception CA certificate), POST /purge and POST /reload. Loopback by
  * default; never proxies anything. With `admin.token` set, everything but /healthz and /readyz
  * needs `Authorization: Bearer TOKEN` (401 otherwise).
  */
@@ -18,6 +18,11 @@ export interface AdminOptions {
   readonly purge?: PurgeHandler;
   /** The interception CA certificate for /ca.pem, or null when there is none. */
   readonly caCertPem?: () => Promise<string | null>;
+  /**
+   * `POST /reload`: reloads the config from its sources, as SIGHUP does; 200 with what changed, or
+   * 422 with the problems (the running config kept). Absent (no sources to re-read): 404.
+   */
+  readonly reload?: () => { result: 'ok' | 'rejected' };
   /** `admin.token`: required as a bearer token on every path but the probes; null or absent: open. */
   readonly token?: string | null;
 }
@@ -61,6 +66,20 @@ export function createAdminServer(opts: AdminOptions): Server {
       return;
     }
     if (path === '/purge' && opts.purge) return opts.purge(req, res);
+    if (path === '/reload' && opts.reload) {
+      if (req.method !== 'POST') {
+        res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('use POST /reload\n');
+        return;
+      }
+      const outcome = opts.reload();
+      res
+        .writeHead(outcome.result === 'ok' ? 200 : 422, {
+          'content-type': 'application/json',
+          'cache-control': 'no-store',
+        })
+        .end(`${JSON.stringify(outcome)}\n`);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;

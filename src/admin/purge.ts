@@ -69,8 +69,10 @@ function keyPrefix(raw: string): string {
   return pathStart === -1 ? url.origin : `${url.origin}${url.pathname}${url.search}`;
 }
 
-export function createPurgeHandler(cache: Purgeable | null, runtime: Runtime): PurgeHandler {
+/** `current` gives the running config's routes (they follow a config reload). */
+export function createPurgeHandler(cache: Purgeable | null, current: () => Runtime): PurgeHandler {
   async function purge(kind: Kind, value: string): Promise<Record<string, unknown>> {
+    const runtime = current();
     if (cache === null) throw new PurgeRequestError('the cache is off (cache.enabled: false)', 409);
     switch (kind) {
       case 'url': {

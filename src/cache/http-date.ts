@@ -1,19 +1,20 @@
 /**
  * HTTP-date parsing (RFC 9110 §5.6.7). Pure. Unlike `Date.parse`, only the three formats HTTP
  * allows are accepted; anything else is invalid (`undefined`), which callers treat as RFC 9111
- * asks (an invalid Expires is in the past, an invalid Date is ignored).
+ * asks (an invalid Expires is in the past, an invalid Date is ignored). Names of days, months and
+ * `GMT` are matched case-insensitively, as RFC 9111 §4.2 asks of cache recipients.
  */
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
 const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)';
 const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
 const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
-const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`);
-const RFC850 = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`);
-const ASCTIME = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`);
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`, 'i');
+const RFC850 = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`, 'i');
+const ASCTIME = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`, 'i');
 
 function build(y: number, mon: string, d: number, h: number, mi: number, s: number): number | undefined {
-  const m = MONTHS.indexOf(mon);
+  const m = MONTHS.indexOf(mon.charAt(0).toUpperCase() + mon.slice(1).toLowerCase());
   if (d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return undefined;
   const t = Date.UTC(y, m, d, h, mi, Math.min(s, 59));
   // Reject dates like 31 Feb that Date.UTC silently rolls over.

@@ -199,6 +199,14 @@ export const cacheSchema = z
       .min(0)
       .default(86_400_000)
       .describe('How long a response is kept after it goes stale, to revalidate it or serve it on error.'),
+    targetedFields: z
+      .array(headerName)
+      .default(['sidecache-cache-control', 'cdn-cache-control'])
+      .describe(
+        'Targeted cache-control fields (RFC 9213) this cache obeys, most specific first: the first one present ' +
+          'with a valid value replaces Cache-Control and Expires for freshness and storability. The fields are ' +
+          'still forwarded to clients. [] to obey Cache-Control only.',
+      ),
     cacheStatusName: z
       .string()
       .regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'expected a token')

@@ -2,13 +2,14 @@
  * The cache stage: an RFC 9111 shared cache between guard/ and upstream/.
  *
  * Lifecycle, as named states (docs/cache.md draws it):
- *   recv     → pass (bypass: disabled, method, range) | unsafe (pass + invalidate) | lookup
+ *   recv     → pass (bypass: disabled, method) | unsafe (pass + invalidate) | lookup
  *   lookup   → hit | stale (serve; refresh in background for stale-while-revalidate)
  *              | revalidate | miss | synth 504 (only-if-cached)
  *   revalidate → 304: update stored headers, deliver | full response: admit | error: stale-if-error
  *   miss     → coalesce (leader fetches; followers wait, then read the store) | fetch (hit-for-miss)
  *   admit    → store when storable and complete (body captured while it streams) | pass it on
- *   deliver  → a Reply from a stored response, with Age and Cache-Status
+ *   deliver  → a Reply from a stored response, with Age and Cache-Status (206/416 for a Range
+ *              on a stored 200; a Range that cannot be served from the store is passed on as is)
  *
  * Only this stage reads the clock (`deps.now`, default `Date.now`); the RFC modules take `now`.
  *
@@ -69,6 +70,7 @@ import {
   type RouteCachePolicyInput,
 } from './options.js';
 import { compilePathPolicies, type PathPolicy, selectPathPolicy } from './path-policy.js';
+import { partialReply } from './range.js';
 import {
   type CompiledRefreshAhead,
   compileRefreshAhead,
@@ -78,6 +80,7 @@ import {
 } from './refresh-ahead.js';
 import { headersToStore, type NotStoredReason, storability, varyFields } from './storability.js';
 import type { CacheStore, EvictionInfo, StoredResponse, StoreStats } from './store.js';
+import { policyView } from './targeted-cache-control.js';
 import {
   CLIENT_VALIDATORS,
   clientCopyIsCurrent,
@@ -190,11 +193,16 @@ const NO_TRANSFORM = /(^|[\s,])no-transform\s*(,|$)/i;
 /** Statuses that count as an origin error for stale-if-error (RFC 5861 §4). */
 const ERROR_STATUS: ReadonlySet<number> = new Set([500, 502, 503, 504]);
 
-/** Errors that mean the origin could not be reached at all (RFC 9111 §4.2.4 "disconnected"). */
+/**
+ * Errors that mean no response came from the origin at all (RFC 9111 §4.2.4 "disconnected"): it
+ * could not be reached, or it closed the connection before answering.
+ */
 const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
   'SC_ERR_DNS',
   'SC_ERR_UPSTREAM_CONNECT',
   'SC_ERR_UPSTREAM_CONNECT_TIMEOUT',
+  'SC_ERR_UPSTREAM_RESET',
+  'ECONNRESET',
   'ECONNREFUSED',
   'ENOTFOUND',
   'EHOSTUNREACH',
@@ -255,6 +263,12 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       ...(observer.onRemove ? { onRemove: observer.onRemove } : {}),
     });
   const policyFor = deps.policyFor ?? (() => DEFAULT_ROUTE_POLICY);
+  /** Response headers as this cache judges them: a targeted field (RFC 9213) over Cache-Control. */
+  const targets = opts.targetedFields;
+  const policyHeaders = (headers: HeaderSource): HeaderSource =>
+    targets.length === 0 ? headers : policyView(headers, targets).headers;
+  const directivesOf = (headers: HeaderSource): ResponseDirectives =>
+    parseResponseDirectives(policyHeaders(headers)['cache-control']);
   /** Compiled `paths` overrides, per route policy object. */
   const pathPolicies = new WeakMap<RouteCachePolicy, readonly PathPolicy[]>();
   function pathPolicy(route: RouteCachePolicy, pathname: string): RouteCachePolicy {
@@ -329,15 +343,16 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   /** Parses an origin answer's directives, its freshness lifetime and whether it may be stored. */
   function judge(ctx: Ctx, method: string, reply: Reply, requestTime: number, responseTime: number) {
     const { policy } = ctx;
-    const res = parseResponseDirectives(reply.headers['cache-control']);
-    const times = { headers: reply.headers, requestTime, responseTime };
+    const view = policyHeaders(reply.headers);
+    const res = parseResponseDirectives(view['cache-control']);
+    const times = { headers: view, requestTime, responseTime };
     const life = lifetimeOf(reply.status, times, policy);
     const verdict = storability({
       method,
       status: reply.status,
       req: ctx.req,
       res,
-      resHeaders: reply.headers,
+      resHeaders: view,
       authorization: ctx.ex.headers['authorization'] !== undefined,
       lifetimeMs: life.ms,
       policy: {
@@ -355,8 +370,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     times: StoredResponse | { headers: HeaderSource; requestTime: number; responseTime: number },
     policy: RouteCachePolicy,
   ): Lifetime {
-    const res = parseResponseDirectives(times.headers['cache-control']);
-    return freshnessLifetime(status, times, res, {
+    const headers = policyHeaders(times.headers);
+    const res = parseResponseDirectives(headers['cache-control']);
+    return freshnessLifetime(status, { ...times, headers }, res, {
       heuristicFraction: opts.heuristicFraction,
       maxHeuristicTtlMs: opts.maxHeuristicTtlMs,
       ttlOverrideMs: policy.ttlMs,
@@ -375,10 +391,18 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     return best;
   }
 
+  /** The client's request headers for a fetch that fills the cache: no validators, no Range. */
   function withoutClientValidators(headers: IncomingHttpHeaders): IncomingHttpHeaders {
     const out: IncomingHttpHeaders = { ...headers };
     for (const h of CLIENT_VALIDATORS) delete out[h];
+    delete out['range'];
+    delete out['if-range'];
     return out;
+  }
+
+  /** A GET with Range: answered from a stored 200 when one can be reused, else passed on as it is. */
+  function isRange(ex: Exchange): boolean {
+    return ex.method === 'GET' && ex.headers['range'] !== undefined;
   }
 
   /**
@@ -477,7 +501,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const b = entry.body;
     const d: Derived = {
       policy,
-      res: parseResponseDirectives(entry.headers['cache-control']),
+      res: directivesOf(entry.headers),
       lifeMs: lifetimeOf(entry.status, entry, policy).ms,
       initialAgeMs: currentAgeMs(entry, entry.responseTime),
       headers: Object.freeze({ ...entry.headers, 'content-length': String(b.byteLength) }),
@@ -508,6 +532,12 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       // decorate() copies these once; the stored bytes are shared by every reader, never copied.
       headers = d.headers;
       if (ex.method !== 'HEAD') body = d.body;
+      // A range is of the bytes as stored: only when the client takes them as they are (a coded
+      // body the client cannot accept is decoded whole below, and Range is then ignored: §14.2).
+      const sliceable = planCoding(headers, ex.headers['accept-encoding']).kind !== 'decode';
+      const part =
+        body !== null && sliceable && isRange(ex) ? partialReply(ex.headers, status, headers, d.body) : null;
+      if (part !== null) ({ status, statusText, headers, body } = part);
     }
     markCacheTime(ctx);
     const elapsed = performance.now() - ctx.t0;
@@ -734,7 +764,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   // ------------------------------------------------------------------------------- revalidate
 
   function staleOnErrorFor(ctx: Ctx, entry: StoredResponse, unreachable: boolean): StaleOnError {
-    const res = parseResponseDirectives(entry.headers['cache-control']);
+    const res = directivesOf(entry.headers);
     return staleOnError({
       ageMs: currentAgeMs(entry, now()),
       lifetimeMs: lifetimeOf(entry.status, entry, ctx.policy).ms,
@@ -756,7 +786,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   ): StoredResponse {
     const headers = updateHeaders(entry.headers, notModified);
     const updated = { ...entry, headers, requestTime, responseTime };
-    const res = parseResponseDirectives(headers['cache-control']);
+    const res = directivesOf(headers);
     const life = lifetimeOf(entry.status, updated, ctx.policy);
     return { ...updated, deleteAt: responseTime + retentionMs(life.ms, res, opts.staleRetentionMs) };
   }
@@ -865,6 +895,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         method: 'GET',
         headers,
         body: null,
+        interim: undefined, // nobody waits for a background refresh
         signal: controller.signal,
         timings: { startedAt: Date.now(), start: performance.now(), phases: {} },
       };
@@ -991,6 +1022,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       case 'revalidate':
         if (ctx.req.onlyIfCached) return onlyIfCachedMiss(ctx);
         if (ctx.ex.method === 'HEAD') return miss(ctx, next, 'stale');
+        if (isRange(ctx.ex)) return passRange(ctx, next, 'stale');
         return revalidate(ctx, next, entry, d.why);
       default: {
         const never: never = d;
@@ -1004,7 +1036,16 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const entry = select(variants, ctx.headers);
     if (entry !== undefined) return reuse(ctx, next, entry);
     if (ctx.req.onlyIfCached) return onlyIfCachedMiss(ctx);
-    return miss(ctx, next, variants.length > 0 ? 'vary-miss' : 'uri-miss');
+    const fwd = variants.length > 0 ? 'vary-miss' : 'uri-miss';
+    return isRange(ctx.ex) ? passRange(ctx, next, fwd) : miss(ctx, next, fwd);
+  }
+
+  /** A Range request the store cannot answer goes to the origin as it is; partial content is not stored. */
+  async function passRange(ctx: Ctx, next: Next, fwd: ForwardReason): Promise<Reply> {
+    ctx.ex.cache = { outcome: 'miss', stored: false, detail: 'range' };
+    markCacheTime(ctx);
+    const reply = await next(ctx.ex);
+    return decorate(ctx, reply, { fwd, fwdStatus: reply.status, detail: 'range' });
   }
 
   // ------------------------------------------------------------------------------- pass/unsafe
@@ -1067,7 +1108,6 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (!routePolicy.enabled) return bypass(base, next, 'disabled');
     if (!SAFE_METHODS.has(ex.method)) return unsafe(base, next);
     if (ex.method !== 'GET' && ex.method !== 'HEAD') return bypass(base, next, 'method');
-    if (ex.headers['range'] !== undefined) return bypass(base, next, 'range');
     const req = parseRequestDirectives(ex.headers['cache-control'], ex.headers['pragma']);
     const key = primaryKey(ex.target, headers, routePolicy, deps.credentialSecret);
     return lookup({ ...base, req, key }, next);

@@ -330,7 +330,10 @@ function describeIssue(issue: Issue, input: unknown): string {
     case 'invalid_value':
       return `${where}: ${show(value)} is not one of ${issue.values.map((v) => show(v)).join(', ')}`;
     default:
-      return `${where}: ${show(value)}: ${issue.message}`;
+      // A rule across keys can point at a key left to its default: no value to show then.
+      return value === undefined
+        ? `${where}: ${issue.message}`
+        : `${where}: ${show(value)}: ${issue.message}`;
   }
 }
 

@@ -12,6 +12,7 @@ import { type Duplex, Readable } from 'node:stream';
 import type { Runtime } from '../config/runtime.js';
 import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
+import { interimRelay } from './interim.js';
 import { limitBody, limitConnections, serverOptionsFor } from './limits.js';
 import { type Arrival, LISTENER, type RawParts, serveConnect, serveUpgrade } from './raw.js';
 import { createRequestHygiene } from './request-hygiene.js';
@@ -33,7 +34,13 @@ export interface ExchangeEnd {
 export type ExchangeObserver = (end: ExchangeEnd) => void;
 
 export interface FrontOptions {
+  /** The runtime at start: limits and listener options are bound to it. */
   readonly runtime: Runtime;
+  /**
+   * The runtime to route a new exchange with (the config reload's holder, RuntimeRef.current);
+   * `runtime` when absent. Read once per exchange, when it starts.
+   */
+  readonly current?: () => Runtime;
   readonly pipeline: Next;
   readonly observers: readonly ExchangeObserver[];
   /** Logs protocol errors that never became an exchange (malformed requests). */
@@ -67,11 +74,19 @@ export function createFront(opts: FrontOptions): Front {
   let inFlight = 0;
   let draining = false;
   const { runtime } = opts;
+  const current = opts.current ?? (() => runtime);
   const { limits } = runtime.config;
-  const hygiene = createRequestHygiene({
-    strip: runtime.config.proxy.stripRequestHeaders,
-    maxHeaderCount: limits.maxHeaderCount,
-  });
+  const hygieneFor = (rt: Runtime) =>
+    createRequestHygiene({
+      strip: rt.config.proxy.stripRequestHeaders,
+      maxHeaderCount: limits.maxHeaderCount,
+    });
+  /** The request hygiene of the last runtime seen (rebuilt after a reload, not per request). */
+  let hygieneOf = { runtime, hygiene: hygieneFor(runtime) };
+  const hygieneNow = (rt: Runtime) => {
+    if (hygieneOf.runtime !== rt) hygieneOf = { runtime: rt, hygiene: hygieneFor(rt) };
+    return hygieneOf.hygiene;
+  };
 
   const notify = (end: ExchangeEnd): void => {
     end.ex.timings.end = performance.now();
@@ -98,7 +113,7 @@ export function createFront(opts: FrontOptions): Front {
       const refusal = connectionLimits.refusal(req.socket);
       if (refusal) throw refusal;
       const body = requestHasBody(req) ? limitBody(req, limits.maxBodyBytes) : null;
-      ex = buildExchange(id, req, arrival, body, abort.signal, startedAt, start);
+      ex = buildExchange(id, req, arrival, body, abort.signal, startedAt, start, res);
     } catch (err) {
       const failed = unroutedExchange(id, req, abort.signal, startedAt, start);
       return deliverError(failed, toSidecacheError(err), res);
@@ -188,11 +203,14 @@ export function createFront(opts: FrontOptions): Front {
     signal: AbortSignal,
     startedAt: number,
     start: number,
+    /** The response, for requests that get one (not CONNECT / Upgrade): interim responses go there. */
+    res?: ServerResponse,
   ): Exchange {
+    const rt = current();
     const target =
       arrival.via === 'listener'
-        ? resolveTarget(req.url ?? '/', req.headers.host, runtime)
-        : resolveInterceptedTarget(req.url ?? '/', arrival.authority, runtime);
+        ? resolveTarget(req.url ?? '/', req.headers.host, rt)
+        : resolveInterceptedTarget(req.url ?? '/', arrival.authority, rt);
     return {
       id,
       mode: target.mode,
@@ -200,7 +218,7 @@ export function createFront(opts: FrontOptions): Front {
       target: target.url,
       origin: target.url.origin,
       route: target.route,
-      headers: hygiene(req),
+      headers: hygieneNow(rt)(req),
       body,
       client: {
         address: req.socket.remoteAddress ?? '',
@@ -209,6 +227,7 @@ export function createFront(opts: FrontOptions): Front {
       },
       signal,
       timings: { startedAt, start, phases: {} },
+      ...(res === undefined ? {} : { interim: interimRelay(req, res) }),
       ...(arrival.via === 'tunnel' ? { tunnel: { authority: arrival.authority, intercepted: true } } : {}),
     };
   }
@@ -253,7 +272,7 @@ export function createFront(opts: FrontOptions): Front {
   const rawContext = opts.raw
     ? {
         parts: opts.raw,
-        runtime,
+        current,
         nextId,
         notify,
         buildExchange,

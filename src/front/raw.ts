@@ -61,7 +61,8 @@ export interface RawParts {
 
 export interface RawContext {
   readonly parts: RawParts;
-  readonly runtime: Runtime;
+  /** The runtime a new exchange is routed with (it follows config reloads). */
+  current(): Runtime;
   nextId(): string;
   notify(end: ExchangeEnd): void;
   buildExchange(
@@ -170,7 +171,7 @@ export function serveConnect(ctx: RawContext, req: IncomingMessage, socket: Sock
       method: 'CONNECT',
       target: url,
       origin: url.origin,
-      route: routeForAuthority(ctx.runtime, url),
+      route: routeForAuthority(ctx.current(), url),
       headers: req.headers,
       body: null,
       client: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, protocol: 'http' },

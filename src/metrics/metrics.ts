@@ -48,6 +48,8 @@ export interface Metrics {
   observeDnsLookup(event: DnsLookupEvent): void;
   /** Registers a gauge read at scrape time. */
   gaugeFrom(name: string, help: string, read: () => number): void;
+  /** After a config reload: the new routes' origins and names become label values too. */
+  adoptRoutes(routes: Runtime['routes']): void;
 }
 
 type Labels<M> = M extends { labels(l: infer L): unknown } ? Exclude<L, string> : never;
@@ -81,14 +83,19 @@ export function createMetrics(runtime: Runtime): Metrics {
     'nodejs_active_resources_total',
   ])
     registry.removeSingleMetric(name);
-  const knownOrigins = new Set(runtime.routes.map((r) => r.origin));
+  // Origins stay known after a reload removes their route: label values never go away mid-run.
+  const knownOrigins = new Set<string>();
   const originLabel = (origin: string): string => (knownOrigins.has(origin) ? origin : 'other');
   /** Host name → the first route whose origin has it (for DNS savings, which know only a host). */
   const routeByHostname = new Map<string, string>();
-  for (const r of runtime.routes) {
-    const host = new URL(r.origin).hostname.toLowerCase();
-    if (!routeByHostname.has(host)) routeByHostname.set(host, r.name);
-  }
+  const adoptRoutes = (routes: Runtime['routes']): void => {
+    for (const r of routes) {
+      knownOrigins.add(r.origin);
+      const host = new URL(r.origin).hostname.toLowerCase();
+      if (!routeByHostname.has(host)) routeByHostname.set(host, r.name);
+    }
+  };
+  adoptRoutes(runtime.routes);
   const ledger = createSavedTimeLedger();
 
   const requests = new Counter({
@@ -207,6 +214,13 @@ export function createMetrics(runtime: Runtime): Metrics {
     registry,
     savedTime: ledger,
     cache,
+    adoptRoutes(routes) {
+      adoptRoutes(routes);
+      for (const r of routes) {
+        for (const kind of SAVED_KINDS) saved.inc({ kind, route: r.name }, 0);
+        avoided.inc({ route: r.name }, 0);
+      }
+    },
     observeExchange({ ex, status, bytes }) {
       const route = routeLabel(ex);
       const method = KNOWN_METHODS.has(ex.method) ? ex.method : 'OTHER';

@@ -8,6 +8,7 @@ import type { LookupFunction } from 'node:net';
 import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
 import type { Runtime } from '../config/runtime.js';
+import type { RuntimeRef } from '../config/runtime-ref.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
 import type { RawParts } from '../front/raw.js';
 import type { Logger } from '../log.js';
@@ -40,7 +41,12 @@ export function caDirOf(runtime: Runtime): string {
 
 const ADMITTED: Reply = Object.freeze({ status: 200, headers: {}, body: null, source: 'synth' });
 
-export async function setUpTunnels(runtime: Runtime, deps: TunnelSetupDeps): Promise<TunnelSetup> {
+/**
+ * The CA, the tunnel idle timeout and the upgrade relay's CA file are bound at start; the
+ * intercept list and CONNECT ports follow the current runtime (config reload).
+ */
+export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Promise<TunnelSetup> {
+  const runtime = ref.current();
   const { config } = runtime;
   const metrics = createTunnelMetrics(deps.registry);
   const caDir = caDirOf(runtime);
@@ -59,25 +65,35 @@ export async function setUpTunnels(runtime: Runtime, deps: TunnelSetupDeps): Pro
         { onIssued: () => metrics.observeLeafIssued() },
       )
     : null;
-  const tunnels = createTunnels(runtime, {
-    leaves,
-    decrypted: deps.decrypted,
-    ...(deps.lookup ? { lookup: deps.lookup } : {}),
-    onHandshakeFailure: (kind, authority, code) => {
-      metrics.observeHandshakeFailure(kind);
-      deps.logger.info({ kind, authority, code }, 'client TLS handshake failed on an intercepted tunnel');
-    },
-  });
+  const tunnelsFor = ref.derive((rt) =>
+    createTunnels(rt, {
+      leaves,
+      decrypted: deps.decrypted,
+      ...(deps.lookup ? { lookup: deps.lookup } : {}),
+      onHandshakeFailure: (kind, authority, code) => {
+        metrics.observeHandshakeFailure(kind);
+        deps.logger.info({ kind, authority, code }, 'client TLS handshake failed on an intercepted tunnel');
+      },
+    }),
+  );
   const upgrade = createUpgradeRelay(
-    { defaults: config.upstream, via: deps.via, forwardedHeaders: config.proxy.forwardedHeaders },
+    {
+      // Read per upgrade: the forward-proxy defaults follow a config reload.
+      get defaults() {
+        return ref.current().config.upstream;
+      },
+      via: deps.via,
+      forwardedHeaders: config.proxy.forwardedHeaders,
+    },
     deps.lookup ? { lookup: deps.lookup } : {},
   );
   const admitted = deps.guard(async () => ADMITTED);
   const raw: RawParts = {
     admit: (ex: Exchange) => admitted(ex),
-    intercepts: tunnels.intercepts,
-    checkConnect: tunnels.checkConnect,
-    openTunnel: tunnels.openTunnel,
+    intercepts: (host) => tunnelsFor().intercepts(host),
+    checkConnect: (ex) => tunnelsFor().checkConnect(ex),
+    openTunnel: (ex, socket, head, established, closing) =>
+      tunnelsFor().openTunnel(ex, socket, head, established, closing),
     upgrade,
     idleTimeoutMs: config.tunnel.idleTimeoutMs,
     onTunnelEnd: metrics.observeTunnel,

@@ -49,7 +49,12 @@ export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions
       if (!canRetry) throw err instanceof SidecacheError ? err : classifyUpstreamError(err, ex.origin);
       info.retried = true;
       info.reusedConnection = false;
-      return await dispatchOnce(pool, pools, ex, headers, info, performance.now(), opts.via);
+      try {
+        return await dispatchOnce(pool, pools, ex, headers, info, performance.now(), opts.via);
+      } catch (retryErr) {
+        // The retry fails like any first attempt: a typed error (502 upstream_reset, ...), not a 500.
+        throw retryErr instanceof SidecacheError ? retryErr : classifyUpstreamError(retryErr, ex.origin);
+      }
     }
   };
 }
@@ -120,6 +125,11 @@ function dispatchOnce(
         pools.claimNextSocket(onSocket);
       },
       onResponseStart(ctrl, statusCode, originHeaders, statusMessage) {
+        // undici reports interim (1xx) responses here too: relayed, never taken as the response.
+        if (statusCode < 200) {
+          ex.interim?.(statusCode, endToEndHeaders(originHeaders));
+          return;
+        }
         if (settled) return;
         settled = true;
         const replyHeaders = endToEndHeaders(originHeaders);

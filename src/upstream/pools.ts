@@ -44,8 +44,17 @@ export interface PoolsDeps {
 }
 
 export interface UpstreamPools {
-  /** The pool for `origin`, created on first use with `settings`. */
+  /**
+   * The pool for `origin` with `settings`, created on first use. An origin whose settings a reload
+   * changed gets a second pool for new exchanges; `retire` then closes the old one.
+   */
   poolFor(origin: string, settings: UpstreamConfig): Pool;
+  /**
+   * After a config reload: every pool for which `isCurrent(origin, settings)` is false stops taking
+   * new exchanges and closes once its in-flight requests are done (`close` destroys what is left).
+   * Returns how many pools were retired.
+   */
+  retire(isCurrent: (origin: string, settings: UpstreamConfig) => boolean): number;
   /**
    * Call right before dispatching: the next `sendHeaders` on one of our pools reports the
    * connection it used to `onSocket` (synchronously, inside the dispatch).
@@ -67,7 +76,28 @@ interface SendHeadersMessage {
 export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = {}): UpstreamPools {
   const ca = upstreamTrust(defaults.caFile);
   const records = new WeakMap<Socket, ConnectionRecord>();
-  const pools = new Map<string, Pool>();
+  /** Pools by `origin settings-key`. */
+  const pools = new Map<string, { origin: string; settings: UpstreamConfig; pool: Pool }>();
+  /** Retired pools still finishing their in-flight requests. */
+  const retiring = new Map<Pool, Promise<void>>();
+  /** Settings objects are frozen per route and runtime: their key is computed once. */
+  const settingsKeys = new WeakMap<UpstreamConfig, string>();
+  const keyOf = (origin: string, settings: UpstreamConfig): string => {
+    let key = settingsKeys.get(settings);
+    if (key === undefined) {
+      key = [
+        settings.connectionsPerOrigin,
+        settings.keepAliveTimeoutMs,
+        settings.keepAliveMaxTimeoutMs,
+        settings.connectTimeoutMs,
+        settings.headersTimeoutMs,
+        settings.bodyTimeoutMs,
+        settings.http2,
+      ].join(',');
+      settingsKeys.set(settings, key);
+    }
+    return `${origin} ${key}`;
+  };
   let claim: ((record: ConnectionRecord) => void) | null = null;
 
   const onSendHeaders = (message: unknown): void => {
@@ -129,7 +159,8 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
 
   return {
     poolFor(origin, settings) {
-      let pool = pools.get(origin);
+      const key = keyOf(origin, settings);
+      let pool = pools.get(key)?.pool;
       if (pool === undefined) {
         pool = new Pool(origin, {
           connections: settings.connectionsPerOrigin,
@@ -145,26 +176,51 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
           ...(settings.http2 ? { pipelining: H2_MAX_CONCURRENT_STREAMS } : {}),
           connect: measuredConnector(origin, settings),
         });
-        pools.set(origin, pool);
+        pools.set(key, { origin, settings, pool });
       }
       return pool;
+    },
+    retire(isCurrent) {
+      let retired = 0;
+      for (const [key, entry] of pools) {
+        if (isCurrent(entry.origin, entry.settings)) continue;
+        pools.delete(key);
+        retired++;
+        // undici's close waits for queued and running requests, then closes the connections.
+        const done = entry.pool.close().then(
+          () => {
+            retiring.delete(entry.pool);
+          },
+          () => {
+            retiring.delete(entry.pool);
+          },
+        );
+        retiring.set(entry.pool, done);
+      }
+      return retired;
     },
     claimNextSocket(onSocket) {
       claim = onSocket;
     },
     origins() {
-      return [...pools.keys()];
+      return [...new Set([...pools.values()].map((e) => e.origin))];
     },
     async close(graceMs) {
       diagnostics.unsubscribe('undici:client:sendHeaders', onSendHeaders);
-      const all = [...pools.values()];
+      const current = [...pools.values()].map((e) => e.pool);
+      const draining = [...retiring.entries()];
+      const all = [...current, ...draining.map(([pool]) => pool)];
       pools.clear();
+      retiring.clear();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), graceMs);
         timer.unref();
       });
-      const closed = Promise.allSettled(all.map((p) => p.close())).then(() => 'closed' as const);
+      const closed = Promise.allSettled([
+        ...current.map((p) => p.close()),
+        ...draining.map(([, done]) => done),
+      ]).then(() => 'closed' as const);
       const outcome = await Promise.race([closed, deadline]);
       clearTimeout(timer);
       if (outcome === 'timeout') await Promise.allSettled(all.map((p) => p.destroy()));

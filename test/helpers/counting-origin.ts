@@ -58,7 +58,7 @@ export function send(
   res: ServerResponse,
   status: number,
   headers: Record<string, string | string[]>,
-  body = '',
+  body: string | Uint8Array = '',
 ): void {
   res.writeHead(status, headers);
   res.end(body);

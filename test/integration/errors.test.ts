@@ -239,4 +239,29 @@ describe('an idempotent request on a pooled socket that died is retried once', (
       await origin.close();
     }
   });
+
+  it('a retry that fails too is a typed 502 upstream_reset, not an internal error', async () => {
+    // The first connection answers once, then every request (on any connection) is cut off unanswered.
+    let answered = 0;
+    const origin = await rawOrigin((socket) => {
+      socket.on('data', () => {
+        if (answered++ === 0)
+          socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nkeep-alive: timeout=60\r\n\r\nok');
+        else socket.destroy();
+      });
+    });
+    const sc = await startTestSidecache({
+      routes: [{ name: 'down', origin: origin.url, upstream: { connectionsPerOrigin: 1 } }],
+    });
+    try {
+      assert.equal((await send(sc.url, '/down/a')).status, 200);
+      const second = await send(sc.url, '/down/b');
+      assert.equal(second.status, 502, second.text());
+      assert.equal(second.json().error, 'SC_ERR_UPSTREAM_RESET');
+      assert.equal(answered, 3, 'one answer, the request on the pooled socket, and one retry');
+    } finally {
+      await sc.close();
+      await origin.close();
+    }
+  });
 });

@@ -105,6 +105,24 @@ describe('limits', () => {
     await stillServing();
   });
 
+  it('a client that sends its headers and then stalls the body: 408 after requestTimeoutMs, nothing hangs', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    let got = '';
+    socket.on('data', (d: Buffer) => {
+      got += d.toString();
+    });
+    socket.on('error', () => {});
+    // Headers complete, Content-Length promises 100 bytes, 10 arrive, then nothing.
+    socket.write('POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789');
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const bound = setTimeout(() => socket.destroy(), 10_000);
+    await closed;
+    clearTimeout(bound);
+    assert.match(got, /^HTTP\/1\.1 408 /, got);
+    assert.match(got, /request_timeout/);
+    await stillServing();
+  });
+
   it('more connections from one client than maxConnectionsPerClient: 503 and close', async () => {
     const idle: net.Socket[] = [];
     for (let i = 0; i < 4; i++) {

@@ -244,3 +244,15 @@ describe("cache stage: the client's conditional requests (RFC 9111 §4.3.2)", ()
     );
   });
 });
+
+test('RFC 9111 §4.2 an Expires with names in the wrong case still gives freshness', async (t) => {
+  const h = await startHarness(t, (_req, res, n) =>
+    send(res, 200, { expires: formatHttpDate(h.clock.now() + 3_600_000).toUpperCase() }, `v${n}`),
+  );
+  await h.get('/upper');
+  await h.stage.idle();
+  const r = await h.get('/upper');
+  assert.equal(r.text, 'v1');
+  assert.equal(r.ex.cache?.outcome, 'hit');
+  assert.equal(h.origin.count('/upper'), 1);
+});

@@ -120,12 +120,3 @@ test('emitAge and emitCacheStatus switch the headers off', async (t) => {
   assert.equal(r.headers['age'], undefined);
   assert.equal(r.headers['cache-status'], undefined);
 });
-
-test('Range requests bypass the cache (no 206 support)', async (t) => {
-  const h = await startHarness(t, (_req, res) => send(res, 200, { 'cache-control': 'max-age=100' }, 'abc'));
-  await h.get('/r');
-  await h.stage.idle();
-  const r = await h.get('/r', { headers: { range: 'bytes=0-0' } });
-  assert.equal(r.ex.cache?.outcome, 'bypass');
-  assert.equal(r.ex.cache?.detail, 'range');
-});

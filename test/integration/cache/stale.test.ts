@@ -99,3 +99,26 @@ test('options.staleIfErrorMs gives a default stale-if-error window', async (t) =
   h.clock.advance(30_000);
   assert.equal((await h.get('/d')).text, 'x');
 });
+
+test('RFC 9111 §4.2.4 stale served when the origin closes the connection without answering', async (t) => {
+  const h = await startHarness(t, (req, res, n) => {
+    if (n === 1) {
+      const cc = req.url === '/close-mr' ? 'max-age=1, must-revalidate' : 'max-age=1';
+      send(res, 200, { 'cache-control': cc }, 'kept');
+    } else {
+      res.socket?.destroy(); // no response at all
+    }
+  });
+  for (const path of ['/close', '/close-mr']) await h.get(path);
+  await h.stage.idle();
+  h.clock.advance(10_000);
+  const r = await h.get('/close');
+  assert.equal(r.status, 200);
+  assert.equal(r.text, 'kept');
+  assert.equal(r.ex.cache?.outcome, 'stale');
+  assert.equal(r.ex.cache?.detail, 'unreachable');
+  assert.match(cacheStatus(r), /detail="?unreachable:SC_ERR_UPSTREAM_RESET/);
+  assert.ok(h.origin.count('/close') >= 2, 'the origin was asked');
+  // must-revalidate forbids it (§5.2.2.2): the failure reaches the client.
+  await assert.rejects(h.get('/close-mr'), { code: 'SC_ERR_UPSTREAM_RESET' });
+});

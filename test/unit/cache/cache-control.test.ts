@@ -108,6 +108,10 @@ describe('HTTP-date (RFC 9110 §5.6.7)', () => {
     ['ISO 8601 is not an HTTP-date', '1994-11-06T08:49:37Z', undefined],
     ['a non-existent day is invalid', 'Thu, 31 Feb 1994 08:49:37 GMT', undefined],
     ['a time zone other than GMT is invalid', 'Sun, 06 Nov 1994 08:49:37 PST', undefined],
+    ['RFC 9111 §4.2 weekday matched case-insensitively', 'SUN, 06 Nov 1994 08:49:37 GMT', t],
+    ['RFC 9111 §4.2 month matched case-insensitively', 'Sun, 06 NOV 1994 08:49:37 GMT', t],
+    ['RFC 9111 §4.2 GMT matched case-insensitively', 'Sun, 06 Nov 1994 08:49:37 gMT', t],
+    ['RFC 9111 §4.2 asctime month in lower case', 'Sun nov  6 08:49:37 1994', t],
   ];
   for (const [name, input, expected] of cases) test(name, () => assert.equal(parseHttpDate(input), expected));
   test('format and parse round-trip', () => assert.equal(parseHttpDate(formatHttpDate(t)), t));

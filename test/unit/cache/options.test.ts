@@ -23,6 +23,7 @@ describe('cache options', () => {
       staleIfErrorMs: 0,
       serveStaleIfUnreachable: true,
       staleRetentionMs: 86_400_000,
+      targetedFields: ['sidecache-cache-control', 'cdn-cache-control'],
       cacheStatusName: 'sidecache',
       upstreamCompression: true,
       upstreamCodings: ['br', 'gzip'],

@@ -146,7 +146,7 @@ const cases: Case[] = [
     expected: 'stored',
   },
   {
-    name: '§3 206 is not stored (no range support)',
+    name: '§3.3 206 is not stored (partial content is not combined; ranges are served from complete 200s)',
     status: 206,
     headers: { 'cache-control': 'max-age=60' },
     lifetimeMs: 60_000,

@@ -84,6 +84,12 @@ describe('config loading', () => {
     );
   });
 
+  it('a rule across keys that points at a key left to its default shows no "undefined" value', () => {
+    const file = yamlFile('cache:\n  maxSizeBytes: 1048576\n');
+    const [issue] = configErrors(() => loadConfig({ file, env: {} }));
+    assert.equal(issue, `${file}: cache.maxEntryBytes: maxEntryBytes must not exceed maxSizeBytes`);
+  });
+
   it('a wrong type names the key, the value and what was expected', () => {
     const file = yamlFile('upstream:\n  connectionsPerOrigin: "lots"\n');
     const [issue] = configErrors(() => loadConfig({ file, env: {} }));
