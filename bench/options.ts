@@ -18,6 +18,10 @@ export interface BenchOptions {
   readonly jsonPath: string;
   /** Also run the HTTPS new-connection-per-request comparison (bench/https/). */
   readonly https: boolean;
+  /** The peer table (bench/peers.ts): after the main table, instead of it (`--peers`), or not at all. */
+  readonly peers: 'include' | 'only' | 'skip';
+  /** Interleaved rounds per target in the peer table: default 3, quick 2. */
+  readonly peerRounds: number;
   readonly help: boolean;
 }
 
@@ -36,6 +40,10 @@ export const USAGE = `Usage: npm run bench -- [options]
   --json PATH           where to write results, default bench/results/latest.json
   --https               also: 200 HTTPS GETs, new connection each, direct vs sidecache interception
                         (origin handshake +20 ms per round trip; ~10 s)  (BENCH_HTTPS=1)
+  --peers               only the peer table: cache-hit and pass-through through sidecache, nginx,
+                        Varnish, Squid and the Node limit, interleaved rounds (BENCH_PEERS=only)
+  --no-peers            skip the peer table (it runs after the main table unless --target is given)
+  --rounds N            interleaved rounds per target in the peer table, default 3 (quick 2)
   --help
 
 Scenarios:
@@ -109,6 +117,15 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     pin: values['no-pin'] !== true && (pinEnv === undefined || truthy(pinEnv)),
     jsonPath: values.json ?? 'bench/results/latest.json',
     https: values.https === true || truthy(env['BENCH_HTTPS']),
+    peers:
+      values['no-peers'] === true
+        ? 'skip'
+        : values.peers === true || env['BENCH_PEERS'] === 'only'
+          ? 'only'
+          : targets !== null
+            ? 'skip'
+            : 'include',
+    peerRounds: integer('--rounds', values.rounds ?? env['BENCH_ROUNDS'], quick ? 2 : 3, 1, 20),
     help: values.help === true,
   };
 }
@@ -129,6 +146,9 @@ function parseFlags(argv: readonly string[]) {
       'no-pin': { type: 'boolean' },
       json: { type: 'string' },
       https: { type: 'boolean' },
+      peers: { type: 'boolean' },
+      'no-peers': { type: 'boolean' },
+      rounds: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -12,6 +12,7 @@ import { formatHttpsResult, type HttpsBenchResult, runHttpsNewConnection } from 
 import { chooseLoadGenerator, type LoadGenerator, type LoadResult } from './load/load-generator.js';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './options.js';
 import { BODY_BYTES } from './origin/body.js';
+import { type PeerTableResult, runPeerTable } from './peers.js';
 import type { Pinning } from './pinning.js';
 import { createPinning } from './pinning.js';
 import { probe } from './probe.js';
@@ -107,6 +108,40 @@ async function main(options: BenchOptions): Promise<number> {
     });
     if (note) console.log(`note: ${note}`);
 
+    const runPeers = async (): Promise<PeerTableResult> => {
+      const peerOptions = {
+        rounds: options.peerRounds,
+        warmupMs: options.quick ? 200 : options.warmupMs,
+        durationMs: options.quick ? 500 : options.durationMs,
+        connections: options.connections,
+      };
+      console.log(
+        `\npeer table: ${peerOptions.rounds} round(s) × (${peerOptions.warmupMs / 1000} + ${peerOptions.durationMs / 1000} s) per target and workload`,
+      );
+      const result = await runPeerTable(
+        { children, repoRoot, load, pinning, cpu, readyTimeoutMs: READY_TIMEOUT_MS },
+        peerOptions,
+      );
+      console.log(`\n${result.table}`);
+      return result;
+    };
+    if (options.peers === 'only') {
+      const peers = await runPeers();
+      writeJson(resolve(repoRoot, options.jsonPath), {
+        generatedAt: new Date().toISOString(),
+        node: process.version,
+        cpus: CPU_COUNT,
+        quick: options.quick,
+        loadGenerator: load.name,
+        pinning: pinning.description,
+        peers,
+      });
+      console.log(`\nwritten: ${options.jsonPath}`);
+      const failedPeers = peers.rows.filter((r) => r.failure).length;
+      if (failedPeers > 0) console.error(`bench failed: ${failedPeers} failed peer row(s)`);
+      return failedPeers > 0 ? 1 : 0;
+    }
+
     const records: RunRecord[] = [];
     const skipped: { target: string; reason: string }[] = [];
     const origin = await startOrigin(children, repoRoot, READY_TIMEOUT_MS);
@@ -171,6 +206,16 @@ async function main(options: BenchOptions): Promise<number> {
       }
     }
 
+    let peers: PeerTableResult | null = null;
+    let peersFailure: string | null = null;
+    if (options.peers === 'include') {
+      try {
+        peers = await runPeers();
+      } catch (err) {
+        peersFailure = (err as Error).message;
+      }
+    }
+
     const order = options.scenarios.map((s) => s.name);
     records.sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario));
     const rows = deriveRows(records);
@@ -194,6 +239,8 @@ async function main(options: BenchOptions): Promise<number> {
     console.log(`\n${formatTable(rows, header)}`);
     if (httpsResult) console.log(`\n${formatHttpsResult(httpsResult)}`);
     if (httpsFailure) console.log(`\nhttps-new-connection FAILED: ${httpsFailure}`);
+    if (peers) console.log(`\n${peers.table}`);
+    if (peersFailure) console.log(`\npeer table FAILED: ${peersFailure}`);
     const jsonPath = resolve(repoRoot, options.jsonPath);
     writeJson(jsonPath, {
       generatedAt: new Date().toISOString(),
@@ -210,6 +257,7 @@ async function main(options: BenchOptions): Promise<number> {
       skipped,
       rows,
       ...(options.https ? { httpsNewConnection: httpsResult ?? { failure: httpsFailure } } : {}),
+      ...(options.peers === 'include' ? { peers: peers ?? { failure: peersFailure } } : {}),
     });
     console.log(`\nwritten: ${options.jsonPath}`);
 
@@ -229,6 +277,11 @@ async function main(options: BenchOptions): Promise<number> {
     const explicitSkips = options.targetsExplicit ? skipped.length : 0;
     if (httpsFailure) {
       console.error('bench failed: https-new-connection did not complete');
+      return 1;
+    }
+    const failedPeers = peers ? peers.rows.filter((r) => r.failure).length : 0;
+    if (peersFailure || failedPeers > 0) {
+      console.error(`bench failed: peer table ${peersFailure ?? `${failedPeers} failed row(s)`}`);
       return 1;
     }
     if (failed > 0 || explicitSkips > 0 || rows.length === 0 || dnsFailed) {

@@ -18,6 +18,7 @@ import {
   writeFile,
 } from './targets/reference-caches.js';
 import { sidecacheL2 } from './targets/sidecache-l2.js';
+import { squidBinary, startSquid } from './targets/squid.js';
 
 export type TargetName =
   | 'direct'
@@ -27,7 +28,8 @@ export type TargetName =
   | 'sidecache-l2'
   | 'bare-node'
   | 'nginx-cache'
-  | 'varnish';
+  | 'varnish'
+  | 'squid';
 
 export interface RunningOrigin {
   readonly url: string;
@@ -101,7 +103,7 @@ function referenceProxy(name: TargetName, file: string, description: string): Ta
   };
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -131,39 +133,68 @@ async function waitForReady(child: Child, readyzUrl: string, timeoutMs: number):
   throw new Error(`${child.label}: ${readyzUrl} not 200 within ${timeoutMs} ms (last: ${last})`);
 }
 
+export interface SidecacheLaunch {
+  /** Extra `serve` arguments, e.g. `--config FILE`. */
+  readonly serveArgs?: readonly string[];
+  /** Node flags before the script, e.g. `--max-old-space-size=8192`. */
+  readonly nodeArgs?: readonly string[];
+  /** Run src/cli.ts through tsx instead of dist/cli.js (for scripts that work without a build). */
+  readonly fromSource?: boolean;
+}
+
+/** dist/cli.js when built, else the TypeScript source through tsx; `label` says which. */
+export function sidecacheBuild(repoRoot: string): { fromSource: boolean; label: string } {
+  return existsSync(join(repoRoot, 'dist/cli.js'))
+    ? { fromSource: false, label: 'dist/cli.js' }
+    : { fromSource: true, label: 'src/cli.ts through tsx (not built)' };
+}
+
+/** Starts `node dist/cli.js serve` with the origin route; resolves once /readyz answers 200. */
+export async function startSidecache(
+  ctx: TargetContext,
+  launch: SidecacheLaunch = {},
+): Promise<{ url: string; adminUrl: string; child: Child }> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const child = ctx.children.spawn({
+    label: 'sidecache',
+    command: process.execPath,
+    args: [
+      ...(launch.nodeArgs ?? []),
+      ...(launch.fromSource
+        ? ['--import', 'tsx', join(ctx.repoRoot, 'src/cli.ts')]
+        : [join(ctx.repoRoot, 'dist/cli.js')]),
+      'serve',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--admin-listen',
+      `127.0.0.1:${adminPort}`,
+      '--route',
+      `${ROUTE_NAME}=${ctx.origin.url}`,
+      '--log-level',
+      'warn',
+      ...(launch.serveArgs ?? []),
+    ],
+  });
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  try {
+    await waitForReady(child, `${adminUrl}/readyz`, ctx.readyTimeoutMs);
+  } catch (err) {
+    await child.stop();
+    throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
+  }
+  return { url: `http://127.0.0.1:${port}`, adminUrl, child };
+}
+
+export const SIDECACHE_NOT_BUILT = 'not built, skipped (no dist/cli.js: run npm run build first)';
+
 const sidecache: TargetSpec = {
   name: 'sidecache',
   description: 'node dist/cli.js serve (npm run build first)',
-  skipReason: (repoRoot) =>
-    existsSync(join(repoRoot, 'dist/cli.js'))
-      ? null
-      : 'not built, skipped (no dist/cli.js: run npm run build first)',
+  skipReason: (repoRoot) => (existsSync(join(repoRoot, 'dist/cli.js')) ? null : SIDECACHE_NOT_BUILT),
   async start(ctx) {
-    const port = await freePort();
-    const adminPort = await freePort();
-    const child = ctx.children.spawn({
-      label: 'sidecache',
-      command: process.execPath,
-      args: [
-        join(ctx.repoRoot, 'dist/cli.js'),
-        'serve',
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--admin-listen',
-        `127.0.0.1:${adminPort}`,
-        '--route',
-        `${ROUTE_NAME}=${ctx.origin.url}`,
-        '--log-level',
-        'warn',
-      ],
-    });
-    try {
-      await waitForReady(child, `http://127.0.0.1:${adminPort}/readyz`, ctx.readyTimeoutMs);
-    } catch (err) {
-      await child.stop();
-      throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
-    }
-    return { name: 'sidecache', url: `http://127.0.0.1:${port}`, role: 'proxy', child };
+    const { url, child } = await startSidecache(ctx);
+    return { name: 'sidecache', url, role: 'proxy', child };
   },
 };
 
@@ -257,6 +288,22 @@ const varnish: TargetSpec = {
   },
 };
 
+const squid: TargetSpec = {
+  name: 'squid',
+  description: 'squid -N, reverse proxy (accelerator) caching in memory (only where installed)',
+  scenarios: CACHE_SCENARIOS,
+  skipReason: () => (squidBinary() ? null : 'skipped: squid is not installed (apt-get install -y squid)'),
+  async start(ctx) {
+    const { url, child } = await startSquid(
+      ctx.children,
+      await freePort(),
+      ctx.origin.url,
+      ctx.readyTimeoutMs,
+    );
+    return { name: 'squid', url, role: 'proxy', child };
+  },
+};
+
 export const TARGETS: readonly TargetSpec[] = [
   {
     name: 'direct',
@@ -279,4 +326,5 @@ export const TARGETS: readonly TargetSpec[] = [
   bareNode,
   nginxCache,
   varnish,
+  squid,
 ];

@@ -3,7 +3,11 @@
 // scenario can ask for an uncacheable or a cacheable response:
 //   /no-store/...  Cache-Control: no-store            (pass-through: a cache must not help)
 //   /fresh/...     Cache-Control: public, max-age=3600 (a cache may serve it from memory)
+//   /small/...     Cache-Control: public, max-age=3600, a 32-byte body (the entries sweep stores
+//                  up to a million of these)
 //   anything else  no Cache-Control
+// A leading `/origin` segment is dropped first (`/origin/fresh/x` is `/fresh/x`): Squid, as an
+// accelerator without a rewrite helper, forwards the route prefix as is.
 // Usage: node --import tsx bench/origin/server.ts [--listen 127.0.0.1:0]
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -13,27 +17,34 @@ import { fixedJsonBody } from './body.js';
 const CACHE_CONTROL_BY_SEGMENT: Readonly<Record<string, string>> = {
   'no-store': 'no-store',
   fresh: 'public, max-age=3600',
+  small: 'public, max-age=3600',
 };
+const ROUTE_PREFIX = '/origin/';
 
 const { values } = parseArgs({ options: { listen: { type: 'string' } } });
 const listen = parseListen(values.listen);
 const body = fixedJsonBody();
 const contentLength = String(body.length);
+const smallBody = Buffer.from(`${JSON.stringify({ ok: true, pad: 'x'.repeat(11) })}\n`);
+const smallLength = String(smallBody.length);
 
 const server = createServer((req, res) => {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-length': '0' }).end();
     return;
   }
-  const segment = (req.url ?? '/').split('/', 2)[1] ?? '';
+  const url = req.url ?? '/';
+  const path = url.startsWith(ROUTE_PREFIX) ? url.slice(ROUTE_PREFIX.length - 1) : url;
+  const segment = path.split('/', 2)[1] ?? '';
+  const reply = segment === 'small' ? smallBody : body;
   const headers: Record<string, string> = {
     'content-type': 'application/json',
-    'content-length': contentLength,
+    'content-length': segment === 'small' ? smallLength : contentLength,
   };
   const cacheControl = CACHE_CONTROL_BY_SEGMENT[segment];
   if (cacheControl) headers['cache-control'] = cacheControl;
   res.writeHead(200, headers);
-  res.end(req.method === 'HEAD' ? undefined : body);
+  res.end(req.method === 'HEAD' ? undefined : reply);
 });
 // Pooled connections from the proxies sit idle while other targets are measured: keep them open
 // longer than a whole benchmark run, so no run starts on a connection the origin is closing.

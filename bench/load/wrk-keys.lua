@@ -1,0 +1,66 @@
+-- wrk script for the entries sweep (bench/entries.ts): requests over a key space instead of one path.
+-- Input (environment):
+--   BENCH_KEYS_PREFIX  path before the key number, e.g. `/origin/small/k`
+--   BENCH_KEYS_FROM, BENCH_KEYS_TO  the key range [from, to)
+--   BENCH_KEYS_MODE    `fill`: keys from..to-1 in order, pass after pass, until the harness stops
+--                      wrk (it watches the entry count on /metrics);
+--                      `random`: a uniformly random key below `to` per request (hits on a filled cache)
+--   BENCH_HOST         the Host header
+-- Output: one line `BENCH_RESULT {json}` from done(), the same fields as wrk-report.lua, plus
+-- `filled`, the fill responses counted. Run with one thread (-t1): the counters are per thread.
+
+local prefix = os.getenv("BENCH_KEYS_PREFIX") or "/"
+local from = tonumber(os.getenv("BENCH_KEYS_FROM") or "0")
+local to = tonumber(os.getenv("BENCH_KEYS_TO") or "1")
+local mode = os.getenv("BENCH_KEYS_MODE") or "random"
+local host = os.getenv("BENCH_HOST")
+local headers = {}
+if host and host ~= "" then headers["Host"] = host end
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  non2xx = 0
+  filled = 0
+  nextKey = from
+  math.randomseed(os.time())
+end
+
+function request()
+  local key
+  if mode == "fill" then
+    -- Walk the range again and again rather than once: in one pass the step's first key was left
+    -- unstored now and then (wrk not sending it, or sidecache not storing it: not found out), and
+    -- the next pass asks again; keys already stored are hits. The harness stops wrk at the count.
+    key = nextKey
+    nextKey = nextKey + 1
+    if nextKey >= to then nextKey = from end
+  else
+    key = math.random(0, to - 1)
+  end
+  return wrk.format("GET", prefix .. key, headers)
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+  if mode == "fill" then filled = filled + 1 end
+end
+
+function done(summary, latency, requests)
+  local bad = 0
+  local fills = 0
+  for _, thread in ipairs(threads) do
+    bad = bad + (thread:get("non2xx") or 0)
+    fills = fills + (thread:get("filled") or 0)
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests":%d,"durationUs":%d,"p50Us":%d,"p99Us":%d,"non2xx":%d,' ..
+    '"connectErrors":%d,"readErrors":%d,"writeErrors":%d,"timeouts":%d,"filled":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), bad,
+    e.connect, e.read, e.write, e.timeout, fills))
+end
