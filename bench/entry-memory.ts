@@ -10,6 +10,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -120,11 +121,41 @@ function snapshotDiff(what: string, a: SnapshotSummary, b: SnapshotSummary, entr
   ].join('\n');
 }
 
+/** GC pauses while `body` runs, by kind (major: mark-compact, the one that walks every live entry). */
+async function gcDuring(
+  body: () => Promise<void>,
+): Promise<{ majors: number; majorMs: number; minors: number; minorMs: number }> {
+  const g = { majors: 0, majorMs: 0, minors: 0, minorMs: 0 };
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        g.majors++;
+        g.majorMs += e.duration;
+      } else {
+        g.minors++;
+        g.minorMs += e.duration;
+      }
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  try {
+    await body();
+    await new Promise((r) => setTimeout(r, 100)); // let the observer deliver
+  } finally {
+    obs.disconnect();
+  }
+  return g;
+}
+
 export interface MemoryRow {
   readonly phase: string;
   readonly entries: number;
   readonly storeBytes: number;
   readonly perEntry: MemoryReading;
+  /** GC during the phase's requests. */
+  readonly gc: { majors: number; majorMs: number; minors: number; minorMs: number };
+  readonly seconds: number;
 }
 
 export async function measureEntryMemory(opts: {
@@ -160,12 +191,16 @@ export async function measureEntryMemory(opts: {
       const snapA = opts.snapshot ? snapshotSummary() : null;
       const base = reading();
       const n = opts.entries;
-      await sendAll(pool, host, 0, n, opts.connections, key);
+      let t = performance.now();
+      const gcFill = await gcDuring(() => sendAll(pool, host, 0, n, opts.connections, key));
+      const fillS = (performance.now() - t) / 1000;
       const filled = reading();
       const entries1 = await storeEntries();
       const bytes1 = await storeBytes();
       const snapFilled = opts.snapshot ? snapshotSummary() : null;
-      await sendAll(pool, host, 0, n, opts.connections, key);
+      t = performance.now();
+      const gcHits = await gcDuring(() => sendAll(pool, host, 0, n, opts.connections, key));
+      const hitS = (performance.now() - t) / 1000;
       const hit = reading();
       const entries2 = await storeEntries();
       const bytes2 = await storeBytes();
@@ -186,12 +221,16 @@ export async function measureEntryMemory(opts: {
           entries: stored1,
           storeBytes: (bytes1 - bytes0) / stored1,
           perEntry: per(base, filled, n),
+          gc: gcFill,
+          seconds: fillS,
         },
         {
           phase: 'after hits',
           entries: stored2,
           storeBytes: (bytes2 - bytes0) / stored2,
           perEntry: per(base, hit, n),
+          gc: gcHits,
+          seconds: hitS,
         },
       ];
       const table = formatRows(rows, h.header[0] as string, n);
@@ -215,9 +254,12 @@ function formatRows(rows: readonly MemoryRow[], machine: string, n: number): str
     'store B/e',
     'heap B/e',
     'external B/e',
-    'arrayBuffers B/e',
     'RSS B/e',
     'heap+ext / store',
+    'req/s',
+    'major GCs',
+    'major ms',
+    'minor ms',
   ];
   const body = rows.map((r) => [
     r.phase,
@@ -225,16 +267,20 @@ function formatRows(rows: readonly MemoryRow[], machine: string, n: number): str
     r.storeBytes.toFixed(0),
     r.perEntry.heapUsed.toFixed(0),
     r.perEntry.external.toFixed(0),
-    r.perEntry.arrayBuffers.toFixed(0),
     r.perEntry.rss.toFixed(0),
     ((r.perEntry.heapUsed + r.perEntry.external) / r.storeBytes).toFixed(2),
+    (r.entries / r.seconds).toFixed(0),
+    String(r.gc.majors),
+    r.gc.majorMs.toFixed(0),
+    r.gc.minorMs.toFixed(0),
   ]);
   const widths = columns.map((c, i) => Math.max(c.length, ...body.map((r) => (r[i] as string).length)));
   const line = (v: readonly string[]) => v.map((x, i) => x.padStart(widths[i] as number)).join('  ');
   return [
     `entry memory: ${machine}`,
     `${n} distinct 32-byte responses stored through the reverse route (in-process sidecache), then each hit once;`,
-    'per entry (B/e): deltas after forced GC over the baseline before the fill; store: sidecache_cache_size_bytes',
+    'per entry (B/e): deltas after forced GC over the baseline before the fill; store: sidecache_cache_size_bytes;',
+    'req/s: of the phase (client, sidecache and this measurement share one process); GCs: during the phase',
     '',
     line(columns),
     widths.map((w) => '-'.repeat(w)).join('  '),
