@@ -187,12 +187,6 @@ const RESPONSE_REASONS: ReadonlySet<NotStoredReason> = new Set([
   'too-large',
 ]);
 
-/**
- * Stored responses whose hit-time data (`derive`) is kept: the hot set. A cold entry is derived
- * again on its next hit (a few µs); entries that left the store drop out of this as it turns over.
- */
-const DERIVED_MAX = 4096;
-
 /** A request `Cache-Control: no-transform` (RFC 9111 §5.2.1.6). */
 const NO_TRANSFORM = /(^|[\s,])no-transform\s*(,|$)/i;
 
@@ -488,9 +482,10 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   /**
    * What a hit needs from a stored response, worked out once per entry (entries are immutable:
    * a 304 refresh stores a new object) and per route policy: directives, lifetime, the age it
-   * had when stored, the headers to send and the body as a Buffer view (no copy). Kept for the
-   * DERIVED_MAX most recently hit entries only (hot entries; a cold one is derived again): a
-   * WeakMap entry per stored response cost ~0.5 KB each and made every full GC walk them all.
+   * had when stored, the headers to send and the body as a Buffer view (no copy). Held weakly by
+   * the entry (a bounded strong cache would keep entries the store evicted, bodies and all, alive
+   * past `maxSizeBytes`), and small: the stored headers are sent as they are when their
+   * Content-Length is right (a frozen copy per entry cost ~0.5 kB, each with its own hidden class).
    */
   interface Derived {
     readonly policy: RouteCachePolicy;
@@ -501,16 +496,11 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     readonly headers: OutgoingHttpHeaders;
     readonly body: Buffer;
   }
-  const derivedByEntry = new Map<StoredResponse, Derived>();
+  const derivedByEntry = new WeakMap<StoredResponse, Derived>();
 
   function derive(entry: StoredResponse, policy: RouteCachePolicy): Derived {
     const known = derivedByEntry.get(entry);
-    if (known !== undefined && known.policy === policy) {
-      // Most recently used last: delete and set again (cheap), so the oldest goes first.
-      derivedByEntry.delete(entry);
-      derivedByEntry.set(entry, known);
-      return known;
-    }
+    if (known !== undefined && known.policy === policy) return known;
     const b = entry.body;
     const length = String(b.byteLength);
     const d: Derived = {
@@ -526,12 +516,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
           : { ...entry.headers, 'content-length': length },
       body: Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength),
     };
-    derivedByEntry.delete(entry);
     derivedByEntry.set(entry, d);
-    if (derivedByEntry.size > DERIVED_MAX) {
-      const oldest = derivedByEntry.keys().next().value as StoredResponse;
-      derivedByEntry.delete(oldest);
-    }
     return d;
   }
 
