@@ -32,6 +32,8 @@ export function createCacheMetrics(registry: Registry): CacheMetrics {
     help: 'Stored responses evicted to make room (least recently used first).',
     registers: [registry],
   });
+  /** Label children by route and result (both bounded), so an increment does not hash labels. */
+  const lookupsByKey = new Map<string, ReturnType<typeof lookups.labels>>();
   let watched: WatchedCache | null = null;
   const readStats = async (): Promise<{ entries: number; bytes: number } | null> =>
     watched ? watched.stats() : null;
@@ -59,7 +61,13 @@ export function createCacheMetrics(registry: Registry): CacheMetrics {
       const info = ex.cache;
       if (info === undefined) return;
       const route = ex.route?.name ?? (ex.admission?.decision === 'admit' ? 'forward' : 'none');
-      lookups.inc({ route, result: info.outcome });
+      const key = `${route}\0${info.outcome}`;
+      let child = lookupsByKey.get(key);
+      if (child === undefined) {
+        child = lookups.labels({ route, result: info.outcome });
+        lookupsByKey.set(key, child);
+      }
+      child.inc();
     },
     onRemove(info) {
       if (info.reason === 'evict') evictions.inc();

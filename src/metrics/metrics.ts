@@ -193,8 +193,14 @@ export function createMetrics(runtime: Runtime): Metrics {
     avoided.inc({ route: r.name }, 0);
   }
 
+  // Children of the per-route series, looked up by plain string keys (see below).
+  const savedChild = childrenOf((l: Labels<typeof saved>) => saved.labels(l));
+  const responseBytesChild = childrenOf((l: Labels<typeof responseBytes>) => responseBytes.labels(l));
+  const savedBytesChild = childrenOf((l: Labels<typeof savedBytes>) => savedBytes.labels(l));
+  const avoidedChild = childrenOf((l: Labels<typeof avoided>) => avoided.labels(l));
+  const notStoredChild = childrenOf((l: Labels<typeof notStored>) => notStored.labels(l));
   const creditSaved = (kind: SavedKind, route: string, ms: number): void => {
-    if (ms > 0) saved.inc({ kind, route }, ms / 1000);
+    if (ms > 0) savedChild(`${kind}\0${route}`, { kind, route }).inc(ms / 1000);
   };
 
   // Label children cached by their (bounded) label values: prom-client otherwise hashes the label
@@ -236,7 +242,7 @@ export function createMetrics(runtime: Runtime): Metrics {
       }).inc();
       const end = ex.timings.end ?? ex.timings.start;
       durationChild(route, { route }).observe((end - ex.timings.start) / 1000);
-      if (bytes > 0) responseBytes.inc({ route }, bytes);
+      if (bytes > 0) responseBytesChild(route, { route }).inc(bytes);
       const info = ex.originInfo;
       if (info) {
         const origin = originLabel(info.origin);
@@ -250,11 +256,11 @@ export function createMetrics(runtime: Runtime): Metrics {
       creditSaved('cache', route, savings.cache ?? 0);
       const cache = ex.cache;
       if (cache?.savedBytes !== undefined && cache.savedBytes > 0)
-        savedBytes.inc({ route }, cache.savedBytes);
-      if (upstreamAvoided(ex)) avoided.inc({ route });
+        savedBytesChild(route, { route }).inc(cache.savedBytes);
+      if (upstreamAvoided(ex)) avoidedChild(route, { route }).inc();
       if (cache?.outcome === 'miss' && cache.stored === false) {
         const reason = cache.detail !== undefined && TOKEN.test(cache.detail) ? cache.detail : 'other';
-        notStored.inc({ route, reason });
+        notStoredChild(`${route}\0${reason}`, { route, reason }).inc();
       }
     },
     observeConnect(event) {
