@@ -242,7 +242,7 @@ function parseEntriesArgs(argv: readonly string[]): EntriesOptions & { pin: bool
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const opts = parseEntriesArgs(process.argv.slice(2));
-  const code = await withHarness(opts.pin, async (h) => {
+  const code = await withHarness({ pin: opts.pin }, async (h) => {
     const { rows, table } = await runEntriesSweep(h, opts);
     console.log(table);
     writeJson(`${repoRoot}/${opts.json}`, {

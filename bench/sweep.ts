@@ -210,7 +210,7 @@ function parseSweepArgs(argv: readonly string[]): SweepOptions & { pin: boolean;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const opts = parseSweepArgs(process.argv.slice(2));
-  const code = await withHarness(opts.pin, async (h) => {
+  const code = await withHarness({ pin: opts.pin }, async (h) => {
     const { points, table } = await runLoadSweep(h, opts);
     console.log(table);
     writeJson(`${repoRoot}/${opts.json}`, {
