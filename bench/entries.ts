@@ -12,11 +12,10 @@ import {
   metricValue,
   READY_TIMEOUT_MS,
   repoRoot,
+  runSweepScript,
   sidecacheConfigFile,
-  withHarness,
 } from './harness.js';
 import { type KeysResult, runWrkKeys } from './load/wrk-keys.js';
-import { writeJson } from './report.js';
 import { rssMib } from './rss.js';
 import { ROUTE_NAME } from './scenarios.js';
 import { sidecacheBuild, startOrigin, startSidecache } from './targets.js';
@@ -50,6 +49,21 @@ const KEY_PREFIX = `/${ROUTE_NAME}/small/k`;
 /** A fill step may take this long per 1,000 keys (plus 30 s) before it is cut short. */
 const FILL_MS_PER_1000 = 2_000;
 
+/** The row of a step that failed before anything (or before the hits) was measured. */
+function notMeasured(target: number, failure: string): EntriesRow {
+  return {
+    target,
+    entries: null,
+    fillS: 0,
+    fillRps: 0,
+    rssMib: null,
+    hits: null,
+    cpuUsPerReq: null,
+    upstreamDuringHits: null,
+    failure,
+  };
+}
+
 export async function runEntriesSweep(
   h: Harness,
   opts: EntriesOptions,
@@ -71,7 +85,6 @@ export async function runEntriesSweep(
     const keys = { connectUrl: sidecache.url, host: new URL(sidecache.url).host, prefix: KEY_PREFIX };
     let filledTo = 0;
     for (const size of opts.sizes) {
-      const base = { target: size };
       try {
         const started = performance.now();
         const fill = await runWrkKeys(wrkDeps, {
@@ -90,17 +103,12 @@ export async function runEntriesSweep(
         const entries = await metricValue(sidecache.adminUrl, 'sidecache_cache_entries');
         const fillRps = (size - filledTo) / fillS;
         filledTo = size;
+        const filled = { entries, fillS, fillRps };
         if (entries === null || entries < size) {
           rows.push({
-            ...base,
-            entries,
-            fillS,
-            fillRps,
+            ...notMeasured(size, `the fill stored ${entries} of ${size} entries`),
+            ...filled,
             rssMib: rssMib(sidecache.child.pid),
-            hits: null,
-            cpuUsPerReq: null,
-            upstreamDuringHits: null,
-            failure: `the fill stored ${entries} of ${size} entries`,
           });
           break;
         }
@@ -119,10 +127,8 @@ export async function runEntriesSweep(
         const upstreamDuringHits =
           (await metricSum(sidecache.adminUrl, 'sidecache_upstream_requests_total')) - upstreamBefore;
         rows.push({
-          ...base,
-          entries,
-          fillS,
-          fillRps,
+          target: size,
+          ...filled,
           rssMib: rssMib(sidecache.child.pid),
           hits,
           cpuUsPerReq:
@@ -138,17 +144,7 @@ export async function runEntriesSweep(
                 : null,
         });
       } catch (err) {
-        rows.push({
-          ...base,
-          entries: null,
-          fillS: 0,
-          fillRps: 0,
-          rssMib: null,
-          hits: null,
-          cpuUsPerReq: null,
-          upstreamDuringHits: null,
-          failure: (err as Error).message,
-        });
+        rows.push(notMeasured(size, (err as Error).message));
         break;
       }
     }
@@ -242,17 +238,12 @@ function parseEntriesArgs(argv: readonly string[]): EntriesOptions & { pin: bool
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const opts = parseEntriesArgs(process.argv.slice(2));
-  const code = await withHarness({ pin: opts.pin }, async (h) => {
+  await runSweepScript(opts, async (h) => {
     const { rows, table } = await runEntriesSweep(h, opts);
-    console.log(table);
-    writeJson(`${repoRoot}/${opts.json}`, {
-      generatedAt: new Date().toISOString(),
-      header: h.header,
-      ...opts,
-      rows,
-    });
-    console.log(`\nwritten: ${opts.json}`);
-    return rows.some((r) => r.failure) || rows.length < opts.sizes.length ? 1 : 0;
+    return {
+      table,
+      results: { rows },
+      failed: rows.some((r) => r.failure) || rows.length < opts.sizes.length,
+    };
   });
-  process.exit(code);
 }

@@ -9,6 +9,7 @@ import { type ChildGroup, createChildGroup } from './children.js';
 import { type CpuClock, createCpuClock } from './cpu.js';
 import { chooseLoadGenerator, type LoadGenerator, type LoadGeneratorName } from './load/load-generator.js';
 import { createPinning, type Pinning } from './pinning.js';
+import { writeJson } from './report.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const READY_TIMEOUT_MS = 15_000;
@@ -66,6 +67,30 @@ export async function withHarness<T>(setup: HarnessSetup, body: (h: Harness) => 
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/**
+ * The main of a stand-alone sweep script (sweep.ts, entries.ts): runs `sweep` in a harness, prints
+ * its table, writes `{ generatedAt, header, ...opts, ...results }` to `opts.json` (relative to the
+ * repository) and exits 1 when the sweep `failed`, else 0.
+ */
+export async function runSweepScript(
+  opts: { readonly pin: boolean; readonly json: string },
+  sweep: (h: Harness) => Promise<{ table: string; results: Record<string, unknown>; failed: boolean }>,
+): Promise<never> {
+  const code = await withHarness({ pin: opts.pin }, async (h) => {
+    const { table, results, failed } = await sweep(h);
+    console.log(table);
+    writeJson(`${repoRoot}/${opts.json}`, {
+      generatedAt: new Date().toISOString(),
+      header: h.header,
+      ...opts,
+      ...results,
+    });
+    console.log(`\nwritten: ${opts.json}`);
+    return failed ? 1 : 0;
+  });
+  process.exit(code);
 }
 
 /** The 1, 5 and 15 minute load averages, as `uptime` prints them. */

@@ -5,11 +5,10 @@
 // target cannot start or serves an error. See bench/README.md ("Load sweep").
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type Harness, READY_TIMEOUT_MS, repoRoot, sidecacheConfigFile, withHarness } from './harness.js';
+import { type Harness, READY_TIMEOUT_MS, repoRoot, runSweepScript, sidecacheConfigFile } from './harness.js';
 import type { LoadResult } from './load/load-generator.js';
 import { BODY_BYTES } from './origin/body.js';
 import { probe } from './probe.js';
-import { writeJson } from './report.js';
 import { requestFor, SCENARIOS } from './scenarios.js';
 import {
   type RunningOrigin,
@@ -210,17 +209,8 @@ function parseSweepArgs(argv: readonly string[]): SweepOptions & { pin: boolean;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const opts = parseSweepArgs(process.argv.slice(2));
-  const code = await withHarness({ pin: opts.pin }, async (h) => {
+  await runSweepScript(opts, async (h) => {
     const { points, table } = await runLoadSweep(h, opts);
-    console.log(table);
-    writeJson(`${repoRoot}/${opts.json}`, {
-      generatedAt: new Date().toISOString(),
-      header: h.header,
-      ...opts,
-      points,
-    });
-    console.log(`\nwritten: ${opts.json}`);
-    return points.some((p) => p.failure) ? 1 : 0;
+    return { table, results: { points }, failed: points.some((p) => p.failure) };
   });
-  process.exit(code);
 }
