@@ -16,6 +16,7 @@ import {
   sidecacheConfigFile,
 } from './harness.js';
 import { type KeysResult, runWrkKeys } from './load/wrk-keys.js';
+import { columnLines, fixed } from './report.js';
 import { rssMib } from './rss.js';
 import { ROUTE_NAME } from './scenarios.js';
 import { sidecacheBuild, startOrigin, startSidecache } from './targets.js';
@@ -155,10 +156,6 @@ export async function runEntriesSweep(
   return { rows, table: formatEntries(rows, h, opts) };
 }
 
-function fixed(value: number | null | undefined, digits: number): string {
-  return value === null || value === undefined ? '-' : value.toFixed(digits);
-}
-
 export function formatEntries(rows: readonly EntriesRow[], h: Harness, opts: EntriesOptions): string {
   const columns = [
     'entries',
@@ -184,8 +181,6 @@ export function formatEntries(rows: readonly EntriesRow[], h: Harness, opts: Ent
     r.upstreamDuringHits === null ? '-' : String(r.upstreamDuringHits),
     r.failure ? 'FAILED' : String((r.hits?.non2xx ?? 0) + (r.hits?.socketErrors ?? 0)),
   ]);
-  const widths = columns.map((c, i) => Math.max(c.length, ...body.map((r) => (r[i] as string).length)));
-  const line = (v: readonly string[]) => v.map((x, i) => x.padStart(widths[i] as number)).join('  ');
   return [
     `entries sweep: ${h.header[0]}`,
     ...h.header.slice(1),
@@ -194,9 +189,7 @@ export function formatEntries(rows: readonly EntriesRow[], h: Harness, opts: Ent
     `hits: random stored keys, ${opts.connections} connections, ${opts.warmupMs / 1000} s warm-up + ${opts.durationMs / 1000} s; ` +
       'RSS: VmRSS of sidecache after the hits; upstream: requests sidecache sent upstream during the hit window',
     '',
-    line(columns),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...body.map(line),
+    ...columnLines(columns, body, 0),
     ...rows.filter((r) => r.failure).map((r) => `FAILED at ${r.target} entries: ${r.failure}`),
   ].join('\n');
 }
