@@ -428,7 +428,7 @@ export const configSchema = z
           .max(64)
           .default(ACCEPTORS_DEFAULT)
           .describe(
-            'Listening handles the event loop watches for the proxy listener: each loop iteration accepts up to this many new connections (libuv accepts one per handle), so clients connecting while the loop is saturated are not left waiting in the kernel. Above 1, a helper process runs for a moment at start to duplicate the socket.',
+            'Listening handles the event loop watches for the proxy listener: each loop iteration accepts up to this many new connections (libuv accepts one per handle), so clients connecting while the loop is saturated are not left waiting in the kernel. Above 1, a helper process runs for a moment at start to duplicate the socket. Env SIDECACHE_ACCEPTORS, flag --acceptors.',
           ),
         stripRequestHeaders: z
           .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name'))
