@@ -155,10 +155,14 @@ async function churn(mode: string, round: number): Promise<string> {
   try {
     const pid = child.pid as number;
     const before = clock.cpuSeconds(pid);
-    const wrk = spawnSync('wrk', ['-t1', '-c1', '-d5s', '-H', 'Connection: close', `http://127.0.0.1:${port}/`], {
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
+    const wrk = spawnSync(
+      'wrk',
+      ['-t1', '-c1', '-d5s', '-H', 'Connection: close', `http://127.0.0.1:${port}/`],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+      },
+    );
     const cpu = clock.cpuSeconds(pid) - before;
     const requests = Number(/(\d+) requests in/.exec(wrk.stdout)?.[1] ?? Number.NaN);
     return `| ${mode} | ${round} | ${load} | ${requests} | ${Math.round(requests / 5)} | ${((cpu / requests) * 1e6).toFixed(0)} |`;

@@ -25,6 +25,8 @@ import process from 'node:process';
 export interface Acceptors {
   /** Listening handles the loop watches for the proxy listener (1 = the server's own only). */
   readonly count: number;
+  /** Connections the extra handles accepted so far (the server's own are not counted). */
+  accepted(): number;
   /** Stops accepting on the extra handles (the server's own is closed by `server.close`). */
   close(): Promise<void>;
 }
@@ -58,7 +60,7 @@ process.on('message', (m, handle) => {
  */
 export async function addAcceptors(server: HttpServer, opts: AcceptorOptions): Promise<Acceptors> {
   const extra = Math.max(0, Math.floor(opts.count) - 1);
-  if (extra === 0) return { count: 1, close: async () => {} };
+  if (extra === 0) return { count: 1, accepted: () => 0, close: async () => {} };
   const own = (server as unknown as { _handle?: object | null })._handle;
   if (!own) throw new Error('acceptors: the server is not listening');
   const handles = await duplicateListeningHandle(own, extra, opts.timeoutMs ?? 10_000);
@@ -84,10 +86,14 @@ export async function addAcceptors(server: HttpServer, opts: AcceptorOptions): P
     }
   });
 
+  let accepted = 0;
   const extras: Server[] = handles.map((handle) => {
     // The http.Server's own socket options (node:http: allowHalfOpen, noDelay; front: keepAlive).
     const acceptor = createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true });
-    acceptor.on('connection', (socket: Socket) => server.emit('connection', socket));
+    acceptor.on('connection', (socket: Socket) => {
+      accepted++;
+      server.emit('connection', socket);
+    });
     acceptor.on('error', (err) => server.emit('error', err));
     acceptor.listen(handle as never, opts.backlog);
     return acceptor;
@@ -95,6 +101,7 @@ export async function addAcceptors(server: HttpServer, opts: AcceptorOptions): P
   let closed: Promise<void> | null = null;
   return {
     count: extras.length + 1,
+    accepted: () => accepted,
     close() {
       closed ??= Promise.all(
         extras.map((acceptor) => new Promise<void>((resolve) => acceptor.close(() => resolve()))),
