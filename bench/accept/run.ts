@@ -30,8 +30,8 @@ if (values.help) {
   process.stdout.write(
     'usage: npm run bench:accept -- [--modes inline,acceptors:8,cluster] [--connections 1000] [--seconds 12]\n' +
       '       [--burst-after 3] [--burst 300] [--rounds 1]   (env ACCEPT_BENCH_BUSY_US, default 100)\n' +
-      '       [--churn]  instead: one client, a new connection per request (wrk -c1 Connection: close),\n' +
-      '                  5 s per mode: server CPU per request, the per-connection cost of each mode\n',
+      '       [--churn]  instead: server CPU per request, 5 s per mode, for one client with a new\n' +
+      '                  connection per request (wrk -c1, Connection: close) and for 32 keep-alive ones\n',
   );
   process.exit(0);
 }
@@ -146,8 +146,11 @@ async function measure(mode: string, round: number): Promise<Row> {
 
 const modes = (values.modes ?? '').split(',').filter((m) => m !== '');
 
-/** Server CPU µs per request when every request comes on a new connection (one client). */
-async function churn(mode: string, round: number): Promise<string> {
+/**
+ * Server CPU µs per request, for 5 s: `fresh` = one client, a new connection per request;
+ * otherwise 32 keep-alive connections (the per-request cost, where accepting plays no part).
+ */
+async function churn(mode: string, round: number, fresh: boolean): Promise<string> {
   const clock = createCpuClock();
   if (!clock) throw new Error('--churn needs /proc');
   const load = loadavg()[0]?.toFixed(1) ?? '?';
@@ -155,17 +158,14 @@ async function churn(mode: string, round: number): Promise<string> {
   try {
     const pid = child.pid as number;
     const before = clock.cpuSeconds(pid);
-    const wrk = spawnSync(
-      'wrk',
-      ['-t1', '-c1', '-d5s', '-H', 'Connection: close', `http://127.0.0.1:${port}/`],
-      {
-        encoding: 'utf8',
-        timeout: 20_000,
-      },
-    );
+    const args = fresh ? ['-c1', '-H', 'Connection: close'] : ['-c32'];
+    const wrk = spawnSync('wrk', ['-t1', ...args, '-d5s', `http://127.0.0.1:${port}/`], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     const cpu = clock.cpuSeconds(pid) - before;
     const requests = Number(/(\d+) requests in/.exec(wrk.stdout)?.[1] ?? Number.NaN);
-    return `| ${mode} | ${round} | ${load} | ${requests} | ${Math.round(requests / 5)} | ${((cpu / requests) * 1e6).toFixed(0)} |`;
+    return `| ${fresh ? 'new connection each' : '32 keep-alive'} | ${mode} | ${round} | ${load} | ${requests} | ${Math.round(requests / 5)} | ${((cpu / requests) * 1e6).toFixed(0)} |`;
   } finally {
     child.kill('SIGTERM');
     if (child.exitCode === null) await once(child, 'exit');
@@ -175,11 +175,13 @@ async function churn(mode: string, round: number): Promise<string> {
 if (values.churn) {
   const lines: string[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const mode of modes.filter((m) => m !== 'cluster')) lines.push(await churn(mode, round));
+    for (const fresh of [true, false]) {
+      for (const mode of modes.filter((m) => m !== 'cluster')) lines.push(await churn(mode, round, fresh));
+    }
   }
   process.stdout.write(
-    `\nnew connection per request, one client, 5 s (handler ${process.env.ACCEPT_BENCH_BUSY_US ?? '100'} µs)\n\n` +
-      '| mode | round | load avg | requests | req/s | server CPU µs/req |\n| --- | --: | --: | --: | --: | --: |\n' +
+    `\nserver CPU per request, 5 s each (handler ${process.env.ACCEPT_BENCH_BUSY_US ?? '100'} µs)\n\n` +
+      '| clients | mode | round | load avg | requests | req/s | server CPU µs/req |\n| --- | --- | --: | --: | --: | --: | --: |\n' +
       `${lines.join('\n')}\n`,
   );
   process.exit(0);
