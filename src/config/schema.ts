@@ -45,7 +45,7 @@ const allowEntrySchema = z.union([
 ]);
 
 /** `proxy.acceptors` (src/front/acceptors.ts; measured in bench/README.md). */
-const ACCEPTORS_DEFAULT = 8;
+const ACCEPTORS_DEFAULT = 16;
 
 /** Headers that change what an origin answers but are not part of the cache key (cache poisoning). */
 export const DEFAULT_STRIPPED_REQUEST_HEADERS = [
