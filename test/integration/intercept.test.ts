@@ -77,9 +77,9 @@ describe('HTTPS through HTTPS_PROXY with interception', () => {
         { name: 'warm', origin: `https://localhost:${warm.port}` },
         { name: 'rogue', origin: `https://localhost:${rogue.port}` },
       ],
-      allow: ['127.0.0.1'],
+      allow: ['127.0.0.1', '127.0.0.2'],
       tunnel: { ports: [origin.port] },
-      intercept: ['localhost'],
+      intercept: ['localhost', '127.0.0.2'],
       tls: { caDir },
       // Cold pools: the tests below count the connections the pool opens itself (no keep-warm).
       upstream: { caFile: originCaFile, warm: { connections: 0, minIdle: 0 } },
@@ -150,6 +150,24 @@ describe('HTTPS through HTTPS_PROXY with interception', () => {
     assert.equal(leaf.subjectAltName, 'DNS:localhost');
     assert.equal(leaf.checkIssued(new X509Certificate(scCaPem)), true);
     assert.equal(secure.alpnProtocol, 'h2');
+    secure.destroy();
+  });
+
+  it('a CONNECT to an IP literal (a client sends no SNI for an address) gets the leaf for that address', async () => {
+    const tunnel = await connectThrough(sc.url, `127.0.0.2:${origin.port}`);
+    assert.ok('socket' in tunnel);
+    // No servername: Node, like curl and Python, sends no SNI for an address.
+    const secure = tls.connect({
+      socket: tunnel.socket,
+      ca: scCaPem,
+      ALPNProtocols: ['http/1.1'],
+      checkServerIdentity: () => undefined,
+    });
+    await once(secure, 'secureConnect');
+    const leaf = secure.getPeerX509Certificate();
+    assert.ok(leaf);
+    assert.equal(leaf.subjectAltName, 'IP Address:127.0.0.2');
+    assert.equal(leaf.checkIssued(new X509Certificate(scCaPem)), true);
     secure.destroy();
   });
 

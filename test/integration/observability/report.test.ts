@@ -25,7 +25,8 @@ describe('sidecache report', () => {
       res.writeHead(200).end('fast');
     });
     slow = await startOrigin(async (_req, res) => {
-      await new Promise((r) => setTimeout(r, 60));
+      // Slow by a margin no loaded machine gives the fast origin (its mean stays far below this).
+      await new Promise((r) => setTimeout(r, 250));
       res.writeHead(200).end('slow');
     });
     sc = await startTestSidecache({
@@ -75,7 +76,7 @@ describe('sidecache report', () => {
     assert.equal(s.routes.find((r) => r.route === 'fast')?.requests, 4);
     const slowOrigin = s.origins[0];
     assert.equal(slowOrigin?.origin, slow.url);
-    assert.ok((slowOrigin?.meanUpstreamSeconds ?? 0) >= 0.06);
+    assert.ok((slowOrigin?.meanUpstreamSeconds ?? 0) >= 0.25);
     assert.equal(slowOrigin?.connectionsOpened, 1);
     assert.ok(Math.abs((slowOrigin?.reuseRatio ?? 0) - 2 / 3) < 1e-9);
     assert.ok(s.savedSeconds.connection > 0);
