@@ -17,15 +17,15 @@ describe('deferred counts', () => {
       },
     });
     counter.inc({ route: 'a', kind: 'x' }, 0);
-    const valueOf = async (route: string, kind: string) =>
+    const seriesValue = async (route: string, kind: string) =>
       (await counter.get()).values.find((v) => v.labels.route === route && v.labels.kind === kind)?.value;
     counts.add('a\0x', { route: 'a', kind: 'x' });
     counts.add('a\0x', { route: 'a', kind: 'x' }, 2.5);
     counts.add('b\0y', { route: 'b', kind: 'y' }, 4);
-    assert.equal(await valueOf('a', 'x'), 3.5);
-    assert.equal(await valueOf('b', 'y'), 4);
+    assert.equal(await seriesValue('a', 'x'), 3.5);
+    assert.equal(await seriesValue('b', 'y'), 4);
     // A second read adds nothing new.
-    assert.equal(await valueOf('a', 'x'), 3.5);
+    assert.equal(await seriesValue('a', 'x'), 3.5);
     counts.add('a\0x', { route: 'a', kind: 'x' });
     counter.inc({ route: 'a', kind: 'x' }, 10);
     const text = await registry.metrics();
