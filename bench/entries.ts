@@ -12,11 +12,11 @@ import {
   metricValue,
   READY_TIMEOUT_MS,
   repoRoot,
+  runSweepScript,
   sidecacheConfigFile,
-  withHarness,
 } from './harness.js';
 import { type KeysResult, runWrkKeys } from './load/wrk-keys.js';
-import { writeJson } from './report.js';
+import { columnLines, fixed } from './report.js';
 import { rssMib } from './rss.js';
 import { ROUTE_NAME } from './scenarios.js';
 import { sidecacheBuild, startOrigin, startSidecache } from './targets.js';
@@ -50,6 +50,21 @@ const KEY_PREFIX = `/${ROUTE_NAME}/small/k`;
 /** A fill step may take this long per 1,000 keys (plus 30 s) before it is cut short. */
 const FILL_MS_PER_1000 = 2_000;
 
+/** The row of a step that failed before anything (or before the hits) was measured. */
+function notMeasured(target: number, failure: string): EntriesRow {
+  return {
+    target,
+    entries: null,
+    fillS: 0,
+    fillRps: 0,
+    rssMib: null,
+    hits: null,
+    cpuUsPerReq: null,
+    upstreamDuringHits: null,
+    failure,
+  };
+}
+
 export async function runEntriesSweep(
   h: Harness,
   opts: EntriesOptions,
@@ -71,7 +86,6 @@ export async function runEntriesSweep(
     const keys = { connectUrl: sidecache.url, host: new URL(sidecache.url).host, prefix: KEY_PREFIX };
     let filledTo = 0;
     for (const size of opts.sizes) {
-      const base = { target: size };
       try {
         const started = performance.now();
         const fill = await runWrkKeys(wrkDeps, {
@@ -90,17 +104,12 @@ export async function runEntriesSweep(
         const entries = await metricValue(sidecache.adminUrl, 'sidecache_cache_entries');
         const fillRps = (size - filledTo) / fillS;
         filledTo = size;
+        const filled = { entries, fillS, fillRps };
         if (entries === null || entries < size) {
           rows.push({
-            ...base,
-            entries,
-            fillS,
-            fillRps,
+            ...notMeasured(size, `the fill stored ${entries} of ${size} entries`),
+            ...filled,
             rssMib: rssMib(sidecache.child.pid),
-            hits: null,
-            cpuUsPerReq: null,
-            upstreamDuringHits: null,
-            failure: `the fill stored ${entries} of ${size} entries`,
           });
           break;
         }
@@ -119,10 +128,8 @@ export async function runEntriesSweep(
         const upstreamDuringHits =
           (await metricSum(sidecache.adminUrl, 'sidecache_upstream_requests_total')) - upstreamBefore;
         rows.push({
-          ...base,
-          entries,
-          fillS,
-          fillRps,
+          target: size,
+          ...filled,
           rssMib: rssMib(sidecache.child.pid),
           hits,
           cpuUsPerReq:
@@ -138,17 +145,7 @@ export async function runEntriesSweep(
                 : null,
         });
       } catch (err) {
-        rows.push({
-          ...base,
-          entries: null,
-          fillS: 0,
-          fillRps: 0,
-          rssMib: null,
-          hits: null,
-          cpuUsPerReq: null,
-          upstreamDuringHits: null,
-          failure: (err as Error).message,
-        });
+        rows.push(notMeasured(size, (err as Error).message));
         break;
       }
     }
@@ -157,10 +154,6 @@ export async function runEntriesSweep(
     config.remove();
   }
   return { rows, table: formatEntries(rows, h, opts) };
-}
-
-function fixed(value: number | null | undefined, digits: number): string {
-  return value === null || value === undefined ? '-' : value.toFixed(digits);
 }
 
 /** RSS growth per stored entry from the previous step to this one (bytes), or null. */
@@ -197,8 +190,6 @@ export function formatEntries(rows: readonly EntriesRow[], h: Harness, opts: Ent
     r.upstreamDuringHits === null ? '-' : String(r.upstreamDuringHits),
     r.failure ? 'FAILED' : String((r.hits?.non2xx ?? 0) + (r.hits?.socketErrors ?? 0)),
   ]);
-  const widths = columns.map((c, i) => Math.max(c.length, ...body.map((r) => (r[i] as string).length)));
-  const line = (v: readonly string[]) => v.map((x, i) => x.padStart(widths[i] as number)).join('  ');
   return [
     `entries sweep: ${h.header[0]}`,
     ...h.header.slice(1),
@@ -207,9 +198,7 @@ export function formatEntries(rows: readonly EntriesRow[], h: Harness, opts: Ent
     `hits: random stored keys, ${opts.connections} connections, ${opts.warmupMs / 1000} s warm-up + ${opts.durationMs / 1000} s; ` +
       'RSS: VmRSS of sidecache after the hits; ΔRSS B/entry: its growth per entry added since the previous step; upstream: requests sidecache sent upstream during the hit window',
     '',
-    line(columns),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...body.map(line),
+    ...columnLines(columns, body, 0),
     ...rows.filter((r) => r.failure).map((r) => `FAILED at ${r.target} entries: ${r.failure}`),
   ].join('\n');
 }
@@ -251,17 +240,12 @@ function parseEntriesArgs(argv: readonly string[]): EntriesOptions & { pin: bool
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const opts = parseEntriesArgs(process.argv.slice(2));
-  const code = await withHarness(opts.pin, async (h) => {
+  await runSweepScript(opts, async (h) => {
     const { rows, table } = await runEntriesSweep(h, opts);
-    console.log(table);
-    writeJson(`${repoRoot}/${opts.json}`, {
-      generatedAt: new Date().toISOString(),
-      header: h.header,
-      ...opts,
-      rows,
-    });
-    console.log(`\nwritten: ${opts.json}`);
-    return rows.some((r) => r.failure) || rows.length < opts.sizes.length ? 1 : 0;
+    return {
+      table,
+      results: { rows },
+      failed: rows.some((r) => r.failure) || rows.length < opts.sizes.length,
+    };
   });
-  process.exit(code);
 }

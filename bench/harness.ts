@@ -1,4 +1,4 @@
-// What the stand-alone bench scripts (sweep.ts, entries.ts) share with run.ts: one ChildGroup that
+// What the bench scripts (run.ts and the stand-alone sweep.ts, entries.ts) share: one ChildGroup that
 // is stopped on exit and on SIGINT/SIGTERM, CPU pinning, the /proc CPU clock, the load generator,
 // and a sidecache config file in a throw-away directory.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -7,8 +7,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ChildGroup, createChildGroup } from './children.js';
 import { type CpuClock, createCpuClock } from './cpu.js';
-import { chooseLoadGenerator, type LoadGenerator } from './load/load-generator.js';
+import { chooseLoadGenerator, type LoadGenerator, type LoadGeneratorName } from './load/load-generator.js';
 import { createPinning, type Pinning } from './pinning.js';
+import { writeJson } from './report.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const READY_TIMEOUT_MS = 15_000;
@@ -18,13 +19,23 @@ export interface Harness {
   readonly pinning: Pinning;
   readonly cpu: CpuClock | null;
   readonly load: LoadGenerator;
+  /** CPUs available to this process before pinning. */
   readonly cpuCount: number;
+  /** Why the load generator is not the one asked for (wrk missing), or null. */
+  readonly loadNote: string | null;
   /** Header lines: machine, load generator, pinning. */
   readonly header: readonly string[];
 }
 
+export interface HarnessSetup {
+  /** Pin the measured process and the load generator to CPUs of their own (taskset). */
+  readonly pin: boolean;
+  /** Default `auto`: wrk when installed, else autocannon. */
+  readonly loadgen?: LoadGeneratorName | 'auto';
+}
+
 /** Runs `body` with a harness and stops every process it started, whatever happens. */
-export async function withHarness<T>(pin: boolean, body: (h: Harness) => Promise<T>): Promise<T> {
+export async function withHarness<T>(setup: HarnessSetup, body: (h: Harness) => Promise<T>): Promise<T> {
   const cpuCount = availableParallelism(); // before pinning: it follows this process's affinity
   const children = createChildGroup(repoRoot);
   let stopping = false;
@@ -38,9 +49,9 @@ export async function withHarness<T>(pin: boolean, body: (h: Harness) => Promise
   process.on('SIGTERM', onSignal);
   process.on('exit', () => children.killAllNow());
   try {
-    const pinning = createPinning(pin);
+    const pinning = createPinning(setup.pin);
     const cpu = createCpuClock();
-    const { generator: load, note } = chooseLoadGenerator('auto', {
+    const { generator: load, note } = chooseLoadGenerator(setup.loadgen ?? 'auto', {
       children,
       pinning,
       benchDir: join(repoRoot, 'bench'),
@@ -50,12 +61,36 @@ export async function withHarness<T>(pin: boolean, body: (h: Harness) => Promise
       `CPU: ${pinning.description}`,
       ...(note ? [`note: ${note}`] : []),
     ];
-    return await body({ children, pinning, cpu, load, cpuCount, header });
+    return await body({ children, pinning, cpu, load, cpuCount, loadNote: note, header });
   } finally {
     await children.stopAll();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/**
+ * The main of a stand-alone sweep script (sweep.ts, entries.ts): runs `sweep` in a harness, prints
+ * its table, writes `{ generatedAt, header, ...opts, ...results }` to `opts.json` (relative to the
+ * repository) and exits 1 when the sweep `failed`, else 0.
+ */
+export async function runSweepScript(
+  opts: { readonly pin: boolean; readonly json: string },
+  sweep: (h: Harness) => Promise<{ table: string; results: Record<string, unknown>; failed: boolean }>,
+): Promise<never> {
+  const code = await withHarness({ pin: opts.pin }, async (h) => {
+    const { table, results, failed } = await sweep(h);
+    console.log(table);
+    writeJson(`${repoRoot}/${opts.json}`, {
+      generatedAt: new Date().toISOString(),
+      header: h.header,
+      ...opts,
+      ...results,
+    });
+    console.log(`\nwritten: ${opts.json}`);
+    return failed ? 1 : 0;
+  });
+  process.exit(code);
 }
 
 /** The 1, 5 and 15 minute load averages, as `uptime` prints them. */

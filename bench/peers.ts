@@ -10,6 +10,7 @@ import type { LoadGenerator, LoadResult } from './load/load-generator.js';
 import { BODY_BYTES } from './origin/body.js';
 import type { Pinning } from './pinning.js';
 import { probe } from './probe.js';
+import { columnLines, fixed } from './report.js';
 import { peakRssMib } from './rss.js';
 import { requestFor, SCENARIOS } from './scenarios.js';
 import { type RunningOrigin, type RunningTarget, startOrigin, TARGETS, type TargetName } from './targets.js';
@@ -235,10 +236,6 @@ const COLUMNS = [
   'errors',
 ];
 
-function fixed(value: number | null, digits: number): string {
-  return value === null ? '-' : value.toFixed(digits);
-}
-
 export function formatPeerTable(
   rows: readonly PeerRow[],
   skipped: readonly { target: TargetName; reason: string }[],
@@ -257,13 +254,6 @@ export function formatPeerTable(
     fixed(r.peakRssMib, 1),
     r.failure ? 'FAILED' : String(r.errors),
   ]);
-  const widths = COLUMNS.map((title, i) =>
-    Math.max(title.length, ...body.map((row) => (row[i] as string).length)),
-  );
-  const line = (values: readonly string[]) =>
-    values
-      .map((v, i) => (i < 2 ? v.padEnd(widths[i] as number) : v.padStart(widths[i] as number)))
-      .join('  ');
   return [
     `peer table: ${opts.rounds} interleaved round(s) per target, each ${opts.warmupMs / 1000} s warm-up + ` +
       `${opts.durationMs / 1000} s measured, ${opts.connections} connections; medians over rounds`,
@@ -273,9 +263,7 @@ export function formatPeerTable(
     ...context,
     ...skipped.map((s) => `${s.target} ${s.reason}`),
     '',
-    line(COLUMNS),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...body.map(line),
+    ...columnLines(COLUMNS, body, 2),
     ...rows.filter((r) => r.failure).map((r) => `FAILED ${r.workload} / ${r.target}: ${r.failure}`),
   ].join('\n');
 }

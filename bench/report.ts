@@ -58,8 +58,28 @@ const COLUMNS = [
   'errors',
 ] as const;
 
-function fixed(value: number | null | undefined, digits: number): string {
+/** `value` with `digits` decimals, or `-` when there is none. */
+export function fixed(value: number | null | undefined, digits: number): string {
   return value === null || value === undefined ? '-' : value.toFixed(digits);
+}
+
+/**
+ * A plain-text table: the column titles, a rule and the rows, each column as wide as its widest
+ * cell, two spaces apart; the first `leftAligned` columns are padded on the right, the rest on the left.
+ */
+export function columnLines(
+  columns: readonly string[],
+  body: readonly (readonly string[])[],
+  leftAligned: number,
+): string[] {
+  const widths = columns.map((title, i) =>
+    Math.max(title.length, ...body.map((r) => (r[i] as string).length)),
+  );
+  const line = (values: readonly string[]) =>
+    values
+      .map((v, i) => (i < leftAligned ? v.padEnd(widths[i] as number) : v.padStart(widths[i] as number)))
+      .join('  ');
+  return [line(columns), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)];
 }
 
 function cells(row: ReportRow): string[] {
@@ -83,21 +103,13 @@ function cells(row: ReportRow): string[] {
 }
 
 export function formatTable(rows: readonly ReportRow[], headerLines: readonly string[]): string {
-  const body = rows.map(cells);
-  const widths = COLUMNS.map((title, i) => Math.max(title.length, ...body.map((r) => r[i]!.length)));
-  const leftAligned = new Set([0, 1]);
-  const line = (values: readonly string[]) =>
-    values.map((v, i) => (leftAligned.has(i) ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
-  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
   const failures = rows
     .filter((r) => r.failure)
     .map((r) => `FAILED ${r.scenario} / ${r.target}: ${r.failure}`);
   return [
     ...headerLines,
     '',
-    line(COLUMNS),
-    rule,
-    ...body.map(line),
+    ...columnLines(COLUMNS, rows.map(cells), 2),
     ...(failures.length ? ['', ...failures] : []),
   ].join('\n');
 }

@@ -2,28 +2,21 @@
 // to each target with the same load generator, reads the measured process's CPU from /proc, and
 // prints one table (also written as JSON). Exits non-zero when a target fails to start or serves
 // any error. See bench/README.md.
-import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type Child, createChildGroup } from './children.js';
-import { type CpuClock, createCpuClock } from './cpu.js';
+import { resolve } from 'node:path';
+import type { Child } from './children.js';
+import type { CpuClock } from './cpu.js';
 import { runSlowDnsBench } from './dns-slow.js';
+import { READY_TIMEOUT_MS, repoRoot, withHarness } from './harness.js';
 import { formatHttpsResult, type HttpsBenchResult, runHttpsNewConnection } from './https/new-connection.js';
-import { chooseLoadGenerator, type LoadGenerator, type LoadResult } from './load/load-generator.js';
+import type { LoadGenerator, LoadResult } from './load/load-generator.js';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './options.js';
 import { BODY_BYTES } from './origin/body.js';
 import { type PeerTableResult, runPeerTable } from './peers.js';
 import type { Pinning } from './pinning.js';
-import { createPinning } from './pinning.js';
 import { probe } from './probe.js';
 import { deriveRows, formatTable, type RunRecord, writeJson } from './report.js';
 import { requestFor, type Scenario } from './scenarios.js';
 import { type RunningOrigin, type RunningTarget, startOrigin } from './targets.js';
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const READY_TIMEOUT_MS = 15_000;
-/** Read before any pinning: availableParallelism() follows this process's CPU affinity. */
-const CPU_COUNT = availableParallelism();
 
 interface MeasureDeps {
   readonly options: BenchOptions;
@@ -86,26 +79,8 @@ async function measure(scenario: Scenario, target: RunningTarget, deps: MeasureD
 }
 
 async function main(options: BenchOptions): Promise<number> {
-  const children = createChildGroup(repoRoot);
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`\n${signal}: stopping every process the bench started\n`);
-    void children.stopAll(1000).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('exit', () => children.killAllNow());
-
-  try {
-    const pinning = createPinning(options.pin);
-    const cpu = createCpuClock();
-    const { generator: load, note } = chooseLoadGenerator(options.loadgen, {
-      children,
-      pinning,
-      benchDir: join(repoRoot, 'bench'),
-    });
+  return withHarness({ pin: options.pin, loadgen: options.loadgen }, async (h) => {
+    const { children, pinning, cpu, load, loadNote: note } = h;
     if (note) console.log(`note: ${note}`);
 
     const runPeers = async (): Promise<PeerTableResult> => {
@@ -130,7 +105,7 @@ async function main(options: BenchOptions): Promise<number> {
       writeJson(resolve(repoRoot, options.jsonPath), {
         generatedAt: new Date().toISOString(),
         node: process.version,
-        cpus: CPU_COUNT,
+        cpus: h.cpuCount,
         quick: options.quick,
         loadGenerator: load.name,
         pinning: pinning.description,
@@ -220,7 +195,7 @@ async function main(options: BenchOptions): Promise<number> {
     records.sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario));
     const rows = deriveRows(records);
     const header = [
-      `sidecache bench: node ${process.version}, ${CPU_COUNT} CPUs, load generator ${load.name}` +
+      `sidecache bench: node ${process.version}, ${h.cpuCount} CPUs, load generator ${load.name}` +
         `${options.quick ? ', quick mode' : ''}`,
       `each run: ${options.warmupMs / 1000} s warm-up, then ${options.durationMs / 1000} s measured; ` +
         `${BODY_BYTES}-byte JSON body; conns = concurrent keep-alive connections`,
@@ -245,7 +220,7 @@ async function main(options: BenchOptions): Promise<number> {
     writeJson(jsonPath, {
       generatedAt: new Date().toISOString(),
       node: process.version,
-      cpus: CPU_COUNT,
+      cpus: h.cpuCount,
       quick: options.quick,
       loadGenerator: load.name,
       loadGeneratorNote: note,
@@ -293,9 +268,7 @@ async function main(options: BenchOptions): Promise<number> {
       return 1;
     }
     return 0;
-  } finally {
-    await children.stopAll();
-  }
+  });
 }
 
 let options: BenchOptions;

@@ -5,11 +5,11 @@
 // target cannot start or serves an error. See bench/README.md ("Load sweep").
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type Harness, READY_TIMEOUT_MS, repoRoot, sidecacheConfigFile, withHarness } from './harness.js';
+import { type Harness, READY_TIMEOUT_MS, repoRoot, runSweepScript, sidecacheConfigFile } from './harness.js';
 import type { LoadResult } from './load/load-generator.js';
 import { BODY_BYTES } from './origin/body.js';
 import { probe } from './probe.js';
-import { writeJson } from './report.js';
+import { columnLines, fixed } from './report.js';
 import { requestFor, SCENARIOS } from './scenarios.js';
 import {
   type RunningOrigin,
@@ -128,10 +128,6 @@ async function measurePoint(
   }
 }
 
-function fixed(value: number | null | undefined, digits: number): string {
-  return value === null || value === undefined ? '-' : value.toFixed(digits);
-}
-
 export function formatSweep(points: readonly SweepPoint[], h: Harness, opts: SweepOptions): string {
   const columns = ['workload', 'target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'errors'];
   const body = points.map((p) => [
@@ -144,18 +140,13 @@ export function formatSweep(points: readonly SweepPoint[], h: Harness, opts: Swe
     fixed(p.cpuUsPerReq, 1),
     p.failure ? 'FAILED' : String((p.load?.non2xx ?? 0) + (p.load?.socketErrors ?? 0)),
   ]);
-  const widths = columns.map((c, i) => Math.max(c.length, ...body.map((r) => (r[i] as string).length)));
-  const line = (v: readonly string[]) =>
-    v.map((x, i) => (i < 2 ? x.padEnd(widths[i] as number) : x.padStart(widths[i] as number))).join('  ');
   return [
     `load sweep: ${h.header[0]}`,
     ...h.header.slice(1),
     fdLimitNote(Math.max(...opts.connections)),
     `sidecache: ${sidecacheBuild(repoRoot).label}; each point ${opts.warmupMs / 1000} s warm-up + ${opts.durationMs / 1000} s measured; ${BODY_BYTES}-byte JSON body`,
     '',
-    line(columns),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...body.map(line),
+    ...columnLines(columns, body, 2),
     ...points
       .filter((p) => p.failure)
       .map((p) => `FAILED ${p.workload} / ${p.target} @ ${p.connections}: ${p.failure}`),
@@ -210,17 +201,8 @@ function parseSweepArgs(argv: readonly string[]): SweepOptions & { pin: boolean;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const opts = parseSweepArgs(process.argv.slice(2));
-  const code = await withHarness(opts.pin, async (h) => {
+  await runSweepScript(opts, async (h) => {
     const { points, table } = await runLoadSweep(h, opts);
-    console.log(table);
-    writeJson(`${repoRoot}/${opts.json}`, {
-      generatedAt: new Date().toISOString(),
-      header: h.header,
-      ...opts,
-      points,
-    });
-    console.log(`\nwritten: ${opts.json}`);
-    return points.some((p) => p.failure) ? 1 : 0;
+    return { table, results: { points }, failed: points.some((p) => p.failure) };
   });
-  process.exit(code);
 }

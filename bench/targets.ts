@@ -1,7 +1,6 @@
 // The contenders. Each runs as its own process, so its CPU can be read apart from the load
 // generator's, and exposes one base URL. Adding a target is adding an entry to TARGETS.
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseListening } from './child-contract.js';
 import type { Child, ChildGroup } from './children.js';
@@ -18,6 +17,7 @@ import {
   writeFile,
 } from './targets/reference-caches.js';
 import { sidecacheL2 } from './targets/sidecache-l2.js';
+import { freePort, SIDECACHE_NOT_BUILT, startSidecache } from './targets/sidecache-launch.js';
 import { squidBinary, startSquid } from './targets/squid.js';
 
 export type TargetName =
@@ -85,6 +85,15 @@ export async function startOrigin(children: ChildGroup, repoRoot: string, readyT
   return startBenchServer(children, 'origin', join(repoRoot, 'bench/origin/server.ts'), [], readyTimeoutMs);
 }
 
+export {
+  freePort,
+  SIDECACHE_NOT_BUILT,
+  type SidecacheLaunch,
+  sidecacheBuild,
+  startSidecache,
+  waitForReady,
+} from './targets/sidecache-launch.js';
+
 function referenceProxy(name: TargetName, file: string, description: string): TargetSpec {
   return {
     name,
@@ -102,91 +111,6 @@ function referenceProxy(name: TargetName, file: string, description: string): Ta
     },
   };
 }
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('could not reserve a port');
-  return address.port;
-}
-
-async function waitForReady(child: Child, readyzUrl: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no answer';
-  while (Date.now() < deadline) {
-    if (child.hasExited()) throw new Error(`${child.label} exited before it was ready`);
-    try {
-      const res = await fetch(readyzUrl, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-      last = `status ${res.status}`;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${child.label}: ${readyzUrl} not 200 within ${timeoutMs} ms (last: ${last})`);
-}
-
-export interface SidecacheLaunch {
-  /** Extra `serve` arguments, e.g. `--config FILE`. */
-  readonly serveArgs?: readonly string[];
-  /** Node flags before the script, e.g. `--max-old-space-size=8192`. */
-  readonly nodeArgs?: readonly string[];
-  /** Run src/cli.ts through tsx instead of dist/cli.js (for scripts that work without a build). */
-  readonly fromSource?: boolean;
-}
-
-/** dist/cli.js when built, else the TypeScript source through tsx; `label` says which. */
-export function sidecacheBuild(repoRoot: string): { fromSource: boolean; label: string } {
-  return existsSync(join(repoRoot, 'dist/cli.js'))
-    ? { fromSource: false, label: 'dist/cli.js' }
-    : { fromSource: true, label: 'src/cli.ts through tsx (not built)' };
-}
-
-/** Starts `node dist/cli.js serve` with the origin route; resolves once /readyz answers 200. */
-export async function startSidecache(
-  ctx: TargetContext,
-  launch: SidecacheLaunch = {},
-): Promise<{ url: string; adminUrl: string; child: Child }> {
-  const port = await freePort();
-  const adminPort = await freePort();
-  const child = ctx.children.spawn({
-    label: 'sidecache',
-    command: process.execPath,
-    args: [
-      ...(launch.nodeArgs ?? []),
-      ...(launch.fromSource
-        ? ['--import', 'tsx', join(ctx.repoRoot, 'src/cli.ts')]
-        : [join(ctx.repoRoot, 'dist/cli.js')]),
-      'serve',
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--admin-listen',
-      `127.0.0.1:${adminPort}`,
-      '--route',
-      `${ROUTE_NAME}=${ctx.origin.url}`,
-      '--log-level',
-      'warn',
-      ...(launch.serveArgs ?? []),
-    ],
-  });
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
-  try {
-    await waitForReady(child, `${adminUrl}/readyz`, ctx.readyTimeoutMs);
-  } catch (err) {
-    await child.stop();
-    throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
-  }
-  return { url: `http://127.0.0.1:${port}`, adminUrl, child };
-}
-
-export const SIDECACHE_NOT_BUILT = 'not built, skipped (no dist/cli.js: run npm run build first)';
 
 const sidecache: TargetSpec = {
   name: 'sidecache',

@@ -31,6 +31,7 @@ interface CommonArgs {
   'ca-dir'?: string | undefined;
   redis?: string | undefined;
   memcached?: string[] | undefined;
+  acceptors?: number | undefined;
 }
 
 function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
@@ -86,6 +87,11 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
       array: true,
       describe:
         'memcached shared cache tier HOST:PORT, repeatable (env SIDECACHE_MEMCACHED, comma-separated)',
+    })
+    .option('acceptors', {
+      type: 'number',
+      describe:
+        'Listening handles for the proxy listener, 1 to 64 (proxy.acceptors; env SIDECACHE_ACCEPTORS)',
     }) as Argv<T & CommonArgs>;
 }
 
@@ -104,6 +110,7 @@ function runtimeFrom(args: CommonArgs): Runtime {
     caDir: args['ca-dir'],
     redis: args.redis,
     memcached: args.memcached,
+    acceptors: args.acceptors,
   };
   const { config } = loadConfig({ file: args.config, env: process.env, argv });
   return compileRuntime(config);

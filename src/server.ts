@@ -16,6 +16,7 @@ import { createRuntimeRef } from './config/runtime-ref.js';
 import { createDnsCache } from './dns/index.js';
 import { ConfigError } from './errors.js';
 import type { Stage } from './exchange.js';
+import { type Acceptors, addAcceptors } from './front/acceptors.js';
 import { createFront } from './front/front-server.js';
 import { createEgressPolicy } from './guard/egress-policy.js';
 import { createGuardStage } from './guard/guard-stage.js';
@@ -215,11 +216,20 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
 
   // The proxy listener queues up to limits.maxConnections handshakes (HAProxy's backlog = maxconn).
   const proxyAddress = await listen(front.server, runtime.listen, 'listen', config.limits.maxConnections);
+  // More listening handles on the same socket, so a saturated loop still accepts promptly.
+  const acceptors: Acceptors | null = await addAcceptors(front.server, {
+    count: config.proxy.acceptors,
+    backlog: config.limits.maxConnections,
+  }).catch((err: unknown) => {
+    logger.warn({ err }, 'proxy.acceptors: accepting on one listening handle only');
+    return null;
+  });
   let adminAddress: AddressInfo | null = null;
   try {
     if (admin && runtime.adminListen) adminAddress = await listen(admin, runtime.adminListen, 'admin.listen');
   } catch (err) {
     front.server.close();
+    await acceptors?.close();
     keepWarm.close();
     await pools.close(0);
     await dns.close();
@@ -229,6 +239,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   logger.info(
     {
       listen: `${proxyAddress.address}:${proxyAddress.port}`,
+      acceptors: acceptors?.count ?? 1,
       admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : null,
       routes: runtime.routes.map((r) => r.name),
       ...(sharedTier ? { [sharedTier.kind]: sharedTier.url } : {}),
@@ -256,12 +267,14 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         draining = true;
         front.startDraining();
         const serverClosed = new Promise<void>((resolve) => front.server.close(() => resolve()));
+        const acceptorsClosed = acceptors?.close();
         const deadline = Date.now() + graceMs;
         while (front.inFlight() > 0 && Date.now() < deadline) await sleep(Math.min(25, graceMs));
         const abandoned = front.inFlight();
         front.server.closeAllConnections();
         front.closeTunnels();
         await serverClosed;
+        await acceptorsClosed;
         keepWarm.close();
         await pools.close(Math.max(0, deadline - Date.now()));
         await dns.close();

@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
-import { parseListening } from '../child-contract.js';
 import type { ChildGroup } from '../children.js';
+import { metricSum } from '../harness.js';
+import { HIT_LOOKUPS, startInterceptingSidecache } from './intercepting-sidecache.js';
 
 export interface HttpsBenchOptions {
   readonly children: ChildGroup;
@@ -114,77 +115,24 @@ async function series(
   return { name, requests: n, totalMs, meanMs: totalMs / n, p50Ms: at(0.5), p99Ms: at(0.99) };
 }
 
-async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 export async function runHttpsNewConnection(opts: HttpsBenchOptions): Promise<HttpsBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sidecache-bench-https-'));
   try {
-    const originCaDir = join(dir, 'origin-ca');
-    const origin = opts.children.spawn({
-      label: 'https-origin',
-      command: process.execPath,
-      args: [
-        '--import',
-        'tsx',
-        join(opts.repoRoot, 'bench/https/origin.ts'),
-        '--listen',
-        '127.0.0.1:0',
-        '--ca-dir',
-        originCaDir,
-        '--handshake-delay-ms',
-        String(opts.delayMs),
-      ],
-    });
-    const originPort = await origin.waitForLine(parseListening, opts.readyTimeoutMs);
-    const originCa = readFileSync(join(originCaDir, 'ca.pem'), 'utf8');
-    const authority = `localhost:${originPort}`;
-
-    const port = await freePort();
-    const adminPort = await freePort();
-    // From source (tsx), so a stale dist/ never runs: startup time is not measured here.
-    const cli = ['--import', 'tsx', join(opts.repoRoot, 'src/cli.ts')];
-    const scCaDir = join(dir, 'sidecache-ca');
-    const sc = opts.children.spawn({
+    const { origin, sidecache: sc } = await startInterceptingSidecache({
+      children: opts.children,
+      repoRoot: opts.repoRoot,
+      dir,
+      handshakeDelayMs: opts.delayMs,
+      readyTimeoutMs: opts.readyTimeoutMs,
       label: 'sidecache-intercept',
-      command: process.execPath,
-      args: [
-        ...cli,
-        'serve',
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--admin-listen',
-        `127.0.0.1:${adminPort}`,
-        '--route',
-        `origin=https://${authority}`,
-        '--intercept',
-        'localhost',
-        // `localhost` resolves to loopback, which the egress policy admits only by address.
-        '--allow',
-        '127.0.0.1/32',
-        '--ca-dir',
-        scCaDir,
-        '--ca-file',
-        join(originCaDir, 'ca.pem'),
-        '--log-level',
-        'warn',
-      ],
     });
-    try {
-      await waitForReady(`http://127.0.0.1:${adminPort}/readyz`, opts.readyTimeoutMs);
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n${sc.outputTail()}`);
-    }
-    const scCa = readFileSync(join(scCaDir, 'ca.pem'), 'utf8');
+    const originCa = readFileSync(origin.caFile, 'utf8');
+    const authority = origin.authority;
+    const scCa = readFileSync(sc.caFile, 'utf8');
 
     const direct = await series('direct', opts.requests, () =>
       getOnce(
-        () => tlsOn({ host: '127.0.0.1', port: originPort, servername: 'localhost', ca: originCa }),
+        () => tlsOn({ host: '127.0.0.1', port: origin.port, servername: 'localhost', ca: originCa }),
         authority,
         '/item',
       ),
@@ -192,19 +140,16 @@ export async function runHttpsNewConnection(opts: HttpsBenchOptions): Promise<Ht
     const through = await series('sidecache-intercept', opts.requests, () =>
       getOnce(
         async () =>
-          tlsOn({ socket: await connectTunnel(port, authority), servername: 'localhost', ca: scCa }),
+          tlsOn({ socket: await connectTunnel(sc.port, authority), servername: 'localhost', ca: scCa }),
         authority,
         '/item',
       ),
     );
     // What sidecache did, read from its own metrics rather than assumed.
-    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-    const sum = (re: RegExp): number =>
-      [...metrics.matchAll(re)].reduce((total, m) => total + Number(m[1] ?? 0), 0);
-    const hits = sum(/^sidecache_cache_lookups_total\{[^}]*result="hit"[^}]*\} (\S+)$/gm);
-    const upstream = sum(/^sidecache_upstream_requests_total\{[^}]*\} (\S+)$/gm);
-    await sc.stop();
-    await origin.stop();
+    const hits = await metricSum(sc.adminUrl, HIT_LOOKUPS);
+    const upstream = await metricSum(sc.adminUrl, 'sidecache_upstream_requests_total');
+    await sc.child.stop();
+    await origin.child.stop();
     return {
       delayMs: opts.delayMs,
       cacheWired: hits > 0,
@@ -218,21 +163,6 @@ export async function runHttpsNewConnection(opts: HttpsBenchOptions): Promise<Ht
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-async function waitForReady(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${url} not ready within ${timeoutMs} ms`);
 }
 
 export function formatHttpsResult(r: HttpsBenchResult): string {

@@ -6,8 +6,10 @@
 --                      wrk (it watches the entry count on /metrics);
 --                      `random`: a uniformly random key below `to` per request (hits on a filled cache)
 --   BENCH_HOST         the Host header
--- Output: one line `BENCH_RESULT {json}` from done(), the same fields as wrk-report.lua, plus
--- `filled`, the fill responses counted. Run with one thread (-t1): the counters are per thread.
+-- Output: one line `BENCH_RESULT {json}` from done() (wrk-result.lua), the same fields as
+-- wrk-report.lua, plus `filled`, the fill responses counted.
+
+local result = require("wrk-result")
 
 local prefix = os.getenv("BENCH_KEYS_PREFIX") or "/"
 local from = tonumber(os.getenv("BENCH_KEYS_FROM") or "0")
@@ -17,14 +19,10 @@ local host = os.getenv("BENCH_HOST")
 local headers = {}
 if host and host ~= "" then headers["Host"] = host end
 
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-end
+setup = result.setup
 
 function init(args)
-  non2xx = 0
+  result.init()
   filled = 0
   nextKey = from
   verified = false
@@ -53,21 +51,10 @@ function request()
 end
 
 function response(status, headers, body)
-  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+  result.count(status)
   if mode == "fill" then filled = filled + 1 end
 end
 
 function done(summary, latency, requests)
-  local bad = 0
-  local fills = 0
-  for _, thread in ipairs(threads) do
-    bad = bad + (thread:get("non2xx") or 0)
-    fills = fills + (thread:get("filled") or 0)
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_RESULT {"requests":%d,"durationUs":%d,"p50Us":%d,"p99Us":%d,"non2xx":%d,' ..
-    '"connectErrors":%d,"readErrors":%d,"writeErrors":%d,"timeouts":%d,"filled":%d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), bad,
-    e.connect, e.read, e.write, e.timeout, fills))
+  result.report(summary, latency, { { "filled", result.sum("filled") } })
 end

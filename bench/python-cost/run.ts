@@ -8,10 +8,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseListening } from '../child-contract.js';
 import { type ChildGroup, createChildGroup } from '../children.js';
 import { loadAverage, metricSum, READY_TIMEOUT_MS, repoRoot } from '../harness.js';
-import { freePort } from '../targets.js';
+import { HIT_LOOKUPS, startInterceptingSidecache } from '../https/intercepting-sidecache.js';
+import { ROUTE_NAME } from '../scenarios.js';
 
 export const PYTHON = '/usr/bin/python3';
 
@@ -47,21 +47,6 @@ export interface PythonCostOptions {
   readonly calls: number;
   readonly pythonProfile: boolean;
   readonly cpuProfile: boolean;
-}
-
-async function waitForReady(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${url} not ready within ${timeoutMs} ms`);
 }
 
 export interface CpuProfileSummary {
@@ -121,71 +106,27 @@ export async function runPythonCost(
 ): Promise<PythonCostResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sidecache-bench-pycost-'));
   try {
-    const originCaDir = join(dir, 'origin-ca');
-    const origin = children.spawn({
-      label: 'https-origin',
-      command: process.execPath,
-      args: [
-        '--import',
-        'tsx',
-        join(repoRoot, 'bench/https/origin.ts'),
-        '--listen',
-        '127.0.0.1:0',
-        '--ca-dir',
-        originCaDir,
-        '--handshake-delay-ms',
-        '0',
-      ],
-    });
-    const originPort = await origin.waitForLine(parseListening, READY_TIMEOUT_MS);
-    const port = await freePort();
-    const adminPort = await freePort();
     const profDir = join(dir, 'cpu-prof');
-    const scCaDir = join(dir, 'sidecache-ca');
-    const sc = children.spawn({
+    const { origin, sidecache: sc } = await startInterceptingSidecache({
+      children,
+      repoRoot,
+      dir,
+      handshakeDelayMs: 0,
+      readyTimeoutMs: READY_TIMEOUT_MS,
       label: 'sidecache',
-      command: process.execPath,
-      args: [
-        ...(opts.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []),
-        '--import',
-        'tsx',
-        join(repoRoot, 'src/cli.ts'),
-        'serve',
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--admin-listen',
-        `127.0.0.1:${adminPort}`,
-        '--route',
-        `origin=https://localhost:${originPort}`,
-        '--intercept',
-        'localhost',
-        '--allow',
-        '127.0.0.1/32',
-        '--ca-dir',
-        scCaDir,
-        '--ca-file',
-        join(originCaDir, 'ca.pem'),
-        '--log-level',
-        'warn',
-      ],
+      nodeArgs: opts.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
     });
-    const adminUrl = `http://127.0.0.1:${adminPort}`;
-    try {
-      await waitForReady(`${adminUrl}/readyz`, READY_TIMEOUT_MS);
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n${sc.outputTail()}`);
-    }
     const py = children.spawn({
       label: 'python',
       command: PYTHON,
       args: [
         join(repoRoot, 'bench/python-cost/per_call.py'),
         JSON.stringify({
-          origin: `https://localhost:${originPort}`,
-          originCa: join(originCaDir, 'ca.pem'),
-          proxy: `http://127.0.0.1:${port}`,
-          proxyCa: join(scCaDir, 'ca.pem'),
-          route: `http://127.0.0.1:${port}/origin`,
+          origin: `https://${origin.authority}`,
+          originCa: origin.caFile,
+          proxy: sc.url,
+          proxyCa: sc.caFile,
+          route: `${sc.url}/${ROUTE_NAME}`,
           calls: opts.calls,
           profile: opts.pythonProfile,
         }),
@@ -205,12 +146,12 @@ export async function runPythonCost(
       'sidecache' | 'cpuProfile'
     >;
     const sidecache = {
-      cacheHits: await metricSum(adminUrl, 'sidecache_cache_lookups_total\\{[^}]*result="hit"[^}]*\\}'),
-      upstreamRequests: await metricSum(adminUrl, 'sidecache_upstream_requests_total'),
-      leafCertsIssued: await metricSum(adminUrl, 'sidecache_tls_leaf_certificates_issued_total'),
+      cacheHits: await metricSum(sc.adminUrl, HIT_LOOKUPS),
+      upstreamRequests: await metricSum(sc.adminUrl, 'sidecache_upstream_requests_total'),
+      leafCertsIssued: await metricSum(sc.adminUrl, 'sidecache_tls_leaf_certificates_issued_total'),
     };
-    await sc.stop(10_000);
-    await origin.stop();
+    await sc.child.stop(10_000);
+    await origin.child.stop();
     let cpuProfile: PythonCostResult['cpuProfile'] = null;
     if (opts.cpuProfile && existsSync(profDir)) {
       const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));

@@ -413,7 +413,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   async function forward(ctx: Ctx, next: Next, headers: IncomingHttpHeaders = ctx.headers): Promise<Reply> {
     const { ex } = ctx;
     if (headers === ex.headers) return next(ex);
-    const derived: Exchange = { ...ex, headers };
+    // `signal` is a getter on front's exchanges, which a spread does not copy: named here.
+    const derived: Exchange = { ...ex, headers, signal: ex.signal };
     try {
       return await next(derived);
     } finally {

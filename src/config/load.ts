@@ -33,6 +33,8 @@ export interface CliOverrides {
   redis?: string | undefined;
   /** `--memcached HOST:PORT` (repeatable): the cache's shared tier on memcached. */
   memcached?: readonly string[] | undefined;
+  /** `--acceptors N`: listening handles for the proxy listener (`proxy.acceptors`). */
+  acceptors?: number | undefined;
 }
 
 export interface ConfigSources {
@@ -161,6 +163,8 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
       .filter((s) => s !== '');
     o.set.push([['cache', 'memcached', 'servers'], servers]);
   }
+  const acceptors = nonEmpty(env.SIDECACHE_ACCEPTORS);
+  if (acceptors !== undefined) o.set.push([['proxy', 'acceptors'], Number(acceptors)]);
   return o;
 }
 
@@ -182,6 +186,7 @@ function overridesFromArgv(argv: CliOverrides): Overrides {
   if (argv.memcached !== undefined && argv.memcached.length > 0) {
     o.set.push([['cache', 'memcached', 'servers'], [...argv.memcached]]);
   }
+  if (argv.acceptors !== undefined) o.set.push([['proxy', 'acceptors'], argv.acceptors]);
   return o;
 }
 

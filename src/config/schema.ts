@@ -44,6 +44,9 @@ const allowEntrySchema = z.union([
     ),
 ]);
 
+/** `proxy.acceptors` (src/front/acceptors.ts; measured in bench/README.md). */
+const ACCEPTORS_DEFAULT = 16;
+
 /** Headers that change what an origin answers but are not part of the cache key (cache poisoning). */
 export const DEFAULT_STRIPPED_REQUEST_HEADERS = [
   'x-forwarded-host',
@@ -418,6 +421,15 @@ export const configSchema = z
           .default(true)
           .describe('Add X-Forwarded-For and X-Forwarded-Proto to upstream requests.'),
         maxUrlBytes: z.number().int().min(64).default(8192).describe('Longest request target accepted.'),
+        acceptors: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(ACCEPTORS_DEFAULT)
+          .describe(
+            'Listening handles the event loop watches for the proxy listener: each loop iteration accepts up to this many new connections (libuv accepts one per handle), so clients connecting while the loop is saturated are not left waiting in the kernel. Above 1, a helper process runs for a moment at start to duplicate the socket. Env SIDECACHE_ACCEPTORS, flag --acceptors.',
+          ),
         stripRequestHeaders: z
           .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name'))
           .default([...DEFAULT_STRIPPED_REQUEST_HEADERS])
@@ -433,6 +445,7 @@ export const configSchema = z
         via: true,
         forwardedHeaders: true,
         maxUrlBytes: 8192,
+        acceptors: ACCEPTORS_DEFAULT,
         stripRequestHeaders: [...DEFAULT_STRIPPED_REQUEST_HEADERS],
         auth: proxyAuthSchema.parse({}),
       }),

@@ -12,6 +12,7 @@ import { type Duplex, Readable } from 'node:stream';
 import type { Runtime } from '../config/runtime.js';
 import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
+import { ClientGone, FrontExchange } from './front-exchange.js';
 import { interimRelay } from './interim.js';
 import { limitBody, limitConnections, serverOptionsFor } from './limits.js';
 import { type Arrival, LISTENER, type RawParts, serveConnect, serveUpgrade } from './raw.js';
@@ -100,10 +101,11 @@ export function createFront(opts: FrontOptions): Front {
   async function onRequest(req: IncomingMessage, res: ServerResponse, arrival: Arrival): Promise<void> {
     inFlight++;
     const id = nextId();
-    const abort = new AbortController();
+    // The AbortSignal is made only if something reads ex.signal (front-exchange.ts).
+    const gone = new ClientGone();
     res.once('close', () => {
       inFlight--;
-      if (!res.writableFinished) abort.abort();
+      if (!res.writableFinished) gone.abort();
     });
     const startedAt = Date.now();
     const start = performance.now();
@@ -113,9 +115,9 @@ export function createFront(opts: FrontOptions): Front {
       const refusal = connectionLimits.refusal(req.socket);
       if (refusal) throw refusal;
       const body = requestHasBody(req) ? limitBody(req, limits.maxBodyBytes) : null;
-      ex = buildExchange(id, req, arrival, body, abort.signal, startedAt, start, res);
+      ex = buildExchange(id, req, arrival, body, gone, startedAt, start, res);
     } catch (err) {
-      const failed = unroutedExchange(id, req, abort.signal, startedAt, start);
+      const failed = unroutedExchange(id, req, gone.signal, startedAt, start);
       return deliverError(failed, toSidecacheError(err), res);
     }
     let reply: Reply;
@@ -200,7 +202,7 @@ export function createFront(opts: FrontOptions): Front {
     req: IncomingMessage,
     arrival: Arrival,
     body: Exchange['body'],
-    signal: AbortSignal,
+    signal: AbortSignal | ClientGone,
     startedAt: number,
     start: number,
     /** The response, for requests that get one (not CONNECT / Upgrade): interim responses go there. */
@@ -211,12 +213,11 @@ export function createFront(opts: FrontOptions): Front {
       arrival.via === 'listener'
         ? resolveTarget(req.url ?? '/', req.headers.host, rt)
         : resolveInterceptedTarget(req.url ?? '/', arrival.authority, rt);
-    return {
+    return new FrontExchange({
       id,
       mode: target.mode,
       method: req.method ?? 'GET',
       target: target.url,
-      origin: target.url.origin,
       route: target.route,
       headers: hygieneNow(rt)(req),
       body,
@@ -227,9 +228,9 @@ export function createFront(opts: FrontOptions): Front {
       },
       signal,
       timings: { startedAt, start, phases: {} },
-      ...(res === undefined ? {} : { interim: interimRelay(req, res) }),
-      ...(arrival.via === 'tunnel' ? { tunnel: { authority: arrival.authority, intercepted: true } } : {}),
-    };
+      tunnel: arrival.via === 'tunnel' ? { authority: arrival.authority, intercepted: true } : undefined,
+      interim: res === undefined ? undefined : interimRelay(req, res),
+    });
   }
 
   const serve = (req: IncomingMessage, res: ServerResponse, arrival: Arrival): void => {

@@ -4,8 +4,10 @@
  * time) and evictions (the stage's `onRemove` observer). The cache stage never imports prom-client.
  * Saved time and avoided upstream requests are the saved-time ledger's (saved-time.ts), not counted here.
  */
+
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ExchangeEnd } from '../front/front-server.js';
+import { DeferredCounts } from './deferred-counts.js';
 
 /** What the cache stage offers to be watched (a subset of `CacheStage`). */
 export interface WatchedCache {
@@ -21,11 +23,16 @@ export interface CacheMetrics {
 }
 
 export function createCacheMetrics(registry: Registry): CacheMetrics {
-  const lookups = new Counter({
+  /** Summed per request, handed to prom-client at scrape (deferred-counts.ts). */
+  const lookupCounts = new DeferredCounts<'route' | 'result'>();
+  new Counter({
     name: 'sidecache_cache_lookups_total',
     help: 'Requests seen by the cache, by route and result (hit, stale, revalidated, miss, coalesced, bypass).',
     labelNames: ['route', 'result'] as const,
     registers: [registry],
+    collect() {
+      lookupCounts.flush(this);
+    },
   });
   const evictions = new Counter({
     name: 'sidecache_cache_evictions_total',
@@ -59,7 +66,7 @@ export function createCacheMetrics(registry: Registry): CacheMetrics {
       const info = ex.cache;
       if (info === undefined) return;
       const route = ex.route?.name ?? (ex.admission?.decision === 'admit' ? 'forward' : 'none');
-      lookups.inc({ route, result: info.outcome });
+      lookupCounts.add(`${route}\0${info.outcome}`, { route, result: info.outcome });
     },
     onRemove(info) {
       if (info.reason === 'evict') evictions.inc();

@@ -22,6 +22,7 @@ import {
 export type { DnsLookupEvent } from './saved-time.js';
 
 import { type CacheMetrics, createCacheMetrics } from './cache-metrics.js';
+import { DeferredCounts } from './deferred-counts.js';
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const DNS_RESULTS: ReadonlySet<string> = new Set([
@@ -98,11 +99,21 @@ export function createMetrics(runtime: Runtime): Metrics {
   adoptRoutes(runtime.routes);
   const ledger = createSavedTimeLedger();
 
-  const requests = new Counter({
+  // Per-request increments are summed here and handed to prom-client at scrape (deferred-counts.ts).
+  const requestCounts = new DeferredCounts<'route' | 'method' | 'status_class' | 'cache' | 'reason'>();
+  const responseByteCounts = new DeferredCounts<'route'>();
+  const upstreamRequestCounts = new DeferredCounts<'origin' | 'connection'>();
+  const savedCounts = new DeferredCounts<'kind' | 'route'>();
+  const savedByteCounts = new DeferredCounts<'route'>();
+  const avoidedCounts = new DeferredCounts<'route'>();
+  new Counter({
     name: 'sidecache_requests_total',
     help: 'Requests answered, by route, method, status class, cache outcome and ending reason.',
     labelNames: ['route', 'method', 'status_class', 'cache', 'reason'] as const,
     registers: [registry],
+    collect() {
+      requestCounts.flush(this);
+    },
   });
   const duration = new Histogram({
     name: 'sidecache_request_duration_seconds',
@@ -111,17 +122,23 @@ export function createMetrics(runtime: Runtime): Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  const responseBytes = new Counter({
+  new Counter({
     name: 'sidecache_response_body_bytes_total',
     help: 'Response body bytes sent to clients, by route.',
     labelNames: ['route'] as const,
     registers: [registry],
+    collect() {
+      responseByteCounts.flush(this);
+    },
   });
-  const upstreamRequests = new Counter({
+  new Counter({
     name: 'sidecache_upstream_requests_total',
     help: 'Requests sent to origins, by origin and whether they reused a pooled connection.',
     labelNames: ['origin', 'connection'] as const,
     registers: [registry],
+    collect() {
+      upstreamRequestCounts.flush(this);
+    },
   });
   const upstreamDuration = new Histogram({
     name: 'sidecache_upstream_duration_seconds',
@@ -155,18 +172,27 @@ export function createMetrics(runtime: Runtime): Metrics {
     help: 'Time saved for clients, by kind (dns, connection, cache) and route, from measured durations.',
     labelNames: ['kind', 'route'] as const,
     registers: [registry],
+    collect() {
+      savedCounts.flush(this);
+    },
   });
-  const savedBytes = new Counter({
+  new Counter({
     name: 'sidecache_saved_body_bytes_total',
     help: 'Response body bytes not fetched from origins because the cache answered, by route.',
     labelNames: ['route'] as const,
     registers: [registry],
+    collect() {
+      savedByteCounts.flush(this);
+    },
   });
   const avoided = new Counter({
     name: 'sidecache_upstream_requests_avoided_total',
     help: 'Exchanges answered without any upstream request (cache hit, stale, coalesced), by route.',
     labelNames: ['route'] as const,
     registers: [registry],
+    collect() {
+      avoidedCounts.flush(this);
+    },
   });
   const notStored = new Counter({
     name: 'sidecache_cache_responses_not_stored_total',
@@ -193,17 +219,15 @@ export function createMetrics(runtime: Runtime): Metrics {
     avoided.inc({ route: r.name }, 0);
   }
 
+  // Children of the per-route series, looked up by plain string keys (see below).
+  const notStoredChild = childrenOf((l: Labels<typeof notStored>) => notStored.labels(l));
   const creditSaved = (kind: SavedKind, route: string, ms: number): void => {
-    if (ms > 0) saved.inc({ kind, route }, ms / 1000);
+    if (ms > 0) savedCounts.add(`${kind}\0${route}`, { kind, route }, ms / 1000);
   };
 
   // Label children cached by their (bounded) label values: prom-client otherwise hashes the label
   // object on every increment, several times per request.
-  const requestsChild = childrenOf((l: Labels<typeof requests>) => requests.labels(l));
   const durationChild = childrenOf((l: Labels<typeof duration>) => duration.labels(l));
-  const upstreamRequestsChild = childrenOf((l: Labels<typeof upstreamRequests>) =>
-    upstreamRequests.labels(l),
-  );
   const upstreamDurationChild = childrenOf((l: Labels<typeof upstreamDuration>) =>
     upstreamDuration.labels(l),
   );
@@ -227,21 +251,21 @@ export function createMetrics(runtime: Runtime): Metrics {
       const statusClass = `${Math.floor(status / 100)}xx`;
       const cacheOutcome = ex.cache?.outcome ?? 'none';
       const reason = ex.reason ?? 'internal_error';
-      requestsChild(`${route}\0${method}\0${statusClass}\0${cacheOutcome}\0${reason}`, {
+      requestCounts.add(`${route}\0${method}\0${statusClass}\0${cacheOutcome}\0${reason}`, {
         route,
         method,
         status_class: statusClass,
         cache: cacheOutcome,
         reason,
-      }).inc();
+      });
       const end = ex.timings.end ?? ex.timings.start;
       durationChild(route, { route }).observe((end - ex.timings.start) / 1000);
-      if (bytes > 0) responseBytes.inc({ route }, bytes);
+      if (bytes > 0) responseByteCounts.add(route, { route }, bytes);
       const info = ex.originInfo;
       if (info) {
         const origin = originLabel(info.origin);
         const connection = info.reusedConnection ? 'reused' : 'new';
-        upstreamRequestsChild(`${origin}\0${connection}`, { origin, connection }).inc();
+        upstreamRequestCounts.add(`${origin}\0${connection}`, { origin, connection });
         const up = ex.timings.phases.upstream;
         if (up !== undefined) upstreamDurationChild(origin, { origin }).observe(up / 1000);
       }
@@ -250,11 +274,11 @@ export function createMetrics(runtime: Runtime): Metrics {
       creditSaved('cache', route, savings.cache ?? 0);
       const cache = ex.cache;
       if (cache?.savedBytes !== undefined && cache.savedBytes > 0)
-        savedBytes.inc({ route }, cache.savedBytes);
-      if (upstreamAvoided(ex)) avoided.inc({ route });
+        savedByteCounts.add(route, { route }, cache.savedBytes);
+      if (upstreamAvoided(ex)) avoidedCounts.add(route, { route });
       if (cache?.outcome === 'miss' && cache.stored === false) {
         const reason = cache.detail !== undefined && TOKEN.test(cache.detail) ? cache.detail : 'other';
-        notStored.inc({ route, reason });
+        notStoredChild(`${route}\0${reason}`, { route, reason }).inc();
       }
     },
     observeConnect(event) {

@@ -19,7 +19,7 @@ describe('bench peer table smoke run', () => {
   it('measures cache-hit and pass-through through every installed peer with no error', {
     timeout: 90_000,
   }, async () => {
-    await withHarness(false, async (h) => {
+    await withHarness({ pin: false }, async (h) => {
       const result = await runPeerTable(
         {
           children: h.children,

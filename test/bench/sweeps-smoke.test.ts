@@ -13,7 +13,7 @@ import { runLoadSweep } from '../../bench/sweep.js';
 
 describe('bench sweeps smoke run', () => {
   it('load sweep: every point served only 2xx', { timeout: 90_000 }, async () => {
-    await withHarness(false, async (h) => {
+    await withHarness({ pin: false }, async (h) => {
       const { points, table } = await runLoadSweep(h, { connections: [1, 4], warmupMs: 0, durationMs: 300 });
       assert.equal(points.length, 8, table); // 2 workloads × 2 targets × 2 points
       assert.deepEqual(
@@ -33,7 +33,7 @@ describe('bench sweeps smoke run', () => {
       t.skip('wrk not installed (apt-get install -y wrk)');
       return;
     }
-    await withHarness(false, async (h) => {
+    await withHarness({ pin: false }, async (h) => {
       const { rows, table } = await runEntriesSweep(h, {
         sizes: [50, 300],
         fillConnections: 8,

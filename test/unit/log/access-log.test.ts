@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, it } from 'node:test';
+import { pino } from 'pino';
+import type { Route } from '../../../src/config/runtime.js';
+import { UpstreamConnectError } from '../../../src/errors.js';
+import type { Exchange } from '../../../src/exchange.js';
+import type { ExchangeEnd } from '../../../src/front/front-server.js';
+import { accessFields, createAccessLog, createLogger, directWriter } from '../../../src/log.js';
+
+/** A logger writing into an array of lines (synchronously: a PassThrough emits on write). */
+function capture(level: 'info' | 'warn'): { logger: ReturnType<typeof createLogger>; lines: string[] } {
+  const out = new PassThrough();
+  const lines: string[] = [];
+  let rest = '';
+  out.on('data', (chunk: Buffer) => {
+    const parts = (rest + chunk.toString('utf8')).split('\n');
+    rest = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  return { logger: createLogger(level, out), lines };
+}
+
+function exchange(over: Partial<Exchange> = {}): Exchange {
+  return {
+    id: 'a1b2c3d4-1z',
+    mode: 'route',
+    method: 'GET',
+    target: new URL('http://127.0.0.1:8/api/a%22b/é?q=secret'),
+    origin: 'http://127.0.0.1:8',
+    route: { name: 'odd "name"\n✓' } as Route,
+    headers: {},
+    body: null,
+    client: { address: '127.0.0.1', port: 1, protocol: 'http' },
+    signal: AbortSignal.abort(),
+    timings: { startedAt: 0, start: 100, phases: {}, end: 101.23456 },
+    reason: 'origin_response',
+    cache: { outcome: 'miss', stored: false },
+    originInfo: { origin: 'http://127.0.0.1:8', reusedConnection: true, retried: false, bodyBytes: 3 },
+    ...over,
+  };
+}
+
+const ends: ExchangeEnd[] = [
+  { ex: exchange(), status: 200, bytes: 1024, replySource: 'origin' },
+  {
+    ex: exchange({ route: null, reason: undefined, cache: undefined, originInfo: undefined }),
+    status: 404,
+    bytes: 0,
+    replySource: 'origin',
+  },
+  {
+    ex: exchange({ reason: 'upstream_connect_failed', timings: { startedAt: 0, start: 5, phases: {} } }),
+    status: 502,
+    bytes: 0,
+    replySource: 'synth',
+    error: new UpstreamConnectError('origin said "no"\u0000\n'),
+  },
+];
+
+/** A line without its time, which differs between two writes. */
+const untimed = (line: string): string => line.replace(/,"time":\d+/, '');
+
+describe('access log', () => {
+  it('takes the direct path for the logger sidecache makes, and not for custom formatters', () => {
+    assert.notEqual(directWriter(createLogger('info', new PassThrough())), null);
+    const custom = pino({ formatters: { level: (label) => ({ level: label }) } }, new PassThrough());
+    assert.equal(directWriter(custom), null);
+  });
+
+  it('writes byte for byte the line pino writes for the same fields', () => {
+    const ours = capture('info');
+    const theirs = capture('info');
+    const log = createAccessLog(ours.logger);
+    for (const end of ends) {
+      log(end);
+      const warn = end.status >= 500;
+      theirs.logger[warn ? 'warn' : 'info'](accessFields(end), 'access');
+    }
+    assert.equal(ours.lines.length, ends.length);
+    assert.deepEqual(ours.lines.map(untimed), theirs.lines.map(untimed));
+    for (const line of ours.lines) assert.equal(typeof JSON.parse(line).time, 'number');
+    const first = JSON.parse(ours.lines[0] as string);
+    assert.equal(first.route, 'odd "name"\n✓');
+    assert.equal(first.path, '/api/a%22b/%C3%A9');
+    assert.equal(first.durMs, 1.235);
+    assert.equal(first.reused, true);
+    const failed = JSON.parse(ours.lines[2] as string);
+    assert.equal(failed.level, 40);
+    assert.equal(failed.err, 'SC_ERR_UPSTREAM_CONNECT');
+  });
+
+  it('respects the level: at warn only 5xx lines (but not 504) are written', () => {
+    const { logger, lines } = capture('warn');
+    const log = createAccessLog(logger);
+    for (const end of ends) log(end);
+    log({ ...(ends[0] as ExchangeEnd), status: 504 });
+    assert.equal(lines.length, 1);
+    assert.equal(JSON.parse(lines[0] as string).status, 502);
+  });
+
+  it('falls back to pino for a logger with custom formatters', () => {
+    const out = new PassThrough();
+    const lines: string[] = [];
+    out.on('data', (c: Buffer) => lines.push(...c.toString('utf8').trim().split('\n')));
+    const logger = pino({ formatters: { level: (label) => ({ level: label }) } }, out);
+    createAccessLog(logger)(ends[0] as ExchangeEnd);
+    assert.equal(JSON.parse(lines[0] as string).level, 'info');
+  });
+});
