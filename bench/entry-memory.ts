@@ -163,7 +163,7 @@ export async function measureEntryMemory(opts: {
   connections: number;
   snapshot: boolean;
 }): Promise<{ rows: MemoryRow[]; table: string; snapshot: string | null }> {
-  return withHarness(false, async (h) => {
+  return withHarness({ pin: false }, async (h) => {
     const origin = await startOrigin(h.children, repoRoot, READY_TIMEOUT_MS);
     const config = parseConfig({
       listen: '127.0.0.1:0',

@@ -32,7 +32,7 @@ it('wrk-keys fill: the first pass sends every key of the range, the first key fi
   const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
   const n = 40;
   try {
-    await withHarness(false, async (h) => {
+    await withHarness({ pin: false }, async (h) => {
       const result = await runWrkKeys(
         { children: h.children, pinning: h.pinning, benchDir: `${repoRoot}/bench` },
         {
