@@ -44,7 +44,7 @@ export interface EntriesRow {
 }
 
 const GiB = 1024 ** 3;
-/** Room for a million small entries (about 300 bytes each as the store counts them). */
+/** Room for a million small entries (about 1 kB each as the store counts them). */
 const ENTRIES_CONFIG = `cache:\n  maxSizeBytes: ${4 * GiB}\n  maxEntryBytes: 65536\n`;
 const KEY_PREFIX = `/${ROUTE_NAME}/small/k`;
 /** A fill step may take this long per 1,000 keys (plus 30 s) before it is cut short. */
@@ -156,12 +156,20 @@ export async function runEntriesSweep(
   return { rows, table: formatEntries(rows, h, opts) };
 }
 
+/** RSS growth per stored entry from the previous step to this one (bytes), or null. */
+function rssPerEntry(prev: EntriesRow | undefined, r: EntriesRow): number | null {
+  if (prev?.rssMib == null || r.rssMib === null || prev.entries === null || r.entries === null) return null;
+  const added = r.entries - prev.entries;
+  return added > 0 ? ((r.rssMib - prev.rssMib) * 1024 * 1024) / added : null;
+}
+
 export function formatEntries(rows: readonly EntriesRow[], h: Harness, opts: EntriesOptions): string {
   const columns = [
     'entries',
     'fill s',
     'fill req/s',
     'RSS MiB',
+    'ΔRSS B/entry',
     'hit req/s',
     'p50 ms',
     'p99 ms',
@@ -169,11 +177,12 @@ export function formatEntries(rows: readonly EntriesRow[], h: Harness, opts: Ent
     'upstream',
     'errors',
   ];
-  const body = rows.map((r) => [
+  const body = rows.map((r, i) => [
     r.entries === null ? `- (${r.target})` : String(r.entries),
     fixed(r.fillS, 1),
     fixed(r.fillRps, 0),
     fixed(r.rssMib, 0),
+    fixed(rssPerEntry(rows[i - 1], r), 0),
     fixed(r.hits?.rps, 0),
     fixed(r.hits?.p50Ms, 3),
     fixed(r.hits?.p99Ms, 3),
@@ -187,7 +196,7 @@ export function formatEntries(rows: readonly EntriesRow[], h: Harness, opts: Ent
     `sidecache: ${sidecacheBuild(repoRoot).label}, cache.maxSizeBytes ${ENTRIES_CONFIG.match(/maxSizeBytes: (\d+)/)?.[1]}; ` +
       `32-byte bodies, key = path ${KEY_PREFIX}<n>; fill: keys in order, pass after pass, ${opts.fillConnections} connections, until /metrics shows the count`,
     `hits: random stored keys, ${opts.connections} connections, ${opts.warmupMs / 1000} s warm-up + ${opts.durationMs / 1000} s; ` +
-      'RSS: VmRSS of sidecache after the hits; upstream: requests sidecache sent upstream during the hit window',
+      'RSS: VmRSS of sidecache after the hits; ΔRSS B/entry: its growth per entry added since the previous step; upstream: requests sidecache sent upstream during the hit window',
     '',
     ...columnLines(columns, body, 0),
     ...rows.filter((r) => r.failure).map((r) => `FAILED at ${r.target} entries: ${r.failure}`),

@@ -2,6 +2,12 @@
  * The in-memory CacheStore: an LRU bounded by bytes (`maxSizeBytes`) and by object size
  * (`maxEntryBytes`). Each variant is one LRU item; an index maps primary keys to their variants.
  * Entries past `deleteAt` (by the injected clock) are dropped when read.
+ *
+ * Bytes are what an entry really holds in the process (`entrySizeBytes`, measured), and `put`
+ * keeps an entry compact (`compactEntry`): its body in its own right-sized buffer (a body that
+ * arrived as a view into a larger socket read, or into Node's shared 8 KiB pool, would otherwise
+ * keep that whole buffer alive), flat key strings shared by the entry, the index and the LRU, and
+ * one shared empty array for the Vary fields of the (usual) entry that varies on nothing.
  */
 import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../errors.js';
@@ -30,6 +36,37 @@ export interface MemoryStore extends CacheStore {
 }
 
 const SEP = '\u0001';
+const NO_FIELDS: readonly never[] = Object.freeze([]);
+const EMPTY_BODY = new Uint8Array(0);
+
+/**
+ * A flat copy of a string. Keys are built by concatenation (cons strings, which V8 keeps as trees
+ * and, once hashed, as the tree plus a flat copy); the store keeps one flat string instead.
+ */
+function flat(s: string): string {
+  return s.length === 0 ? '' : (JSON.parse(JSON.stringify(s)) as string);
+}
+
+/** The body in a buffer of its own, exactly its size (no view into a larger buffer). */
+function ownBody(body: Uint8Array): Uint8Array {
+  if (body.byteLength === 0) return EMPTY_BODY;
+  if (body.byteOffset === 0 && body.buffer.byteLength === body.byteLength) return body;
+  const own = Buffer.allocUnsafeSlow(body.byteLength);
+  own.set(body);
+  return own;
+}
+
+/** The entry as the store keeps it (same data, less memory; see the file comment). */
+export function compactEntry(e: StoredResponse): StoredResponse {
+  return {
+    ...e,
+    key: flat(e.key),
+    variantKey: flat(e.variantKey),
+    vary: e.vary.length === 0 ? NO_FIELDS : e.vary,
+    varyValues: e.varyValues.length === 0 ? NO_FIELDS : e.varyValues,
+    body: ownBody(e.body),
+  };
+}
 
 export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
   if (!Number.isInteger(opts.maxSizeBytes) || opts.maxSizeBytes < 1) {
@@ -43,8 +80,30 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
     throw new ConfigError([`cache.maxEntryBytes: ${opts.maxEntryBytes} must be between 0 and maxSizeBytes`]);
   }
   const now = opts.now ?? Date.now;
-  /** primary key → variant keys. */
-  const index = new Map<string, Set<string>>();
+  /** primary key → its variant key, or a Set of them when it has several (most have one). */
+  const index = new Map<string, string | Set<string>>();
+  const variantsOf = (key: string): readonly string[] => {
+    const v = index.get(key);
+    return v === undefined ? [] : typeof v === 'string' ? [v] : [...v];
+  };
+  const addVariant = (key: string, variantKey: string): void => {
+    const v = index.get(key);
+    if (v === undefined) index.set(key, variantKey);
+    else if (typeof v === 'string') {
+      if (v !== variantKey) index.set(key, new Set([v, variantKey]));
+    } else v.add(variantKey);
+  };
+  const dropVariant = (key: string, variantKey: string): void => {
+    const v = index.get(key);
+    if (v === undefined) return;
+    if (typeof v === 'string') {
+      if (v === variantKey) index.delete(key);
+      return;
+    }
+    v.delete(variantKey);
+    if (v.size === 1) index.set(key, v.values().next().value as string);
+    else if (v.size === 0) index.delete(key);
+  };
   let evictions = 0;
   const pendingReason = new Map<string, RemovalReason>();
 
@@ -52,11 +111,7 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
     maxSize: opts.maxSizeBytes,
     sizeCalculation: (e) => Math.max(1, entrySizeBytes(e)),
     dispose: (e, itemKey, why) => {
-      if (why !== 'set') {
-        const variants = index.get(e.key);
-        variants?.delete(e.variantKey);
-        if (variants?.size === 0) index.delete(e.key);
-      }
+      if (why !== 'set') dropVariant(e.key, e.variantKey);
       const reason: RemovalReason =
         pendingReason.get(itemKey) ?? (why === 'evict' ? 'evict' : why === 'set' ? 'replace' : 'delete');
       pendingReason.delete(itemKey);
@@ -65,7 +120,10 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
     },
   });
 
-  const itemKey = (key: string, variantKey: string): string => `${key}${SEP}${variantKey}`;
+  // A key never contains SEP (a control character, invalid in URLs and field values), so the one
+  // variant of a key that varies on nothing can use the primary key itself (one string, not two).
+  const itemKey = (key: string, variantKey: string): string =>
+    variantKey === '' ? key : `${key}${SEP}${variantKey}`;
 
   function removeVariant(key: string, variantKey: string, reason: RemovalReason): boolean {
     const k = itemKey(key, variantKey);
@@ -76,10 +134,9 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
   }
 
   function deleteKey(key: string): number {
-    const variants = index.get(key);
-    if (!variants) return 0;
+    const variants = variantsOf(key);
     let n = 0;
-    for (const v of [...variants]) if (removeVariant(key, v, 'delete')) n++;
+    for (const v of variants) if (removeVariant(key, v, 'delete')) n++;
     index.delete(key);
     return n;
   }
@@ -87,8 +144,16 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
   return {
     async get(key) {
       const variants = index.get(key);
-      if (!variants) return [];
+      if (variants === undefined) return [];
       const t = now();
+      if (typeof variants === 'string') {
+        // The usual case: one variant.
+        const e = lru.get(itemKey(key, variants));
+        if (e === undefined) return [];
+        if (e.deleteAt > t) return [e];
+        removeVariant(key, variants, 'expire');
+        return [];
+      }
       const out: StoredResponse[] = [];
       for (const v of [...variants]) {
         const e = lru.get(itemKey(key, v));
@@ -98,19 +163,14 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
       }
       return out;
     },
-    async put(entry) {
-      if (entry.body.byteLength > opts.maxEntryBytes) return false;
-      const size = entrySizeBytes(entry);
-      if (size > opts.maxSizeBytes) return false;
+    async put(given) {
+      if (given.body.byteLength > opts.maxEntryBytes) return false;
+      if (entrySizeBytes(given) > opts.maxSizeBytes) return false;
+      const entry = compactEntry(given);
       const k = itemKey(entry.key, entry.variantKey);
       lru.set(k, entry);
       if (!lru.has(k)) return false;
-      let variants = index.get(entry.key);
-      if (!variants) {
-        variants = new Set();
-        index.set(entry.key, variants);
-      }
-      variants.add(entry.variantKey);
+      addVariant(entry.key, entry.variantKey);
       return true;
     },
     async delete(key) {

@@ -150,7 +150,9 @@ export const cacheSchema = z
       .int()
       .min(0)
       .default(64 * MiB)
-      .describe('Most bytes the memory store holds (bodies plus headers); least recently used go first.'),
+      .describe(
+        'Most bytes the memory store holds, counted as the process really spends them: body, header and key text plus a measured overhead per entry (about 0.7 kB); least recently used go first.',
+      ),
     maxEntryBytes: z
       .number()
       .int()

@@ -483,7 +483,10 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   /**
    * What a hit needs from a stored response, worked out once per entry (entries are immutable:
    * a 304 refresh stores a new object) and per route policy: directives, lifetime, the age it
-   * had when stored, the headers to send and the body as a Buffer view (no copy).
+   * had when stored, the headers to send and the body as a Buffer view (no copy). Held weakly by
+   * the entry (a bounded strong cache would keep entries the store evicted, bodies and all, alive
+   * past `maxSizeBytes`), and small: the stored headers are sent as they are when their
+   * Content-Length is right (a frozen copy per entry cost ~0.5 kB, each with its own hidden class).
    */
   interface Derived {
     readonly policy: RouteCachePolicy;
@@ -500,12 +503,18 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const known = derivedByEntry.get(entry);
     if (known !== undefined && known.policy === policy) return known;
     const b = entry.body;
+    const length = String(b.byteLength);
     const d: Derived = {
       policy,
       res: directivesOf(entry.headers),
       lifeMs: lifetimeOf(entry.status, entry, policy).ms,
       initialAgeMs: currentAgeMs(entry, entry.responseTime),
-      headers: Object.freeze({ ...entry.headers, 'content-length': String(b.byteLength) }),
+      // decorate() copies headers before changing them: the stored ones serve as they are when
+      // their Content-Length is right (the usual case), else a copy with it.
+      headers:
+        entry.headers['content-length'] === length
+          ? (entry.headers as OutgoingHttpHeaders)
+          : { ...entry.headers, 'content-length': length },
       body: Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength),
     };
     derivedByEntry.set(entry, d);

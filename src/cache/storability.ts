@@ -108,7 +108,5 @@ export function headersToStore(headers: HeaderSource, res: ResponseDirectives): 
   for (const name of splitList(joinField(headers['connection']))) drop.add(name.toLowerCase());
   if (Array.isArray(res.noCache)) for (const f of res.noCache) drop.add(f);
   if (Array.isArray(res.private)) for (const f of res.private) drop.add(f);
-  const out = toStoredHeaders(headers);
-  for (const name of drop) delete out[name];
-  return out;
+  return toStoredHeaders(headers, drop);
 }

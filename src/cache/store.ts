@@ -87,12 +87,41 @@ export interface EvictionInfo {
   readonly reason: RemovalReason;
 }
 
-/** Approximate memory a stored response takes: body plus header and key text. */
+/**
+ * What one stored entry costs beyond its text and body, measured with bench/entry-memory.ts
+ * (Node 20, x64; heap snapshot diff per entry): the StoredResponse object (~130 B), its four
+ * numbers boxed as heap numbers (64 B), its headers object (~60 B), its slots in the memory
+ * store's LRU and index (two hash-table entries and five array slots, with their growth slack),
+ * and, once it has been hit, what the cache stage derives for hits (~230 B, held weakly by it).
+ */
+export const ENTRY_OVERHEAD_BYTES = 500;
+/** Per stored header field: the value's string header and the property slot (names are shared). */
+export const HEADER_OVERHEAD_BYTES = 32;
+/** Per string the store keeps (V8's string header, rounding). */
+export const STRING_OVERHEAD_BYTES = 16;
+/**
+ * A non-empty body's own buffer: the Buffer object (96 B), its ArrayBuffer object (88 B) and,
+ * outside the JS heap, its backing-store record and allocation header.
+ */
+export const BODY_OVERHEAD_BYTES = 240;
+
+/**
+ * The memory a stored response takes in the process, as the memory store keeps it (compacted:
+ * memory-store.ts): fixed overhead, key text, header text, body. An estimate that bounds real
+ * memory: for 32-byte bodies, 0.8x (stored) to 1.0x (stored and hit) of the V8 heap plus external
+ * memory an entry adds (docs/BENCHMARKS.md, "Memory per entry"); RSS adds V8's heap slack on top.
+ * Text counts one byte per character (URLs and field values are Latin-1 in practice).
+ */
 export function entrySizeBytes(e: StoredResponse): number {
-  let n = e.body.byteLength + e.key.length + e.variantKey.length + 64;
+  let n = ENTRY_OVERHEAD_BYTES + e.key.length + STRING_OVERHEAD_BYTES;
+  // A key that varies: its variant key (twice: in the LRU key and the index) and an index Set.
+  if (e.variantKey.length > 0) n += 2 * (e.variantKey.length + STRING_OVERHEAD_BYTES) + 160;
+  for (const v of e.varyValues) n += v === null ? 0 : v.length + STRING_OVERHEAD_BYTES;
   for (const [name, value] of Object.entries(e.headers)) {
-    n +=
-      name.length + (typeof value === 'string' ? value.length : value.reduce((s, v) => s + v.length + 2, 0));
+    n += name.length;
+    if (typeof value === 'string') n += HEADER_OVERHEAD_BYTES + value.length;
+    else for (const v of value) n += HEADER_OVERHEAD_BYTES + v.length;
   }
+  if (e.body.byteLength > 0) n += BODY_OVERHEAD_BYTES + e.body.byteLength;
   return n;
 }

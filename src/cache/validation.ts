@@ -56,20 +56,22 @@ const NOT_UPDATED = new Set(['content-length', 'content-encoding', 'content-rang
  * The stored headers after a 304 (§3.2): every field of the 304 replaces the stored one (including
  * Cache-Control, Expires, Date, Age and ETag), except hop-by-hop fields and Content-Length.
  */
+const AGE: ReadonlySet<string> = new Set(['age']);
+
 export function updateHeaders(stored: StoredHeaders, notModified: HeaderSource): StoredHeaders {
-  const out: Record<string, string | string[]> = {};
+  const merged: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(stored))
-    out[name] = typeof value === 'string' ? value : [...value];
+    merged[name] = typeof value === 'string' ? value : [...value];
   const drop = new Set<string>(HOP_BY_HOP);
   for (const name of splitList(joinField(notModified['connection']))) drop.add(name.toLowerCase());
   const fresh = toStoredHeaders(notModified);
   for (const [name, value] of Object.entries(fresh)) {
     if (drop.has(name) || NOT_UPDATED.has(name)) continue;
-    out[name] = value;
+    merged[name] = value;
   }
-  // A 304 without Age means the origin's copy is new: the stored Age no longer applies.
-  if (fresh['age'] === undefined) delete out['age'];
-  return out;
+  // A 304 without Age means the origin's copy is new: the stored Age no longer applies. Copied
+  // without it rather than deleted (headers.ts: a delete makes a larger object).
+  return fresh['age'] === undefined && merged['age'] !== undefined ? toStoredHeaders(merged, AGE) : merged;
 }
 
 /**

@@ -26,7 +26,8 @@ test('memory store: stays within maxSizeBytes, evicts least recently used and co
 });
 
 test('memory store: evicting a variant keeps the key index consistent', async () => {
-  const s = createMemoryStore({ maxSizeBytes: 3_000, maxEntryBytes: 2_000 });
+  // Each 1,200-byte variant counts about 2.2 kB (store.ts entrySizeBytes): two fit, a third evicts.
+  const s = createMemoryStore({ maxSizeBytes: 5_000, maxEntryBytes: 2_000 });
   await s.put(entry('k', 'a', 'x'.repeat(1200)));
   await s.put(entry('k', 'b', 'x'.repeat(1200)));
   await s.put(entry('other', '', 'x'.repeat(1200)));
@@ -40,4 +41,35 @@ test('memory store: evicting a variant keeps the key index consistent', async ()
 
 test('memory store: rejects a bad configuration with SC_ERR_CONFIG', () => {
   assert.throws(() => createMemoryStore({ maxSizeBytes: 10, maxEntryBytes: 20 }), { code: 'SC_ERR_CONFIG' });
+});
+
+test('memory store: keeps a body that is a view into a larger buffer in a right-sized copy', async () => {
+  const s = createMemoryStore({ maxSizeBytes: 100_000, maxEntryBytes: 10_000 });
+  const socketRead = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello${'x'.repeat(500)}`);
+  const view = socketRead.subarray(socketRead.indexOf('hello'), socketRead.indexOf('hello') + 5);
+  assert.equal(view.buffer.byteLength > 500, true);
+  await s.put({ ...entry('k'), body: view });
+  const [stored] = await s.get('k');
+  assert.equal(Buffer.from(stored!.body).toString(), 'hello');
+  assert.equal(stored!.body.buffer.byteLength, 5, 'the stored body holds its own 5 bytes, not the read');
+  socketRead.fill(0); // the caller's buffer is reused: the stored copy must not change
+  assert.equal(Buffer.from(stored!.body).toString(), 'hello');
+});
+
+test('memory store: a key goes from one variant to several and back in its index', async () => {
+  const s = createMemoryStore({ maxSizeBytes: 100_000, maxEntryBytes: 10_000 });
+  await s.put(entry('k', 'a'));
+  await s.put(entry('k', 'b'));
+  await s.put(entry('k', 'b', 'again'));
+  assert.deepEqual((await s.get('k')).map((e) => e.variantKey).sort(), ['a', 'b']);
+  assert.equal(s.size.entries, 2);
+  assert.equal(await s.delete('k'), 2);
+  assert.deepEqual(await s.get('k'), []);
+  await s.put(entry('k', 'c'));
+  assert.deepEqual(
+    (await s.get('k')).map((e) => e.variantKey),
+    ['c'],
+  );
+  assert.equal(await s.deletePrefix('k'), 1);
+  assert.equal(s.size.entries, 0);
 });
