@@ -6,7 +6,6 @@
  * questions the nameserver got, metric counters), never on timing.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
@@ -14,8 +13,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parsePromText, sumOf } from '../../src/metrics/prom-text.js';
+import { runChildScript } from '../helpers/child-script.js';
 import { send } from '../helpers/client.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { DnsZone } from '../helpers/dns-zone.js';
@@ -389,21 +388,9 @@ describe('/readyz waits for the warm start when readyWait is on', () => {
 
 describe('shutdown', () => {
   it('closes parked connections and backoff timers: the process exits on its own', async () => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', fileURLToPath(new URL('./warm-exit.child.ts', import.meta.url))],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
+    const { code, signal, out } = await runChildScript(new URL('./warm-exit.child.ts', import.meta.url), {
+      killAfterMs: 20_000,
     });
-    child.stderr.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
-    clearTimeout(timer);
     assert.equal(signal, null, `killed: the process did not exit on its own\n${out}`);
     assert.equal(code, 0, out);
     assert.match(out, /parked=1 originOpenAfterClose=0/);

@@ -7,10 +7,8 @@
  * (1,560 B each): this test failed.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { runChildScript } from '../../helpers/child-script.js';
 
 const MAX_SIZE_BYTES = 1024 * 1024;
 const ENTRIES = 6_000;
@@ -18,28 +16,11 @@ const ENTRIES = 6_000;
 test('memory bound: heap growth stays within 1.5x of cache.maxSizeBytes under many distinct keys', {
   timeout: 60_000,
 }, async () => {
-  const child = spawn(
-    process.execPath,
-    [
-      '--expose-gc',
-      '--import',
-      'tsx',
-      fileURLToPath(new URL('./memory-bound.child.ts', import.meta.url)),
-      String(MAX_SIZE_BYTES),
-      String(ENTRIES),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
+  const { code, out } = await runChildScript(new URL('./memory-bound.child.ts', import.meta.url), {
+    nodeFlags: ['--expose-gc'],
+    args: [String(MAX_SIZE_BYTES), String(ENTRIES)],
+    killAfterMs: 50_000,
   });
-  child.stderr.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
   assert.equal(code, 0, out);
   const line = /^RESULT (.*)$/m.exec(out)?.[1];
   assert.ok(line, out);

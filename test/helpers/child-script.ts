@@ -1,0 +1,37 @@
+/**
+ * Runs a TypeScript script in a child Node process (through tsx) and collects what it printed:
+ * for tests that need a process of their own (its exit, --expose-gc, a clean heap). The child is
+ * killed after `killAfterMs`; a `signal` in the result says it was.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export interface ChildScriptResult {
+  readonly code: number | null;
+  readonly signal: string | null;
+  /** stdout and stderr, interleaved as they arrived. */
+  readonly out: string;
+}
+
+export async function runChildScript(
+  script: URL,
+  opts: { args?: readonly string[]; nodeFlags?: readonly string[]; killAfterMs: number },
+): Promise<ChildScriptResult> {
+  const child = spawn(
+    process.execPath,
+    [...(opts.nodeFlags ?? []), '--import', 'tsx', fileURLToPath(script), ...(opts.args ?? [])],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  clearTimeout(timer);
+  return { code, signal, out };
+}
