@@ -544,9 +544,10 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       if (ex.method !== 'HEAD') body = d.body;
       // A range is of the bytes as stored: only when the client takes them as they are (a coded
       // body the client cannot accept is decoded whole below, and Range is then ignored: §14.2).
-      const sliceable = planCoding(headers, ex.headers['accept-encoding']).kind !== 'decode';
       const part =
-        body !== null && sliceable && isRange(ex) ? partialReply(ex.headers, status, headers, d.body) : null;
+        body !== null && isRange(ex) && planCoding(headers, ex.headers['accept-encoding']).kind !== 'decode'
+          ? partialReply(ex.headers, status, headers, d.body)
+          : null;
       if (part !== null) ({ status, statusText, headers, body } = part);
     }
     markCacheTime(ctx);
