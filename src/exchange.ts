@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Route } from './config/runtime.js';
+import type { Route, Runtime } from './config/runtime.js';
 import type { Reason } from './reasons.js';
 
 /** How the request reached sidecache. */
@@ -77,6 +77,11 @@ export interface CacheInfo {
   readonly invalidated?: number;
 }
 
+export interface MemoKey {
+  readonly key: string;
+  readonly runtime: Runtime;
+}
+
 export interface ClientInfo {
   readonly address: string;
   readonly port: number;
@@ -119,6 +124,11 @@ export interface Exchange {
    * exchanges nobody waits for (background refreshes).
    */
   readonly interim?: (status: number, headers: Record<string, string | string[]>) => void;
+  /**
+   * Set by front/ when this request reads nothing beyond its URL, so the cache stage may remember
+   * a fresh hit for it (cache/hit-memo.ts): the memo key and the runtime it was resolved under.
+   */
+  readonly memoKey?: MemoKey | undefined;
   admission?: Admission;
   cache?: CacheInfo;
   originInfo?: OriginInfo;

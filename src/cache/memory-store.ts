@@ -33,6 +33,11 @@ export interface MemoryStore extends CacheStore {
   readonly size: StoreStats;
   /** Entries evicted to make room since creation. */
   readonly evictions: number;
+  /**
+   * The live response stored under `key` when it is the only variant there, else undefined; a
+   * use, like `get` (recency is updated). Synchronous, for the hit memo (hit-memo.ts).
+   */
+  peekOnly(key: string): StoredResponse | undefined;
 }
 
 const SEP = '\u0001';
@@ -142,6 +147,12 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
   }
 
   return {
+    peekOnly(key) {
+      const variant = index.get(key);
+      if (typeof variant !== 'string') return undefined;
+      const e = lru.get(itemKey(key, variant));
+      return e !== undefined && e.deleteAt > now() ? e : undefined;
+    },
     async get(key) {
       const variants = index.get(key);
       if (variants === undefined) return [];

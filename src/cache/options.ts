@@ -234,6 +234,15 @@ export const cacheSchema = z
       .min(1)
       .default(4)
       .describe('Most refresh-ahead revalidations in flight at once, over every route (one per entry).'),
+    hitMemoEntries: z
+      .number()
+      .int()
+      .min(0)
+      .default(10_000)
+      .describe(
+        'Fresh hits remembered by request line, so that a repeated request is answered without deciding it again ' +
+          '(each use re-checks the runtime, the request fields, the stored response and its freshness); 0 turns it off.',
+      ),
     redis: redisTierSchema.default(REDIS_TIER_DEFAULTS).describe('Optional shared tier on Redis.'),
     memcached: memcachedTierSchema
       .default(MEMCACHED_TIER_DEFAULTS)

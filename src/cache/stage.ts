@@ -58,8 +58,17 @@ import {
   staleOnError,
 } from './freshness.js';
 import { firstValue, type HeaderSource } from './headers.js';
+import { createHitMemo, type HitMemo, type MemoDecision } from './hit-memo.js';
 import { invalidatedUrls, SAFE_METHODS } from './invalidation.js';
-import { cacheUrl, primaryKey, urlKeyPrefix, variantKey, varyMatches, varyValues } from './key.js';
+import {
+  cacheUrl,
+  credentialHash,
+  primaryKey,
+  urlKeyPrefix,
+  variantKey,
+  varyMatches,
+  varyValues,
+} from './key.js';
 import { createMemoryStore } from './memory-store.js';
 import {
   type CacheOptions,
@@ -149,6 +158,14 @@ export interface CacheStage extends Stage {
   stats(): Promise<CacheStats>;
   /** Resolves once background refreshes and pending stores have finished (tests, shutdown). */
   idle(): Promise<void>;
+  /** The hit memo (hit-memo.ts) and how to serve what it recalls; null when off or the store has no `peekOnly`. */
+  readonly memo: MemoServing | null;
+}
+
+/** front/ asks the memo before it resolves a request; a recalled decision is served here. */
+export interface MemoServing extends Pick<HitMemo, 'keyOf' | 'recall' | 'size' | 'recalls'> {
+  /** The reply for an exchange built from a recalled decision (the same deliver as any hit). */
+  serve(ex: Exchange, decision: MemoDecision): Reply;
 }
 
 /**
@@ -232,6 +249,9 @@ interface Ctx {
   readonly t0: number;
 }
 
+/** What a remembered hit needs of its Ctx to be served again (the rest is the new exchange's). */
+type MemoServingCtx = Pick<Ctx, 'compress' | 'policy' | 'req' | 'key'>;
+
 /** How a response was obtained from the origin, for admit(). */
 interface Fetched {
   readonly reply: Reply;
@@ -302,6 +322,53 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   const askCoding = opts.upstreamCompression ? upstreamAcceptEncoding(opts.upstreamCodings) : null;
   /** Stores in progress (a body completed, `put` not yet resolved). */
   const pending = new Set<Promise<unknown>>();
+
+  const peekOnly = store.peekOnly?.bind(store);
+  const memo: HitMemo | null =
+    opts.enabled && opts.hitMemoEntries > 0 && peekOnly !== undefined
+      ? createHitMemo({
+          maxEntries: opts.hitMemoEntries,
+          peek: peekOnly,
+          credentialHash: (headers, policy) => credentialHash(headers, policy, deps.credentialSecret),
+          now,
+        })
+      : null;
+
+  /**
+   * After a plain fresh hit: remember the decision (hit-memo.ts) when the exchange is one the memo
+   * may answer (front/ set `memoKey`), on a reverse route it admitted, the response is the only
+   * variant stored under its key, and nothing else happens on a hit of this policy (refresh-ahead).
+   */
+  function rememberHit(ctx: Ctx, entry: StoredResponse, d: Derived): void {
+    const { ex } = ctx;
+    const at = ex.memoKey;
+    if (memo === null || at === undefined || ex.mode !== 'route' || ex.route === null) return;
+    if (ex.admission?.decision !== 'admit' || ex.origin !== ex.route.origin) return;
+    if (refreshAheadPlan(ctx.policy) !== null || peekOnly?.(ctx.key) !== entry) return;
+    const fields = [...new Set(['accept-encoding', ...entry.vary, ...ctx.policy.keyHeaders])];
+    memo.remember(at.key, {
+      runtime: at.runtime,
+      route: ex.route,
+      target: ex.target,
+      admission: ex.admission,
+      storeKey: ctx.key,
+      entry: new WeakRef(entry),
+      freshUntil: entry.responseTime + d.lifeMs - d.initialAgeMs,
+      fields,
+      values: fields.map((f) => {
+        const v = ex.headers[f];
+        return v === undefined ? undefined : joinField(v);
+      }),
+      credential: credentialHash(ctx.headers, ctx.policy, deps.credentialSecret),
+      keyPolicy: ctx.policy,
+      serving: {
+        compress: ctx.compress,
+        policy: ctx.policy,
+        req: ctx.req,
+        key: ctx.key,
+      } satisfies MemoServingCtx,
+    });
+  }
 
   function track<T>(p: Promise<T>): Promise<T> {
     pending.add(p);
@@ -1018,6 +1085,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       case 'fresh': {
         const reply = deliver(ctx, entry, { outcome: 'hit', status: { hit: true } });
         refreshAhead(ctx, next, entry, ageMs, derived.lifeMs);
+        rememberHit(ctx, entry, derived);
         return reply;
       }
       case 'stale':
@@ -1124,9 +1192,32 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     return lookup({ ...base, req, key }, next);
   };
 
+  const memoServing: MemoServing | null =
+    memo === null
+      ? null
+      : {
+          keyOf: memo.keyOf,
+          recall: memo.recall,
+          get size() {
+            return memo.size;
+          },
+          get recalls() {
+            return memo.recalls;
+          },
+          serve(ex, decision) {
+            const entry = decision.entry.deref();
+            // recall() checked it a moment ago, in the same tick.
+            if (entry === undefined) throw new Error('hit memo: the recalled response is gone');
+            const at = decision.serving as MemoServingCtx;
+            const ctx: Ctx = { ...at, ex, headers: ex.headers, t0: performance.now() };
+            return deliver(ctx, entry, { outcome: 'hit', status: { hit: true } });
+          },
+        };
+
   return Object.assign(stage, {
     store,
     options: opts,
+    memo: memoServing,
     purgeUrl(url: string | URL, policy: RouteCachePolicy = DEFAULT_ROUTE_POLICY): Promise<number> {
       return purgeUrlWith(typeof url === 'string' ? new URL(url) : url, policy);
     },

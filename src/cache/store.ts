@@ -48,6 +48,11 @@ export interface CacheStore {
   deletePrefix(prefix: string): Promise<number>;
   stats(): Promise<StoreStats>;
   /**
+   * Optional, synchronous: the response stored under `key` in this process's memory when it is
+   * the only variant there (MemoryStore.peekOnly). Only stores that have it feed the hit memo.
+   */
+  peekOnly?(key: string): StoredResponse | undefined;
+  /**
    * Optional: coordinates fills across the processes that share this store (a shared tier).
    * The stage uses it only when present; see `FillCoordinator`.
    */

@@ -77,6 +77,8 @@ export function createTieredStore(tiers: {
     fill: l2.fill,
     l1,
     l2,
+    // L1 answers before L2 is asked (get below), so a hit the memo remembers came from L1.
+    ...(l1 !== null ? { peekOnly: (key: string) => l1.peekOnly(key) } : {}),
     async get(key) {
       if (l1 !== null) {
         const near = await l1.get(key);

@@ -13,6 +13,7 @@ import type {
   ClientInfo,
   Exchange,
   FrontMode,
+  MemoKey,
   OriginInfo,
   Timings,
   TunnelContext,
@@ -60,6 +61,7 @@ export interface FrontExchangeInit {
   readonly timings: Timings;
   readonly tunnel: TunnelContext | undefined;
   readonly interim: Exchange['interim'];
+  readonly memoKey?: MemoKey | undefined;
 }
 
 export class FrontExchange implements Exchange {
@@ -75,6 +77,7 @@ export class FrontExchange implements Exchange {
   readonly timings: Timings;
   readonly tunnel: TunnelContext | undefined;
   readonly interim: Exchange['interim'];
+  readonly memoKey: MemoKey | undefined;
   admission: Admission | undefined = undefined;
   cache: CacheInfo | undefined = undefined;
   originInfo: OriginInfo | undefined = undefined;
@@ -94,6 +97,7 @@ export class FrontExchange implements Exchange {
     this.timings = init.timings;
     this.tunnel = init.tunnel;
     this.interim = init.interim;
+    this.memoKey = init.memoKey;
     this.#signal = init.signal;
   }
 

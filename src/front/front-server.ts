@@ -9,9 +9,11 @@ import { createServer, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { type Duplex, Readable } from 'node:stream';
+import type { MemoDecision } from '../cache/hit-memo.js';
+import type { MemoServing } from '../cache/stage.js';
 import type { Runtime } from '../config/runtime.js';
 import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
-import type { Exchange, Next, Reply } from '../exchange.js';
+import type { Exchange, MemoKey, Next, Reply } from '../exchange.js';
 import { ClientGone, FrontExchange } from './front-exchange.js';
 import { interimRelay } from './interim.js';
 import { limitBody, limitConnections, serverOptionsFor } from './limits.js';
@@ -50,6 +52,8 @@ export interface FrontOptions {
   readonly responseHeaders?: (ex: Exchange, headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
   /** CONNECT tunnels and protocol upgrades (front/raw.ts); answered with 501 when absent. */
   readonly raw?: RawParts;
+  /** The cache's hit memo: a request it recalls is answered without resolving it again. */
+  readonly memo?: MemoServing | null;
 }
 
 export interface Front {
@@ -74,7 +78,7 @@ export function createFront(opts: FrontOptions): Front {
   let counter = 0;
   let inFlight = 0;
   let draining = false;
-  const { runtime } = opts;
+  const { runtime, memo } = opts;
   const current = opts.current ?? (() => runtime);
   const { limits } = runtime.config;
   const hygieneFor = (rt: Runtime) =>
@@ -110,16 +114,28 @@ export function createFront(opts: FrontOptions): Front {
     const startedAt = Date.now();
     const start = performance.now();
     let ex: Exchange;
+    let recalled: MemoDecision | null = null;
     try {
       if (draining) throw new ShuttingDownError('sidecache is shutting down');
       const refusal = connectionLimits.refusal(req.socket);
       if (refusal) throw refusal;
       const body = requestHasBody(req) ? limitBody(req, limits.maxBodyBytes) : null;
-      ex = buildExchange(id, req, arrival, body, gone, startedAt, start, res);
+      const rt = current();
+      const memoKey =
+        memo && arrival.via === 'listener' && body === null
+          ? memo.keyOf(req.method, req.url ?? '/', req.headers, rt)
+          : null;
+      recalled = memoKey === null ? null : (memo?.recall(memoKey, req.headers, rt) ?? null);
+      const at = memoKey === null ? undefined : { key: memoKey, runtime: rt };
+      ex =
+        recalled === null
+          ? buildExchange(id, req, arrival, body, gone, startedAt, start, res, rt, at)
+          : recalledExchange(id, req, recalled, gone, startedAt, start, rt, at);
     } catch (err) {
       const failed = unroutedExchange(id, req, gone.signal, startedAt, start);
       return deliverError(failed, toSidecacheError(err), res);
     }
+    if (recalled !== null && memo) return deliver(ex, memo.serve(ex, recalled), res);
     let reply: Reply;
     try {
       reply = await opts.pipeline(ex);
@@ -207,8 +223,9 @@ export function createFront(opts: FrontOptions): Front {
     start: number,
     /** The response, for requests that get one (not CONNECT / Upgrade): interim responses go there. */
     res?: ServerResponse,
+    rt: Runtime = current(),
+    memoKey?: MemoKey,
   ): Exchange {
-    const rt = current();
     const target =
       arrival.via === 'listener'
         ? resolveTarget(req.url ?? '/', req.headers.host, rt)
@@ -221,16 +238,46 @@ export function createFront(opts: FrontOptions): Front {
       route: target.route,
       headers: hygieneNow(rt)(req),
       body,
-      client: {
-        address: req.socket.remoteAddress ?? '',
-        port: req.socket.remotePort ?? 0,
-        protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
-      },
+      client: clientOf(req),
       signal,
       timings: { startedAt, start, phases: {} },
       tunnel: arrival.via === 'tunnel' ? { authority: arrival.authority, intercepted: true } : undefined,
       interim: res === undefined ? undefined : interimRelay(req, res),
+      memoKey,
     });
+  }
+
+  /**
+   * The Exchange for a request the hit memo recalled: its target, route and admission are the
+   * ones the pipeline gave the same request line under the same runtime (cache/hit-memo.ts).
+   */
+  function recalledExchange(
+    id: string,
+    req: IncomingMessage,
+    d: MemoDecision,
+    signal: ClientGone,
+    startedAt: number,
+    start: number,
+    rt: Runtime,
+    memoKey: MemoKey | undefined,
+  ): Exchange {
+    const ex = new FrontExchange({
+      id,
+      mode: 'route',
+      method: 'GET',
+      target: d.target,
+      route: d.route,
+      headers: hygieneNow(rt)(req),
+      body: null,
+      client: clientOf(req),
+      signal,
+      timings: { startedAt, start, phases: {} },
+      tunnel: undefined,
+      interim: undefined,
+      memoKey,
+    });
+    ex.admission = d.admission;
+    return ex;
   }
 
   const serve = (req: IncomingMessage, res: ServerResponse, arrival: Arrival): void => {
@@ -401,6 +448,14 @@ function requestHasBody(req: IncomingMessage): boolean {
     req.headers['transfer-encoding'] !== undefined ||
     (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
   );
+}
+
+function clientOf(req: IncomingMessage): Exchange['client'] {
+  return {
+    address: req.socket.remoteAddress ?? '',
+    port: req.socket.remotePort ?? 0,
+    protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
+  };
 }
 
 /** A response on an HTTP/2 stream (node:http2's compatibility API). */

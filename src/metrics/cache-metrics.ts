@@ -12,6 +12,8 @@ import { DeferredCounts } from './deferred-counts.js';
 /** What the cache stage offers to be watched (a subset of `CacheStage`). */
 export interface WatchedCache {
   stats(): Promise<{ readonly entries: number; readonly bytes: number }>;
+  /** The hit memo, when on (cache/hit-memo.ts). */
+  readonly memo?: { readonly size: number; readonly recalls: number } | null;
 }
 
 export interface CacheMetrics {
@@ -58,6 +60,26 @@ export function createCacheMetrics(registry: Registry): CacheMetrics {
     async collect() {
       const s = await readStats();
       if (s) this.set(s.bytes);
+    },
+  });
+
+  new Gauge({
+    name: 'sidecache_cache_hit_memo_entries',
+    help: 'Fresh hits remembered by request line (cache.hitMemoEntries).',
+    registers: [registry],
+    collect() {
+      this.set(watched?.memo?.size ?? 0);
+    },
+  });
+  let recallsSeen = 0;
+  new Counter({
+    name: 'sidecache_cache_hit_memo_recalls_total',
+    help: 'Cache hits answered from the hit memo (also counted in sidecache_cache_lookups_total as hits).',
+    registers: [registry],
+    collect() {
+      const now = watched?.memo?.recalls ?? 0;
+      if (now > recallsSeen) this.inc(now - recallsSeen);
+      recallsSeen = now;
     },
   });
 

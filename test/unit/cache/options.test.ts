@@ -28,6 +28,7 @@ describe('cache options', () => {
       upstreamCompression: true,
       upstreamCodings: ['br', 'gzip'],
       refreshAheadConcurrency: 4,
+      hitMemoEntries: 10_000,
       redis: {
         url: null,
         cluster: false,

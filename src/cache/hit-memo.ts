@@ -1,0 +1,154 @@
+/**
+ * The hit memo: what the pipeline decided for a plain fresh hit, remembered by the request line, so
+ * that the same request again is answered without deciding it all over (Varnish keeps its hit
+ * path short the same way: hash, look up, deliver). A cache hit otherwise pays for resolving the
+ * target URL, admitting it, working out the cache key, reading the store through its async
+ * interface, choosing the variant and judging freshness, each time with the same result.
+ *
+ * Filled only by the cache stage, right after it delivered a fresh hit on a reverse route to a
+ * request that reads nothing beyond its URL (no conditionals, Range, Cache-Control or Pragma, no
+ * Via, no body). Every use checks again everything that can differ from that first decision:
+ *   - the runtime: a config reload starts a new memo;
+ *   - the request: the same URL (and Host, when routes are chosen by Host), no field that would
+ *     make the pipeline decide otherwise (DISQUALIFYING), and the same values of each field the
+ *     decision read (Accept-Encoding, the response's Vary fields, the route's key fields) and the
+ *     same credentials (compared by their keyed hash, the one in the cache key);
+ *   - the store: the remembered response is still the only one stored under its key (a purge, an
+ *     invalidation, an eviction, a replacement or a new variant all show here);
+ *   - the clock: it is still fresh.
+ * When any check fails the request takes the whole pipeline, which may remember it again.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Route, Runtime } from '../config/runtime.js';
+import type { Admission } from '../exchange.js';
+import { joinField } from './cache-control.js';
+import type { KeyPolicy } from './key.js';
+import type { StoredResponse } from './store.js';
+
+/**
+ * Request fields whose presence changes the pipeline's decision or reply beyond the URL: request
+ * directives, conditionals and Range (cache), Via (loop detection) and proxy credentials (guard),
+ * and a body.
+ */
+const DISQUALIFYING = [
+  'cache-control',
+  'pragma',
+  'range',
+  'if-range',
+  'if-match',
+  'if-none-match',
+  'if-modified-since',
+  'if-unmodified-since',
+  'via',
+  'proxy-authorization',
+  'content-length',
+  'transfer-encoding',
+  'expect',
+] as const;
+
+/** A remembered decision. */
+export interface MemoDecision {
+  readonly runtime: Runtime;
+  readonly route: Route;
+  readonly target: URL;
+  readonly admission: Admission;
+  /** The cache key and the response stored under it that answered. */
+  readonly storeKey: string;
+  /** Weakly: the memo must not keep alive a response the store let go (its byte bound). */
+  readonly entry: WeakRef<StoredResponse>;
+  /** Epoch ms until which `entry` is fresh. */
+  readonly freshUntil: number;
+  /** Request fields the decision read, and their values then (joined; undefined: absent). */
+  readonly fields: readonly string[];
+  readonly values: readonly (string | undefined)[];
+  /** The credential hash in the cache key (null: the request carried none). */
+  readonly credential: string | null;
+  readonly keyPolicy: KeyPolicy;
+  /** What the cache stage needs to serve it again (its own context), opaque here. */
+  readonly serving: unknown;
+}
+
+export interface HitMemoOptions {
+  /** Most request lines remembered; the oldest is dropped first. */
+  readonly maxEntries: number;
+  readonly peek: (storeKey: string) => StoredResponse | undefined;
+  /** The credential hash of a request, as the cache key has it. */
+  readonly credentialHash: (headers: IncomingHttpHeaders, policy: KeyPolicy) => string | null;
+  readonly now: () => number;
+}
+
+export interface HitMemo {
+  /**
+   * The memo key of a request that could be answered from the memo (a GET on the listener that
+   * reads nothing beyond its URL), or null.
+   */
+  keyOf(method: string | undefined, url: string, headers: IncomingHttpHeaders, rt: Runtime): string | null;
+  /** The decision remembered for `memoKey`, when every check still passes; null otherwise. */
+  recall(memoKey: string, headers: IncomingHttpHeaders, rt: Runtime): MemoDecision | null;
+  remember(memoKey: string, decision: MemoDecision): void;
+  readonly size: number;
+  /** Decisions recalled since start. */
+  readonly recalls: number;
+}
+
+export function createHitMemo(opts: HitMemoOptions): HitMemo {
+  let decisions = new Map<string, MemoDecision>();
+  let runtime: Runtime | null = null;
+  let recalls = 0;
+
+  const sameValues = (d: MemoDecision, headers: IncomingHttpHeaders): boolean => {
+    for (let i = 0; i < d.fields.length; i++) {
+      const v = headers[d.fields[i] as string];
+      if ((v === undefined ? undefined : joinField(v)) !== d.values[i]) return false;
+    }
+    return true;
+  };
+
+  return {
+    keyOf(method, url, headers, rt) {
+      if (method !== 'GET' || rt.config.proxy.auth.enabled) return null;
+      for (const name of DISQUALIFYING) if (headers[name] !== undefined) return null;
+      if (rt.routeByHost.size === 0) return url;
+      const host = headers.host;
+      return host === undefined ? url : `${url}\n${host.toLowerCase()}`;
+    },
+    recall(memoKey, headers, rt) {
+      if (rt !== runtime) {
+        // A reload: what was decided under the old config is forgotten.
+        decisions = new Map();
+        runtime = rt;
+        return null;
+      }
+      const d = decisions.get(memoKey);
+      if (d === undefined) return null;
+      const entry = d.entry.deref();
+      if (entry === undefined || opts.now() >= d.freshUntil || opts.peek(d.storeKey) !== entry) {
+        decisions.delete(memoKey);
+        return null;
+      }
+      if (!sameValues(d, headers) || opts.credentialHash(headers, d.keyPolicy) !== d.credential) return null;
+      recalls++;
+      return d;
+    },
+    remember(memoKey, decision) {
+      if (decision.runtime !== runtime) {
+        // The first decision, or one made under a runtime a reload has replaced since.
+        if (runtime !== null) return;
+        runtime = decision.runtime;
+      }
+      // Re-inserted at the end: the map's order is the order of last remembering.
+      decisions.delete(memoKey);
+      decisions.set(memoKey, decision);
+      if (decisions.size > opts.maxEntries) {
+        const oldest = decisions.keys().next().value;
+        if (oldest !== undefined) decisions.delete(oldest);
+      }
+    },
+    get size() {
+      return decisions.size;
+    },
+    get recalls() {
+      return recalls;
+    },
+  };
+}
