@@ -1209,7 +1209,15 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
             // recall() checked it a moment ago, in the same tick.
             if (entry === undefined) throw new Error('hit memo: the recalled response is gone');
             const at = decision.serving as MemoServingCtx;
-            const ctx: Ctx = { ...at, ex, headers: ex.headers, t0: performance.now() };
+            const ctx: Ctx = {
+              ex,
+              headers: ex.headers,
+              compress: at.compress,
+              policy: at.policy,
+              req: at.req,
+              key: at.key,
+              t0: performance.now(),
+            };
             return deliver(ctx, entry, { outcome: 'hit', status: { hit: true } });
           },
         };

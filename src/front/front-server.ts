@@ -48,7 +48,10 @@ export interface FrontOptions {
   readonly observers: readonly ExchangeObserver[];
   /** Logs protocol errors that never became an exchange (malformed requests). */
   readonly onClientError?: (code: string, message: string) => void;
-  /** Last word on the response headers, right before the head is written (Server-Timing). */
+  /**
+   * Last word on the response headers, right before the head is written (Server-Timing); given
+   * the reply's own headers object, which it may change.
+   */
   readonly responseHeaders?: (ex: Exchange, headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
   /** CONNECT tunnels and protocol upgrades (front/raw.ts); answered with 501 when absent. */
   readonly raw?: RawParts;
@@ -107,7 +110,8 @@ export function createFront(opts: FrontOptions): Front {
     const id = nextId();
     // The AbortSignal is made only if something reads ex.signal (front-exchange.ts).
     const gone = new ClientGone();
-    res.once('close', () => {
+    // 'close' fires once per response: a plain listener, without once()'s wrapper and removal.
+    res.on('close', () => {
       inFlight--;
       if (!res.writableFinished) gone.abort();
     });
@@ -178,7 +182,7 @@ export function createFront(opts: FrontOptions): Front {
     if (Buffer.isBuffer(body) && ex.method !== 'HEAD') {
       // Bytes already in memory (a cache hit): headers and body in one write, no stream machinery.
       res.end(body);
-      res.once('close', () => {
+      res.on('close', () => {
         const done = res.writableFinished;
         const failure = done ? error : new ClientAbortedError('client disconnected during the response');
         if (!done && failure) ex.reason = failure.reason;

@@ -108,6 +108,11 @@ describe('hit memo', () => {
     for (let i = 0; i < 3; i++) {
       const r = await both('/r/plain');
       assert.match(String(r.headers['cache-status']), /^sidecache; hit; ttl=\d+$/);
+      // Headers are added to each reply's own copy: one timing, never accumulated on the entry.
+      assert.match(
+        String(r.headers['server-timing']),
+        /^cache;dur=[\d.]+;desc="hit", total;dur=[\d.]+;desc="to headers"$/,
+      );
       assert.equal(r.text(), 'body of /plain');
     }
     // The first hit is decided by the pipeline (and remembered); the next two are recalled.
