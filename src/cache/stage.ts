@@ -336,18 +336,18 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   /**
    * After a plain fresh hit: remember the decision (hit-memo.ts) when the exchange is one the memo
-   * may answer (front/ set `memoKey`), on a reverse route it admitted, the response is the only
+   * may answer (front/ set `memoKey`) and the guard admitted, the response is the only
    * variant stored under its key, and nothing else happens on a hit of this policy (refresh-ahead).
    */
   function rememberHit(ctx: Ctx, entry: StoredResponse, d: Derived): void {
     const { ex } = ctx;
     const at = ex.memoKey;
-    if (memo === null || at === undefined || ex.mode !== 'route' || ex.route === null) return;
-    if (ex.admission?.decision !== 'admit' || ex.origin !== ex.route.origin) return;
+    if (memo === null || at === undefined || ex.admission?.decision !== 'admit') return;
     if (refreshAheadPlan(ctx.policy) !== null || peekOnly?.(ctx.key) !== entry) return;
     const fields = [...new Set(['accept-encoding', ...entry.vary, ...ctx.policy.keyHeaders])];
     memo.remember(at.key, {
       runtime: at.runtime,
+      mode: ex.mode,
       route: ex.route,
       target: ex.target,
       admission: ex.admission,

@@ -126,15 +126,21 @@ export function createFront(opts: FrontOptions): Front {
       const body = requestHasBody(req) ? limitBody(req, limits.maxBodyBytes) : null;
       const rt = current();
       const memoKey =
-        memo && arrival.via === 'listener' && body === null
-          ? memo.keyOf(req.method, req.url ?? '/', req.headers, rt)
+        memo && body === null
+          ? memo.keyOf(
+              req.method,
+              req.url ?? '/',
+              req.headers,
+              rt,
+              arrival.via === 'tunnel' ? arrival.authority : undefined,
+            )
           : null;
       recalled = memoKey === null ? null : (memo?.recall(memoKey, req.headers, rt) ?? null);
       const at = memoKey === null ? undefined : { key: memoKey, runtime: rt };
       ex =
         recalled === null
           ? buildExchange(id, req, arrival, body, gone, startedAt, start, res, rt, at)
-          : recalledExchange(id, req, recalled, gone, startedAt, start, rt, at);
+          : recalledExchange(id, req, arrival, recalled, gone, startedAt, start, rt, at);
     } catch (err) {
       const failed = unroutedExchange(id, req, gone.signal, startedAt, start);
       return deliverError(failed, toSidecacheError(err), res);
@@ -252,12 +258,13 @@ export function createFront(opts: FrontOptions): Front {
   }
 
   /**
-   * The Exchange for a request the hit memo recalled: its target, route and admission are the
-   * ones the pipeline gave the same request line under the same runtime (cache/hit-memo.ts).
+   * The Exchange for a request the hit memo recalled: its mode, target, route and admission are
+   * the ones the pipeline gave the same request line under the same runtime (cache/hit-memo.ts).
    */
   function recalledExchange(
     id: string,
     req: IncomingMessage,
+    arrival: Arrival,
     d: MemoDecision,
     signal: ClientGone,
     startedAt: number,
@@ -267,7 +274,7 @@ export function createFront(opts: FrontOptions): Front {
   ): Exchange {
     const ex = new FrontExchange({
       id,
-      mode: 'route',
+      mode: d.mode,
       method: 'GET',
       target: d.target,
       route: d.route,
@@ -276,7 +283,7 @@ export function createFront(opts: FrontOptions): Front {
       client: clientOf(req),
       signal,
       timings: { startedAt, start, phases: {} },
-      tunnel: undefined,
+      tunnel: arrival.via === 'tunnel' ? { authority: arrival.authority, intercepted: true } : undefined,
       interim: undefined,
       memoKey,
     });

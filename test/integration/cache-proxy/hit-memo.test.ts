@@ -121,6 +121,18 @@ describe('hit memo', () => {
     assert.equal(origin.count('/plain'), 2); // one per instance
   });
 
+  it('forward-proxy (absolute-form) requests are remembered and recalled the same way', async () => {
+    const before = await recalls(memo);
+    for (let i = 0; i < 3; i++) {
+      const r = await both(`${origin.url}/fwd`);
+      assert.equal(r.text(), 'body of /fwd');
+    }
+    assert.equal((await recalls(memo)) - before, 1);
+    // A reverse-route request for the same origin URL shares the stored response, not the memo key.
+    const viaRoute = await both('/r/fwd');
+    assert.match(String(viaRoute.headers['cache-status']), /^sidecache; hit/);
+  });
+
   it('never crosses credentials: each token, and none, gets its own answer', async () => {
     const a = { authorization: 'Bearer token-a' };
     const b = { authorization: 'Bearer token-b' };
