@@ -7,7 +7,7 @@
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { announceListening, exitWhenParentLeaves, parseListen } from '../child-contract.js';
+import { badGateway, parseListen, serveBenchTarget } from '../child-contract.js';
 import { matchRoute, parseRoutes } from './route-table.js';
 
 interface Stored {
@@ -67,13 +67,7 @@ const server = createServer((req, res) => {
       res.writeHead(originRes.statusCode, [...headers, 'cache-status', 'min; fwd=miss']);
       res.end(body);
     })
-    .catch((err: Error) => {
-      process.stderr.write(`node-min-cache: ${err.message}\n`);
-      if (!res.headersSent) res.writeHead(502, { 'content-length': '0' });
-      res.end();
-    });
+    // Surfaces as a 502 that the harness counts as a failed run; logged so the cause is visible.
+    .catch((err: Error) => badGateway('node-min-cache', res, err));
 });
-server.keepAliveTimeout = 300_000;
-server.headersTimeout = 310_000;
-server.listen(listen.port, listen.host, () => announceListening(server));
-exitWhenParentLeaves(server);
+serveBenchTarget(server, listen);
