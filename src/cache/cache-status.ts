@@ -32,6 +32,20 @@ export function formatCacheStatus(name: string, e: CacheStatusEntry): string {
   return out;
 }
 
+/** `name; hit; ttl=12`: what formatCacheStatus gives a plain hit, without its general checks. */
+export function formatHitMember(name: string, ttlS: number): string {
+  return `${name}; hit; ttl=${ttlS}`;
+}
+
+/**
+ * `Cache-Status` with our member appended after any from caches closer to the origin (`prior`).
+ */
+export function appendCacheStatus(prior: OutgoingHttpHeaders[string], member: string): string {
+  return prior === undefined
+    ? member
+    : `${Array.isArray(prior) ? prior.join(', ') : String(prior)}, ${member}`;
+}
+
 /** An sf-token (RFC 8941 §3.3.4) that needs no quoting. */
 const TOKEN = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
 
@@ -54,10 +68,7 @@ export function emitCacheHeaders(
   const out: OutgoingHttpHeaders = { ...headers };
   if (opts.emitAge && ageS !== undefined) out['age'] = String(Math.max(0, Math.floor(ageS)));
   if (opts.emitCacheStatus) {
-    const member = formatCacheStatus(opts.name, status);
-    const prior = out['cache-status'];
-    out['cache-status'] =
-      prior === undefined ? member : `${Array.isArray(prior) ? prior.join(', ') : String(prior)}, ${member}`;
+    out['cache-status'] = appendCacheStatus(out['cache-status'], formatCacheStatus(opts.name, status));
   }
   return out;
 }
