@@ -200,7 +200,7 @@ export function createFront(opts: FrontOptions): Front {
     if (!(body instanceof Readable) || ex.method === 'HEAD') {
       if (body instanceof Readable) body.destroy();
       res.end();
-      notify({ ex, status: reply.status, bytes: 0, ...(error ? { error } : {}), replySource: reply.source });
+      notify({ ex, status: reply.status, bytes: 0, error, replySource: reply.source });
       return;
     }
     streamBody(body, res, (bytes, err) => {
@@ -216,7 +216,7 @@ export function createFront(opts: FrontOptions): Front {
         ex,
         status: reply.status,
         bytes,
-        ...(failure ? { error: failure } : {}),
+        error: failure,
         replySource: reply.source,
       });
     });
