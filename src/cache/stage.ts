@@ -276,6 +276,9 @@ interface DeliverHow {
   readonly detail?: string;
 }
 
+/** The request fields a remembered hit depends on when it varies on nothing and has no key fields. */
+const ACCEPT_ENCODING_ONLY: readonly string[] = Object.freeze(['accept-encoding']);
+
 /** A fresh hit (the most common answer: deliver() has a short path for it). */
 const PLAIN_HIT: DeliverHow = { outcome: 'hit', status: { hit: true } };
 
@@ -353,7 +356,10 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const at = ex.memoKey;
     if (memo === null || at === undefined || ex.admission?.decision !== 'admit') return;
     if (refreshAheadPlan(ctx.policy) !== null || peekOnly?.(ctx.key) !== entry) return;
-    const fields = [...new Set(['accept-encoding', ...entry.vary, ...ctx.policy.keyHeaders])];
+    const fields =
+      entry.vary.length === 0 && ctx.policy.keyHeaders.length === 0
+        ? ACCEPT_ENCODING_ONLY
+        : [...new Set(['accept-encoding', ...entry.vary, ...ctx.policy.keyHeaders])];
     memo.remember(at.key, {
       runtime: at.runtime,
       mode: ex.mode,
