@@ -40,7 +40,9 @@ export function serverTimingMetrics(ex: Exchange, now: number): ServerTimingMetr
     // On a miss or a revalidation the cache phase encloses the origin request: take it out.
     const own = ex.originInfo !== undefined ? p.cache - (p.upstream ?? 0) : p.cache;
     const desc = ex.cache ? ex.cache.outcome : undefined;
-    out.push(desc ? { name: 'cache', dur: Math.max(0, own), desc } : { name: 'cache', dur: Math.max(0, own) });
+    out.push(
+      desc ? { name: 'cache', dur: Math.max(0, own), desc } : { name: 'cache', dur: Math.max(0, own) },
+    );
   }
   if (ex.originInfo !== undefined) {
     if (p.dns !== undefined) out.push({ name: 'dns', dur: p.dns });
