@@ -712,8 +712,13 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     };
     const decorated = (body: Readable | Buffer | null): Reply =>
       decorate(ctx, { ...reply, body }, { ...base, stored: true, ttlS }, undefined, true);
-    if (reply.body === null || Buffer.isBuffer(reply.body)) {
-      finish(await track(put(reply.body ?? new Uint8Array(0))));
+    if (reply.body === null) {
+      finish(await track(put(new Uint8Array(0))));
+      return decorated(null);
+    }
+    if (Buffer.isBuffer(reply.body)) {
+      // A body upstream/ already had whole: the client need not wait for the store (as when streamed).
+      track(put(reply.body).then(finish));
       return decorated(reply.body);
     }
     const body = captureBody(reply.body, opts.maxEntryBytes, expectedBytes, {

@@ -26,6 +26,8 @@ export interface OriginFetchOptions {
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** Request headers undici refuses or that must not be forwarded as they are. */
 const DROP_REQUEST = new Set(['host', 'expect']);
+/** The body of a complete, empty response (shared: nobody writes to a zero-length buffer). */
+const EMPTY_BODY = Buffer.alloc(0);
 const NO_BODY_STATUS = (status: number): boolean => status === 204 || status === 304 || status < 200;
 
 export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions): Next {
@@ -126,23 +128,29 @@ function dispatchOnce(
       }
     };
 
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(ctrl) {
-        controller = ctrl;
-        pools.claimNextSocket(onSocket);
-      },
-      onResponseStart(ctrl, statusCode, originHeaders, statusMessage) {
-        // undici reports interim (1xx) responses here too: relayed, never taken as the response.
-        if (statusCode < 200) {
-          ex.interim?.(statusCode, endToEndHeaders(originHeaders));
-          return;
-        }
-        if (settled) return;
-        settled = true;
-        const replyHeaders = endToEndHeaders(originHeaders);
-        if (via !== null) appendHeader(replyHeaders, 'via', via);
-        const bodyless = ex.method === 'HEAD' || NO_BODY_STATUS(statusCode);
-        if (!bodyless) {
+    /** The final response's head, once it arrived; the Reply is decided in a microtask after it. */
+    let head: { status: number; statusText: string; headers: Record<string, string | string[]> } | null =
+      null;
+    /** Body chunks that arrived before the Reply was decided (same socket read as the head). */
+    let early: Buffer[] | null = null;
+    /** An origin failure after the head but before the Reply was decided. */
+    let failure: Error | null = null;
+    let bodyless = false;
+
+    /**
+     * Runs in a microtask after the head: by then undici has handed over everything in the socket
+     * read that carried the head. A body that is already complete becomes a Buffer (front/ writes
+     * head and body at once, no stream); otherwise the body streams, starting with what came.
+     */
+    const decide = (): void => {
+      if (settled || head === null) return; // the client went away meanwhile (rejected)
+      settled = true;
+      let replyBody: Readable | Buffer | null = null;
+      if (!bodyless) {
+        if (ended && failure === null) {
+          replyBody = early === null ? EMPTY_BODY : early.length === 1 ? early[0]! : Buffer.concat(early);
+        } else {
+          const ctrl = controller!;
           body = new Readable({
             highWaterMark: 64 * 1024,
             read() {
@@ -155,19 +163,49 @@ function dispatchOnce(
               callback(err);
             },
           });
+          if (early !== null) for (const chunk of early) if (!body.push(chunk)) ctrl.pause();
+          // Mid-body failure: the client must see a truncated, errored stream, never a clean end.
+          if (failure !== null) body.destroy(classifyUpstreamError(failure, ex.origin));
+          replyBody = body;
         }
+        early = null;
+      }
+      resolve({
+        status: head.status,
+        ...(head.statusText ? { statusText: head.statusText } : {}),
+        headers: head.headers,
+        body: replyBody,
+        source: 'origin',
+      });
+    };
+
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(ctrl) {
+        controller = ctrl;
+        pools.claimNextSocket(onSocket);
+      },
+      onResponseStart(_ctrl, statusCode, originHeaders, statusMessage) {
+        // undici reports interim (1xx) responses here too: relayed, never taken as the response.
+        if (statusCode < 200) {
+          ex.interim?.(statusCode, endToEndHeaders(originHeaders));
+          return;
+        }
+        if (settled || head !== null) return;
+        const replyHeaders = endToEndHeaders(originHeaders);
+        if (via !== null) appendHeader(replyHeaders, 'via', via);
+        bodyless = ex.method === 'HEAD' || NO_BODY_STATUS(statusCode);
+        head = { status: statusCode, statusText: statusMessage ?? '', headers: replyHeaders };
         ex.timings.phases.upstream = performance.now() - started;
-        resolve({
-          status: statusCode,
-          ...(statusMessage ? { statusText: statusMessage } : {}),
-          headers: replyHeaders,
-          body,
-          source: 'origin',
-        });
+        queueMicrotask(decide);
       },
       onResponseData(ctrl, chunk) {
         info.bodyBytes += chunk.length;
-        if (body && !body.push(chunk)) ctrl.pause();
+        if (body !== null) {
+          if (!body.push(chunk)) ctrl.pause();
+        } else if (!bodyless && !settled) {
+          if (early === null) early = [chunk];
+          else early.push(chunk);
+        }
       },
       onResponseEnd() {
         ended = true;
@@ -177,13 +215,13 @@ function dispatchOnce(
       },
       onResponseError(_ctrl, err) {
         cleanup();
-        if (!settled) {
+        if (!settled && head === null) {
           settled = true;
           reject(err);
           return;
         }
-        // Mid-body failure: the client must see a truncated, errored stream, never a clean end.
-        body?.destroy(classifyUpstreamError(err, ex.origin));
+        if (body !== null) body.destroy(classifyUpstreamError(err, ex.origin));
+        else if (!settled) failure = err;
       },
     };
 
