@@ -47,6 +47,7 @@ import {
   storedCoding,
   upstreamAcceptEncoding,
 } from './compression.js';
+import { ExchangeWithHeaders } from './exchange-with-headers.js';
 import {
   currentAgeMs,
   decideReuse,
@@ -480,8 +481,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   async function forward(ctx: Ctx, next: Next, headers: IncomingHttpHeaders = ctx.headers): Promise<Reply> {
     const { ex } = ctx;
     if (headers === ex.headers) return next(ex);
-    // `signal` is a getter on front's exchanges, which a spread does not copy: named here.
-    const derived: Exchange = { ...ex, headers, signal: ex.signal };
+    const derived = new ExchangeWithHeaders(ex, headers);
     try {
       return await next(derived);
     } finally {
