@@ -408,13 +408,25 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   // ------------------------------------------------------------------------- pure-ish helpers
 
-  /** Parses an origin answer's directives, its freshness lifetime and whether it may be stored. */
+  /**
+   * Parses an origin answer's directives and decides whether it may be stored. The freshness
+   * lifetime is worked out only when asked for (`lifetime()`, once): storability needs it only for
+   * its last rule, so an answer refused earlier (`no-store`, `private`, ...) never computes it.
+   */
   function judge(ctx: Ctx, method: string, reply: Reply, requestTime: number, responseTime: number) {
     const { policy } = ctx;
     const view = policyHeaders(reply.headers);
     const res = parseResponseDirectives(view['cache-control']);
     const times = { headers: view, requestTime, responseTime };
-    const life = lifetimeOf(reply.status, times, policy);
+    let life: Lifetime | undefined;
+    const lifetime = (): Lifetime => {
+      life ??= freshnessLifetime(reply.status, times, res, {
+        heuristicFraction: opts.heuristicFraction,
+        maxHeuristicTtlMs: opts.maxHeuristicTtlMs,
+        ttlOverrideMs: policy.ttlMs,
+      });
+      return life;
+    };
     const verdict = storability({
       method,
       status: reply.status,
@@ -422,7 +434,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       res,
       resHeaders: view,
       authorization: ctx.ex.headers['authorization'] !== undefined,
-      lifetimeMs: life.ms,
+      lifetimeMs: () => lifetime().ms,
       policy: {
         storePrivate: policy.storePrivate,
         storeSetCookie: policy.storeSetCookie,
@@ -430,7 +442,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         ignoreNoStore: policy.ignoreNoStore,
       },
     });
-    return { res, times, life, verdict };
+    return { res, times, lifetime, verdict };
   }
 
   function lifetimeOf(
@@ -661,27 +673,30 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   async function admit(ctx: Ctx, f: Fetched): Promise<Reply> {
     const { ex, key } = ctx;
     const { reply } = f;
-    const { res, times, life, verdict } = judge(ctx, ex.method, reply, f.requestTime, f.responseTime);
-    const base: CacheStatusEntry = { fwd: f.fwd, fwdStatus: reply.status };
-    const lengthHeader = firstValue(reply.headers, 'content-length');
-    const expectedBytes =
-      lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+    const { res, times, lifetime, verdict } = judge(ctx, ex.method, reply, f.requestTime, f.responseTime);
     let notStored: NotStoredReason | null = verdict.storable ? null : verdict.reason;
-    if (notStored === null && expectedBytes !== undefined && expectedBytes > opts.maxEntryBytes)
-      notStored = 'too-large';
+    let expectedBytes: number | undefined;
+    if (notStored === null) {
+      const lengthHeader = firstValue(reply.headers, 'content-length');
+      if (lengthHeader !== undefined && /^\d+$/.test(lengthHeader)) expectedBytes = Number(lengthHeader);
+      if (expectedBytes !== undefined && expectedBytes > opts.maxEntryBytes) notStored = 'too-large';
+    }
     if (notStored !== null) {
+      // Not storable (decided from the head alone): the body passes as it came, never captured.
       f.settle?.('not-stored');
       if (RESPONSE_REASONS.has(notStored)) coalescer.markHitForMiss(key, notStored, opts.hitForMissTtlMs);
       ex.cache = { outcome: 'miss', stored: false, detail: f.detail ?? notStored };
       markCacheTime(ctx);
-      return decorate(ctx, reply, { ...base, detail: notStored });
+      return decorate(ctx, reply, { fwd: f.fwd, fwdStatus: reply.status, detail: notStored });
     }
+    const base: CacheStatusEntry = { fwd: f.fwd, fwdStatus: reply.status };
     coalescer.clearHitForMiss(key);
     const vary = varyFields(reply.headers);
     const values = varyValues(vary, ctx.headers);
     const info: CacheInfo = { outcome: 'miss', stored: true, ...(f.detail ? { detail: f.detail } : {}) };
     ex.cache = info;
     markCacheTime(ctx);
+    const life = lifetime();
     const ttlS = Math.floor((life.ms - currentAgeMs(times, now())) / 1000);
     const makeEntry = (body: Uint8Array): StoredResponse => ({
       key,
@@ -997,7 +1012,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         return;
       }
       result = 'not_stored';
-      const { res, life, verdict } = judge(ctx, 'GET', reply, requestTime, responseTime);
+      const { res, lifetime, verdict } = judge(ctx, 'GET', reply, requestTime, responseTime);
       if (!verdict.storable || ERROR_STATUS.has(reply.status) || reply.status === 304) {
         discard(reply.body);
         return;
@@ -1024,7 +1039,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         requestTime,
         responseTime,
         fetchMs: performance.now() - sentAt,
-        deleteAt: responseTime + retentionMs(life.ms, res, opts.staleRetentionMs),
+        deleteAt: responseTime + retentionMs(lifetime().ms, res, opts.staleRetentionMs),
       };
       if (await storePut(replacement)) {
         result = 'replaced';
