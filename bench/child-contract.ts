@@ -1,7 +1,7 @@
 // The contract between the harness and the small servers it starts (origin, reference proxies):
 // a server announces its port with one line on stdout, and it exits when its stdin closes, so a
 // harness that dies without cleaning up does not leave servers behind.
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 const LISTENING_PREFIX = 'BENCH_LISTENING ';
@@ -38,4 +38,22 @@ export function parseListen(value: string | undefined): { host: string; port: nu
   const match = /^(127\.\d+\.\d+\.\d+):(\d+)$/.exec(value ?? '127.0.0.1:0');
   if (!match) throw new Error(`--listen: "${value}" is not a 127.x.x.x:PORT address`);
   return { host: match[1]!, port: Number(match[2]) };
+}
+
+/**
+ * Listens where the harness said, with keep-alive longer than any run, announces the port and
+ * exits with the harness: the tail every reference target shares.
+ */
+export function serveBenchTarget(server: Server, listen: { host: string; port: number }): void {
+  server.keepAliveTimeout = 300_000;
+  server.headersTimeout = 310_000;
+  server.listen(listen.port, listen.host, () => announceListening(server));
+  exitWhenParentLeaves(server);
+}
+
+/** A reference proxy's answer when its origin request failed: logged, and a 502 the harness counts. */
+export function badGateway(target: string, res: ServerResponse, err: Error): void {
+  process.stderr.write(`${target}: ${err.message}\n`);
+  if (!res.headersSent) res.writeHead(502, { 'content-length': '0' });
+  res.end();
 }

@@ -27,6 +27,7 @@ export type TargetName =
   | 'sidecache'
   | 'sidecache-l2'
   | 'bare-node'
+  | 'node-min-cache'
   | 'nginx-cache'
   | 'varnish'
   | 'squid';
@@ -248,6 +249,14 @@ export const TARGETS: readonly TargetSpec[] = [
   sidecache,
   sidecacheL2(CACHE_SCENARIOS),
   bareNode,
+  {
+    ...referenceProxy(
+      'node-min-cache',
+      'node-min-cache.ts',
+      'the least a Node cache can do: Map by URL, max-age, Age and Cache-Status (cache-hit reference)',
+    ),
+    scenarios: CACHE_SCENARIOS,
+  },
   nginxCache,
   varnish,
   squid,

@@ -4,7 +4,7 @@
 // Usage: node --import tsx bench/targets/bare-node.ts --listen 127.0.0.1:0
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
-import { announceListening, exitWhenParentLeaves, parseListen } from '../child-contract.js';
+import { parseListen, serveBenchTarget } from '../child-contract.js';
 import { fixedJsonBody } from '../origin/body.js';
 
 const { values } = parseArgs({ options: { listen: { type: 'string' } } });
@@ -20,7 +20,4 @@ const server = createServer((req, res) => {
   res.writeHead(200, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
 });
-server.keepAliveTimeout = 300_000;
-server.headersTimeout = 310_000;
-server.listen(listen.port, listen.host, () => announceListening(server));
-exitWhenParentLeaves(server);
+serveBenchTarget(server, listen);

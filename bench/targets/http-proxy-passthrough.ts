@@ -4,7 +4,7 @@
 import { Agent, createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import httpProxy from 'http-proxy';
-import { announceListening, exitWhenParentLeaves, parseListen } from '../child-contract.js';
+import { parseListen, serveBenchTarget } from '../child-contract.js';
 import { matchRoute, parseRoutes } from './route-table.js';
 
 const { values } = parseArgs({
@@ -31,7 +31,4 @@ const server = createServer((req, res) => {
   req.url = target.path;
   proxy.web(req, res, { target: target.route.origin });
 });
-server.keepAliveTimeout = 300_000;
-server.headersTimeout = 310_000;
-server.listen(listen.port, listen.host, () => announceListening(server));
-exitWhenParentLeaves(server);
+serveBenchTarget(server, listen);

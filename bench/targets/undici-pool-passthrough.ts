@@ -5,7 +5,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { type Dispatcher, Pool } from 'undici';
-import { announceListening, exitWhenParentLeaves, parseListen } from '../child-contract.js';
+import { badGateway, parseListen, serveBenchTarget } from '../child-contract.js';
 import { matchRoute, parseRoutes } from './route-table.js';
 
 const HOP_BY_HOP = new Set([
@@ -50,14 +50,7 @@ const server = createServer((req, res) => {
       res.writeHead(originRes.statusCode, endToEnd(originRes.headers));
       await pipeline(originRes.body, res);
     })
-    .catch((err: Error) => {
-      // Surfaces as a 502 that the harness counts as a failed run; logged so the cause is visible.
-      process.stderr.write(`undici-pool-passthrough: ${err.message}\n`);
-      if (!res.headersSent) res.writeHead(502, { 'content-length': '0' });
-      res.end();
-    });
+    // Surfaces as a 502 that the harness counts as a failed run; logged so the cause is visible.
+    .catch((err: Error) => badGateway('undici-pool-passthrough', res, err));
 });
-server.keepAliveTimeout = 300_000;
-server.headersTimeout = 310_000;
-server.listen(listen.port, listen.host, () => announceListening(server));
-exitWhenParentLeaves(server);
+serveBenchTarget(server, listen);

@@ -115,7 +115,9 @@ export function parseResponseDirectives(value: FieldValue): ResponseDirectives {
   const sMaxAge = deltaSeconds(d, 's-maxage');
   const swr = deltaSeconds(d, 'stale-while-revalidate');
   const sie = deltaSeconds(d, 'stale-if-error');
-  return {
+  // Optional members are added, not spread in: a conditional spread in a literal costs several
+  // hundred ns on Node 20, and this runs for every origin response.
+  const out: { -readonly [K in keyof ResponseDirectives]: ResponseDirectives[K] } = {
     noStore: d.has('no-store'),
     noCache: fieldNames(d, 'no-cache'),
     private: fieldNames(d, 'private'),
@@ -124,11 +126,12 @@ export function parseResponseDirectives(value: FieldValue): ResponseDirectives {
     proxyRevalidate: d.has('proxy-revalidate'),
     mustUnderstand: d.has('must-understand'),
     immutable: d.has('immutable'),
-    ...(maxAge === undefined ? {} : { maxAge: maxAge ?? 0 }),
-    ...(sMaxAge === undefined ? {} : { sMaxAge: sMaxAge ?? 0 }),
-    ...(swr == null ? {} : { staleWhileRevalidate: swr }),
-    ...(sie == null ? {} : { staleIfError: sie }),
   };
+  if (maxAge !== undefined) out.maxAge = maxAge ?? 0;
+  if (sMaxAge !== undefined) out.sMaxAge = sMaxAge ?? 0;
+  if (swr != null) out.staleWhileRevalidate = swr;
+  if (sie != null) out.staleIfError = sie;
+  return out;
 }
 
 /** Request directives (§5.2.1, RFC 5861 §4). Durations in seconds. */
@@ -149,6 +152,8 @@ export interface RequestDirectives {
  * Invalid arguments make a directive void.
  */
 export function parseRequestDirectives(cacheControl: FieldValue, pragma?: FieldValue): RequestDirectives {
+  // Most requests carry neither field.
+  if (cacheControl === undefined && pragma === undefined) return NO_REQUEST_DIRECTIVES;
   const d = parseDirectives(cacheControl);
   const pragmaNoCache =
     cacheControl === undefined && splitList(joinField(pragma)).some((p) => p.toLowerCase() === 'no-cache');
@@ -157,13 +162,20 @@ export function parseRequestDirectives(cacheControl: FieldValue, pragma?: FieldV
   const sie = deltaSeconds(d, 'stale-if-error');
   const rawMaxStale = d.get('max-stale');
   const maxStale = rawMaxStale === true ? Number.POSITIVE_INFINITY : deltaSeconds(d, 'max-stale');
-  return {
+  const out: { -readonly [K in keyof RequestDirectives]: RequestDirectives[K] } = {
     noCache: d.has('no-cache') || pragmaNoCache,
     noStore: d.has('no-store'),
     onlyIfCached: d.has('only-if-cached'),
-    ...(maxAge == null ? {} : { maxAge }),
-    ...(maxStale == null ? {} : { maxStale }),
-    ...(minFresh == null ? {} : { minFresh }),
-    ...(sie == null ? {} : { staleIfError: sie }),
   };
+  if (maxAge != null) out.maxAge = maxAge;
+  if (maxStale != null) out.maxStale = maxStale;
+  if (minFresh != null) out.minFresh = minFresh;
+  if (sie != null) out.staleIfError = sie;
+  return out;
 }
+
+const NO_REQUEST_DIRECTIVES: RequestDirectives = Object.freeze({
+  noCache: false,
+  noStore: false,
+  onlyIfCached: false,
+});

@@ -5,11 +5,15 @@
  * target URL, admitting it, working out the cache key, reading the store through its async
  * interface, choosing the variant and judging freshness, each time with the same result.
  *
- * Filled only by the cache stage, right after it delivered a fresh hit on a reverse route to a
- * request that reads nothing beyond its URL (no conditionals, Range, Cache-Control or Pragma, no
- * Via, no body). Every use checks again everything that can differ from that first decision:
+ * Filled only by the cache stage, right after it delivered a fresh hit (reverse route, forward
+ * proxy or intercepted tunnel) to a request that reads nothing beyond its URL (no conditionals,
+ * Range, Cache-Control or Pragma, no Via, no body). The guard's admission is remembered with it:
+ * it depends on the runtime and the URL alone once Via and proxy credentials are ruled out (names
+ * are judged when connecting, and a hit connects to nothing). Every use checks again everything
+ * that can differ from that first decision:
  *   - the runtime: a config reload starts a new memo;
- *   - the request: the same URL (and Host, when routes are chosen by Host), no field that would
+ *   - the request: the same request line (and Host, when routes are chosen by Host; the tunnel's
+ *     authority for an intercepted request), no field that would
  *     make the pipeline decide otherwise (DISQUALIFYING), and the same values of each field the
  *     decision read (Accept-Encoding, the response's Vary fields, the route's key fields) and the
  *     same credentials (compared by their keyed hash, the one in the cache key);
@@ -20,7 +24,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Route, Runtime } from '../config/runtime.js';
-import type { Admission } from '../exchange.js';
+import type { Admission, FrontMode } from '../exchange.js';
 import { joinField } from './cache-control.js';
 import type { KeyPolicy } from './key.js';
 import type { StoredResponse } from './store.js';
@@ -46,10 +50,13 @@ const DISQUALIFYING = [
   'expect',
 ] as const;
 
+const SEP = '\u0001';
+
 /** A remembered decision. */
 export interface MemoDecision {
   readonly runtime: Runtime;
-  readonly route: Route;
+  readonly mode: FrontMode;
+  readonly route: Route | null;
   readonly target: URL;
   readonly admission: Admission;
   /** The cache key and the response stored under it that answered. */
@@ -82,7 +89,14 @@ export interface HitMemo {
    * The memo key of a request that could be answered from the memo (a GET on the listener that
    * reads nothing beyond its URL), or null.
    */
-  keyOf(method: string | undefined, url: string, headers: IncomingHttpHeaders, rt: Runtime): string | null;
+  keyOf(
+    method: string | undefined,
+    url: string,
+    headers: IncomingHttpHeaders,
+    rt: Runtime,
+    /** The CONNECT authority of an intercepted request; undefined for one on the listener. */
+    authority?: string,
+  ): string | null;
   /** The decision remembered for `memoKey`, when every check still passes; null otherwise. */
   recall(memoKey: string, headers: IncomingHttpHeaders, rt: Runtime): MemoDecision | null;
   remember(memoKey: string, decision: MemoDecision): void;
@@ -105,12 +119,14 @@ export function createHitMemo(opts: HitMemoOptions): HitMemo {
   };
 
   return {
-    keyOf(method, url, headers, rt) {
+    keyOf(method, url, headers, rt, authority) {
       if (method !== 'GET' || rt.config.proxy.auth.enabled) return null;
       for (const name of DISQUALIFYING) if (headers[name] !== undefined) return null;
+      // An intercepted request goes to its tunnel's authority (a request line never starts with SEP).
+      if (authority !== undefined) return `${SEP}${authority}${SEP}${url}`;
       if (rt.routeByHost.size === 0) return url;
       const host = headers.host;
-      return host === undefined ? url : `${url}\n${host.toLowerCase()}`;
+      return host === undefined ? url : `${url}${SEP}${host.toLowerCase()}`;
     },
     recall(memoKey, headers, rt) {
       if (rt !== runtime) {

@@ -36,7 +36,13 @@ import {
   type RequestDirectives,
   type ResponseDirectives,
 } from './cache-control.js';
-import { type CacheStatusEntry, emitCacheHeaders, type ForwardReason } from './cache-status.js';
+import {
+  appendCacheStatus,
+  type CacheStatusEntry,
+  emitCacheHeaders,
+  type ForwardReason,
+  formatHitMember,
+} from './cache-status.js';
 import { type Coalescer, createCoalescer, type FlightResult } from './coalesce.js';
 import {
   checkDecodable,
@@ -271,6 +277,12 @@ interface DeliverHow {
   readonly detail?: string;
 }
 
+/** The request fields a remembered hit depends on when it varies on nothing and has no key fields. */
+const ACCEPT_ENCODING_ONLY: readonly string[] = Object.freeze(['accept-encoding']);
+
+/** A fresh hit (the most common answer: deliver() has a short path for it). */
+const PLAIN_HIT: DeliverHow = { outcome: 'hit', status: { hit: true } };
+
 export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheStage {
   const opts = parseCacheOptions(options);
   const now = deps.now ?? Date.now;
@@ -337,18 +349,21 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   /**
    * After a plain fresh hit: remember the decision (hit-memo.ts) when the exchange is one the memo
-   * may answer (front/ set `memoKey`), on a reverse route it admitted, the response is the only
+   * may answer (front/ set `memoKey`) and the guard admitted, the response is the only
    * variant stored under its key, and nothing else happens on a hit of this policy (refresh-ahead).
    */
   function rememberHit(ctx: Ctx, entry: StoredResponse, d: Derived): void {
     const { ex } = ctx;
     const at = ex.memoKey;
-    if (memo === null || at === undefined || ex.mode !== 'route' || ex.route === null) return;
-    if (ex.admission?.decision !== 'admit' || ex.origin !== ex.route.origin) return;
+    if (memo === null || at === undefined || ex.admission?.decision !== 'admit') return;
     if (refreshAheadPlan(ctx.policy) !== null || peekOnly?.(ctx.key) !== entry) return;
-    const fields = [...new Set(['accept-encoding', ...entry.vary, ...ctx.policy.keyHeaders])];
+    const fields =
+      entry.vary.length === 0 && ctx.policy.keyHeaders.length === 0
+        ? ACCEPT_ENCODING_ONLY
+        : [...new Set(['accept-encoding', ...entry.vary, ...ctx.policy.keyHeaders])];
     memo.remember(at.key, {
       runtime: at.runtime,
+      mode: ex.mode,
       route: ex.route,
       target: ex.target,
       admission: ex.admission,
@@ -575,6 +590,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     readonly initialAgeMs: number;
     readonly headers: OutgoingHttpHeaders;
     readonly body: Buffer;
+    /** Stored without a content coding this stage decodes: every client gets it as it is. */
+    readonly identity: boolean;
   }
   const derivedByEntry = new WeakMap<StoredResponse, Derived>();
 
@@ -595,6 +612,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
           ? (entry.headers as OutgoingHttpHeaders)
           : { ...entry.headers, 'content-length': length },
       body: Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+      identity: storedCoding(entry.headers) === null,
     };
     derivedByEntry.set(entry, d);
     return d;
@@ -631,6 +649,27 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     }
     markCacheTime(ctx);
     const elapsed = performance.now() - ctx.t0;
+    if (how === PLAIN_HIT && !current && headers === d.headers && d.identity) {
+      // The short path of the most common answer: what decorate() would do for it (no coding to
+      // plan, a hit member in Cache-Status), without the general steps.
+      ex.cache = {
+        outcome: 'hit',
+        savedMs: Math.max(0, entry.fetchMs - elapsed),
+        savedBytes: entry.body.byteLength,
+        ageS,
+        ttlS,
+      };
+      ex.reason = 'cache_hit';
+      const out: OutgoingHttpHeaders = Object.assign({}, headers);
+      if (ctx.policy.emitAge) out['age'] = String(Math.max(0, ageS));
+      if (ctx.policy.emitCacheStatus) {
+        out['cache-status'] = appendCacheStatus(
+          out['cache-status'],
+          formatHitMember(opts.cacheStatusName, ttlS),
+        );
+      }
+      return { status, statusText, headers: out, body, source: 'cache' };
+    }
     const info: CacheInfo = {
       outcome: how.outcome,
       ...(how.detail === undefined ? {} : { detail: how.detail }),
@@ -645,7 +684,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     return decorate(
       ctx,
       { status, statusText, headers, body, source: 'cache' },
-      { ...how.status, ttlS },
+      Object.assign({}, how.status, { ttlS }),
       ageS,
     );
   }
@@ -1103,7 +1142,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     });
     switch (d.kind) {
       case 'fresh': {
-        const reply = deliver(ctx, entry, { outcome: 'hit', status: { hit: true } });
+        const reply = deliver(ctx, entry, PLAIN_HIT);
         refreshAhead(ctx, next, entry, ageMs, derived.lifeMs);
         rememberHit(ctx, entry, derived);
         return reply;
@@ -1196,7 +1235,10 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     ) {
       return { headers: ex.headers, compress: false };
     }
-    return { headers: { ...ex.headers, 'accept-encoding': askCoding }, compress: true };
+    // Object.assign, not a spread: adding a key to a spread copy costs ~2 µs on Node 20 (V8 11.3).
+    const headers: IncomingHttpHeaders = Object.assign({}, ex.headers);
+    headers['accept-encoding'] = askCoding;
+    return { headers, compress: true };
   }
 
   const stage: Stage = (next) => async (ex) => {
@@ -1209,7 +1251,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (ex.method !== 'GET' && ex.method !== 'HEAD') return bypass(base, next, 'method');
     const req = parseRequestDirectives(ex.headers['cache-control'], ex.headers['pragma']);
     const key = primaryKey(ex.target, headers, routePolicy, deps.credentialSecret);
-    return lookup({ ...base, req, key }, next);
+    return lookup({ ex, headers, compress, policy: routePolicy, t0, req, key }, next);
   };
 
   const memoServing: MemoServing | null =
@@ -1229,8 +1271,16 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
             // recall() checked it a moment ago, in the same tick.
             if (entry === undefined) throw new Error('hit memo: the recalled response is gone');
             const at = decision.serving as MemoServingCtx;
-            const ctx: Ctx = { ...at, ex, headers: ex.headers, t0: performance.now() };
-            return deliver(ctx, entry, { outcome: 'hit', status: { hit: true } });
+            const ctx: Ctx = {
+              ex,
+              headers: ex.headers,
+              compress: at.compress,
+              policy: at.policy,
+              req: at.req,
+              key: at.key,
+              t0: performance.now(),
+            };
+            return deliver(ctx, entry, PLAIN_HIT);
           },
         };
 

@@ -48,7 +48,10 @@ export interface FrontOptions {
   readonly observers: readonly ExchangeObserver[];
   /** Logs protocol errors that never became an exchange (malformed requests). */
   readonly onClientError?: (code: string, message: string) => void;
-  /** Last word on the response headers, right before the head is written (Server-Timing). */
+  /**
+   * Last word on the response headers, right before the head is written (Server-Timing); given
+   * the reply's own headers object, which it may change.
+   */
   readonly responseHeaders?: (ex: Exchange, headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
   /** CONNECT tunnels and protocol upgrades (front/raw.ts); answered with 501 when absent. */
   readonly raw?: RawParts;
@@ -107,7 +110,8 @@ export function createFront(opts: FrontOptions): Front {
     const id = nextId();
     // The AbortSignal is made only if something reads ex.signal (front-exchange.ts).
     const gone = new ClientGone();
-    res.once('close', () => {
+    // 'close' fires once per response: a plain listener, without once()'s wrapper and removal.
+    res.on('close', () => {
       inFlight--;
       if (!res.writableFinished) gone.abort();
     });
@@ -122,15 +126,21 @@ export function createFront(opts: FrontOptions): Front {
       const body = requestHasBody(req) ? limitBody(req, limits.maxBodyBytes) : null;
       const rt = current();
       const memoKey =
-        memo && arrival.via === 'listener' && body === null
-          ? memo.keyOf(req.method, req.url ?? '/', req.headers, rt)
+        memo && body === null
+          ? memo.keyOf(
+              req.method,
+              req.url ?? '/',
+              req.headers,
+              rt,
+              arrival.via === 'tunnel' ? arrival.authority : undefined,
+            )
           : null;
       recalled = memoKey === null ? null : (memo?.recall(memoKey, req.headers, rt) ?? null);
       const at = memoKey === null ? undefined : { key: memoKey, runtime: rt };
       ex =
         recalled === null
           ? buildExchange(id, req, arrival, body, gone, startedAt, start, res, rt, at)
-          : recalledExchange(id, req, recalled, gone, startedAt, start, rt, at);
+          : recalledExchange(id, req, arrival, recalled, gone, startedAt, start, rt, at);
     } catch (err) {
       const failed = unroutedExchange(id, req, gone.signal, startedAt, start);
       return deliverError(failed, toSidecacheError(err), res);
@@ -178,7 +188,7 @@ export function createFront(opts: FrontOptions): Front {
     if (Buffer.isBuffer(body) && ex.method !== 'HEAD') {
       // Bytes already in memory (a cache hit): headers and body in one write, no stream machinery.
       res.end(body);
-      res.once('close', () => {
+      res.on('close', () => {
         const done = res.writableFinished;
         const failure = done ? error : new ClientAbortedError('client disconnected during the response');
         if (!done && failure) ex.reason = failure.reason;
@@ -190,7 +200,7 @@ export function createFront(opts: FrontOptions): Front {
     if (!(body instanceof Readable) || ex.method === 'HEAD') {
       if (body instanceof Readable) body.destroy();
       res.end();
-      notify({ ex, status: reply.status, bytes: 0, ...(error ? { error } : {}), replySource: reply.source });
+      notify({ ex, status: reply.status, bytes: 0, error, replySource: reply.source });
       return;
     }
     streamBody(body, res, (bytes, err) => {
@@ -206,7 +216,7 @@ export function createFront(opts: FrontOptions): Front {
         ex,
         status: reply.status,
         bytes,
-        ...(failure ? { error: failure } : {}),
+        error: failure,
         replySource: reply.source,
       });
     });
@@ -248,12 +258,13 @@ export function createFront(opts: FrontOptions): Front {
   }
 
   /**
-   * The Exchange for a request the hit memo recalled: its target, route and admission are the
-   * ones the pipeline gave the same request line under the same runtime (cache/hit-memo.ts).
+   * The Exchange for a request the hit memo recalled: its mode, target, route and admission are
+   * the ones the pipeline gave the same request line under the same runtime (cache/hit-memo.ts).
    */
   function recalledExchange(
     id: string,
     req: IncomingMessage,
+    arrival: Arrival,
     d: MemoDecision,
     signal: ClientGone,
     startedAt: number,
@@ -263,7 +274,7 @@ export function createFront(opts: FrontOptions): Front {
   ): Exchange {
     const ex = new FrontExchange({
       id,
-      mode: 'route',
+      mode: d.mode,
       method: 'GET',
       target: d.target,
       route: d.route,
@@ -272,7 +283,7 @@ export function createFront(opts: FrontOptions): Front {
       client: clientOf(req),
       signal,
       timings: { startedAt, start, phases: {} },
-      tunnel: undefined,
+      tunnel: arrival.via === 'tunnel' ? { authority: arrival.authority, intercepted: true } : undefined,
       interim: undefined,
       memoKey,
     });

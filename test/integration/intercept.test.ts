@@ -135,6 +135,34 @@ describe('HTTPS through HTTPS_PROXY with interception', () => {
     assert.equal(origin.requests.filter((r) => r.url === '/cacheable/plans').length, 1);
   });
 
+  it('the hit memo answers repeated intercepted GETs, per tunnel authority', async () => {
+    const recalls = async (): Promise<number> =>
+      Number(/^sidecache_cache_hit_memo_recalls_total (\d+)/m.exec(await metricsText(sc))?.[1] ?? -1);
+    const before = await recalls();
+    const get = (port: number) =>
+      run('curl', [
+        '-sS',
+        '--fail',
+        '-D',
+        '-',
+        '-x',
+        sc.url,
+        '--cacert',
+        scCaFile,
+        `https://localhost:${port}/cacheable/memo`,
+      ]).then((r) => r.stdout);
+    for (let i = 0; i < 4; i++) {
+      const out = await get(origin.port);
+      assert.match(out, new RegExp(`"host":"localhost:${origin.port}"`));
+      if (i > 0) assert.match(out, /cache-status: sidecache; hit/i);
+    }
+    // The same path through a tunnel to another authority is another URL: never the memo's answer.
+    const other = await get(warm.port);
+    assert.match(other, new RegExp(`"host":"localhost:${warm.port}"`));
+    assert.match(other, /cache-status: sidecache; fwd=uri-miss/i);
+    assert.equal((await recalls()) - before, 2);
+  });
+
   it('presents a leaf for the SNI name signed by the sidecache CA, negotiating h2 in ALPN', async () => {
     const tunnel = await connectThrough(sc.url, `localhost:${origin.port}`);
     assert.ok('socket' in tunnel);
@@ -275,7 +303,7 @@ describe('HTTPS through HTTPS_PROXY with interception', () => {
         await agent.close();
       }
     }
-    assert.equal(warm.requests.length, n);
+    assert.equal(warm.requests.filter((r) => r.url?.startsWith('/n/')).length, n);
     assert.equal(warm.connections(), 1);
     const text = await metricsText(sc);
     assert.match(text, /sidecache_requests_total\{route="warm",method="GET",status_class="2xx"/);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { emitCacheHeaders, formatCacheStatus } from '../../../src/cache/cache-status.js';
+import { emitCacheHeaders, formatCacheStatus, formatHitMember } from '../../../src/cache/cache-status.js';
 import { invalidatedUrls } from '../../../src/cache/invalidation.js';
 import {
   clientCopyIsCurrent,
@@ -163,5 +163,10 @@ describe('Cache-Status (RFC 9211)', () => {
       emitCacheStatus: false,
     });
     assert.deepEqual(off, {});
+  });
+  test("a plain hit's short format is the general one's", () => {
+    for (const ttlS of [0, 1, 59, 3599, -3, 86_400]) {
+      assert.equal(formatHitMember('sidecache', ttlS), formatCacheStatus('sidecache', { hit: true, ttlS }));
+    }
   });
 });
