@@ -728,7 +728,6 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       markCacheTime(ctx);
       return decorate(ctx, reply, { fwd: f.fwd, fwdStatus: reply.status, detail: notStored });
     }
-    const base: CacheStatusEntry = { fwd: f.fwd, fwdStatus: reply.status };
     coalescer.clearHitForMiss(key);
     const vary = varyFields(reply.headers);
     const values = varyValues(vary, ctx.headers);
@@ -767,7 +766,13 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       return storePut(makeEntry(body));
     };
     const decorated = (body: Readable | Buffer | null): Reply =>
-      decorate(ctx, { ...reply, body }, { ...base, stored: true, ttlS }, undefined, true);
+      decorate(
+        ctx,
+        { ...reply, body },
+        { fwd: f.fwd, fwdStatus: reply.status, stored: true, ttlS },
+        undefined,
+        true,
+      );
     if (reply.body === null) {
       finish(await track(put(new Uint8Array(0))));
       return decorated(null);
