@@ -18,6 +18,8 @@ const HOP_BY_HOP = new Set([
 
 function connectionTokens(value: string | string[] | number | undefined): Set<string> | null {
   if (value === undefined) return null;
+  // The usual values name no header: answered without splitting (a response per request has one).
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return null;
   const joined = Array.isArray(value) ? value.join(',') : String(value);
   const tokens = new Set<string>();
   for (const t of joined.split(',')) {

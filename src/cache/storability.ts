@@ -49,8 +49,11 @@ export interface StorabilityInput {
   readonly resHeaders: HeaderSource;
   /** The request carried `Authorization` (§3.5). */
   readonly authorization: boolean;
-  /** Freshness lifetime computed for the response (freshness.ts). */
-  readonly lifetimeMs: number;
+  /**
+   * Freshness lifetime computed for the response (freshness.ts), or how to compute it: only the
+   * last rule needs it, so a response refused earlier never computes it.
+   */
+  readonly lifetimeMs: number | (() => number);
   readonly policy: StoragePolicy;
 }
 
@@ -95,7 +98,10 @@ export function storability(i: StorabilityInput): Storability {
   if (!allowed) return no('status');
   const validators = i.resHeaders['etag'] !== undefined || i.resHeaders['last-modified'] !== undefined;
   const staleUse = i.res.staleWhileRevalidate !== undefined || i.res.staleIfError !== undefined;
-  if (i.lifetimeMs <= 0 && !validators && !staleUse) return no('no-freshness');
+  if (!validators && !staleUse) {
+    const lifetimeMs = typeof i.lifetimeMs === 'function' ? i.lifetimeMs() : i.lifetimeMs;
+    if (lifetimeMs <= 0) return no('no-freshness');
+  }
   return { storable: true };
 }
 

@@ -12,6 +12,7 @@ import type { UpstreamConfig } from '../config/schema.js';
 import { ClientAbortedError, SidecacheError } from '../errors.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
 import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
+import { type AbortWatch, createAbortWatch, type Watched } from './abort-watch.js';
 import { classifyUpstreamError, isDeadSocketError } from './classify-error.js';
 import type { ConnectionRecord, UpstreamPools } from './pools.js';
 
@@ -26,9 +27,14 @@ export interface OriginFetchOptions {
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** Request headers undici refuses or that must not be forwarded as they are. */
 const DROP_REQUEST = new Set(['host', 'expect']);
+/** The body of a complete, empty response (shared: nobody writes to a zero-length buffer). */
+const EMPTY_BODY = Buffer.alloc(0);
+/** How often requests still waiting for a head start listening for the client leaving (abort-watch.ts). */
+const ABORT_SWEEP_MS = 50;
 const NO_BODY_STATUS = (status: number): boolean => status === 204 || status === 304 || status < 200;
 
 export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions): Next {
+  const watch = createAbortWatch(ABORT_SWEEP_MS);
   return async function fetchOrigin(ex: Exchange): Promise<Reply> {
     const settings = ex.route?.upstream ?? opts.defaults;
     const pool = pools.poolFor(ex.origin, settings);
@@ -37,7 +43,7 @@ export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions
     const info = { origin: ex.origin, reusedConnection: false, retried: false, bodyBytes: 0 };
     ex.originInfo = info;
     try {
-      return await dispatchOnce(pool, pools, ex, headers, info, started, opts.via);
+      return await dispatchOnce(pool, pools, watch, ex, headers, info, started, opts.via);
     } catch (err) {
       const canRetry =
         settings.retryDeadSocket &&
@@ -50,7 +56,7 @@ export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions
       info.retried = true;
       info.reusedConnection = false;
       try {
-        return await dispatchOnce(pool, pools, ex, headers, info, performance.now(), opts.via);
+        return await dispatchOnce(pool, pools, watch, ex, headers, info, performance.now(), opts.via);
       } catch (retryErr) {
         // The retry fails like any first attempt: a typed error (502 upstream_reset, ...), not a 500.
         throw retryErr instanceof SidecacheError ? retryErr : classifyUpstreamError(retryErr, ex.origin);
@@ -80,6 +86,7 @@ interface OriginInfoMutable {
 function dispatchOnce(
   pool: Dispatcher,
   pools: UpstreamPools,
+  watch: AbortWatch,
   ex: Exchange,
   headers: Record<string, string | string[]>,
   info: OriginInfoMutable,
@@ -87,106 +94,7 @@ function dispatchOnce(
   via: string | null,
 ): Promise<Reply> {
   return new Promise<Reply>((resolve, reject) => {
-    let controller: Dispatcher.DispatchController | null = null;
-    let body: Readable | null = null;
-    let settled = false;
-    let ended = false;
-
-    const onAbort = (): void => {
-      const reason = new ClientAbortedError('client disconnected');
-      if (controller && !controller.aborted) controller.abort(reason);
-      if (!settled) {
-        settled = true;
-        reject(reason);
-      }
-    };
-    const cleanup = (): void => ex.signal.removeEventListener('abort', onAbort);
-    if (ex.signal.aborted) {
-      reject(new ClientAbortedError('client disconnected'));
-      return;
-    }
-    ex.signal.addEventListener('abort', onAbort, { once: true });
-
-    const onSocket = (record: ConnectionRecord): void => {
-      // New for this exchange only if it was opened after the exchange began; a connection the
-      // pool opened earlier (warm, or for a request another connection then served) was waiting.
-      const reused = record.requests > 1 || record.startedAt < ex.timings.start;
-      info.reusedConnection = reused;
-      if (record.preconnected && record.requests === 1) {
-        // The first request on a connection keep-warm opened: it skipped that whole handshake.
-        info.preconnectedMs = (record.dnsMs ?? 0) + record.connectMs + (record.tlsMs ?? 0);
-      } else {
-        delete info.preconnectedMs;
-      }
-      if (!reused) {
-        const phases = ex.timings.phases as Record<string, number>;
-        if (record.dnsMs !== undefined) phases.dns = (phases.dns ?? 0) + record.dnsMs;
-        phases.connect = (phases.connect ?? 0) + record.connectMs;
-        if (record.tlsMs !== undefined) phases.tls = (phases.tls ?? 0) + record.tlsMs;
-      }
-    };
-
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(ctrl) {
-        controller = ctrl;
-        pools.claimNextSocket(onSocket);
-      },
-      onResponseStart(ctrl, statusCode, originHeaders, statusMessage) {
-        // undici reports interim (1xx) responses here too: relayed, never taken as the response.
-        if (statusCode < 200) {
-          ex.interim?.(statusCode, endToEndHeaders(originHeaders));
-          return;
-        }
-        if (settled) return;
-        settled = true;
-        const replyHeaders = endToEndHeaders(originHeaders);
-        if (via !== null) appendHeader(replyHeaders, 'via', via);
-        const bodyless = ex.method === 'HEAD' || NO_BODY_STATUS(statusCode);
-        if (!bodyless) {
-          body = new Readable({
-            highWaterMark: 64 * 1024,
-            read() {
-              if (ctrl.paused) ctrl.resume();
-            },
-            destroy(err, callback) {
-              if (!ended && !ctrl.aborted)
-                ctrl.abort(err ?? new ClientAbortedError('response body abandoned'));
-              cleanup();
-              callback(err);
-            },
-          });
-        }
-        ex.timings.phases.upstream = performance.now() - started;
-        resolve({
-          status: statusCode,
-          ...(statusMessage ? { statusText: statusMessage } : {}),
-          headers: replyHeaders,
-          body,
-          source: 'origin',
-        });
-      },
-      onResponseData(ctrl, chunk) {
-        info.bodyBytes += chunk.length;
-        if (body && !body.push(chunk)) ctrl.pause();
-      },
-      onResponseEnd() {
-        ended = true;
-        ex.timings.phases.upstream = performance.now() - started;
-        cleanup();
-        body?.push(null);
-      },
-      onResponseError(_ctrl, err) {
-        cleanup();
-        if (!settled) {
-          settled = true;
-          reject(err);
-          return;
-        }
-        // Mid-body failure: the client must see a truncated, errored stream, never a clean end.
-        body?.destroy(classifyUpstreamError(err, ex.origin));
-      },
-    };
-
+    const handler = new OriginResponse(pools, ex, info, started, via, resolve, reject);
     pool.dispatch(
       {
         origin: ex.origin,
@@ -198,5 +106,205 @@ function dispatchOnce(
       } as Dispatcher.DispatchOptions,
       handler,
     );
+    // A client already gone, or leaving while the origin is slow, is noticed by the watch.
+    watch.note(handler);
   });
+}
+
+/**
+ * One origin response, as undici's dispatch handler: one object per request, few closures
+ * (it is also the abort listener, `handleEvent`, that abort-watch.ts subscribes when needed).
+ */
+class OriginResponse implements Dispatcher.DispatchHandler, Watched {
+  readonly ex: Exchange;
+  readonly #pools: UpstreamPools;
+  readonly #info: OriginInfoMutable;
+  readonly #started: number;
+  readonly #via: string | null;
+  readonly #resolve: (reply: Reply) => void;
+  readonly #reject: (err: unknown) => void;
+  #controller: Dispatcher.DispatchController | null = null;
+  /** The promise is resolved or rejected. */
+  #settled = false;
+  /** The origin ended the body cleanly, or failed. */
+  #ended = false;
+  #failed = false;
+  /** The final response's head, once it arrived; the Reply is decided in a microtask after it. */
+  #head: { status: number; statusText: string; headers: Record<string, string | string[]> } | null = null;
+  #bodyless = false;
+  /** Body chunks that arrived before the Reply was decided (same socket read as the head). */
+  #early: Buffer[] | null = null;
+  /** An origin failure after the head but before the Reply was decided. */
+  #failure: Error | null = null;
+  #body: Readable | null = null;
+
+  constructor(
+    pools: UpstreamPools,
+    ex: Exchange,
+    info: OriginInfoMutable,
+    started: number,
+    via: string | null,
+    resolve: (reply: Reply) => void,
+    reject: (err: unknown) => void,
+  ) {
+    this.ex = ex;
+    this.#pools = pools;
+    this.#info = info;
+    this.#started = started;
+    this.#via = via;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  get waiting(): boolean {
+    return !this.#settled && this.#head === null && !this.#ended && !this.#failed;
+  }
+
+  /** The client went away (the exchange's abort signal). */
+  handleEvent(): void {
+    if (this.#settled || this.#ended || this.#failed) return;
+    const reason = new ClientAbortedError('client disconnected');
+    this.#settled = true;
+    this.#abortOrigin(reason);
+    this.#reject(reason);
+  }
+
+  #abortOrigin(reason: Error): void {
+    const ctrl = this.#controller;
+    if (ctrl !== null && !ctrl.aborted) ctrl.abort(reason);
+  }
+
+  onRequestStart(ctrl: Dispatcher.DispatchController): void {
+    this.#controller = ctrl;
+    if (this.#settled) {
+      // The client left before undici started the request.
+      ctrl.abort(new ClientAbortedError('client disconnected'));
+      return;
+    }
+    this.#pools.claimNextSocket((record) => this.#onSocket(record));
+  }
+
+  #onSocket(record: ConnectionRecord): void {
+    const ex = this.ex;
+    const info = this.#info;
+    // New for this exchange only if it was opened after the exchange began; a connection the
+    // pool opened earlier (warm, or for a request another connection then served) was waiting.
+    const reused = record.requests > 1 || record.startedAt < ex.timings.start;
+    info.reusedConnection = reused;
+    if (record.preconnected && record.requests === 1) {
+      // The first request on a connection keep-warm opened: it skipped that whole handshake.
+      info.preconnectedMs = (record.dnsMs ?? 0) + record.connectMs + (record.tlsMs ?? 0);
+    } else if (info.preconnectedMs !== undefined) {
+      delete info.preconnectedMs;
+    }
+    if (!reused) {
+      const phases = ex.timings.phases as Record<string, number>;
+      if (record.dnsMs !== undefined) phases.dns = (phases.dns ?? 0) + record.dnsMs;
+      phases.connect = (phases.connect ?? 0) + record.connectMs;
+      if (record.tlsMs !== undefined) phases.tls = (phases.tls ?? 0) + record.tlsMs;
+    }
+  }
+
+  onResponseStart(
+    _ctrl: Dispatcher.DispatchController,
+    statusCode: number,
+    originHeaders: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
+    const ex = this.ex;
+    // undici reports interim (1xx) responses here too: relayed, never taken as the response.
+    if (statusCode < 200) {
+      ex.interim?.(statusCode, endToEndHeaders(originHeaders));
+      return;
+    }
+    if (this.#settled || this.#head !== null) return;
+    const headers = endToEndHeaders(originHeaders);
+    if (this.#via !== null) appendHeader(headers, 'via', this.#via);
+    this.#bodyless = ex.method === 'HEAD' || NO_BODY_STATUS(statusCode);
+    this.#head = { status: statusCode, statusText: statusMessage ?? '', headers };
+    ex.timings.phases.upstream = performance.now() - this.#started;
+    queueMicrotask(() => this.#decide());
+  }
+
+  /**
+   * Runs in a microtask after the head: by then undici has handed over everything in the socket
+   * read that carried the head. A body that is already complete becomes a Buffer (front/ writes
+   * head and body at once, no stream); otherwise the body streams, starting with what came.
+   */
+  #decide(): void {
+    const head = this.#head;
+    if (this.#settled || head === null) return; // the client went away meanwhile (rejected)
+    this.#settled = true;
+    let replyBody: Readable | Buffer | null = null;
+    if (!this.#bodyless) {
+      const early = this.#early;
+      this.#early = null;
+      if (this.#ended && this.#failure === null) {
+        replyBody = early === null ? EMPTY_BODY : early.length === 1 ? early[0]! : Buffer.concat(early);
+      } else {
+        const body = this.#streamedBody();
+        if (early !== null) for (const chunk of early) if (!body.push(chunk)) this.#controller?.pause();
+        // Mid-body failure: the client must see a truncated, errored stream, never a clean end.
+        if (this.#failure !== null) body.destroy(classifyUpstreamError(this.#failure, this.ex.origin));
+        replyBody = body;
+      }
+    }
+    // Whole literals, no conditional spread: a spread literal costs ~2 µs on Node 20 (V8 11.3).
+    this.#resolve(
+      head.statusText
+        ? {
+            status: head.status,
+            statusText: head.statusText,
+            headers: head.headers,
+            body: replyBody,
+            source: 'origin',
+          }
+        : { status: head.status, headers: head.headers, body: replyBody, source: 'origin' },
+    );
+  }
+
+  #streamedBody(): Readable {
+    const ctrl = this.#controller!;
+    const body = new Readable({
+      highWaterMark: 64 * 1024,
+      read() {
+        if (ctrl.paused) ctrl.resume();
+      },
+      destroy: (err, callback) => {
+        if (!this.#ended && !ctrl.aborted)
+          ctrl.abort(err ?? new ClientAbortedError('response body abandoned'));
+        callback(err);
+      },
+    });
+    this.#body = body;
+    return body;
+  }
+
+  onResponseData(ctrl: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#info.bodyBytes += chunk.length;
+    const body = this.#body;
+    if (body !== null) {
+      if (!body.push(chunk)) ctrl.pause();
+    } else if (!this.#bodyless && !this.#settled) {
+      if (this.#early === null) this.#early = [chunk];
+      else this.#early.push(chunk);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#ended = true;
+    this.ex.timings.phases.upstream = performance.now() - this.#started;
+    this.#body?.push(null);
+  }
+
+  onResponseError(_ctrl: Dispatcher.DispatchController, err: Error): void {
+    this.#failed = true;
+    if (!this.#settled && this.#head === null) {
+      this.#settled = true;
+      this.#reject(err);
+      return;
+    }
+    if (this.#body !== null) this.#body.destroy(classifyUpstreamError(err, this.ex.origin));
+    else if (!this.#settled) this.#failure = err;
+  }
 }

@@ -182,7 +182,7 @@ const cases: Case[] = [
 describe('storability for a shared cache (RFC 9111 §3)', () => {
   for (const c of cases) {
     test(c.name, () => {
-      const v = storability({
+      const input = {
         method: c.method ?? 'GET',
         status: c.status ?? 200,
         req: parseRequestDirectives(c.req),
@@ -191,8 +191,20 @@ describe('storability for a shared cache (RFC 9111 §3)', () => {
         authorization: c.auth ?? false,
         lifetimeMs: c.lifetimeMs ?? 0,
         policy: { ...policy, ...c.policy },
-      });
+      };
+      const v = storability(input);
       assert.equal(v.storable ? 'stored' : v.reason, c.expected);
+      // The same verdict with the lifetime given as a function, called only when the last rule needs it.
+      let calls = 0;
+      const lazy = storability({
+        ...input,
+        lifetimeMs: () => {
+          calls++;
+          return input.lifetimeMs;
+        },
+      });
+      assert.deepEqual(lazy, v);
+      if (!v.storable && v.reason !== 'no-freshness') assert.equal(calls, 0, 'lifetime computed for nothing');
     });
   }
 });
