@@ -488,7 +488,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   /** The client's request headers for a fetch that fills the cache: no validators, no Range. */
   function withoutClientValidators(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-    const out: IncomingHttpHeaders = { ...headers };
+    const out: IncomingHttpHeaders = Object.assign({}, headers);
     for (const h of CLIENT_VALIDATORS) delete out[h];
     delete out['range'];
     delete out['if-range'];
@@ -672,12 +672,12 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     }
     const info: CacheInfo = {
       outcome: how.outcome,
-      ...(how.detail === undefined ? {} : { detail: how.detail }),
       savedMs: Math.max(0, entry.fetchMs - elapsed),
       savedBytes: entry.body.byteLength,
       ageS,
       ttlS,
     };
+    if (how.detail !== undefined) info.detail = how.detail;
     ex.cache = info;
     const reason = REASON_BY_OUTCOME[how.outcome];
     if (reason !== undefined) ex.reason = reason;
@@ -959,7 +959,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     settle: ((r: FlightResult) => void) | null,
   ): Promise<Reply> {
     const { ex } = ctx;
-    const headers = { ...withoutClientValidators(ctx.headers), ...conditionalHeaders(entry.headers) };
+    const headers = Object.assign(withoutClientValidators(ctx.headers), conditionalHeaders(entry.headers));
     ex.cache = { outcome: 'miss', detail: 'revalidating' };
     markCacheTime(ctx);
     const requestTime = now();
@@ -1031,7 +1031,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     let result: RefreshAheadResult = 'error';
     let stored: StoredResponse | null = null;
     const job = (async () => {
-      const headers = { ...withoutClientValidators(ctx.headers), ...conditionalHeaders(entry.headers) };
+      const headers = Object.assign(withoutClientValidators(ctx.headers), conditionalHeaders(entry.headers));
       const bg: Exchange = {
         ...ex,
         method: 'GET',
