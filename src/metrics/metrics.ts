@@ -54,21 +54,6 @@ export interface Metrics {
   adoptRoutes(routes: Runtime['routes']): void;
 }
 
-type Labels<M> = M extends { labels(l: infer L): unknown } ? Exclude<L, string> : never;
-
-/** Memoises label children by a key the caller derives from the label values. */
-function childrenOf<L, C>(make: (labels: L) => C): (key: string, labels: L) => C {
-  const children = new Map<string, C>();
-  return (key, labels) => {
-    let child = children.get(key);
-    if (child === undefined) {
-      child = make(labels);
-      children.set(key, child);
-    }
-    return child;
-  };
-}
-
 /** The route label of an exchange: its route name, `forward` for the allow list, else `none`. */
 export function routeLabel(ex: Exchange): string {
   return ex.route?.name ?? (ex.admission?.decision === 'admit' ? 'forward' : 'none');
@@ -107,6 +92,7 @@ export function createMetrics(runtime: Runtime): Metrics {
   const savedCounts = new DeferredCounts<'kind' | 'route'>();
   const savedByteCounts = new DeferredCounts<'route'>();
   const avoidedCounts = new DeferredCounts<'route'>();
+  const notStoredCounts = new DeferredCounts<'route' | 'reason'>();
   new Counter({
     name: 'sidecache_requests_total',
     help: 'Requests answered, by route, method, status class, cache outcome and ending reason.',
@@ -196,11 +182,14 @@ export function createMetrics(runtime: Runtime): Metrics {
       avoidedCounts.flush(this);
     },
   });
-  const notStored = new Counter({
+  new Counter({
     name: 'sidecache_cache_responses_not_stored_total',
     help: 'Origin responses the cache did not store, by route and why (no-store, private, ...).',
     labelNames: ['route', 'reason'] as const,
     registers: [registry],
+    collect() {
+      notStoredCounts.flush(this);
+    },
   });
   const dnsLookups = new Counter({
     name: 'sidecache_dns_lookups_total',
@@ -222,7 +211,6 @@ export function createMetrics(runtime: Runtime): Metrics {
   }
 
   // Children of the per-route series, looked up by plain string keys (see below).
-  const notStoredChild = childrenOf((l: Labels<typeof notStored>) => notStored.labels(l));
   const creditSaved = (kind: SavedKind, route: string, ms: number): void => {
     if (ms > 0) savedCounts.add(`${kind}\0${route}`, { kind, route }, ms / 1000);
   };
@@ -273,7 +261,7 @@ export function createMetrics(runtime: Runtime): Metrics {
       if (upstreamAvoided(ex)) avoidedCounts.add(route, { route });
       if (cache?.outcome === 'miss' && cache.stored === false) {
         const reason = cache.detail !== undefined && TOKEN.test(cache.detail) ? cache.detail : 'other';
-        notStoredChild(`${route}\0${reason}`, { route, reason }).inc();
+        notStoredCounts.add(`${route}\0${reason}`, { route, reason });
       }
     },
     observeConnect(event) {
