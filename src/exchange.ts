@@ -135,6 +135,84 @@ export interface Exchange {
   reason?: Reason;
 }
 
+/** Whatever holds an exchange's AbortSignal and makes it on first read (front/'s ClientGone, or another exchange). */
+export interface SignalSource {
+  readonly signal: AbortSignal;
+}
+
+export interface ExchangeInit {
+  readonly id: string;
+  readonly mode: FrontMode;
+  readonly method: string;
+  readonly target: URL;
+  /** `target.origin` when absent (reading it costs a URL getter). */
+  readonly origin?: string;
+  readonly route: Route | null;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Readable | null;
+  readonly client: ClientInfo;
+  /** The signal, or where to read it from when first asked for. */
+  readonly signal: AbortSignal | SignalSource;
+  readonly timings: Timings;
+  readonly tunnel: TunnelContext | undefined;
+  readonly interim: Exchange['interim'];
+  readonly memoKey?: MemoKey | undefined;
+}
+
+/**
+ * The Exchange as a class: every exchange has one object shape (the fields stages fill in later
+ * exist from the start), and the abort signal is read from its source only when something asks
+ * for it. Most exchanges (cache hits, fast origin answers) never read it, and making an
+ * AbortSignal cost about as much as the rest of building the exchange. front/ makes one per
+ * request; the cache stage makes one with other request headers for what it sends upstream.
+ */
+export class ExchangeRecord implements Exchange {
+  readonly id: string;
+  readonly mode: FrontMode;
+  readonly method: string;
+  readonly target: URL;
+  readonly origin: string;
+  readonly route: Route | null;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Readable | null;
+  readonly client: ClientInfo;
+  readonly timings: Timings;
+  readonly tunnel: TunnelContext | undefined;
+  readonly interim: Exchange['interim'];
+  readonly memoKey: MemoKey | undefined;
+  admission: Admission | undefined = undefined;
+  cache: CacheInfo | undefined = undefined;
+  originInfo: OriginInfo | undefined = undefined;
+  reason: Reason | undefined = undefined;
+  readonly #signal: AbortSignal | SignalSource;
+
+  constructor(init: ExchangeInit) {
+    this.id = init.id;
+    this.mode = init.mode;
+    this.method = init.method;
+    this.target = init.target;
+    this.origin = init.origin ?? init.target.origin;
+    this.route = init.route;
+    this.headers = init.headers;
+    this.body = init.body;
+    this.client = init.client;
+    this.timings = init.timings;
+    this.tunnel = init.tunnel;
+    this.interim = init.interim;
+    this.memoKey = init.memoKey;
+    this.#signal = init.signal;
+  }
+
+  /**
+   * Aborted when the client goes away. A getter on the prototype: a copy made with `{ ...ex }`
+   * does not get it, so such copies must name `signal: ex.signal` themselves.
+   */
+  get signal(): AbortSignal {
+    const s = this.#signal;
+    return s instanceof AbortSignal ? s : s.signal;
+  }
+}
+
 export type ReplySource = 'origin' | 'cache' | 'synth';
 
 export interface Reply {

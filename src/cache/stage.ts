@@ -53,7 +53,7 @@ import {
   storedCoding,
   upstreamAcceptEncoding,
 } from './compression.js';
-import { ExchangeWithHeaders } from './exchange-with-headers.js';
+import { exchangeWithHeaders } from './exchange-with-headers.js';
 import {
   currentAgeMs,
   decideReuse,
@@ -508,7 +508,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   async function forward(ctx: Ctx, next: Next, headers: IncomingHttpHeaders = ctx.headers): Promise<Reply> {
     const { ex } = ctx;
     if (headers === ex.headers) return next(ex);
-    const derived = new ExchangeWithHeaders(ex, headers);
+    const derived = exchangeWithHeaders(ex, headers);
     try {
       return await next(derived);
     } finally {

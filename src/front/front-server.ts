@@ -13,8 +13,8 @@ import type { MemoDecision } from '../cache/hit-memo.js';
 import type { MemoServing } from '../cache/stage.js';
 import type { Runtime } from '../config/runtime.js';
 import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
-import type { Exchange, MemoKey, Next, Reply } from '../exchange.js';
-import { ClientGone, FrontExchange } from './front-exchange.js';
+import { type Exchange, ExchangeRecord, type MemoKey, type Next, type Reply } from '../exchange.js';
+import { ClientGone } from './front-exchange.js';
 import { interimRelay } from './interim.js';
 import { limitBody, limitConnections, serverOptionsFor } from './limits.js';
 import { type Arrival, LISTENER, type RawParts, serveConnect, serveUpgrade } from './raw.js';
@@ -240,7 +240,7 @@ export function createFront(opts: FrontOptions): Front {
       arrival.via === 'listener'
         ? resolveTarget(req.url ?? '/', req.headers.host, rt)
         : resolveInterceptedTarget(req.url ?? '/', arrival.authority, rt);
-    return new FrontExchange({
+    return new ExchangeRecord({
       id,
       mode: target.mode,
       method: req.method ?? 'GET',
@@ -272,7 +272,7 @@ export function createFront(opts: FrontOptions): Front {
     rt: Runtime,
     memoKey: MemoKey | undefined,
   ): Exchange {
-    const ex = new FrontExchange({
+    const ex = new ExchangeRecord({
       id,
       mode: d.mode,
       method: 'GET',
