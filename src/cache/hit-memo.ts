@@ -58,6 +58,8 @@ export interface MemoDecision {
   readonly mode: FrontMode;
   readonly route: Route | null;
   readonly target: URL;
+  /** `target.origin`, read once. */
+  readonly origin: string;
   readonly admission: Admission;
   /** The cache key and the response stored under it that answered. */
   readonly storeKey: string;

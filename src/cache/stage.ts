@@ -366,6 +366,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       mode: ex.mode,
       route: ex.route,
       target: ex.target,
+      origin: ex.origin,
       admission: ex.admission,
       storeKey: ctx.key,
       entry: new WeakRef(entry),

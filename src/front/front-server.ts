@@ -277,6 +277,7 @@ export function createFront(opts: FrontOptions): Front {
       mode: d.mode,
       method: 'GET',
       target: d.target,
+      origin: d.origin,
       route: d.route,
       headers: hygieneNow(rt)(req),
       body: null,
