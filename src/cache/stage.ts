@@ -356,6 +356,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const { ex } = ctx;
     const at = ex.memoKey;
     if (memo === null || at === undefined || ex.admission?.decision !== 'admit') return;
+    // Only an entry hit again: with many keys hit once each, remembering every hit is pure cost
+    // (the entries sweep at 100k keys: ~10 µs per hit).
+    if (++d.pipelineHits < 2) return;
     if (refreshAheadPlan(ctx.policy) !== null || peekOnly?.(ctx.key) !== entry) return;
     const fields =
       entry.vary.length === 0 && ctx.policy.keyHeaders.length === 0
@@ -593,6 +596,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     readonly body: Buffer;
     /** Stored without a content coding this stage decodes: every client gets it as it is. */
     readonly identity: boolean;
+    /** Fresh hits the whole pipeline served from it (the hit memo takes an entry's second). */
+    pipelineHits: number;
   }
   const derivedByEntry = new WeakMap<StoredResponse, Derived>();
 
@@ -614,6 +619,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
           : { ...entry.headers, 'content-length': length },
       body: Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength),
       identity: storedCoding(entry.headers) === null,
+      pipelineHits: 0,
     };
     derivedByEntry.set(entry, d);
     return d;

@@ -151,7 +151,7 @@ describe('HTTPS through HTTPS_PROXY with interception', () => {
         scCaFile,
         `https://localhost:${port}/cacheable/memo`,
       ]).then((r) => r.stdout);
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 5; i++) {
       const out = await get(origin.port);
       assert.match(out, new RegExp(`"host":"localhost:${origin.port}"`));
       if (i > 0) assert.match(out, /cache-status: sidecache; hit/i);
