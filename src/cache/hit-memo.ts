@@ -5,7 +5,8 @@
  * target URL, admitting it, working out the cache key, reading the store through its async
  * interface, choosing the variant and judging freshness, each time with the same result.
  *
- * Filled only by the cache stage, right after it delivered a fresh hit (reverse route, forward
+ * Filled only by the cache stage, right after it delivered a stored response's second fresh hit
+ * through the pipeline (keys hit once never pay for it; reverse route, forward
  * proxy or intercepted tunnel) to a request that reads nothing beyond its URL (no conditionals,
  * Range, Cache-Control or Pragma, no Via, no body). The guard's admission is remembered with it:
  * it depends on the runtime and the URL alone once Via and proxy credentials are ruled out (names
