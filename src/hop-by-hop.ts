@@ -49,14 +49,16 @@ export function endToEndHeaders(
   return out;
 }
 
-/** Appends a value to a possibly multi-valued header. */
+/** Appends a value to a possibly multi-valued header (a list field: Via, Cache-Status, Server-Timing). */
 export function appendHeader(
-  headers: Record<string, string | string[]>,
+  headers: Record<string, string | string[]> | OutgoingHttpHeaders,
   name: string,
   value: string,
   separator = ', ',
 ): void {
   const existing = headers[name];
   if (existing === undefined) headers[name] = value;
-  else headers[name] = `${Array.isArray(existing) ? existing.join(separator) : existing}${separator}${value}`;
+  else
+    headers[name] =
+      `${Array.isArray(existing) ? existing.join(separator) : String(existing)}${separator}${value}`;
 }

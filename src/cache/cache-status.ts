@@ -3,6 +3,7 @@
  * function so that routes can switch either off.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
+import { appendHeader } from '../hop-by-hop.js';
 
 export type ForwardReason = 'uri-miss' | 'vary-miss' | 'miss' | 'request' | 'stale' | 'bypass';
 
@@ -37,15 +38,6 @@ export function formatHitMember(name: string, ttlS: number): string {
   return `${name}; hit; ttl=${ttlS}`;
 }
 
-/**
- * `Cache-Status` with our member appended after any from caches closer to the origin (`prior`).
- */
-export function appendCacheStatus(prior: OutgoingHttpHeaders[string], member: string): string {
-  return prior === undefined
-    ? member
-    : `${Array.isArray(prior) ? prior.join(', ') : String(prior)}, ${member}`;
-}
-
 /** An sf-token (RFC 8941 §3.3.4) that needs no quoting. */
 const TOKEN = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
 
@@ -69,7 +61,7 @@ export function emitCacheHeaders(
   const out: OutgoingHttpHeaders = Object.assign({}, headers);
   if (opts.emitAge && ageS !== undefined) out['age'] = String(Math.max(0, Math.floor(ageS)));
   if (opts.emitCacheStatus) {
-    out['cache-status'] = appendCacheStatus(out['cache-status'], formatCacheStatus(opts.name, status));
+    appendHeader(out, 'cache-status', formatCacheStatus(opts.name, status));
   }
   return out;
 }

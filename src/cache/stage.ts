@@ -27,6 +27,7 @@ import type { Readable } from 'node:stream';
 import type { Route } from '../config/runtime.js';
 import { SidecacheError } from '../errors.js';
 import type { CacheInfo, CacheOutcome, Exchange, Next, Reply, Stage } from '../exchange.js';
+import { appendHeader } from '../hop-by-hop.js';
 import type { Reason } from '../reasons.js';
 import { captureBody, discard, readBody } from './body-capture.js';
 import {
@@ -37,7 +38,6 @@ import {
   type ResponseDirectives,
 } from './cache-control.js';
 import {
-  appendCacheStatus,
   type CacheStatusEntry,
   emitCacheHeaders,
   type ForwardReason,
@@ -670,10 +670,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       const out: OutgoingHttpHeaders = Object.assign({}, headers);
       if (ctx.policy.emitAge) out['age'] = String(Math.max(0, ageS));
       if (ctx.policy.emitCacheStatus) {
-        out['cache-status'] = appendCacheStatus(
-          out['cache-status'],
-          formatHitMember(opts.cacheStatusName, ttlS),
-        );
+        appendHeader(out, 'cache-status', formatHitMember(opts.cacheStatusName, ttlS));
       }
       return { status, statusText, headers: out, body, source: 'cache' };
     }

@@ -23,6 +23,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Runtime } from '../config/runtime.js';
 import type { Exchange } from '../exchange.js';
+import { appendHeader } from '../hop-by-hop.js';
 
 export interface ServerTimingMetric {
   readonly name: 'cache' | 'dns' | 'connect' | 'tls' | 'upstream' | 'total';
@@ -107,10 +108,7 @@ export function createServerTiming(
     const enabled = ex.route ? (byRoute.get(ex.route.name) ?? byDefault) : byDefault;
     if (!enabled) return headers;
     const ours = formatServerTiming(serverTimingMetrics(ex, clock()));
-    const prior = headers['server-timing'];
-    const value =
-      prior === undefined ? ours : `${Array.isArray(prior) ? prior.join(', ') : String(prior)}, ${ours}`;
-    headers['server-timing'] = value;
+    appendHeader(headers, 'server-timing', ours);
     return headers;
   };
 }
