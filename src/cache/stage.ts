@@ -439,11 +439,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const times = { headers: view, requestTime, responseTime };
     let life: Lifetime | undefined;
     const lifetime = (): Lifetime => {
-      life ??= freshnessLifetime(reply.status, times, res, {
-        heuristicFraction: opts.heuristicFraction,
-        maxHeuristicTtlMs: opts.maxHeuristicTtlMs,
-        ttlOverrideMs: policy.ttlMs,
-      });
+      life ??= lifetimeFrom(reply.status, times, res, policy);
       return life;
     };
     const verdict = storability({
@@ -471,7 +467,17 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   ): Lifetime {
     const headers = policyHeaders(times.headers);
     const res = parseResponseDirectives(headers['cache-control']);
-    return freshnessLifetime(status, { ...times, headers }, res, {
+    return lifetimeFrom(status, { ...times, headers }, res, policy);
+  }
+
+  /** The freshness lifetime from headers as this cache judges them and their parsed directives. */
+  function lifetimeFrom(
+    status: number,
+    times: { headers: HeaderSource; requestTime: number; responseTime: number },
+    res: ResponseDirectives,
+    policy: RouteCachePolicy,
+  ): Lifetime {
+    return freshnessLifetime(status, times, res, {
       heuristicFraction: opts.heuristicFraction,
       maxHeuristicTtlMs: opts.maxHeuristicTtlMs,
       ttlOverrideMs: policy.ttlMs,
