@@ -137,10 +137,7 @@ export function createFront(opts: FrontOptions): Front {
           : null;
       recalled = memoKey === null ? null : (memo?.recall(memoKey, req.headers, rt) ?? null);
       const at = memoKey === null ? undefined : { key: memoKey, runtime: rt };
-      ex =
-        recalled === null
-          ? buildExchange(id, req, arrival, body, gone, startedAt, start, res, rt, at)
-          : recalledExchange(id, req, arrival, recalled, gone, startedAt, start, rt, at);
+      ex = buildExchange(id, req, arrival, body, gone, startedAt, start, res, rt, at, recalled ?? undefined);
     } catch (err) {
       const failed = unroutedExchange(id, req, gone.signal, startedAt, start);
       return deliverError(failed, toSidecacheError(err), res);
@@ -222,7 +219,11 @@ export function createFront(opts: FrontOptions): Front {
     });
   }
 
-  /** The Exchange for what arrived: target, route and mode from how it arrived (one code path). */
+  /**
+   * The Exchange for what arrived: target, route and mode from how it arrived (one code path), or,
+   * for a request the hit memo recalled, the mode, target, route and admission the pipeline gave
+   * the same request line under the same runtime (cache/hit-memo.ts).
+   */
   function buildExchange(
     id: string,
     req: IncomingMessage,
@@ -235,60 +236,35 @@ export function createFront(opts: FrontOptions): Front {
     res?: ServerResponse,
     rt: Runtime = current(),
     memoKey?: MemoKey,
+    recalled?: MemoDecision,
   ): Exchange {
-    const target =
-      arrival.via === 'listener'
-        ? resolveTarget(req.url ?? '/', req.headers.host, rt)
-        : resolveInterceptedTarget(req.url ?? '/', arrival.authority, rt);
-    return new ExchangeRecord({
+    let to: { mode: Exchange['mode']; target: URL; route: Exchange['route']; origin?: string };
+    if (recalled !== undefined) to = recalled;
+    else {
+      const resolved =
+        arrival.via === 'listener'
+          ? resolveTarget(req.url ?? '/', req.headers.host, rt)
+          : resolveInterceptedTarget(req.url ?? '/', arrival.authority, rt);
+      to = { mode: resolved.mode, target: resolved.url, route: resolved.route };
+    }
+    const ex = new ExchangeRecord({
       id,
-      mode: target.mode,
+      mode: to.mode,
       method: req.method ?? 'GET',
-      target: target.url,
-      route: target.route,
+      target: to.target,
+      origin: to.origin,
+      route: to.route,
       headers: hygieneNow(rt)(req),
       body,
       client: clientOf(req),
       signal,
       timings: { startedAt, start, phases: {} },
       tunnel: arrival.via === 'tunnel' ? { authority: arrival.authority, intercepted: true } : undefined,
-      interim: res === undefined ? undefined : interimRelay(req, res),
+      // A recalled hit is answered from the store: no origin, no interim responses.
+      interim: res === undefined || recalled !== undefined ? undefined : interimRelay(req, res),
       memoKey,
     });
-  }
-
-  /**
-   * The Exchange for a request the hit memo recalled: its mode, target, route and admission are
-   * the ones the pipeline gave the same request line under the same runtime (cache/hit-memo.ts).
-   */
-  function recalledExchange(
-    id: string,
-    req: IncomingMessage,
-    arrival: Arrival,
-    d: MemoDecision,
-    signal: ClientGone,
-    startedAt: number,
-    start: number,
-    rt: Runtime,
-    memoKey: MemoKey | undefined,
-  ): Exchange {
-    const ex = new ExchangeRecord({
-      id,
-      mode: d.mode,
-      method: 'GET',
-      target: d.target,
-      origin: d.origin,
-      route: d.route,
-      headers: hygieneNow(rt)(req),
-      body: null,
-      client: clientOf(req),
-      signal,
-      timings: { startedAt, start, phases: {} },
-      tunnel: arrival.via === 'tunnel' ? { authority: arrival.authority, intercepted: true } : undefined,
-      interim: undefined,
-      memoKey,
-    });
-    ex.admission = d.admission;
+    if (recalled !== undefined) ex.admission = recalled.admission;
     return ex;
   }
 
