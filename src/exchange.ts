@@ -135,7 +135,7 @@ export interface Exchange {
   reason?: Reason;
 }
 
-/** Whatever holds an exchange's AbortSignal and makes it on first read (front/'s ClientGone, or another exchange). */
+/** Whatever holds an exchange's AbortSignal and makes it on first read (front/'s ResponseWatch, or another exchange). */
 export interface SignalSource {
   readonly signal: AbortSignal;
 }

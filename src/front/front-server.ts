@@ -14,11 +14,11 @@ import type { MemoServing } from '../cache/stage.js';
 import type { Runtime } from '../config/runtime.js';
 import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
 import { type Exchange, ExchangeRecord, type MemoKey, type Next, type Reply } from '../exchange.js';
-import { ClientGone } from './front-exchange.js';
 import { interimRelay } from './interim.js';
 import { limitBody, limitConnections, serverOptionsFor } from './limits.js';
 import { type Arrival, LISTENER, type RawParts, serveConnect, serveUpgrade } from './raw.js';
 import { createRequestHygiene } from './request-hygiene.js';
+import { ResponseWatch } from './response-watch.js';
 import { synthErrorReply, synthRawResponse, toSidecacheError } from './synth.js';
 import { resolveInterceptedTarget, resolveTarget } from './target.js';
 
@@ -108,12 +108,13 @@ export function createFront(opts: FrontOptions): Front {
   async function onRequest(req: IncomingMessage, res: ServerResponse, arrival: Arrival): Promise<void> {
     inFlight++;
     const id = nextId();
-    // The AbortSignal is made only if something reads ex.signal (front-exchange.ts).
-    const gone = new ClientGone();
-    // 'close' fires once per response: a plain listener, without once()'s wrapper and removal.
+    // The one 'close' listener of this response (response-watch.ts): 'close' fires once per
+    // response, so a plain listener, without once()'s wrapper and removal. The AbortSignal is made
+    // only if something reads ex.signal.
+    const watch = new ResponseWatch();
     res.on('close', () => {
       inFlight--;
-      if (!res.writableFinished) gone.abort();
+      watch.closed(res.writableFinished);
     });
     const startedAt = Date.now();
     const start = performance.now();
@@ -137,22 +138,27 @@ export function createFront(opts: FrontOptions): Front {
           : null;
       recalled = memoKey === null ? null : (memo?.recall(memoKey, req.headers, rt) ?? null);
       const at = memoKey === null ? undefined : { key: memoKey, runtime: rt };
-      ex = buildExchange(id, req, arrival, body, gone, startedAt, start, res, rt, at, recalled ?? undefined);
+      ex = buildExchange(id, req, arrival, body, watch, startedAt, start, res, rt, at, recalled ?? undefined);
     } catch (err) {
-      const failed = unroutedExchange(id, req, gone.signal, startedAt, start);
-      return deliverError(failed, toSidecacheError(err), res);
+      const failed = unroutedExchange(id, req, watch.signal, startedAt, start);
+      return deliverError(failed, toSidecacheError(err), res, watch);
     }
-    if (recalled !== null && memo) return deliver(ex, memo.serve(ex, recalled), res);
+    if (recalled !== null && memo) return deliver(ex, memo.serve(ex, recalled), res, watch);
     let reply: Reply;
     try {
       reply = await opts.pipeline(ex);
     } catch (err) {
-      return deliverError(ex, toSidecacheError(err), res);
+      return deliverError(ex, toSidecacheError(err), res, watch);
     }
-    deliver(ex, reply, res);
+    deliver(ex, reply, res, watch);
   }
 
-  function deliverError(ex: Exchange, error: SidecacheError, res: ServerResponse): void {
+  function deliverError(
+    ex: Exchange,
+    error: SidecacheError,
+    res: ServerResponse,
+    watch: ResponseWatch,
+  ): void {
     ex.reason = error.reason;
     if (error instanceof ClientAbortedError || res.destroyed) {
       notify({ ex, status: 499, bytes: 0, error, replySource: null });
@@ -161,10 +167,16 @@ export function createFront(opts: FrontOptions): Front {
     const reply = synthErrorReply(error, ex.id);
     // The rest of this connection cannot be trusted (unread body, slow or greedy client): close it.
     if (CLOSE_AFTER.has(error.code)) reply.headers.connection = 'close';
-    deliver(ex, reply, res, error);
+    deliver(ex, reply, res, watch, error);
   }
 
-  function deliver(ex: Exchange, reply: Reply, res: ServerResponse, error?: SidecacheError): void {
+  function deliver(
+    ex: Exchange,
+    reply: Reply,
+    res: ServerResponse,
+    watch: ResponseWatch,
+    error?: SidecacheError,
+  ): void {
     if (ex.reason === undefined) ex.reason = 'origin_response';
     const replyHeaders = opts.responseHeaders ? opts.responseHeaders(ex, reply.headers) : reply.headers;
     const h2 = isHttp2(res);
@@ -185,8 +197,7 @@ export function createFront(opts: FrontOptions): Front {
     if (Buffer.isBuffer(body) && ex.method !== 'HEAD') {
       // Bytes already in memory (a cache hit): headers and body in one write, no stream machinery.
       res.end(body);
-      res.on('close', () => {
-        const done = res.writableFinished;
+      watch.whenClosed((done) => {
         const failure = done ? error : new ClientAbortedError('client disconnected during the response');
         if (!done && failure) ex.reason = failure.reason;
         const end = { ex, status: reply.status, bytes: done ? body.length : 0, replySource: reply.source };
@@ -200,7 +211,7 @@ export function createFront(opts: FrontOptions): Front {
       notify({ ex, status: reply.status, bytes: 0, error, replySource: reply.source });
       return;
     }
-    streamBody(body, res, (bytes, err) => {
+    streamBody(body, res, watch, (bytes, err) => {
       let failure = error;
       if (err) {
         failure =
@@ -229,7 +240,7 @@ export function createFront(opts: FrontOptions): Front {
     req: IncomingMessage,
     arrival: Arrival,
     body: Exchange['body'],
-    signal: AbortSignal | ClientGone,
+    signal: AbortSignal | ResponseWatch,
     startedAt: number,
     start: number,
     /** The response, for requests that get one (not CONNECT / Upgrade): interim responses go there. */
@@ -393,7 +404,12 @@ export function unroutedExchange(
  * body that fails midway destroys the client connection, so a truncated response can never look
  * complete; a client that goes away destroys the body, which aborts the upstream request.
  */
-function streamBody(body: Readable, res: ServerResponse, done: (bytes: number, err?: unknown) => void): void {
+function streamBody(
+  body: Readable,
+  res: ServerResponse,
+  watch: ResponseWatch,
+  done: (bytes: number, err?: unknown) => void,
+): void {
   let bytes = 0;
   let finished = false;
   const finish = (err?: unknown): void => {
@@ -415,8 +431,8 @@ function streamBody(body: Readable, res: ServerResponse, done: (bytes: number, e
     res.destroy();
     finish(err);
   });
-  res.once('close', () => {
-    if (res.writableFinished) {
+  watch.whenClosed((finished) => {
+    if (finished) {
       finish();
       return;
     }

@@ -7,7 +7,8 @@
 
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ExchangeEnd } from '../front/front-server.js';
-import { DeferredCounts } from './deferred-counts.js';
+import { type CountCell, DeferredCounts } from './deferred-counts.js';
+import { routeLabel } from './route-label.js';
 
 /** What the cache stage offers to be watched (a subset of `CacheStage`). */
 export interface WatchedCache {
@@ -27,6 +28,8 @@ export interface CacheMetrics {
 export function createCacheMetrics(registry: Registry): CacheMetrics {
   /** Summed per request, handed to prom-client at scrape (deferred-counts.ts). */
   const lookupCounts = new DeferredCounts<'route' | 'result'>();
+  /** Route label → result → cell: two lookups by strings that are not built per request. */
+  const lookupCells = new Map<string, Map<string, CountCell>>();
   new Counter({
     name: 'sidecache_cache_lookups_total',
     help: 'Requests seen by the cache, by route and result (hit, stale, revalidated, miss, coalesced, bypass).',
@@ -87,8 +90,18 @@ export function createCacheMetrics(registry: Registry): CacheMetrics {
     observeExchange({ ex }) {
       const info = ex.cache;
       if (info === undefined) return;
-      const route = ex.route?.name ?? (ex.admission?.decision === 'admit' ? 'forward' : 'none');
-      lookupCounts.add(`${route}\0${info.outcome}`, { route, result: info.outcome });
+      const route = routeLabel(ex);
+      let byOutcome = lookupCells.get(route);
+      if (byOutcome === undefined) {
+        byOutcome = new Map();
+        lookupCells.set(route, byOutcome);
+      }
+      let cell = byOutcome.get(info.outcome);
+      if (cell === undefined) {
+        cell = lookupCounts.cell(`${route}\0${info.outcome}`, { route, result: info.outcome });
+        byOutcome.set(info.outcome, cell);
+      }
+      cell.pending++;
     },
     onRemove(info) {
       if (info.reason === 'evict') evictions.inc();

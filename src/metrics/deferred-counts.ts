@@ -4,26 +4,36 @@
  * several counters that way. Here each label set is a cell found by a string key the caller builds
  * from its (bounded) label values, an increment is one addition, and the sums are handed to the
  * prom-client counter when it is read (its `collect` hook, which runs on every scrape and `get()`),
- * so what is exported is unchanged.
+ * so what is exported is unchanged. A caller that meets the same label set on every request keeps
+ * the cell itself (`cell()`) and adds to `pending` without building the key at all.
  */
 import type { Counter, LabelValues } from 'prom-client';
 
-interface Cell<L> {
-  readonly labels: L;
+/** One series: what was added since the last flush. */
+export interface CountCell {
   pending: number;
+}
+
+interface Cell<L> extends CountCell {
+  readonly labels: L;
 }
 
 export class DeferredCounts<T extends string> {
   readonly #cells = new Map<string, Cell<LabelValues<T>>>();
 
-  /** Adds `value` (≥ 0) to the series `labels`, known by `key` (one key per label set). */
-  add(key: string, labels: LabelValues<T>, value = 1): void {
+  /** The cell of the series `labels`, known by `key` (one key per label set); made on first use. */
+  cell(key: string, labels: LabelValues<T>): CountCell {
     let cell = this.#cells.get(key);
     if (cell === undefined) {
       cell = { labels, pending: 0 };
       this.#cells.set(key, cell);
     }
-    cell.pending += value;
+    return cell;
+  }
+
+  /** Adds `value` (≥ 0) to the series `labels`, known by `key`. */
+  add(key: string, labels: LabelValues<T>, value = 1): void {
+    this.cell(key, labels).pending += value;
   }
 
   /** Moves the pending sums into `counter`: call it from the counter's `collect` hook. */

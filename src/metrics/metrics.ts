@@ -22,8 +22,30 @@ import {
 export type { DnsLookupEvent } from './saved-time.js';
 
 import { type CacheMetrics, createCacheMetrics } from './cache-metrics.js';
-import { DeferredCounts } from './deferred-counts.js';
-import { FastHistogram } from './fast-histogram.js';
+import { type CountCell, DeferredCounts } from './deferred-counts.js';
+import { FastHistogram, type HistogramSeries } from './fast-histogram.js';
+import { routeLabel } from './route-label.js';
+
+/** One route label's per-request series (createMetrics' `routeCells`). */
+interface RouteCells {
+  readonly route: string;
+  readonly duration: HistogramSeries;
+  readonly responseBytes: CountCell;
+  readonly savedConnection: CountCell;
+  readonly savedCache: CountCell;
+  readonly savedBytes: CountCell;
+  readonly avoided: CountCell;
+  lastRequest: {
+    readonly method: string;
+    readonly statusClass: string;
+    readonly cacheOutcome: string;
+    readonly reason: string;
+    readonly cell: CountCell;
+  } | null;
+}
+
+/** `1xx` … `5xx` by status / 100, without building the string per request. */
+const STATUS_CLASSES: readonly string[] = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const DNS_RESULTS: ReadonlySet<string> = new Set([
@@ -52,11 +74,6 @@ export interface Metrics {
   gaugeFrom(name: string, help: string, read: () => number): void;
   /** After a config reload: the new routes' origins and names become label values too. */
   adoptRoutes(routes: Runtime['routes']): void;
-}
-
-/** The route label of an exchange: its route name, `forward` for the allow list, else `none`. */
-export function routeLabel(ex: Exchange): string {
-  return ex.route?.name ?? (ex.admission?.decision === 'admit' ? 'forward' : 'none');
 }
 
 export function createMetrics(runtime: Runtime): Metrics {
@@ -210,9 +227,58 @@ export function createMetrics(runtime: Runtime): Metrics {
     avoided.inc({ route: r.name }, 0);
   }
 
-  // Children of the per-route series, looked up by plain string keys (see below).
+  // DNS savings know only a host name; everything else is credited through the route's cells.
   const creditSaved = (kind: SavedKind, route: string, ms: number): void => {
     if (ms > 0) savedCounts.add(`${kind}\0${route}`, { kind, route }, ms / 1000);
+  };
+
+  /**
+   * The cells of one route label's per-request series, found once per exchange by that label (a
+   * string Map lookup) instead of building a key per series and per request.
+   */
+  const cellsByRoute = new Map<string, RouteCells>();
+  const routeCells = (route: string): RouteCells => {
+    let cells = cellsByRoute.get(route);
+    if (cells === undefined) {
+      cells = {
+        route,
+        duration: duration.series(route, { route }),
+        responseBytes: responseByteCounts.cell(route, { route }),
+        savedConnection: savedCounts.cell(`connection\0${route}`, { kind: 'connection', route }),
+        savedCache: savedCounts.cell(`cache\0${route}`, { kind: 'cache', route }),
+        savedBytes: savedByteCounts.cell(route, { route }),
+        avoided: avoidedCounts.cell(route, { route }),
+        lastRequest: null,
+      };
+      cellsByRoute.set(route, cells);
+    }
+    return cells;
+  };
+  /** The requests_total cell of an exchange: the route's last one when the other labels match. */
+  const requestCell = (cells: RouteCells, ex: Exchange, status: number): CountCell => {
+    const method = KNOWN_METHODS.has(ex.method) ? ex.method : 'OTHER';
+    const statusClass = STATUS_CLASSES[Math.floor(status / 100)] ?? `${Math.floor(status / 100)}xx`;
+    const cacheOutcome = ex.cache?.outcome ?? 'none';
+    const reason = ex.reason ?? 'internal_error';
+    const last = cells.lastRequest;
+    if (
+      last !== null &&
+      last.method === method &&
+      last.statusClass === statusClass &&
+      last.cacheOutcome === cacheOutcome &&
+      last.reason === reason
+    )
+      return last.cell;
+    const route = cells.route;
+    const cell = requestCounts.cell(`${route}\0${method}\0${statusClass}\0${cacheOutcome}\0${reason}`, {
+      route,
+      method,
+      status_class: statusClass,
+      cache: cacheOutcome,
+      reason,
+    });
+    cells.lastRequest = { method, statusClass, cacheOutcome, reason, cell };
+    return cell;
   };
 
   const cache = createCacheMetrics(registry);
@@ -229,21 +295,11 @@ export function createMetrics(runtime: Runtime): Metrics {
       }
     },
     observeExchange({ ex, status, bytes }) {
-      const route = routeLabel(ex);
-      const method = KNOWN_METHODS.has(ex.method) ? ex.method : 'OTHER';
-      const statusClass = `${Math.floor(status / 100)}xx`;
-      const cacheOutcome = ex.cache?.outcome ?? 'none';
-      const reason = ex.reason ?? 'internal_error';
-      requestCounts.add(`${route}\0${method}\0${statusClass}\0${cacheOutcome}\0${reason}`, {
-        route,
-        method,
-        status_class: statusClass,
-        cache: cacheOutcome,
-        reason,
-      });
+      const cells = routeCells(routeLabel(ex));
+      requestCell(cells, ex, status).pending++;
       const end = ex.timings.end ?? ex.timings.start;
-      duration.series(route, { route }).observe((end - ex.timings.start) / 1000);
-      if (bytes > 0) responseByteCounts.add(route, { route }, bytes);
+      cells.duration.observe((end - ex.timings.start) / 1000);
+      if (bytes > 0) cells.responseBytes.pending += bytes;
       const info = ex.originInfo;
       if (info) {
         const origin = originLabel(info.origin);
@@ -253,13 +309,14 @@ export function createMetrics(runtime: Runtime): Metrics {
         if (up !== undefined) upstreamDuration.series(origin, { origin }).observe(up / 1000);
       }
       const savings = ledger.exchangeSavings(ex);
-      creditSaved('connection', route, savings.connection ?? 0);
-      creditSaved('cache', route, savings.cache ?? 0);
+      if (savings.connection !== undefined) cells.savedConnection.pending += savings.connection / 1000;
+      if (savings.cache !== undefined) cells.savedCache.pending += savings.cache / 1000;
       const cache = ex.cache;
       if (cache?.savedBytes !== undefined && cache.savedBytes > 0)
-        savedByteCounts.add(route, { route }, cache.savedBytes);
-      if (upstreamAvoided(ex)) avoidedCounts.add(route, { route });
+        cells.savedBytes.pending += cache.savedBytes;
+      if (upstreamAvoided(ex)) cells.avoided.pending++;
       if (cache?.outcome === 'miss' && cache.stored === false) {
+        const route = cells.route;
         const reason = cache.detail !== undefined && TOKEN.test(cache.detail) ? cache.detail : 'other';
         notStoredCounts.add(`${route}\0${reason}`, { route, reason });
       }
