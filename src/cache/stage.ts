@@ -578,8 +578,11 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     return true;
   }
 
-  function markCacheTime(ctx: Ctx): void {
-    ctx.ex.timings.phases.cache = performance.now() - ctx.t0;
+  /** Records the cache phase (ms since the stage started on this exchange) and returns it. */
+  function markCacheTime(ctx: Ctx): number {
+    const ms = performance.now() - ctx.t0;
+    ctx.ex.timings.phases.cache = ms;
+    return ms;
   }
 
   // --------------------------------------------------------------------------------- deliver
@@ -660,8 +663,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
           : null;
       if (part !== null) ({ status, statusText, headers, body } = part);
     }
-    markCacheTime(ctx);
-    const elapsed = performance.now() - ctx.t0;
+    const elapsed = markCacheTime(ctx);
     if (how === PLAIN_HIT && !current && headers === d.headers && d.identity) {
       // The short path of the most common answer: what decorate() would do for it (no coding to
       // plan, a hit member in Cache-Status), without the general steps.

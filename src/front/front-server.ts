@@ -105,7 +105,11 @@ export function createFront(opts: FrontOptions): Front {
   /** Aborted at the end of shutdown: tears down tunnels and upgraded connections. */
   const tunnelsClosing = new AbortController();
 
-  async function onRequest(req: IncomingMessage, res: ServerResponse, arrival: Arrival): Promise<void> {
+  /**
+   * Starts one exchange. A request the hit memo recalls is answered here, in the same tick, with no
+   * promise; any other goes through the pipeline (the promise returned).
+   */
+  function onRequest(req: IncomingMessage, res: ServerResponse, arrival: Arrival): Promise<void> | undefined {
     inFlight++;
     const id = nextId();
     // The one 'close' listener of this response (response-watch.ts): 'close' fires once per
@@ -141,9 +145,17 @@ export function createFront(opts: FrontOptions): Front {
       ex = buildExchange(id, req, arrival, body, watch, startedAt, start, res, rt, at, recalled ?? undefined);
     } catch (err) {
       const failed = unroutedExchange(id, req, watch.signal, startedAt, start);
-      return deliverError(failed, toSidecacheError(err), res, watch);
+      deliverError(failed, toSidecacheError(err), res, watch);
+      return undefined;
     }
-    if (recalled !== null && memo) return deliver(ex, memo.serve(ex, recalled), res, watch);
+    if (recalled !== null && memo) {
+      deliver(ex, memo.serve(ex, recalled), res, watch);
+      return undefined;
+    }
+    return throughPipeline(ex, res, watch);
+  }
+
+  async function throughPipeline(ex: Exchange, res: ServerResponse, watch: ResponseWatch): Promise<void> {
     let reply: Reply;
     try {
       reply = await opts.pipeline(ex);
@@ -280,12 +292,17 @@ export function createFront(opts: FrontOptions): Front {
   }
 
   const serve = (req: IncomingMessage, res: ServerResponse, arrival: Arrival): void => {
-    onRequest(req, res, arrival).catch((err: unknown) => {
-      // onRequest maps every error itself; reaching here is a bug, but never a crash.
+    // onRequest maps every error itself; reaching either handler is a bug, but never a crash.
+    const internal = (err: unknown): void => {
       opts.onClientError?.('SC_ERR_INTERNAL', err instanceof Error ? err.message : String(err));
       if (!res.headersSent) res.writeHead(500).end();
       else res.destroy();
-    });
+    };
+    try {
+      onRequest(req, res, arrival)?.catch(internal);
+    } catch (err) {
+      internal(err);
+    }
   };
 
   const server = createServer(
