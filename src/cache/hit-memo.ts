@@ -36,7 +36,7 @@ import type { StoredResponse } from './store.js';
  * directives, conditionals and Range (cache), Via (loop detection) and proxy credentials (guard),
  * and a body.
  */
-const DISQUALIFYING = [
+const DISQUALIFYING: ReadonlySet<string> = new Set([
   'cache-control',
   'pragma',
   'range',
@@ -50,7 +50,7 @@ const DISQUALIFYING = [
   'content-length',
   'transfer-encoding',
   'expect',
-] as const;
+]);
 
 const SEP = '\u0001';
 
@@ -128,7 +128,8 @@ export function createHitMemo(opts: HitMemoOptions): HitMemo {
   return {
     keyOf(method, url, headers, rt, authority) {
       if (method !== 'GET' || rt.config.proxy.auth.enabled) return null;
-      for (const name of DISQUALIFYING) if (headers[name] !== undefined) return null;
+      // Over the request's own fields (a few) rather than looking up each disqualifying name.
+      for (const name in headers) if (DISQUALIFYING.has(name)) return null;
       // An intercepted request goes to its tunnel's authority (a request line never starts with SEP).
       if (authority !== undefined) return `${SEP}${authority}${SEP}${url}`;
       if (rt.routeByHost.size === 0) return url;
