@@ -31,11 +31,12 @@ const PEERS: readonly TargetName[] = ['sidecache', 'nginx-cache', 'varnish', 'sq
 export const PEER_WORKLOADS: readonly PeerWorkload[] = [
   // bare-node writes the stored bytes from memory: no cache lookup at all. node-min-cache adds the
   // least any cache does (a Map lookup by URL, max-age, Age and Cache-Status): the Node ceiling.
+  // bare-node-hit-head writes from memory the whole head a sidecache hit sends.
   {
     name: 'cache-hit',
     scenario: 'fresh-hit',
     limit: 'bare-node',
-    targets: [...PEERS, 'node-min-cache', 'bare-node'],
+    targets: [...PEERS, 'node-min-cache', 'bare-node-hit-head', 'bare-node'],
   },
   // undici-pool is a bare Node forwarder (undici Pool + pipeline): no routing, policy or cache.
   {

@@ -27,6 +27,7 @@ export type TargetName =
   | 'sidecache'
   | 'sidecache-l2'
   | 'bare-node'
+  | 'bare-node-hit-head'
   | 'node-min-cache'
   | 'nginx-cache'
   | 'varnish'
@@ -125,23 +126,28 @@ const sidecache: TargetSpec = {
 
 const CACHE_SCENARIOS = ['fresh-hit'] as const;
 
-/** The limit for a Node process: the stored bytes written by a bare node:http server. */
-const bareNode: TargetSpec = {
-  name: 'bare-node',
-  description: 'bare node:http serving the same bytes from memory (cache-hit reference)',
-  scenarios: CACHE_SCENARIOS,
-  skipReason: () => null,
-  async start(ctx) {
-    const { url, child } = await startBenchServer(
-      ctx.children,
-      'bare-node',
-      join(ctx.repoRoot, 'bench/targets/bare-node.ts'),
-      [],
-      ctx.readyTimeoutMs,
-    );
-    return { name: 'bare-node', url, role: 'proxy', child };
-  },
-};
+/**
+ * The limit for a Node process: the stored bytes written by a bare node:http server; with the
+ * whole head of a sidecache hit (Date, Via, Age, Cache-Status, Server-Timing) as `bare-node-hit-head`.
+ */
+function bareNode(name: 'bare-node' | 'bare-node-hit-head', description: string, args: string[]): TargetSpec {
+  return {
+    name,
+    description,
+    scenarios: CACHE_SCENARIOS,
+    skipReason: () => null,
+    async start(ctx) {
+      const { url, child } = await startBenchServer(
+        ctx.children,
+        name,
+        join(ctx.repoRoot, 'bench/targets/bare-node.ts'),
+        args,
+        ctx.readyTimeoutMs,
+      );
+      return { name, url, role: 'proxy', child };
+    },
+  };
+}
 
 const nginxCache: TargetSpec = {
   name: 'nginx-cache',
@@ -248,7 +254,12 @@ export const TARGETS: readonly TargetSpec[] = [
   ),
   sidecache,
   sidecacheL2(CACHE_SCENARIOS),
-  bareNode,
+  bareNode('bare-node', 'bare node:http serving the same bytes from memory (cache-hit reference)', []),
+  bareNode(
+    'bare-node-hit-head',
+    "bare-node sending a sidecache hit's whole head from memory (what the head alone costs)",
+    ['--hit-head'],
+  ),
   {
     ...referenceProxy(
       'node-min-cache',
