@@ -607,6 +607,15 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     readonly identity: boolean;
     /** Fresh hits the whole pipeline served from it (the hit memo takes an entry's second). */
     pipelineHits: number;
+    /**
+     * For a coded entry: `headers` as a client that takes the coding gets them (Vary:
+     * Accept-Encoding ensured), made on first use; and the last client Accept-Encoding value seen
+     * with whether it takes the coding (clients of one entry mostly send the same value), so a hit
+     * neither copies headers twice nor parses Accept-Encoding each time.
+     */
+    codedHeaders: OutgoingHttpHeaders | null;
+    lastAcceptEncoding: string | undefined;
+    lastTakesCoding: boolean | null;
   }
   const derivedByEntry = new WeakMap<StoredResponse, Derived>();
 
@@ -629,9 +638,28 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       body: Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength),
       identity: storedCoding(entry.headers) === null,
       pipelineHits: 0,
+      codedHeaders: null,
+      lastAcceptEncoding: undefined,
+      lastTakesCoding: null,
     };
     derivedByEntry.set(entry, d);
     return d;
+  }
+
+  /**
+   * The headers a plain hit sends as stored (before Age and Cache-Status): the stored ones for an
+   * identity entry, the coded ones for a client that takes the stored coding; null when the body
+   * must be decoded for this client (decorate() does that).
+   */
+  function plainHitHeaders(d: Derived, acceptEncoding: string | undefined): OutgoingHttpHeaders | null {
+    if (d.identity) return d.headers;
+    if (d.lastTakesCoding === null || d.lastAcceptEncoding !== acceptEncoding) {
+      d.lastAcceptEncoding = acceptEncoding;
+      d.lastTakesCoding = planCoding(d.headers, acceptEncoding).kind === 'coded';
+    }
+    if (!d.lastTakesCoding) return null;
+    d.codedHeaders ??= codedHeaders(d.headers);
+    return d.codedHeaders;
   }
 
   /** A Reply from a stored response. */
@@ -664,9 +692,13 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       if (part !== null) ({ status, statusText, headers, body } = part);
     }
     const elapsed = markCacheTime(ctx);
-    if (how === PLAIN_HIT && !current && headers === d.headers && d.identity) {
-      // The short path of the most common answer: what decorate() would do for it (no coding to
-      // plan, a hit member in Cache-Status), without the general steps.
+    const plain =
+      how === PLAIN_HIT && !current && headers === d.headers
+        ? plainHitHeaders(d, ex.headers['accept-encoding'])
+        : null;
+    if (plain !== null) {
+      // The short path of the most common answer: what decorate() would do for it (the coding
+      // plan known per entry, a hit member in Cache-Status), without the general steps.
       ex.cache = {
         outcome: 'hit',
         savedMs: Math.max(0, entry.fetchMs - elapsed),

@@ -153,6 +153,42 @@ describe('upstream compression through the proxy', () => {
     assert.equal(origin.count('/br/a'), 1);
   });
 
+  it('clients that take the coding and clients that do not, interleaved on one entry, each get theirs', async () => {
+    // The stage keeps, per entry, the last Accept-Encoding it judged: alternating values must
+    // never carry one client's answer over to the next.
+    await send(sc.url, '/r/gzip/mixed', { headers: { 'accept-encoding': 'gzip' } });
+    const sequence = [
+      'gzip',
+      undefined,
+      'gzip',
+      'gzip',
+      'gzip;q=0, *',
+      'br',
+      'gzip, deflate',
+      undefined,
+      'gzip',
+    ];
+    for (const ae of [...sequence, ...sequence]) {
+      const r = await send(
+        sc.url,
+        '/r/gzip/mixed',
+        ae === undefined ? {} : { headers: { 'accept-encoding': ae } },
+      );
+      assert.match(cacheStatus(r), FROM_CACHE, `${ae}`);
+      const takesGzip = ae === 'gzip' || ae === 'gzip, deflate';
+      if (takesGzip) {
+        assert.equal(r.headers['content-encoding'], 'gzip', `${ae}`);
+        assert.equal(r.headers['content-length'], String(GZIP.length));
+        assert.ok(r.body.equals(GZIP), `${ae}: the stored bytes`);
+      } else {
+        assert.equal(r.headers['content-encoding'], undefined, `${ae}`);
+        assert.ok(r.body.equals(JSON_BODY), `${ae}: decoded`);
+      }
+      assert.match(String(r.headers.vary), /accept-encoding/i);
+    }
+    assert.equal(origin.count('/gzip/mixed'), 1);
+  });
+
   it("answers an identity client's weak If-None-Match with 304 and no coding metadata", async () => {
     await send(sc.url, '/r/gzip/cond');
     const r = await send(sc.url, '/r/gzip/cond', { headers: { 'if-none-match': 'W/"v1"' } });
