@@ -2,10 +2,12 @@
  * Upstream compression: the cache asks origins for compressed content codings (`br, gzip`) even
  * when the client did not, keeps the compressed body in the store, and on the way out serves each
  * client a representation it accepts: the stored bytes as they are when its Accept-Encoding allows
- * that coding, decoded (node:zlib, streaming) otherwise.
+ * that coding, decoded by node:zlib otherwise (small bodies in memory in one step, with their
+ * decoded length; others streaming).
  *
  * A decoded answer follows nginx's gunzip filter (ngx_http_gunzip_filter_module): Content-Encoding
- * and Content-Length go (the body is chunked; its length is only known at the end), Accept-Ranges
+ * goes, and so does Content-Length when the body streams (chunked; its length is only known at the
+ * end), Accept-Ranges
  * goes (byte ranges of the coded form do not apply), a strong ETag is weakened (`"x"` → `W/"x"`:
  * the decoded bytes are another representation, so they must not claim the strong validator of
  * the coded ones, RFC 9110 §8.8.1; weak comparison, which If-None-Match uses, still matches) and
@@ -15,11 +17,18 @@
  * allow any coding, but curl without --compressed, Node's http.get and most scripts cannot read a
  * compressed body they did not ask for; nginx's gunzip does the same).
  *
- * The header logic is pure; `decodedStream` and `checkDecodable` use node:zlib.
+ * The header logic is pure; `decodeWhole`, `decodedStream` and `checkDecodable` use node:zlib.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import {
+  brotliDecompressSync,
+  createBrotliDecompress,
+  createGunzip,
+  createInflate,
+  gunzipSync,
+  inflateSync,
+} from 'node:zlib';
 import { joinField, splitList } from './cache-control.js';
 import type { HeaderSource } from './headers.js';
 
@@ -183,6 +192,42 @@ export function decodedStream(source: Readable | Buffer, coding: Coding, count: 
     // pipeline destroys every stream on error, `out` included: the client sees the failure.
   });
   return out;
+}
+
+/**
+ * Stored bodies at most this large (coded) are decoded in one synchronous step for a client that
+ * does not take their coding, when they decode to at most WHOLE_DECODE_MAX_IDENTITY: a zlib
+ * stream per hit (a handle, thread-pool round trips, chunked output) cost a 1 KiB JSON hit some
+ * 300 µs, the step itself a few µs. Larger bodies stream, so that no request holds the event loop
+ * for long.
+ */
+export const WHOLE_DECODE_MAX_CODED = 32 * 1024;
+export const WHOLE_DECODE_MAX_IDENTITY = 512 * 1024;
+
+/**
+ * `body` decoded in one step, or null when it is larger than the bounds above, decodes to more
+ * than WHOLE_DECODE_MAX_IDENTITY, or is not a valid `coding` stream (the caller then streams it,
+ * and a failure surfaces there as a broken body).
+ */
+export function decodeWhole(body: Buffer, coding: Coding): Buffer | null {
+  if (body.length > WHOLE_DECODE_MAX_CODED) return null;
+  const bound = { maxOutputLength: WHOLE_DECODE_MAX_IDENTITY };
+  try {
+    switch (coding) {
+      case 'gzip':
+        return gunzipSync(body, bound);
+      case 'br':
+        return brotliDecompressSync(body, bound);
+      case 'deflate':
+        return inflateSync(body, bound);
+      default: {
+        const never: never = coding;
+        throw new Error(`no decoder for ${String(never)}`);
+      }
+    }
+  } catch {
+    return null;
+  }
 }
 
 /**

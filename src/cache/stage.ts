@@ -48,6 +48,7 @@ import {
   checkDecodable,
   codedHeaders,
   decodedHeaders,
+  decodeWhole,
   decodedStream,
   planCoding,
   storedCoding,
@@ -548,6 +549,15 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         return { ...reply, headers: codedHeaders(headers) };
       case 'decode': {
         const count = reply.source === 'origin' && !storing && observer.onUpstreamCoding !== undefined;
+        // A body in memory (stored, or whole from the origin) decodes in one step when small,
+        // and is sent with its length.
+        const whole = Buffer.isBuffer(reply.body) ? decodeWhole(reply.body, plan.coding) : null;
+        if (whole !== null && Buffer.isBuffer(reply.body)) {
+          if (count) observer.onUpstreamCoding?.(reply.body.length, whole.length);
+          const decoded = decodedHeaders(headers);
+          decoded['content-length'] = String(whole.length);
+          return { ...reply, headers: decoded, body: whole };
+        }
         const body =
           reply.body === null
             ? null

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
+import { WHOLE_DECODE_MAX_CODED } from '../../../src/cache/compression.js';
 import { send } from '../../helpers/client.js';
 import { type Origin, startOrigin } from '../../helpers/counting-origin.js';
 import { startTestSidecache, type TestSidecache } from '../../helpers/sidecache.js';
@@ -34,6 +36,9 @@ const JSON_BODY = Buffer.from(
   ),
 );
 const GZIP = gzipSync(JSON_BODY);
+/** Incompressible bytes: their gzip form is larger than WHOLE_DECODE_MAX_CODED. */
+const BIG_BODY = randomBytes(64 * 1024);
+const BIG_GZIP = gzipSync(BIG_BODY);
 const BR = brotliCompressSync(JSON_BODY);
 
 function accepted(req: IncomingMessage): string {
@@ -77,6 +82,20 @@ describe('upstream compression through the proxy', () => {
         res.end(bad);
         return;
       }
+      if (path.startsWith('/big')) {
+        // Coded larger than the one-step decode bound: decoded as a stream.
+        const coded = ae.includes('gzip');
+        const body = coded ? BIG_GZIP : BIG_BODY;
+        res.writeHead(200, {
+          'cache-control': cc,
+          'content-type': 'application/octet-stream',
+          vary: 'Accept-Encoding',
+          ...(coded ? { 'content-encoding': 'gzip' } : {}),
+          'content-length': body.length,
+        });
+        res.end(body);
+        return;
+      }
       // /gzip prefers gzip, /br prefers br; both honour what was asked.
       const order = path.startsWith('/br') ? ['br', 'gzip'] : ['gzip', 'br'];
       const coding = order.find((c) => ae.includes(c));
@@ -109,8 +128,9 @@ describe('upstream compression through the proxy', () => {
     assert.equal(identity.status, 200);
     assert.ok(identity.body.equals(JSON_BODY), 'identity client gets the decoded bytes');
     assert.equal(identity.headers['content-encoding'], undefined);
-    assert.equal(identity.headers['content-length'], undefined);
-    assert.equal(identity.headers['transfer-encoding'], 'chunked');
+    // A small coded body is decoded in one step: sent with its decoded length.
+    assert.equal(identity.headers['content-length'], String(JSON_BODY.length));
+    assert.equal(identity.headers['transfer-encoding'], undefined);
     assert.equal(identity.headers['accept-ranges'], undefined);
     assert.equal(identity.headers.etag, 'W/"v1"', 'the decoded form does not claim the strong ETag');
     assert.match(String(identity.headers.vary), /accept-encoding/i);
@@ -151,6 +171,21 @@ describe('upstream compression through the proxy', () => {
     assert.equal(head.headers['content-encoding'], undefined);
     assert.equal(head.headers['content-length'], undefined);
     assert.equal(origin.count('/br/a'), 1);
+  });
+
+  it('a coded body past the one-step bound is decoded as a stream, on the miss and on hits', async () => {
+    assert.ok(BIG_GZIP.length > WHOLE_DECODE_MAX_CODED, `gzip form is ${BIG_GZIP.length} bytes`);
+    for (let i = 0; i < 3; i++) {
+      const r = await send(sc.url, '/r/big/a');
+      assert.ok(r.body.equals(BIG_BODY), `request ${i}`);
+      assert.equal(r.headers['content-encoding'], undefined);
+      assert.equal(r.headers['content-length'], undefined);
+      assert.equal(r.headers['transfer-encoding'], 'chunked');
+      if (i > 0) assert.match(cacheStatus(r), FROM_CACHE);
+    }
+    const coded = await send(sc.url, '/r/big/a', { headers: { 'accept-encoding': 'gzip' } });
+    assert.ok(coded.body.equals(BIG_GZIP));
+    assert.equal(origin.count('/big/a'), 1);
   });
 
   it('clients that take the coding and clients that do not, interleaved on one entry, each get theirs', async () => {
