@@ -29,6 +29,7 @@ import {
   gunzipSync,
   inflateSync,
 } from 'node:zlib';
+import { LRUCache } from 'lru-cache';
 import { joinField, splitList } from './cache-control.js';
 import type { HeaderSource } from './headers.js';
 
@@ -227,6 +228,46 @@ export function decodeWhole(body: Buffer, coding: Coding): Buffer | null {
     }
   } catch {
     return null;
+  }
+}
+
+/**
+ * Decoded copies of stored bodies (decodeWhole's output), so that a hot coded entry read by clients
+ * that do not take its coding is decoded once, not on every such hit. A copy is found by a serial
+ * number given to the stored bytes (the Buffer a hit serves, one per stored response), never by
+ * the bytes or the entry themselves: such a key would keep alive a response the store let go.
+ * Bounded by bytes; a copy whose response is gone is simply never asked for again, and ages out.
+ */
+export class DecodedCopies {
+  readonly #copies: LRUCache<number, Buffer>;
+  readonly #serials = new WeakMap<Buffer, number>();
+  #lastSerial = 0;
+
+  constructor(maxBytes: number) {
+    this.#copies = new LRUCache({
+      maxSize: Math.max(1, maxBytes),
+      sizeCalculation: (b) => Math.max(1, b.length),
+    });
+  }
+
+  /** `body` (stored, never changed) decoded in one step, from the copy when there is one. */
+  of(body: Buffer, coding: Coding): Buffer | null {
+    const serial = this.#serials.get(body);
+    if (serial !== undefined) {
+      const known = this.#copies.get(serial);
+      if (known !== undefined) return known;
+    }
+    const whole = decodeWhole(body, coding);
+    if (whole === null) return null;
+    const key = serial ?? ++this.#lastSerial;
+    if (serial === undefined) this.#serials.set(body, key);
+    this.#copies.set(key, whole);
+    return whole;
+  }
+
+  /** Bytes held by the copies. */
+  get bytes(): number {
+    return this.#copies.calculatedSize;
   }
 }
 

@@ -47,9 +47,10 @@ import { type Coalescer, createCoalescer, type FlightResult } from './coalesce.j
 import {
   checkDecodable,
   codedHeaders,
+  DecodedCopies,
   decodedHeaders,
-  decodeWhole,
   decodedStream,
+  decodeWhole,
   planCoding,
   storedCoding,
   upstreamAcceptEncoding,
@@ -151,6 +152,8 @@ export interface CacheStats extends StoreStats {
   readonly refreshing: number;
   /** Refresh-ahead revalidations in flight. */
   readonly refreshingAhead: number;
+  /** Bytes of decoded copies of coded entries (compression.ts DecodedCopies), outside `bytes`. */
+  readonly decodedBytes: number;
 }
 
 /** The stage, plus what the admin listener and metrics need. */
@@ -551,7 +554,11 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         const count = reply.source === 'origin' && !storing && observer.onUpstreamCoding !== undefined;
         // A body in memory (stored, or whole from the origin) decodes in one step when small,
         // and is sent with its length.
-        const whole = Buffer.isBuffer(reply.body) ? decodeWhole(reply.body, plan.coding) : null;
+        const whole = !Buffer.isBuffer(reply.body)
+          ? null
+          : reply.source === 'cache'
+            ? decodedCopies.of(reply.body, plan.coding)
+            : decodeWhole(reply.body, plan.coding);
         if (whole !== null && Buffer.isBuffer(reply.body)) {
           if (count) observer.onUpstreamCoding?.(reply.body.length, whole.length);
           const decoded = decodedHeaders(headers);
@@ -628,6 +635,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     lastTakesCoding: boolean | null;
   }
   const derivedByEntry = new WeakMap<StoredResponse, Derived>();
+  /** Decoded copies of hot coded entries: a quarter of the store's bytes, at most 64 MiB. */
+  const decodedCopies = new DecodedCopies(Math.min(64 * 1024 * 1024, Math.floor(opts.maxSizeBytes / 4)));
 
   function derive(entry: StoredResponse, policy: RouteCachePolicy): Derived {
     const known = derivedByEntry.get(entry);
@@ -1358,7 +1367,13 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     },
     async stats(): Promise<CacheStats> {
       const s = await store.stats();
-      return { ...s, inFlight: coalescer.inFlight, refreshing: refreshing.size, refreshingAhead };
+      return {
+        ...s,
+        inFlight: coalescer.inFlight,
+        refreshing: refreshing.size,
+        refreshingAhead,
+        decodedBytes: decodedCopies.bytes,
+      };
     },
     async idle(): Promise<void> {
       while (refreshing.size > 0 || pending.size > 0) {

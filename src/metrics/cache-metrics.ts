@@ -12,7 +12,7 @@ import { routeLabel } from './route-label.js';
 
 /** What the cache stage offers to be watched (a subset of `CacheStage`). */
 export interface WatchedCache {
-  stats(): Promise<{ readonly entries: number; readonly bytes: number }>;
+  stats(): Promise<{ readonly entries: number; readonly bytes: number; readonly decodedBytes?: number }>;
   /** The hit memo, when on (cache/hit-memo.ts). */
   readonly memo?: { readonly size: number; readonly recalls: number } | null;
 }
@@ -45,7 +45,7 @@ export function createCacheMetrics(registry: Registry): CacheMetrics {
     registers: [registry],
   });
   let watched: WatchedCache | null = null;
-  const readStats = async (): Promise<{ entries: number; bytes: number } | null> =>
+  const readStats = async (): Promise<{ entries: number; bytes: number; decodedBytes?: number } | null> =>
     watched ? watched.stats() : null;
   new Gauge({
     name: 'sidecache_cache_entries',
@@ -63,6 +63,16 @@ export function createCacheMetrics(registry: Registry): CacheMetrics {
     async collect() {
       const s = await readStats();
       if (s) this.set(s.bytes);
+    },
+  });
+
+  new Gauge({
+    name: 'sidecache_cache_decoded_copies_bytes',
+    help: 'Bytes of decoded copies of coded entries kept for clients that do not take the coding (outside sidecache_cache_size_bytes).',
+    registers: [registry],
+    async collect() {
+      const s = await readStats();
+      if (s) this.set(s.decodedBytes ?? 0);
     },
   });
 

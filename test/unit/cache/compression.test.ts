@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import {
   accepts,
   checkDecodable,
   contentCodings,
+  DecodedCopies,
   decodedHeaders,
+  decodeWhole,
   planCoding,
+  WHOLE_DECODE_MAX_CODED,
+  WHOLE_DECODE_MAX_IDENTITY,
   withVaryAcceptEncoding,
 } from '../../../src/cache/compression.js';
 
@@ -83,5 +88,38 @@ describe('decode check before storing', () => {
   });
   test('a body that decodes past the bound (a bomb) resolves null', async () => {
     assert.equal(await checkDecodable(gzipSync(Buffer.alloc(1_000_000)), 'gzip', 100_000), null);
+  });
+});
+
+describe('one-step decoding and decoded copies', () => {
+  const body = Buffer.from(JSON.stringify({ items: Array.from({ length: 50 }, (_, i) => ({ id: i })) }));
+  test('small bodies decode in one step; corrupt, oversized or bomb-like ones give null', () => {
+    assert.ok(decodeWhole(gzipSync(body), 'gzip')?.equals(body));
+    assert.ok(decodeWhole(brotliCompressSync(body), 'br')?.equals(body));
+    assert.ok(decodeWhole(deflateSync(body), 'deflate')?.equals(body));
+    assert.equal(decodeWhole(Buffer.from('not gzip at all'), 'gzip'), null);
+    const gz = gzipSync(body);
+    assert.equal(decodeWhole(gz.subarray(0, gz.length - 8), 'gzip'), null, 'truncated');
+    assert.equal(decodeWhole(randomBytes(WHOLE_DECODE_MAX_CODED + 1), 'gzip'), null, 'too large coded');
+    const bomb = gzipSync(Buffer.alloc(WHOLE_DECODE_MAX_IDENTITY + 1));
+    assert.ok(bomb.length <= WHOLE_DECODE_MAX_CODED);
+    assert.equal(decodeWhole(bomb, 'gzip'), null, 'decodes past the identity bound');
+  });
+
+  test('a copy is made once per stored body, and the bound evicts the oldest', () => {
+    const copies = new DecodedCopies(3 * body.length);
+    const stored = [gzipSync(body), gzipSync(body), gzipSync(body), gzipSync(body)];
+    const first = copies.of(stored[0] as Buffer, 'gzip');
+    assert.ok(first?.equals(body));
+    assert.equal(copies.of(stored[0] as Buffer, 'gzip'), first, 'the same copy, not decoded again');
+    assert.equal(copies.bytes, body.length);
+    for (const s of stored.slice(1)) assert.ok(copies.of(s, 'gzip')?.equals(body));
+    assert.equal(copies.bytes, 3 * body.length, 'held to the bound');
+    const again = copies.of(stored[0] as Buffer, 'gzip');
+    assert.ok(again?.equals(body));
+    assert.notEqual(again, first, 'the oldest copy was evicted and is decoded afresh');
+    // Other bytes with equal content never share a copy by accident of content.
+    const other = Buffer.from(stored[1] as Buffer);
+    assert.notEqual(copies.of(other, 'gzip'), copies.of(stored[1] as Buffer, 'gzip'));
   });
 });
