@@ -45,6 +45,7 @@ import {
 } from './cache-status.js';
 import { type Coalescer, createCoalescer, type FlightResult } from './coalesce.js';
 import {
+  type Coding,
   checkDecodable,
   codedHeaders,
   DecodedCopies,
@@ -620,19 +621,26 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     readonly initialAgeMs: number;
     readonly headers: OutgoingHttpHeaders;
     readonly body: Buffer;
-    /** Stored without a content coding this stage decodes: every client gets it as it is. */
-    readonly identity: boolean;
+    /** The stored content coding this stage decodes; null: every client gets the bytes as they are. */
+    readonly coding: Coding | null;
     /** Fresh hits the whole pipeline served from it (the hit memo takes an entry's second). */
     pipelineHits: number;
     /**
-     * For a coded entry: `headers` as a client that takes the coding gets them (Vary:
-     * Accept-Encoding ensured), made on first use; and the last client Accept-Encoding value seen
-     * with whether it takes the coding (clients of one entry mostly send the same value), so a hit
-     * neither copies headers twice nor parses Accept-Encoding each time.
+     * What a plain hit sends before Age and Cache-Status, made on first use: as stored (identity,
+     * or coded for a client that takes the coding: Vary: Accept-Encoding ensured), and the headers
+     * of the decoded form (with its length, which never changes). With the last client
+     * Accept-Encoding value seen and whether it takes the coding (clients of one entry mostly send
+     * the same value), a hit neither copies headers twice nor parses Accept-Encoding each time.
      */
-    codedHeaders: OutgoingHttpHeaders | null;
+    asStored: PlainHit | null;
+    decodedHeaders: OutgoingHttpHeaders | null;
     lastAcceptEncoding: string | undefined;
     lastTakesCoding: boolean | null;
+  }
+  /** The headers and body a plain hit sends before Age and Cache-Status (plainHit). */
+  interface PlainHit {
+    readonly headers: OutgoingHttpHeaders;
+    readonly body: Buffer;
   }
   const derivedByEntry = new WeakMap<StoredResponse, Derived>();
   /** Decoded copies of hot coded entries: a quarter of the store's bytes, at most 64 MiB. */
@@ -655,9 +663,10 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
           ? (entry.headers as OutgoingHttpHeaders)
           : { ...entry.headers, 'content-length': length },
       body: Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-      identity: storedCoding(entry.headers) === null,
+      coding: storedCoding(entry.headers),
       pipelineHits: 0,
-      codedHeaders: null,
+      asStored: null,
+      decodedHeaders: null,
       lastAcceptEncoding: undefined,
       lastTakesCoding: null,
     };
@@ -666,19 +675,33 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   }
 
   /**
-   * The headers a plain hit sends as stored (before Age and Cache-Status): the stored ones for an
-   * identity entry, the coded ones for a client that takes the stored coding; null when the body
-   * must be decoded for this client (decorate() does that).
+   * What a plain hit sends before Age and Cache-Status, as decorate() would make it: the stored
+   * headers and bytes for an identity entry; for a coded one, the coded headers for a client that
+   * takes the coding, else the decoded copy (compression.ts DecodedCopies) with its headers. Null
+   * when the general path must do it: a body too large to decode in one step (it streams), or a
+   * HEAD that would need the decoded length.
    */
-  function plainHitHeaders(d: Derived, acceptEncoding: string | undefined): OutgoingHttpHeaders | null {
-    if (d.identity) return d.headers;
+  function plainHit(d: Derived, acceptEncoding: string | undefined, head: boolean): PlainHit | null {
+    if (d.coding === null) {
+      d.asStored ??= { headers: d.headers, body: d.body };
+      return d.asStored;
+    }
     if (d.lastTakesCoding === null || d.lastAcceptEncoding !== acceptEncoding) {
       d.lastAcceptEncoding = acceptEncoding;
       d.lastTakesCoding = planCoding(d.headers, acceptEncoding).kind === 'coded';
     }
-    if (!d.lastTakesCoding) return null;
-    d.codedHeaders ??= codedHeaders(d.headers);
-    return d.codedHeaders;
+    if (d.lastTakesCoding) {
+      d.asStored ??= { headers: codedHeaders(d.headers), body: d.body };
+      return d.asStored;
+    }
+    if (head) return null;
+    const copy = decodedCopies.of(d.body, d.coding);
+    if (copy === null) return null;
+    if (d.decodedHeaders === null) {
+      d.decodedHeaders = decodedHeaders(d.headers);
+      d.decodedHeaders['content-length'] = String(copy.length);
+    }
+    return { headers: d.decodedHeaders, body: copy };
   }
 
   /** A Reply from a stored response. */
@@ -713,7 +736,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const elapsed = markCacheTime(ctx);
     const plain =
       how === PLAIN_HIT && !current && headers === d.headers
-        ? plainHitHeaders(d, ex.headers['accept-encoding'])
+        ? plainHit(d, ex.headers['accept-encoding'], body === null)
         : null;
     if (plain !== null) {
       // The short path of the most common answer: what decorate() would do for it (the coding
@@ -726,12 +749,12 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         ttlS,
       };
       ex.reason = 'cache_hit';
-      const out: OutgoingHttpHeaders = Object.assign({}, headers);
+      const out: OutgoingHttpHeaders = Object.assign({}, plain.headers);
       if (ctx.policy.emitAge) out['age'] = String(Math.max(0, ageS));
       if (ctx.policy.emitCacheStatus) {
         appendHeader(out, 'cache-status', formatHitMember(opts.cacheStatusName, ttlS));
       }
-      return { status, statusText, headers: out, body, source: 'cache' };
+      return { status, statusText, headers: out, body: body === null ? null : plain.body, source: 'cache' };
     }
     const info: CacheInfo = {
       outcome: how.outcome,

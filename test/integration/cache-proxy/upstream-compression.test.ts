@@ -96,6 +96,19 @@ describe('upstream compression through the proxy', () => {
         res.end(body);
         return;
       }
+      if (path.startsWith('/novary')) {
+        // Coded on request, but without saying Vary: Accept-Encoding.
+        const coded = ae.includes('gzip');
+        const body = coded ? GZIP : JSON_BODY;
+        res.writeHead(200, {
+          'cache-control': cc,
+          'content-type': 'application/json',
+          ...(coded ? { 'content-encoding': 'gzip' } : {}),
+          'content-length': body.length,
+        });
+        res.end(body);
+        return;
+      }
       // /gzip prefers gzip, /br prefers br; both honour what was asked.
       const order = path.startsWith('/br') ? ['br', 'gzip'] : ['gzip', 'br'];
       const coding = order.find((c) => ae.includes(c));
@@ -186,6 +199,27 @@ describe('upstream compression through the proxy', () => {
     const coded = await send(sc.url, '/r/big/a', { headers: { 'accept-encoding': 'gzip' } });
     assert.ok(coded.body.equals(BIG_GZIP));
     assert.equal(origin.count('/big/a'), 1);
+  });
+
+  it('hits carry Vary: Accept-Encoding even when the origin did not send it, coded or decoded, with their lengths', async () => {
+    await send(sc.url, '/r/novary/a', { headers: { 'accept-encoding': 'gzip' } });
+    for (let i = 0; i < 3; i++) {
+      const coded = await send(sc.url, '/r/novary/a', { headers: { 'accept-encoding': 'gzip' } });
+      assert.match(cacheStatus(coded), FROM_CACHE);
+      assert.equal(coded.headers['content-encoding'], 'gzip');
+      assert.match(String(coded.headers.vary), /accept-encoding/i, 'coded hit');
+      assert.ok(coded.body.equals(GZIP));
+      const identity = await send(sc.url, '/r/novary/a');
+      assert.match(cacheStatus(identity), FROM_CACHE);
+      assert.equal(identity.headers['content-encoding'], undefined);
+      assert.equal(identity.headers['content-length'], String(JSON_BODY.length));
+      assert.match(String(identity.headers.vary), /accept-encoding/i, 'decoded hit');
+      assert.ok(identity.body.equals(JSON_BODY));
+      const head = await send(sc.url, '/r/novary/a', { method: 'HEAD' });
+      assert.equal(head.headers['content-encoding'], undefined);
+      assert.match(String(head.headers.vary), /accept-encoding/i, 'decoded HEAD');
+    }
+    assert.equal(origin.count('/novary/a'), 1);
   });
 
   it('clients that take the coding and clients that do not, interleaved on one entry, each get theirs', async () => {
