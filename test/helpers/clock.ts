@@ -16,12 +16,12 @@ export function manualClock(start = 1_700_000_000_000): ManualClock {
 
 /** Resolves once `condition()` holds; rejects after `timeoutMs` (a bound for broken code, not a speed test). */
 export async function waitFor(
-  condition: () => boolean,
+  condition: () => boolean | Promise<boolean>,
   timeoutMs = 5_000,
   what = 'condition',
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
