@@ -15,6 +15,8 @@ export interface Scenario {
   readonly mode: AddressingMode;
   /** Fixed concurrency; when absent, the run's `--connections`. */
   readonly connections?: number;
+  /** Accept-Encoding the load generator sends (the probe never sends one). */
+  readonly acceptEncoding?: string;
   /** Run when no `--scenario` is given. */
   readonly byDefault: boolean;
 }
@@ -56,6 +58,16 @@ export const SCENARIOS: readonly Scenario[] = [
     mode: 'route',
     byDefault: true,
   },
+  {
+    // The origin answers gzip when asked (as real APIs do); clients send what Python requests sends.
+    name: 'fresh-hit-gzip',
+    description:
+      'as fresh-hit, but the origin gzips when asked and clients send Accept-Encoding: gzip, deflate (a stored gzip body sent as it is)',
+    originPath: '/fresh-gzip/item',
+    mode: 'route',
+    acceptEncoding: 'gzip, deflate',
+    byDefault: true,
+  },
 ];
 
 export interface Endpoint {
@@ -66,6 +78,11 @@ export interface Endpoint {
 
 /** The request the load generator sends to `endpoint` for `scenario`; the origin is always hit directly. */
 export function requestFor(scenario: Scenario, endpoint: Endpoint, originUrl: string): LoadRequest {
+  const at = addressFor(scenario, endpoint, originUrl);
+  return scenario.acceptEncoding === undefined ? at : { ...at, acceptEncoding: scenario.acceptEncoding };
+}
+
+function addressFor(scenario: Scenario, endpoint: Endpoint, originUrl: string): LoadRequest {
   const originHost = new URL(originUrl).host;
   if (endpoint.role === 'origin') {
     return { connectUrl: endpoint.url, requestTarget: scenario.originPath, host: originHost };

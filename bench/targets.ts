@@ -124,7 +124,7 @@ const sidecache: TargetSpec = {
   },
 };
 
-const CACHE_SCENARIOS = ['fresh-hit'] as const;
+const CACHE_SCENARIOS = ['fresh-hit', 'fresh-hit-gzip'] as const;
 
 /**
  * The limit for a Node process: the stored bytes written by a bare node:http server; with the

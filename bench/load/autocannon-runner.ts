@@ -22,7 +22,10 @@ const result = await new Promise<autocannon.Result>((resolve, reject) => {
       duration: Math.ceil(plan.durationMs / 1000) + 1,
       timeout: 5,
       sampleInt: 50,
-      headers: { host: plan.request.host },
+      headers: {
+        host: plan.request.host,
+        ...(plan.request.acceptEncoding ? { 'accept-encoding': plan.request.acceptEncoding } : {}),
+      },
       requests: [{ method: 'GET', path: plan.request.requestTarget }],
     },
     (err, res) => (err ? reject(err) : resolve(res)),

@@ -15,6 +15,8 @@ export interface LoadRequest {
   readonly requestTarget: string;
   /** Host header value. */
   readonly host: string;
+  /** Accept-Encoding header value; none sent when absent. */
+  readonly acceptEncoding?: string;
 }
 
 export interface LoadPlan {

@@ -128,7 +128,11 @@ export function createWrkLoad(deps: LoadDeps): LoadGenerator {
         connections: plan.connections,
         durationMs: plan.durationMs,
         timeout: '5s',
-        env: { BENCH_REQUEST_TARGET: plan.request.requestTarget, BENCH_HOST: plan.request.host },
+        env: {
+          BENCH_REQUEST_TARGET: plan.request.requestTarget,
+          BENCH_HOST: plan.request.host,
+          BENCH_ACCEPT_ENCODING: plan.request.acceptEncoding ?? '',
+        },
       });
       return load;
     },

@@ -3,6 +3,7 @@
 // scenario can ask for an uncacheable or a cacheable response:
 //   /no-store/...  Cache-Control: no-store            (pass-through: a cache must not help)
 //   /fresh/...     Cache-Control: public, max-age=3600 (a cache may serve it from memory)
+//   /fresh-gzip/...  as /fresh/, gzip-coded when Accept-Encoding names gzip (Vary: Accept-Encoding)
 //   /small/...     Cache-Control: public, max-age=3600, a 32-byte body (the entries sweep stores
 //                  up to a million of these)
 //   anything else  no Cache-Control
@@ -11,12 +12,14 @@
 // Usage: node --import tsx bench/origin/server.ts [--listen 127.0.0.1:0]
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { announceListening, exitWhenParentLeaves, parseListen } from '../child-contract.js';
 import { fixedJsonBody } from './body.js';
 
 const CACHE_CONTROL_BY_SEGMENT: Readonly<Record<string, string>> = {
   'no-store': 'no-store',
   fresh: 'public, max-age=3600',
+  'fresh-gzip': 'public, max-age=3600',
   small: 'public, max-age=3600',
 };
 const ROUTE_PREFIX = '/origin/';
@@ -27,6 +30,9 @@ const body = fixedJsonBody();
 const contentLength = String(body.length);
 const smallBody = Buffer.from(`${JSON.stringify({ ok: true, pad: 'x'.repeat(11) })}\n`);
 const smallLength = String(smallBody.length);
+/** /fresh-gzip/ answers this when the request's Accept-Encoding names gzip (Vary: Accept-Encoding). */
+const gzipBody = gzipSync(body);
+const gzipLength = String(gzipBody.length);
 
 const server = createServer((req, res) => {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -36,11 +42,14 @@ const server = createServer((req, res) => {
   const url = req.url ?? '/';
   const path = url.startsWith(ROUTE_PREFIX) ? url.slice(ROUTE_PREFIX.length - 1) : url;
   const segment = path.split('/', 2)[1] ?? '';
-  const reply = segment === 'small' ? smallBody : body;
+  const gzip = segment === 'fresh-gzip' && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+  const reply = segment === 'small' ? smallBody : gzip ? gzipBody : body;
   const headers: Record<string, string> = {
     'content-type': 'application/json',
-    'content-length': segment === 'small' ? smallLength : contentLength,
+    'content-length': segment === 'small' ? smallLength : gzip ? gzipLength : contentLength,
   };
+  if (segment === 'fresh-gzip') headers['vary'] = 'Accept-Encoding';
+  if (gzip) headers['content-encoding'] = 'gzip';
   const cacheControl = CACHE_CONTROL_BY_SEGMENT[segment];
   if (cacheControl) headers['cache-control'] = cacheControl;
   res.writeHead(200, headers);
