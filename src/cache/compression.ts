@@ -6,12 +6,12 @@
  * decoded length; others streaming).
  *
  * A decoded answer follows nginx's gunzip filter (ngx_http_gunzip_filter_module): Content-Encoding
- * goes, and so does Content-Length when the body streams (chunked; its length is only known at the
- * end), Accept-Ranges
- * goes (byte ranges of the coded form do not apply), a strong ETag is weakened (`"x"` → `W/"x"`:
- * the decoded bytes are another representation, so they must not claim the strong validator of
- * the coded ones, RFC 9110 §8.8.1; weak comparison, which If-None-Match uses, still matches) and
- * `Vary: Accept-Encoding` is present, because the answer now depends on it.
+ * goes, Content-Length is the decoded length or, when the body streams, goes (chunked; the length
+ * is only known at the end), Accept-Ranges goes (byte ranges of the coded form do not apply), a
+ * strong ETag is weakened (`"x"` → `W/"x"`: the decoded bytes are another representation, so they
+ * must not claim the strong validator of the coded ones, RFC 9110 §8.8.1; weak comparison, which
+ * If-None-Match uses, still matches) and `Vary: Accept-Encoding` is present, because the answer
+ * now depends on it.
  *
  * A client without Accept-Encoding is treated as accepting identity only (RFC 9110 §12.5.3 would
  * allow any coding, but curl without --compressed, Node's http.get and most scripts cannot read a
@@ -126,11 +126,15 @@ export function weakenEtag(etag: string): string {
   return t.startsWith('W/') ? t : `W/${t}`;
 }
 
-/** Headers of the decoded form of a coded response (see the file head). */
-export function decodedHeaders(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+/**
+ * Headers of the decoded form of a coded response (see the file head): with its length when the
+ * decoded body is whole in memory (`identityLength`), without one when it streams.
+ */
+export function decodedHeaders(headers: OutgoingHttpHeaders, identityLength?: number): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = { ...headers };
   delete out['content-encoding'];
-  delete out['content-length'];
+  if (identityLength === undefined) delete out['content-length'];
+  else out['content-length'] = String(identityLength);
   delete out['accept-ranges'];
   const etag = out['etag'];
   if (etag !== undefined) out['etag'] = weakenEtag(Array.isArray(etag) ? String(etag[0]) : String(etag));
@@ -143,19 +147,23 @@ export function codedHeaders(headers: OutgoingHttpHeaders): OutgoingHttpHeaders 
   return { ...headers, vary: withVaryAcceptEncoding(headers['vary']) };
 }
 
-function decoderFor(coding: Coding): Transform {
-  switch (coding) {
-    case 'gzip':
-      return createGunzip();
-    case 'br':
-      return createBrotliDecompress();
-    case 'deflate':
-      return createInflate();
-    default: {
-      const never: never = coding;
-      throw new Error(`no decoder for ${String(never)}`);
+/** node:zlib's decoder for each coding: as a stream, and in one step with an output bound. */
+const DECODERS: Readonly<
+  Record<
+    Coding,
+    {
+      readonly stream: () => Transform;
+      readonly whole: (body: Buffer, bound: { maxOutputLength: number }) => Buffer;
     }
-  }
+  >
+> = {
+  gzip: { stream: createGunzip, whole: gunzipSync },
+  br: { stream: createBrotliDecompress, whole: brotliDecompressSync },
+  deflate: { stream: createInflate, whole: inflateSync },
+};
+
+function decoderFor(coding: Coding): Transform {
+  return DECODERS[coding].stream();
 }
 
 export interface DecodeCount {
@@ -212,20 +220,8 @@ export const WHOLE_DECODE_MAX_IDENTITY = 512 * 1024;
  */
 export function decodeWhole(body: Buffer, coding: Coding): Buffer | null {
   if (body.length > WHOLE_DECODE_MAX_CODED) return null;
-  const bound = { maxOutputLength: WHOLE_DECODE_MAX_IDENTITY };
   try {
-    switch (coding) {
-      case 'gzip':
-        return gunzipSync(body, bound);
-      case 'br':
-        return brotliDecompressSync(body, bound);
-      case 'deflate':
-        return inflateSync(body, bound);
-      default: {
-        const never: never = coding;
-        throw new Error(`no decoder for ${String(never)}`);
-      }
-    }
+    return DECODERS[coding].whole(body, { maxOutputLength: WHOLE_DECODE_MAX_IDENTITY });
   } catch {
     return null;
   }

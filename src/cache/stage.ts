@@ -555,16 +555,16 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         const count = reply.source === 'origin' && !storing && observer.onUpstreamCoding !== undefined;
         // A body in memory (stored, or whole from the origin) decodes in one step when small,
         // and is sent with its length.
-        const whole = !Buffer.isBuffer(reply.body)
-          ? null
-          : reply.source === 'cache'
-            ? decodedCopies.of(reply.body, plan.coding)
-            : decodeWhole(reply.body, plan.coding);
-        if (whole !== null && Buffer.isBuffer(reply.body)) {
-          if (count) observer.onUpstreamCoding?.(reply.body.length, whole.length);
-          const decoded = decodedHeaders(headers);
-          decoded['content-length'] = String(whole.length);
-          return { ...reply, headers: decoded, body: whole };
+        const inMemory = Buffer.isBuffer(reply.body) ? reply.body : null;
+        const whole =
+          inMemory === null
+            ? null
+            : reply.source === 'cache'
+              ? decodedCopies.of(inMemory, plan.coding)
+              : decodeWhole(inMemory, plan.coding);
+        if (inMemory !== null && whole !== null) {
+          if (count) observer.onUpstreamCoding?.(inMemory.length, whole.length);
+          return { ...reply, headers: decodedHeaders(headers, whole.length), body: whole };
         }
         const body =
           reply.body === null
@@ -697,10 +697,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (head) return null;
     const copy = decodedCopies.of(d.body, d.coding);
     if (copy === null) return null;
-    if (d.decodedHeaders === null) {
-      d.decodedHeaders = decodedHeaders(d.headers);
-      d.decodedHeaders['content-length'] = String(copy.length);
-    }
+    d.decodedHeaders ??= decodedHeaders(d.headers, copy.length);
     return { headers: d.decodedHeaders, body: copy };
   }
 

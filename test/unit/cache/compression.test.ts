@@ -70,6 +70,11 @@ describe('coding plans and headers', () => {
     });
     assert.deepEqual(h, { etag: 'W/"a"', vary: 'Authorization, Accept-Encoding' });
     assert.equal(decodedHeaders({ etag: 'W/"b"' }).etag, 'W/"b"');
+    // Decoded whole in memory: the decoded length replaces the coded one.
+    assert.equal(
+      decodedHeaders({ 'content-encoding': 'br', 'content-length': '10' }, 42)['content-length'],
+      '42',
+    );
     assert.equal(withVaryAcceptEncoding('accept-encoding'), 'accept-encoding');
     assert.equal(withVaryAcceptEncoding('*'), '*');
     assert.equal(withVaryAcceptEncoding(undefined), 'Accept-Encoding');
