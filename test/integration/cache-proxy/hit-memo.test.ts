@@ -30,17 +30,15 @@ function visible(r: Response): Record<string, unknown> {
   return { status: r.status, headers, hasAge: r.headers.age !== undefined, body: r.body.toString('base64') };
 }
 
-async function recalls(sc: TestSidecache): Promise<number> {
+/** The value of an unlabelled series on /metrics; -1 when it is not there. */
+async function metricValue(sc: TestSidecache, name: string): Promise<number> {
   const text = (await send(sc.adminUrl, '/metrics')).text();
-  const m = /^sidecache_cache_hit_memo_recalls_total (\d+)/m.exec(text);
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
   return m ? Number(m[1]) : -1;
 }
 
-async function entries(sc: TestSidecache): Promise<number> {
-  const text = (await send(sc.adminUrl, '/metrics')).text();
-  const m = /^sidecache_cache_entries (\d+)/m.exec(text);
-  return m ? Number(m[1]) : -1;
-}
+const recalls = (sc: TestSidecache) => metricValue(sc, 'sidecache_cache_hit_memo_recalls_total');
+const entries = (sc: TestSidecache) => metricValue(sc, 'sidecache_cache_entries');
 
 describe('hit memo', () => {
   let origin: Origin;

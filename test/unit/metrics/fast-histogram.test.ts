@@ -13,20 +13,15 @@ describe('FastHistogram', () => {
   it('exports what prom-client exports for the same observations', async () => {
     const ours = new Registry();
     const theirs = new Registry();
-    const fast = new FastHistogram({
+    // The same configuration for both, each in its own registry.
+    const config = {
       name: 'x_duration_seconds',
       help: 'A duration, by route.',
       labelNames: ['route'] as const,
       buckets: BUCKETS,
-      registers: [ours],
-    });
-    const reference = new Histogram({
-      name: 'x_duration_seconds',
-      help: 'A duration, by route.',
-      labelNames: ['route'] as const,
-      buckets: BUCKETS,
-      registers: [theirs],
-    });
+    };
+    const fast = new FastHistogram({ ...config, registers: [ours] });
+    const reference = new Histogram({ ...config, registers: [theirs] });
     // On and between bounds, below the first and above the last, zero, and several series.
     const values = [
       0, 0.0001, 0.0005, 0.00051, 0.001, 0.003, 0.05, 0.0500001, 0.7, 1, 2.5, 9.99, 10, 11, 120,
