@@ -273,6 +273,16 @@ export function advise(s: Omit<Summary, 'advice'>): string[] {
       );
     }
   }
-  if (out.length === 0) out.push('nothing to suggest: hits and connection reuse look healthy');
-  return out;
+  if (out.length > 0) return out;
+  // "Healthy" needs something to judge: a 0 % hit ratio after three requests says nothing yet.
+  const judged =
+    s.routes.some((r) => r.lookups >= ADVICE_MIN_REQUESTS) ||
+    s.origins.some((o) => o.requests >= ADVICE_MIN_REQUESTS);
+  if (!judged) {
+    return [
+      `not enough traffic yet to judge: ${s.requests} request(s), ${s.lookups} cache lookup(s); ` +
+        `advice starts at ${ADVICE_MIN_REQUESTS} lookups on a route or ${ADVICE_MIN_REQUESTS} requests to an origin`,
+    ];
+  }
+  return ['nothing to suggest: hits and connection reuse look healthy'];
 }

@@ -193,6 +193,28 @@ describe('advice rules', () => {
     assert.match(a[0] ?? '', /^r: 5% hits: requests rarely repeat/);
   });
 
+  test('below the threshold the advice says there is not enough traffic, not "healthy"', () => {
+    // Three requests, three misses: a 0 % hit ratio that says nothing yet.
+    const three = route({ lookups: 3, requests: 3, notStored: [{ reason: 'no-freshness', count: 3 }] });
+    const origin = {
+      origin: 'http://127.0.0.1:1',
+      requests: 3,
+      reusedRequests: 0,
+      reuseRatio: 0,
+      connectionsOpened: 3,
+      connectErrors: 0,
+      meanUpstreamSeconds: 0.01,
+      meanTlsSeconds: null,
+      idleConnections: null,
+      openedAhead: 0,
+      usedAhead: 0,
+    };
+    const advice = advise({ ...base, requests: 3, lookups: 3, routes: [three], origins: [origin] });
+    assert.equal(advice.length, 1);
+    assert.match(advice[0] ?? '', /^not enough traffic yet to judge: 3 request\(s\), 3 cache lookup\(s\)/);
+    assert.doesNotMatch(advice[0] ?? '', /healthy/);
+  });
+
   test('too little traffic or a healthy hit ratio gives no route advice', () => {
     const few = route({ lookups: ADVICE_MIN_REQUESTS - 1, requests: ADVICE_MIN_REQUESTS - 1 });
     const healthy = route({ hits: 10, hitRatio: 0.5 });
