@@ -15,6 +15,7 @@ import { reportCommand, reportCommandOptions } from './metrics/report.js';
 import { startSidecache } from './server.js';
 import { loadOrCreateCa } from './tls/ca.js';
 import { caDirOf } from './tunnel/setup.js';
+import { SIDECACHE_VERSION } from './version.js';
 
 interface CommonArgs {
   config?: string | undefined;
@@ -215,7 +216,7 @@ await withCommonOptions(yargs(hideBin(process.argv)))
   .strict()
   .help()
   .alias('help', 'h')
-  .version()
+  .version(SIDECACHE_VERSION)
   .fail((msg, err) => {
     if (err) fail(err);
     process.stderr.write(`sidecache: ${msg}\nRun "sidecache --help" for usage.\n`);

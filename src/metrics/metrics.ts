@@ -10,6 +10,7 @@ import type { Runtime } from '../config/runtime.js';
 import type { Exchange } from '../exchange.js';
 import type { ExchangeEnd } from '../front/front-server.js';
 import type { ConnectEvent } from '../upstream/pools.js';
+import { SIDECACHE_VERSION } from '../version.js';
 import {
   createSavedTimeLedger,
   type DnsLookupEvent,
@@ -87,6 +88,12 @@ export function createMetrics(runtime: Runtime): Metrics {
     'nodejs_active_resources_total',
   ])
     registry.removeSingleMetric(name);
+  new Gauge({
+    name: 'sidecache_build_info',
+    help: 'Always 1; the labels say which sidecache version runs on which Node.js version.',
+    labelNames: ['version', 'node'] as const,
+    registers: [registry],
+  }).set({ version: SIDECACHE_VERSION, node: process.versions.node }, 1);
   // Origins stay known after a reload removes their route: label values never go away mid-run.
   const knownOrigins = new Set<string>();
   const originLabel = (origin: string): string => (knownOrigins.has(origin) ? origin : 'other');
