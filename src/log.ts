@@ -101,7 +101,7 @@ export function accessFields({ ex, status, bytes, error }: ExchangeEnd): Record<
     reason: ex.reason,
     cache: ex.cache?.outcome ?? null,
     reused: ex.originInfo?.reusedConnection ?? null,
-    ...(error ? { err: error.code, msg2: error.message } : {}),
+    ...(error ? { err: error.code, errMessage: error.message } : {}),
   };
 }
 
@@ -120,7 +120,7 @@ export function accessJson({ ex, status, bytes, error }: ExchangeEnd): string {
   // JSON.stringify leaves an undefined field out.
   if (ex.reason !== undefined) out += `,"reason":${jsonString(ex.reason)}`;
   out += `,"cache":${cache === undefined ? 'null' : jsonString(cache)},"reused":${reused === undefined ? 'null' : String(reused)}`;
-  if (error) out += `,"err":${jsonString(error.code)},"msg2":${jsonString(error.message)}`;
+  if (error) out += `,"err":${jsonString(error.code)},"errMessage":${jsonString(error.message)}`;
   return out;
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -88,6 +89,20 @@ describe('access log', () => {
     const failed = JSON.parse(ours.lines[2] as string);
     assert.equal(failed.level, 40);
     assert.equal(failed.err, 'SC_ERR_UPSTREAM_CONNECT');
+    assert.equal(failed.errMessage, 'origin said "no"\u0000\n');
+    assert.equal('msg2' in failed, false);
+  });
+
+  it('writes exactly the fields docs/observability.md documents', () => {
+    const doc = readFileSync(new URL('../../../docs/observability.md', import.meta.url), 'utf8');
+    const section = doc.split('\n### Access log fields\n')[1]?.split('\n#')[0] ?? '';
+    const documented = [...section.matchAll(/^\| `([A-Za-z0-9]+)`/gm)].map((m) => m[1]);
+    assert.ok(documented.length > 10, 'the access log table is found');
+    const { logger, lines } = capture('info');
+    const log = createAccessLog(logger);
+    for (const end of ends) log(end);
+    const written = new Set(lines.flatMap((line) => Object.keys(JSON.parse(line))));
+    assert.deepEqual([...written].sort(), [...documented].sort());
   });
 
   it('respects the level: at warn only 5xx lines (but not 504) are written', () => {
