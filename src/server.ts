@@ -82,13 +82,14 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     () => dns.size,
   );
   // Tests may inject a resolver; otherwise every upstream name goes through the DNS cache. Either
-  // way the egress policy filters the answers: the address checked is the address connected to.
+  // way the egress policy current at lookup time judges the answers for the port connected to (a
+  // route's own origin resolves unfiltered): the address checked is the address connected to.
   const egressFor = ref.derive((rt) => createEgressPolicy({ allow: rt.config.allow, routes: rt.routes }));
   const baseLookup = deps.lookup ?? dns.lookup;
-  const lookupFor = ref.derive((rt) => egressFor(rt).wrapLookup(baseLookup));
-  const lookup = ((hostname, options, callback) =>
-    lookupFor()(hostname, options, callback)) as LookupFunction;
-  const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect, lookup });
+  const lookupTo = (port: number): LookupFunction =>
+    ((hostname, options, callback) =>
+      egressFor().lookupTo(baseLookup, port)(hostname, options, callback)) as LookupFunction;
+  const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect, lookupTo });
   const warmMetrics = createWarmMetrics(metrics.registry, () => keepWarm.state());
   const keepWarm = createKeepWarm(config.upstream.warm, {
     pools,
@@ -162,7 +163,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     registry: metrics.registry,
     guard,
     via,
-    lookup,
+    lookupTo,
     decrypted: {
       request: (req, res, arrival) => front.serve(req, res, arrival),
       upgrade: (req, socket, head, arrival) => front.serveUpgrade(req, socket, head, arrival),

@@ -7,17 +7,28 @@
  * it never admits a private address.
  *
  * The check lives in the lookup handed to every connector (upstream pools, CONNECT tunnels,
- * upgrades): the address that passed is the one the socket connects to, so DNS rebinding has no
- * window. IP literals skip lookup, so `checkLiteral` judges them before anything is dispatched.
- * A route origin written as an IP literal is the operator's explicit choice: that address and port
- * are allowed. A route origin written as a name is resolved and judged like any other name (a
- * private service by name needs its address block in `allow`).
+ * upgrades), which knows the port it connects to: the address that passed is the one the socket
+ * connects to, so DNS rebinding has no window. IP literals skip lookup, so `checkLiteral` judges
+ * them before anything is dispatched.
+ *
+ * A route's own origin is operator intent: its host and port (as written in the route, a name or a
+ * literal) are reached at whatever address the name resolves to, private ones included (a service
+ * name in a pod or Compose network). That covers every way of reaching that exact endpoint: the
+ * route, a forward-proxy request or CONNECT to it. Everything else stays judged on its address:
+ * hosts admitted by `allow` patterns, the same name on another port, other spellings of the name
+ * (`name.` is an absolute name that may resolve elsewhere), and redirects the client follows.
  */
 import type { LookupAddress, LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { Route } from '../config/runtime.js';
 import { ConfigError, PrivateAddressError } from '../errors.js';
 import { type Cidr, cidrContains, parseAddress, parseCidr, rangeOf } from './address-ranges.js';
+
+/**
+ * The resolver a connector uses for a connection to `port` (the egress policy needs the port: a
+ * route origin is a host *and* a port).
+ */
+export type ConnectLookup = (port: number) => LookupFunction;
 
 export interface EgressPolicyOptions {
   /** The `allow` entries; those that are addresses or CIDR blocks allow addresses. */
@@ -32,8 +43,13 @@ export interface EgressPolicy {
   checkLiteral(host: string, port: number): void;
   /** The `allow` block holding `host` when it is an IP literal, else null (name-level admission). */
   allowsLiteral(host: string): string | null;
-  /** Wraps a lookup so that refused addresses are filtered out, and a name left with none fails. */
-  wrapLookup(lookup: LookupFunction): LookupFunction;
+  /** True when `host` and `port` are a route's own origin (host compared as written there). */
+  isRouteOrigin(host: string, port: number): boolean;
+  /**
+   * `lookup` for connections to `port`: a route origin's own host gets every address; for other
+   * names refused addresses are filtered out, and a name left with none fails.
+   */
+  lookupTo(lookup: LookupFunction, port: number): LookupFunction;
   explain(): string;
 }
 
@@ -56,12 +72,15 @@ export function createEgressPolicy(opts: EgressPolicyOptions): EgressPolicy {
   }
   /** `address port` of route origins written as IP literals. */
   const literalOrigins = new Set<string>();
+  /** `name port` of route origins written as names (the URL's lower-case hostname). */
+  const namedOrigins = new Set<string>();
   for (const route of opts.routes) {
     const url = new URL(route.origin);
     const host = stripBrackets(url.hostname);
+    const port = url.port === '' ? defaultPort(url.protocol) : Number(url.port);
     const addr = parseAddress(host);
-    if (addr === null) continue;
-    literalOrigins.add(`${addr.bytes.join('.')} ${url.port === '' ? defaultPort(url.protocol) : url.port}`);
+    if (addr === null) namedOrigins.add(`${host} ${port}`);
+    else literalOrigins.add(`${addr.bytes.join('.')} ${port}`);
   }
 
   function blockFor(address: string): string | null {
@@ -82,6 +101,39 @@ export function createEgressPolicy(opts: EgressPolicyOptions): EgressPolicy {
     );
   }
 
+  function filteredLookup(lookup: LookupFunction, port: number): LookupFunction {
+    return ((hostname: string, options: LookupOptions, callback: LookupCallback) => {
+      // The route's own origin: whatever its name resolves to is where the operator sent it.
+      if (namedOrigins.has(`${hostname} ${port}`)) {
+        lookup(hostname, options, callback as never);
+        return;
+      }
+      const wantAll = options.all === true;
+      lookup(hostname, { ...options, all: true }, ((
+        err: NodeJS.ErrnoException | null,
+        addresses: string | LookupAddress[],
+      ) => {
+        if (err) {
+          callback(err, wantAll ? [] : '', 0);
+          return;
+        }
+        const list = Array.isArray(addresses) ? addresses : [{ address: addresses, family: 4 }];
+        const kept = list.filter((a) => refusal(hostname, a.address) === null);
+        if (kept.length === 0) {
+          const first = list[0];
+          const error =
+            first === undefined
+              ? Object.assign(new Error(`lookup of ${hostname} gave no address`), { code: 'ENOTFOUND' })
+              : (refusal(hostname, first.address) as PrivateAddressError);
+          callback(error as NodeJS.ErrnoException, wantAll ? [] : '', 0);
+          return;
+        }
+        if (wantAll) callback(null, kept);
+        else callback(null, (kept[0] as LookupAddress).address, (kept[0] as LookupAddress).family);
+      }) as LookupCallback);
+    }) as LookupFunction;
+  }
+
   return {
     refusal,
     checkLiteral(host, port) {
@@ -95,33 +147,10 @@ export function createEgressPolicy(opts: EgressPolicyOptions): EgressPolicy {
     allowsLiteral(host) {
       return blockFor(stripBrackets(host));
     },
-    wrapLookup(lookup) {
-      return ((hostname: string, options: LookupOptions, callback: LookupCallback) => {
-        const wantAll = options.all === true;
-        lookup(hostname, { ...options, all: true }, ((
-          err: NodeJS.ErrnoException | null,
-          addresses: string | LookupAddress[],
-        ) => {
-          if (err) {
-            callback(err, wantAll ? [] : '', 0);
-            return;
-          }
-          const list = Array.isArray(addresses) ? addresses : [{ address: addresses, family: 4 }];
-          const kept = list.filter((a) => refusal(hostname, a.address) === null);
-          if (kept.length === 0) {
-            const first = list[0];
-            const error =
-              first === undefined
-                ? Object.assign(new Error(`lookup of ${hostname} gave no address`), { code: 'ENOTFOUND' })
-                : (refusal(hostname, first.address) as PrivateAddressError);
-            callback(error as NodeJS.ErrnoException, wantAll ? [] : '', 0);
-            return;
-          }
-          if (wantAll) callback(null, kept);
-          else callback(null, (kept[0] as LookupAddress).address, (kept[0] as LookupAddress).family);
-        }) as LookupCallback);
-      }) as LookupFunction;
+    isRouteOrigin(host, port) {
+      return namedOrigins.has(`${host} ${port}`);
     },
+    lookupTo: filteredLookup,
     explain() {
       return blocks.length > 0
         ? `connections to private, loopback, link-local and reserved addresses are refused, except ${blocks.map((b) => b.text).join(', ')}`

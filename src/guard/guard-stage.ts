@@ -63,9 +63,9 @@ export function createGuardStage(opts: GuardOptions): Stage {
     }
     const port = portOf(ex.target);
     if (ex.route !== null) {
-      // A route's own origin was admitted when the config was compiled (a literal address there
-      // is the operator's choice; a name is judged at connect time): only a forward request that
-      // picked up a route by another origin (none today) would need the literal check.
+      // A route's own origin was admitted when the config was compiled (operator intent: a literal
+      // address there, or whatever its name resolves to, see egress-policy.ts): only a forward
+      // request that picked up a route by another origin (none today) would need the literal check.
       if (ex.origin !== ex.route.origin) opts.egress?.checkLiteral(ex.target.hostname, port);
       ex.admission = routeAdmission(ex.route);
       return;

@@ -4,13 +4,13 @@
  * as the `RawParts` front/ needs. Nothing here runs a request.
  */
 import { readFile } from 'node:fs/promises';
-import type { LookupFunction } from 'node:net';
 import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
 import type { Runtime } from '../config/runtime.js';
 import type { RuntimeRef } from '../config/runtime-ref.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
 import type { RawParts } from '../front/raw.js';
+import type { ConnectLookup } from '../guard/egress-policy.js';
 import type { Logger } from '../log.js';
 import { createTunnelMetrics } from '../metrics/tunnel-metrics.js';
 import { CA_CERT_FILE, type CertificateAuthority, loadOrCreateCa } from '../tls/ca.js';
@@ -25,7 +25,8 @@ export interface TunnelSetupDeps {
   readonly guard: (next: Next) => Next;
   readonly via: string | null;
   readonly decrypted: DecryptedSink;
-  readonly lookup?: LookupFunction;
+  /** The egress-checked resolver, by port, that the upstream pools use. */
+  readonly lookupTo?: ConnectLookup;
 }
 
 export interface TunnelSetup {
@@ -74,7 +75,7 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
     createTunnels(rt, {
       leaves,
       decrypted: deps.decrypted,
-      ...(deps.lookup ? { lookup: deps.lookup } : {}),
+      ...(deps.lookupTo ? { lookupTo: deps.lookupTo } : {}),
       onHandshakeFailure: (kind, authority, code) => {
         metrics.observeHandshakeFailure(kind);
         deps.logger.info({ kind, authority, code }, 'client TLS handshake failed on an intercepted tunnel');
@@ -90,7 +91,7 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
       via: deps.via,
       forwardedHeaders: config.proxy.forwardedHeaders,
     },
-    deps.lookup ? { lookup: deps.lookup } : {},
+    deps.lookupTo ? { lookupTo: deps.lookupTo } : {},
   );
   const admitted = deps.guard(async () => ADMITTED);
   const raw: RawParts = {

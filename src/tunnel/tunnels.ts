@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureServer as createHttp2SecureServer } from 'node:http2';
-import { isIP, type LookupFunction, connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { HostMatcher, Runtime } from '../config/runtime.js';
@@ -21,6 +21,7 @@ import { compileHostMatcher, normaliseHost } from '../config/runtime.js';
 import { ClientAbortedError, EgressDeniedError } from '../errors.js';
 import type { Exchange } from '../exchange.js';
 import type { Arrival } from '../front/front-server.js';
+import type { ConnectLookup } from '../guard/egress-policy.js';
 import { classifyHandshakeFailure, type HandshakeFailure } from '../tls/handshake-failure.js';
 import type { LeafIssuer } from '../tls/leaf-certs.js';
 import { classifyUpstreamError } from '../upstream/classify-error.js';
@@ -41,8 +42,8 @@ export interface DecryptedSink {
 }
 
 export interface TunnelsDeps {
-  /** Resolver for tunnel connects: the one the upstream pools use. OS resolver when absent. */
-  readonly lookup?: LookupFunction;
+  /** Resolver for tunnel connects, by port: the one the upstream pools use. OS resolver when absent. */
+  readonly lookupTo?: ConnectLookup;
   /** Leaf certificates; null when interception is off (`intercept` is empty). */
   readonly leaves: LeafIssuer | null;
   readonly decrypted: DecryptedSink;
@@ -90,7 +91,7 @@ export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
         port,
         allowHalfOpen: true,
         noDelay: true,
-        ...(deps.lookup && isIP(host) === 0 ? { lookup: deps.lookup } : {}),
+        ...(deps.lookupTo && isIP(host) === 0 ? { lookup: deps.lookupTo(port) } : {}),
       });
       const fail = (err: unknown): void => {
         cleanup();

@@ -16,10 +16,11 @@
  * can open another.
  */
 import diagnostics from 'node:diagnostics_channel';
-import type { LookupFunction, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { buildConnector, Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
+import type { ConnectLookup } from '../guard/egress-policy.js';
 import { upstreamTrust } from './trust.js';
 
 /** What we know about one upstream connection. */
@@ -59,8 +60,8 @@ export type IdleChange =
 export type IdleListener = (origin: string, change: IdleChange, record?: ConnectionRecord) => void;
 
 export interface PoolsDeps {
-  /** Resolver used for every upstream connect (the DNS cache); the OS resolver when absent. */
-  lookup?: LookupFunction;
+  /** Resolver for every upstream connect, by port (the egress-checked DNS cache); the OS resolver when absent. */
+  lookupTo?: ConnectLookup;
   /** Told about every connection attempt (metrics). */
   onConnect?: (event: ConnectEvent) => void;
 }
@@ -100,6 +101,11 @@ export interface UpstreamPools {
   onIdleChange(listener: IdleListener): () => void;
   /** Waits for in-flight requests then closes every pool; destroys them after `graceMs`. */
   close(graceMs: number): Promise<void>;
+}
+
+function portOf(origin: string): number {
+  const url = new URL(origin);
+  return url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
 }
 
 /** Concurrent streams per HTTP/2 connection (Node's h2 server default for peers). */
@@ -179,7 +185,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
       timeout: settings.connectTimeoutMs,
       allowH2: settings.http2,
       ...(ca ? { ca } : {}),
-      ...(deps.lookup ? { lookup: deps.lookup } : {}),
+      ...(deps.lookupTo ? { lookup: deps.lookupTo(portOf(origin)) } : {}),
       rejectUnauthorized: true,
     } as buildConnector.BuildOptions);
     return (opts, preconnect, callback) => {

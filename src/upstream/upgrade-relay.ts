@@ -7,11 +7,12 @@
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
+import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { UpstreamConfig } from '../config/schema.js';
 import { ClientAbortedError } from '../errors.js';
 import type { Exchange, Reply } from '../exchange.js';
+import type { ConnectLookup } from '../guard/egress-policy.js';
 import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
 import { classifyUpstreamError } from './classify-error.js';
 import { upstreamTrust } from './trust.js';
@@ -35,7 +36,8 @@ export interface UpgradeRelayOptions {
 }
 
 export interface UpgradeRelayDeps {
-  readonly lookup?: LookupFunction;
+  /** Resolver by port (the egress-checked one the pools use); the OS resolver when absent. */
+  readonly lookupTo?: ConnectLookup;
 }
 
 export type UpgradeRelay = (ex: Exchange, req: IncomingMessage) => Promise<UpgradeOutcome>;
@@ -68,7 +70,7 @@ export function createUpgradeRelay(opts: UpgradeRelayOptions, deps: UpgradeRelay
         path: ex.target.pathname + ex.target.search,
         headers,
         agent: false as const,
-        ...(deps.lookup && !literal ? { lookup: deps.lookup } : {}),
+        ...(deps.lookupTo && !literal ? { lookup: deps.lookupTo(port) } : {}),
       };
       const originReq = secure
         ? https.request({

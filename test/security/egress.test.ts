@@ -20,6 +20,8 @@ let origin: TestOrigin;
 before(async () => {
   zone = new DnsZone({
     'loop.test': { A: ['127.0.0.1'] },
+    'rebound.test': { A: ['127.0.0.1'] },
+    'redirector.test': { A: ['127.0.0.1'] },
     'meta.test': { A: ['169.254.169.254'] },
     'cgnat.test': { A: ['100.64.0.1'] },
     'private.test': { A: ['10.1.2.3'] },
@@ -142,14 +144,79 @@ describe('egress policy on the resolved address', () => {
     );
   });
 
-  it('a route origin given by name is judged on its address: loopback needs an allow block', async () => {
+  it('a route origin given by name is operator intent: reached at the private address its name resolves to', async () => {
     const route = { name: 'named', origin: `http://loop.test:${origin.port}` };
     await withSidecache({ routes: [route] }, async (sc) => {
-      assertPrivate(await send(sc.url, '/named/x'), '127.0.0.1');
+      const res = await send(sc.url, '/named/x');
+      assert.equal(res.status, 200, res.text());
+      assert.equal(res.text(), 'origin');
+      // A forward-proxy request (HTTP_PROXY) to that very origin is the route too.
+      const fwd = await send(sc.url, `http://loop.test:${origin.port}/x`);
+      assert.equal(fwd.status, 200, fwd.text());
     });
-    await withSidecache({ routes: [route], allow: ['127.0.0.1/32'] }, async (sc) => {
-      assert.equal((await send(sc.url, '/named/x')).status, 200);
+  });
+
+  it("the route-origin rule covers the origin's own host and port only, never an allow pattern", async () => {
+    const route = { name: 'named', origin: `http://loop.test:${origin.port}` };
+    const other = await startOrigin((_req, res) => {
+      res.end('other port');
     });
+    try {
+      await withSidecache(
+        { routes: [route], allow: ['*.test'], egress: { ports: [origin.port, other.port] } },
+        async (sc) => {
+          // Another name the allow pattern admits, resolving to the same loopback address.
+          assertPrivate(await send(sc.url, `http://private.test:${origin.port}/x`), '10.1.2.3');
+          const before = origin.connections();
+          const res = await send(sc.url, `http://rebound.test:${origin.port}/x`);
+          assertPrivate(res, '127.0.0.1');
+          assert.equal(origin.connections(), before);
+          // The route's own name on another port is not the route's origin.
+          assertPrivate(await send(sc.url, `http://loop.test:${other.port}/x`), '127.0.0.1');
+          assert.equal(other.connections(), 0);
+          // Nor is the name spelt with a trailing dot (an absolute name, resolved differently).
+          assertPrivate(await send(sc.url, `http://loop.test.:${origin.port}/x`), '127.0.0.1');
+        },
+      );
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("CONNECT to a route origin's own host and port reaches it; another port of that name does not", async () => {
+    const route = { name: 'named', origin: `http://loop.test:${origin.port}` };
+    await withSidecache(
+      { routes: [route], allow: ['loop.test'], tunnel: { ports: [443, origin.port + 1] } },
+      async (sc) => {
+        const res = await connectThrough(sc.url, `loop.test:${origin.port}`);
+        assert.equal(res.status, 200);
+        if ('socket' in res) res.socket.destroy();
+        const refused = await connectThrough(sc.url, `loop.test:${origin.port + 1}`);
+        assert.equal(refused.status, 403);
+        assert.equal(JSON.parse(refused.body).reason, 'guard_private_address');
+      },
+    );
+  });
+
+  it('a redirect from a route origin to a private name is not followed, and following it is refused', async () => {
+    const redirecting = await startOrigin((_req, res) => {
+      res.statusCode = 302;
+      res.setHeader('location', `http://loop.test:${origin.port}/internal`);
+      res.end();
+    });
+    try {
+      const route = { name: 'pub', origin: `http://redirector.test:${redirecting.port}` };
+      await withSidecache({ routes: [route], allow: ['*'], egress: { ports: [origin.port] } }, async (sc) => {
+        const before = origin.connections();
+        const res = await send(sc.url, '/pub/x');
+        assert.equal(res.status, 302);
+        const location = res.headers.location as string;
+        assertPrivate(await send(sc.url, location), '127.0.0.1');
+        assert.equal(origin.connections(), before);
+      });
+    } finally {
+      await redirecting.close();
+    }
   });
 
   it('CONNECT to a name resolving to a private address is refused before the tunnel opens', async () => {

@@ -60,7 +60,7 @@ describe('special-purpose address ranges (RFC 6890 registries)', () => {
 describe('egress policy', () => {
   const policy = createEgressPolicy({
     allow: ['api.example.com', '10.0.0.0/8', '::1/128'],
-    routes: [{ origin: 'http://127.0.0.1:8000' }],
+    routes: [{ origin: 'http://127.0.0.1:8000' }, { origin: 'http://user-service:8080' }],
   });
 
   it('public addresses pass; private ones only inside an allow block', () => {
@@ -82,8 +82,10 @@ describe('egress policy', () => {
       { address: '127.0.0.1', family: 4 },
       { address: '93.184.216.34', family: 4 },
     ];
-    const lookup = policy.wrapLookup(((_h: string, _o: unknown, cb: (e: null, a: unknown) => void) =>
-      cb(null, answers)) as never);
+    const lookup = policy.lookupTo(
+      ((_h: string, _o: unknown, cb: (e: null, a: unknown) => void) => cb(null, answers)) as never,
+      443,
+    );
     const one = await new Promise((resolve) =>
       lookup('mixed.test', { all: false }, (_err, address) => resolve(address)),
     );
@@ -91,5 +93,26 @@ describe('egress policy', () => {
     answers.pop();
     const err = await new Promise((resolve) => lookup('mixed.test', { all: true }, (e) => resolve(e)));
     assert.equal((err as { reason: string }).reason, 'guard_private_address');
+  });
+
+  it("a route origin's own name and port resolve unfiltered; other names and ports stay filtered", async () => {
+    const base = ((_h: string, _o: unknown, cb: (e: null, a: unknown) => void) =>
+      cb(null, [{ address: '172.18.0.4', family: 4 }])) as never;
+    const resolve = (host: string, port: number) =>
+      new Promise<{ err: unknown; address: unknown }>((done) =>
+        policy.lookupTo(base, port)(host, { all: true }, (err, address) => done({ err, address })),
+      );
+    assert.equal(policy.isRouteOrigin('user-service', 8080), true);
+    const own = await resolve('user-service', 8080);
+    assert.equal(own.err, null);
+    assert.deepEqual(own.address, [{ address: '172.18.0.4', family: 4 }]);
+    for (const [host, port] of [
+      ['user-service', 22],
+      ['user-service.', 8080],
+      ['other-service', 8080],
+    ] as const) {
+      const refused = await resolve(host, port);
+      assert.equal((refused.err as { reason: string }).reason, 'guard_private_address', `${host}:${port}`);
+    }
   });
 });
