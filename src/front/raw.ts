@@ -11,10 +11,18 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { Route, Runtime } from '../config/runtime.js';
-import { BadRequestError, ClientAbortedError, ShuttingDownError, type SidecacheError } from '../errors.js';
-import type { Exchange, Next } from '../exchange.js';
+import {
+  BadRequestError,
+  BodyTooLargeError,
+  ClientAbortedError,
+  RequestTimeoutError,
+  ShuttingDownError,
+  SidecacheError,
+  UpstreamResetError,
+} from '../errors.js';
+import type { Exchange, Next, Reply } from '../exchange.js';
 import type { Reason } from '../reasons.js';
 import { type SpliceEnding, splice } from '../tunnel/splice.js';
 import type { TunnelEnd } from '../tunnel/tunnels.js';
@@ -53,8 +61,8 @@ export interface RawParts {
     established: () => void,
     closing: AbortSignal,
   ): Promise<TunnelEnd>;
-  /** Sends an admitted Upgrade request to its origin. */
-  upgrade(ex: Exchange, req: IncomingMessage): Promise<UpgradeOutcome>;
+  /** Sends an admitted Upgrade request, with the request body front/ read (or null), to its origin. */
+  upgrade(ex: Exchange, req: IncomingMessage, body: Buffer | null): Promise<UpgradeOutcome>;
   readonly idleTimeoutMs: number;
   onTunnelEnd?(report: TunnelReport): void;
 }
@@ -227,48 +235,166 @@ export function serveUpgrade(
   }
   (async () => {
     await ctx.parts.admit(ex);
-    const outcome = await ctx.parts.upgrade(ex, req);
+    const { limits } = ctx.current().config;
+    const { body, rest } = await readUpgradeBody(req, socket, head, limits, signal);
+    const outcome = await ctx.parts.upgrade(ex, req, body);
     if (signal.aborted) {
       if (outcome.kind === 'upgraded') outcome.originSocket.destroy();
       else if (outcome.reply.body instanceof Readable) outcome.reply.body.destroy();
       throw new ClientAbortedError('client disconnected during the upgrade');
     }
     if (outcome.kind === 'answered') {
-      // The origin declined to switch protocols: relay its answer, then close.
-      const { reply } = outcome;
-      socket.write(rawHead(reply.status, reply.statusText, { ...reply.headers, connection: 'close' }));
-      let bytes = 0;
-      if (reply.body === null) socket.end();
-      else if (Buffer.isBuffer(reply.body)) {
-        bytes = reply.body.length;
-        socket.end(reply.body);
-      } else {
-        reply.body.on('data', (c: Buffer) => {
-          bytes += c.length;
-        });
-        reply.body.pipe(socket);
-        reply.body.once('error', () => socket.destroy());
-      }
-      socket.once('close', () => {
-        ex.reason = 'origin_response';
-        ctx.notify({ ex, status: reply.status, bytes, replySource: 'origin' });
-      });
+      relayAnswer(ctx, ex, socket, outcome.reply);
       return;
     }
     socket.write(rawHead(outcome.status, outcome.statusText, outcome.headers));
     if (outcome.originHead.length > 0) socket.write(outcome.originHead);
-    if (head.length > 0) outcome.originSocket.write(head);
+    if (rest.length > 0) outcome.originSocket.write(rest);
     const result = await splice(socket, outcome.originSocket, {
       idleTimeoutMs: ctx.parts.idleTimeoutMs,
       signal: ctx.closing,
     });
     const end: TunnelEnd = {
       ...result,
-      bytesUp: result.bytesUp + head.length,
+      bytesUp: result.bytesUp + rest.length,
       bytesDown: result.bytesDown + outcome.originHead.length,
     };
     finishTunnel(ctx, ex, end, 'upgrade', outcome.status);
   })().catch((err: unknown) => refuse(ctx, ex, socket, toSidecacheError(err)));
+}
+
+/**
+ * The body of an Upgrade request comes before any upgraded byte (RFC 9110 §7.8): its
+ * Content-Length bytes are taken from `head` (what followed the request head) and, when `head`
+ * is shorter, read from the socket; what is left is the first upgraded bytes. A chunked body is
+ * refused: its end could only be found by parsing it here.
+ */
+async function readUpgradeBody(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  limits: { readonly maxBodyBytes: number; readonly requestTimeoutMs: number },
+  signal: AbortSignal,
+): Promise<{ body: Buffer | null; rest: Buffer }> {
+  if (req.headers['transfer-encoding'] !== undefined) {
+    throw new BadRequestError('an Upgrade request with a chunked body is not supported');
+  }
+  const declared = req.headers['content-length'];
+  const length = declared === undefined ? 0 : Number(declared);
+  if (length === 0) return { body: null, rest: head };
+  if (length > limits.maxBodyBytes) {
+    throw new BodyTooLargeError(
+      `request body of ${length} bytes is larger than ${limits.maxBodyBytes} (limits.maxBodyBytes)`,
+    );
+  }
+  if (head.length >= length) return { body: head.subarray(0, length), rest: head.subarray(length) };
+  const chunks: Buffer[] = [head];
+  let got = head.length;
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: SidecacheError): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      signal.removeEventListener('abort', onAbort);
+      socket.pause();
+      if (err) reject(err);
+      else resolve();
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      got += chunk.length;
+      if (got >= length) done();
+    };
+    const onEnd = (): void => done(new ClientAbortedError('client closed before sending the request body'));
+    const onAbort = (): void => done(new ClientAbortedError('client disconnected during the request body'));
+    const timer = setTimeout(
+      () => done(new RequestTimeoutError('request body not received in time (limits.requestTimeoutMs)')),
+      limits.requestTimeoutMs,
+    );
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  const all = Buffer.concat(chunks);
+  return { body: all.subarray(0, length), rest: all.subarray(length) };
+}
+
+/**
+ * The origin declined to switch protocols: its answer is relayed, then the connection closed. A
+ * body of unknown length is sent chunked, so a client can tell a body cut short by the origin
+ * (no last chunk) from a whole one. The exchange is told to observers once, when the socket closes.
+ */
+function relayAnswer(ctx: RawContext, ex: Exchange, socket: Duplex, reply: Reply): void {
+  const headers: OutgoingHttpHeaders = { ...reply.headers, connection: 'close' };
+  const streamed = reply.body instanceof Readable;
+  const chunked = streamed && headers['content-length'] === undefined && bodyAllowed(ex.method, reply.status);
+  if (chunked) headers['transfer-encoding'] = 'chunked';
+  let bytes = 0;
+  let failure: SidecacheError | undefined;
+  let complete = !streamed;
+  socket.once('close', () => {
+    if (failure === undefined && !complete) {
+      failure = new ClientAbortedError('client disconnected during the response');
+    }
+    ex.reason = failure?.reason ?? 'origin_response';
+    const end = { ex, status: reply.status, bytes, replySource: 'origin' as const };
+    ctx.notify(failure ? { ...end, error: failure } : end);
+  });
+  socket.write(rawHead(reply.status, reply.statusText, headers));
+  const body = reply.body;
+  if (body === null) {
+    socket.end();
+    return;
+  }
+  if (Buffer.isBuffer(body)) {
+    bytes = body.length;
+    socket.end(body);
+    return;
+  }
+  body.on('data', (c: Buffer) => {
+    bytes += c.length;
+  });
+  body.once('end', () => {
+    complete = true;
+  });
+  body.once('error', (err: Error) => {
+    failure =
+      err instanceof SidecacheError
+        ? err
+        : new UpstreamResetError(`${ex.origin} closed the connection before the end of its answer`, {
+            cause: err,
+            detail: { upstream: ex.origin },
+          });
+    // Cut short: closing without the last chunk (or before Content-Length) tells the client.
+    socket.destroy();
+  });
+  socket.once('close', () => body.destroy());
+  if (chunked) body.pipe(chunkFramer()).pipe(socket);
+  else body.pipe(socket);
+}
+
+/** HTTP/1.1 chunked framing (RFC 9112 §7.1) of a byte stream, ending with the last chunk. */
+function chunkFramer(): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (chunk.length === 0) {
+        callback();
+        return;
+      }
+      callback(null, Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, CRLF]));
+    },
+    flush(callback) {
+      callback(null, LAST_CHUNK);
+    },
+  });
+}
+
+const CRLF = Buffer.from('\r\n');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+
+function bodyAllowed(method: string, status: number): boolean {
+  return method !== 'HEAD' && status !== 204 && status !== 304 && !(status >= 100 && status < 200);
 }
 
 function finishTunnel(

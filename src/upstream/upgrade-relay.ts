@@ -3,14 +3,16 @@
  * upgraded connection leaves HTTP, so it cannot come from or go back to a pool. It resolves
  * through the same lookup and verifies TLS as strictly as the pools (system CAs plus
  * `upstream.caFile`). The origin either switches protocols (the socket is handed back to front/,
- * which splices it to the client) or answers like any response (relayed, then closed).
+ * which splices it to the client) or answers like any response (relayed, then closed). A request
+ * body (Content-Length) is sent before any upgraded byte; an answer whose body stalls for
+ * `bodyTimeoutMs` fails with a body timeout, so the exchange always ends.
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { UpstreamConfig } from '../config/schema.js';
-import { ClientAbortedError } from '../errors.js';
+import { ClientAbortedError, UpstreamBodyTimeoutError } from '../errors.js';
 import type { Exchange, Reply } from '../exchange.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
@@ -40,14 +42,19 @@ export interface UpgradeRelayDeps {
   readonly lookupTo?: ConnectLookup;
 }
 
-export type UpgradeRelay = (ex: Exchange, req: IncomingMessage) => Promise<UpgradeOutcome>;
+/** `body`: the request body the client sent with the Upgrade request (front/ read it), or null. */
+export type UpgradeRelay = (
+  ex: Exchange,
+  req: IncomingMessage,
+  body: Buffer | null,
+) => Promise<UpgradeOutcome>;
 
 const DROP_REQUEST = new Set(['host']);
 
 export function createUpgradeRelay(opts: UpgradeRelayOptions, deps: UpgradeRelayDeps = {}): UpgradeRelay {
   const ca = upstreamTrust(opts.defaults.caFile);
 
-  return (ex) =>
+  return (ex, _req, body) =>
     new Promise<UpgradeOutcome>((resolve, reject) => {
       const settings = ex.route?.upstream ?? opts.defaults;
       const secure = ex.target.protocol === 'https:' || ex.target.protocol === 'wss:';
@@ -126,6 +133,15 @@ export function createUpgradeRelay(opts: UpgradeRelayOptions, deps: UpgradeRelay
           originRes.destroy();
           return;
         }
+        // The answer is relayed as it streams: silence longer than bodyTimeoutMs ends it.
+        originReq.setTimeout(settings.bodyTimeoutMs, () =>
+          originRes.destroy(
+            new UpstreamBodyTimeoutError(`${ex.origin} stalled while sending its answer to the upgrade`, {
+              detail: { upstream: ex.origin },
+            }),
+          ),
+        );
+        originRes.once('end', () => originReq.setTimeout(0));
         resolve({
           kind: 'answered',
           reply: {
@@ -140,7 +156,7 @@ export function createUpgradeRelay(opts: UpgradeRelayOptions, deps: UpgradeRelay
       originReq.on('error', (err: Error) => {
         if (settle()) reject(classifyUpstreamError(err, ex.origin));
       });
-      originReq.end();
+      originReq.end(body !== null && body.length > 0 ? body : undefined);
     });
 }
 

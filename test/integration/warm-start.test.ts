@@ -266,6 +266,48 @@ describe('config reload', () => {
   });
 });
 
+describe('report after a reload (issue 19)', () => {
+  it("keeps the start's warm-start figure and reports the reload's warming separately", async () => {
+    const ca = await createTestCa();
+    const origin = await startSlowTlsOrigin(ca, HANDSHAKE_DELAY_MS);
+    const input = {
+      routes: [{ name: 'api', origin: `https://${HOST}:${origin.port}` }],
+      ...STATIC_NAME,
+      listen: '127.0.0.1:0',
+      admin: { listen: '127.0.0.1:0' },
+      log: { level: 'silent' },
+      upstream: { caFile: ca.writeCertFile(), warm: { connections: 1, minIdle: 1 } },
+    };
+    const sc = await startTestSidecache(input as never);
+    try {
+      const started = await sc.instance.warmStart;
+      const startFigure = await metric(sc, 'sidecache_warm_start_duration_seconds');
+      assert.ok(startFigure >= HANDSHAKE_DELAY_MS / 1000, `warm start ${startFigure}`);
+      assert.equal(startFigure, started.durationMs / 1000);
+      // An unchanged config: the reload has nothing new to warm, so its warming takes next to nothing.
+      const { parseConfig } = await import('../../src/config/load.js');
+      const { compileRuntime } = await import('../../src/config/runtime.js');
+      const outcome = sc.instance.reload(() => compileRuntime(parseConfig(input as never)));
+      assert.equal(outcome.result, 'ok', JSON.stringify(outcome));
+      assert.ok(
+        await eventually(async () => (await metric(sc, 'sidecache_warming')) === 0),
+        'the reload warming did not finish',
+      );
+      assert.equal(await metric(sc, 'sidecache_warm_start_duration_seconds'), startFigure);
+      const reloadFigure = await metric(sc, 'sidecache_warm_reload_duration_seconds');
+      assert.ok(reloadFigure < startFigure, `reload ${reloadFigure} vs start ${startFigure}`);
+      assert.equal(await metric(sc, 'sidecache_warm_reload_origins'), 0);
+      const { runReport, formatSeconds } = await import('../../src/metrics/report.js');
+      const text = await runReport({ admin: sc.adminUrl, json: false });
+      assert.ok(text.includes(`warm start took ${formatSeconds(startFigure)};`), text);
+      assert.match(text, /last config reload warmed 0 new or changed origin\(s\) in /);
+    } finally {
+      await sc.close();
+      await origin.close();
+    }
+  });
+});
+
 describe('stay warm: connections the origin closes are re-opened', () => {
   let ca: TestCa;
   let origin: SlowTlsOrigin;
