@@ -28,7 +28,9 @@ export type ErrorCode =
   | 'SC_ERR_UPSTREAM_PROTOCOL'
   | 'SC_ERR_CLIENT_ABORTED'
   | 'SC_ERR_SHUTTING_DOWN'
-  | 'SC_ERR_INTERNAL';
+  | 'SC_ERR_INTERNAL'
+  | 'SC_ERR_ADMIN_HOST_NOT_ALLOWED'
+  | 'SC_ERR_ADMIN_CROSS_SITE';
 
 export interface SidecacheErrorOptions {
   cause?: unknown;
@@ -242,4 +244,6 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   'SC_ERR_CLIENT_ABORTED',
   'SC_ERR_SHUTTING_DOWN',
   'SC_ERR_INTERNAL',
+  'SC_ERR_ADMIN_HOST_NOT_ALLOWED',
+  'SC_ERR_ADMIN_CROSS_SITE',
 ];

@@ -204,6 +204,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     ? createAdminServer({
         registry: metrics.registry,
         token: config.admin.token,
+        allowedHosts: [runtime.adminListen.host, ...config.admin.allowedHosts],
         caCertPem: tunnels.caCertPem,
         ready: () => {
           if (draining) return { ready: false, why: 'shutting down' };

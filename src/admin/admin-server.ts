@@ -3,11 +3,13 @@
  * /metrics (Prometheus text format), / (status page), /status.json (its data), /ca.pem (the
  * interception CA certificate), POST /purge and POST /reload. Loopback by
  * default; never proxies anything. With `admin.token` set, everything but /healthz and /readyz
- * needs `Authorization: Bearer TOKEN` (401 otherwise).
+ * needs `Authorization: Bearer TOKEN` (401 otherwise). A Host that does not name the listener, or
+ * a cross-site POST, is refused with 403 before anything else (browser-guard.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { createBrowserGuard } from './browser-guard.js';
 import type { PurgeHandler } from './purge.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML, statusSummary } from './status-page.js';
 
@@ -25,6 +27,8 @@ export interface AdminOptions {
   readonly reload?: () => { result: 'ok' | 'rejected' };
   /** `admin.token`: required as a bearer token on every path but the probes; null or absent: open. */
   readonly token?: string | null;
+  /** Host names served besides IP literals and localhost: the bound name and `admin.allowedHosts`. */
+  readonly allowedHosts?: readonly string[];
 }
 
 /** Paths that stay open with a token set: orchestrators probe them without credentials. */
@@ -53,8 +57,16 @@ export function createBearerCheck(token: string): (req: IncomingMessage) => bool
 
 export function createAdminServer(opts: AdminOptions): Server {
   const authorized = opts.token ? createBearerCheck(opts.token) : null;
+  const browserRefusal = createBrowserGuard(opts.allowedHosts ?? []);
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    const refused = browserRefusal(req, PROBES.has(path));
+    if (refused) {
+      res
+        .writeHead(403, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+        .end(`${JSON.stringify(refused)}\n`);
+      return;
+    }
     if (authorized && !PROBES.has(path) && !authorized(req)) {
       res
         .writeHead(401, {

@@ -378,9 +378,15 @@ export const configSchema = z
           .describe(
             'Bearer token every admin endpoint but /healthz and /readyz requires (Authorization: Bearer TOKEN); null: no token (env SIDECACHE_ADMIN_TOKEN).',
           ),
+        allowedHosts: z
+          .array(hostPatternSchema)
+          .default([])
+          .describe(
+            'Host names the admin listener answers to besides IP addresses, localhost and the name in admin.listen ("sidecache", "*.svc.cluster.local"); any other Host gets 403 (DNS rebinding). /healthz and /readyz answer any Host.',
+          ),
       })
       .strict()
-      .default({ listen: '127.0.0.1:9090', enabled: true, token: null }),
+      .default({ listen: '127.0.0.1:9090', enabled: true, token: null, allowedHosts: [] }),
     log: z
       .object({
         level: z.enum(LOG_LEVELS).default('info').describe('Log level.'),

@@ -22,7 +22,10 @@ export interface TestSidecache {
 
 export async function startTestSidecache(
   input: Partial<ConfigInput> = {},
-  deps: { lookup?: LookupFunction } = {},
+  deps: {
+    lookup?: LookupFunction /** Serve `POST /reload` (re-reads this same config). */;
+    reloadable?: boolean;
+  } = {},
 ): Promise<TestSidecache> {
   const config = parseConfig({
     ...input,
@@ -30,9 +33,11 @@ export async function startTestSidecache(
     admin: { listen: '127.0.0.1:0', ...(input.admin ?? {}) },
     log: { level: 'silent', ...(input.log ?? {}) },
   });
+  const { reloadable, ...rest } = deps;
   const instance = await startSidecache(compileRuntime(config), {
     logger: createLogger(config.log.level),
-    ...deps,
+    ...rest,
+    ...(reloadable ? { loadRuntime: () => compileRuntime(config) } : {}),
   });
   return {
     instance,
