@@ -2,6 +2,8 @@
  * Turns what undici or Node reported for an upstream request into a typed SidecacheError whose
  * status and reason say what happened: 502 for refused/reset/TLS/DNS, 504 for timeouts.
  */
+
+import { dnsErrorFrom } from '../dns/index.js';
 import {
   DnsError,
   SidecacheError,
@@ -54,6 +56,15 @@ export function classifyUpstreamError(err: unknown, origin: string): SidecacheEr
   const code = codeOf(err);
   const message = err instanceof Error ? err.message : String(err);
   const opts = { cause: err, detail: { upstream: origin, cause: code } };
+  // A lookup made by the DNS cache failed: its code may look like a connect error (a nameserver
+  // that refuses is ECONNREFUSED), so the DnsError it carries decides, not the code.
+  const dns = dnsErrorFrom(err);
+  if (dns !== undefined) {
+    return new DnsError(dns.message, {
+      cause: err,
+      detail: { upstream: origin, cause: code, ...dns.detail },
+    });
+  }
   if (DNS_CODES.has(code) || (err as { syscall?: string } | null)?.syscall?.startsWith('getaddrinfo')) {
     const host = new URL(origin).hostname;
     return new DnsError(`DNS lookup of ${host} failed: ${code}`, {

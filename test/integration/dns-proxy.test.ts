@@ -8,7 +8,8 @@ import { send } from '../helpers/client.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { DnsZone } from '../helpers/dns-zone.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
-import { type SidecacheProcess, spawnSidecache } from '../helpers/sidecache.js';
+import { freePort } from '../helpers/ports.js';
+import { type SidecacheProcess, spawnSidecache, startTestSidecache } from '../helpers/sidecache.js';
 
 describe('sidecache resolves upstream names through --dns', () => {
   let origin: TestOrigin;
@@ -71,5 +72,29 @@ describe('sidecache resolves upstream names through --dns', () => {
     assert.equal(body.dnsCode, 'ENOTFOUND');
     assert.equal(body.host, 'gone.sidecache-test.example');
     assert.equal(origin.requests.filter((r) => r.url === '/x').length, 0);
+  });
+});
+
+describe('a nameserver that is down', () => {
+  it('gives 502 SC_ERR_DNS naming the lookup failure, not SC_ERR_UPSTREAM_CONNECT', async () => {
+    // Nothing listens on this loopback port: each query gets ICMP port unreachable (ECONNREFUSED).
+    const closed = await freePort();
+    const sc = await startTestSidecache({
+      dns: { mode: 'udp', servers: [`127.0.0.1:${closed}`], timeoutMs: 2_000, tries: 1 },
+      routes: [{ name: 'api', origin: 'http://api.sidecache-test.example:8000' }],
+      allow: ['127.0.0.0/8'],
+    });
+    try {
+      const res = await send(sc.url, '/api/x');
+      assert.equal(res.status, 502, res.text());
+      const body = res.json();
+      assert.equal(body.error, 'SC_ERR_DNS', res.text());
+      assert.equal(body.reason, 'dns_error');
+      assert.equal(body.host, 'api.sidecache-test.example');
+      assert.equal(body.dnsCode, 'ECONNREFUSED');
+      assert.match(String(body.message), /DNS lookup of api\.sidecache-test\.example failed/);
+    } finally {
+      await sc.close();
+    }
   });
 });
