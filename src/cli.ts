@@ -9,7 +9,9 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { type CliOverrides, loadConfig } from './config/load.js';
 import { compileRuntime, type Runtime } from './config/runtime.js';
+import { createDnsCache } from './dns/index.js';
 import { SidecacheError } from './errors.js';
+import { explainReachability } from './guard/reachability.js';
 import { createLogger } from './log.js';
 import { reportCommand, reportCommandOptions } from './metrics/report.js';
 import { startSidecache } from './server.js';
@@ -170,13 +172,26 @@ async function serve(args: CommonArgs): Promise<void> {
   });
 }
 
-function checkConfig(args: CommonArgs): void {
+/** Longest check-config waits for one name to resolve. */
+const CHECK_RESOLVE_TIMEOUT_MS = 2_000;
+
+async function checkConfig(args: CommonArgs): Promise<void> {
+  let runtime: Runtime;
   try {
-    const runtime = runtimeFrom(args);
-    process.stdout.write(`config OK\n${runtime.explain()}\n`);
+    runtime = runtimeFrom(args);
   } catch (err) {
     fail(err);
   }
+  const dns = createDnsCache(runtime.config.dns);
+  const reach = await explainReachability(
+    runtime,
+    async (host) => (await dns.resolve(host)).map((a) => a.address),
+    CHECK_RESOLVE_TIMEOUT_MS,
+  );
+  await dns.close();
+  const resolved = reach.length > 0 ? `\nresolved from here:\n${reach.map((l) => `  ${l}`).join('\n')}` : '';
+  // A system lookup still running after its timeout must not hold the process.
+  process.stdout.write(`config OK\n${runtime.explain()}${resolved}\n`, () => process.exit(0));
 }
 
 /** Prints where the interception CA certificate is and its PEM, making the CA if there is none. */
