@@ -27,6 +27,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { Route, Runtime } from '../config/runtime.js';
 import type { Admission, FrontMode } from '../exchange.js';
+import { FORWARDING_HEADERS } from '../forwarded.js';
 import { joinField } from './cache-control.js';
 import type { KeyPolicy } from './key.js';
 import type { StoredResponse } from './store.js';
@@ -34,9 +35,11 @@ import type { StoredResponse } from './store.js';
 /**
  * Request fields whose presence changes the pipeline's decision or reply beyond the URL: request
  * directives, conditionals and Range (cache), Via (loop detection) and proxy credentials (guard),
- * and a body.
+ * a body, and forwarding headers (kept from a trusted client, they are part of the cache key;
+ * from any other, front/ removes them).
  */
 const DISQUALIFYING: ReadonlySet<string> = new Set([
+  ...FORWARDING_HEADERS,
   'cache-control',
   'pragma',
   'range',

@@ -3,7 +3,9 @@
  *
  * Primary key: `<url>\n<credential>\n<key headers>` where `<url>` is the target without fragment
  * (query optionally normalised by the route), `<credential>` is the sha256 of the request's
- * credentials (`-` when it has none) and `<key headers>` the route's extra request headers. The URL
+ * credentials (`-` when it has none) and `<key headers>` the route's extra request headers,
+ * followed by `\nfwd:` and the forwarding headers the request carries (front/ keeps them only
+ * from clients `proxy.trustForwarded` names: forwarded.ts), when it carries any. The URL
  * comes first so that one URL (every credential, every variant) or a URL prefix can be purged or
  * invalidated with a prefix delete.
  *
@@ -11,6 +13,7 @@
  * response's `Vary`.
  */
 import { createHash, createHmac } from 'node:crypto';
+import { FORWARDING_HEADERS } from '../forwarded.js';
 import { joinField } from './cache-control.js';
 import type { HeaderSource } from './headers.js';
 
@@ -104,7 +107,17 @@ export function primaryKey(target: URL, headers: HeaderSource, policy: KeyPolicy
   const url = cacheUrl(target, policy);
   const credential = credentialHash(headers, policy, secret) ?? '-';
   const extra = policy.keyHeaders.map((h) => `${h}=${normaliseFieldValue(headers[h]) ?? ''}`).join('&');
-  return `${urlKeyPrefix(url)}${credential}\n${extra}`;
+  return `${urlKeyPrefix(url)}${credential}\n${extra}${forwardingPart(headers)}`;
+}
+
+/** The forwarding headers a request carries, as a key line (`''` when none: the usual case). */
+function forwardingPart(headers: HeaderSource): string {
+  let out = '';
+  for (const name of FORWARDING_HEADERS) {
+    const v = headers[name];
+    if (v !== undefined) out += `${out === '' ? '\nfwd:' : '&'}${name}=${JSON.stringify(joinField(v))}`;
+  }
+  return out;
 }
 
 /** Normalises a request field for Vary matching (§4.1): lines combined, list whitespace removed. */

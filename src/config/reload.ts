@@ -4,7 +4,7 @@
  *
  * Reloadable: routes (added, removed, changed: origin, prefix, hosts, upstream overrides, cache
  * policy, Server-Timing), `allow`, `egress`, `intercept` (when interception was on at start),
- * `tunnel.ports`, `proxy.auth`, `proxy.stripRequestHeaders`, `proxy.maxUrlBytes`, `upstream` (all
+ * `tunnel.ports`, `proxy.auth`, `proxy.stripRequestHeaders`, `proxy.trustForwarded`, `proxy.maxUrlBytes`, `upstream` (all
  * but `caFile`) and `observability`. Everything else is bound at start (listeners, the cache and
  * its backend, DNS, TLS, limits, logging, Via and X-Forwarded-*, the tunnel idle timeout, the
  * upstream CA file, the shutdown grace): a reload that changes any of it is refused as a whole,
@@ -23,6 +23,7 @@ export const RELOADABLE_KEYS: readonly string[] = Object.freeze([
   'tunnel.ports',
   'proxy.auth',
   'proxy.stripRequestHeaders',
+  'proxy.trustForwarded',
   'proxy.maxUrlBytes',
   'upstream.connectionsPerOrigin',
   'upstream.keepAliveTimeoutMs',

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { cacheSchema, DEFAULT_ROUTE_POLICY, routeCachePolicySchema } from '../cache/options.js';
 import { DNS_DEFAULTS, dnsSchema } from '../dns/options.js';
+import { parseCidr } from '../guard/address-ranges.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -44,13 +45,16 @@ const allowEntrySchema = z.union([
     ),
 ]);
 
+/** An address or address block (`10.0.0.0/8`, `::1/128`, `127.0.0.1`) of clients. */
+const trustedClientSchema = z
+  .string()
+  .refine((s) => parseCidr(s) !== null, 'expected an IP address or a CIDR block ("10.0.0.0/8", "::1/128")');
+
 /** `proxy.acceptors` (src/front/acceptors.ts; measured in bench/README.md). */
 const ACCEPTORS_DEFAULT = 16;
 
 /** Headers that change what an origin answers but are not part of the cache key (cache poisoning). */
 export const DEFAULT_STRIPPED_REQUEST_HEADERS = [
-  'x-forwarded-host',
-  'x-forwarded-server',
   'x-host',
   'x-original-url',
   'x-rewrite-url',
@@ -426,6 +430,12 @@ export const configSchema = z
           .boolean()
           .default(true)
           .describe('Add X-Forwarded-For and X-Forwarded-Proto to upstream requests.'),
+        trustForwarded: z
+          .union([z.boolean(), z.array(trustedClientSchema)])
+          .default(false)
+          .describe(
+            'Clients whose Forwarded / X-Forwarded-* / X-Real-IP headers are kept: false (none: they are removed and sidecache sets its own X-Forwarded-For and -Proto), true (every client of the proxy listener), or address blocks ("10.0.0.0/8", "::1"). Kept values go to the origin and into the cache key. For a deployment behind another proxy.',
+          ),
         maxUrlBytes: z.number().int().min(64).default(8192).describe('Longest request target accepted.'),
         acceptors: z
           .number()
@@ -450,6 +460,7 @@ export const configSchema = z
       .default({
         via: true,
         forwardedHeaders: true,
+        trustForwarded: false,
         maxUrlBytes: 8192,
         acceptors: ACCEPTORS_DEFAULT,
         stripRequestHeaders: [...DEFAULT_STRIPPED_REQUEST_HEADERS],

@@ -14,6 +14,7 @@ import type { MemoServing } from '../cache/stage.js';
 import type { Runtime } from '../config/runtime.js';
 import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
 import { type Exchange, ExchangeRecord, type MemoKey, type Next, type Reply } from '../exchange.js';
+import { compileForwardedTrust } from '../forwarded.js';
 import { interimRelay } from './interim.js';
 import { limitBody, limitConnections, serverOptionsFor } from './limits.js';
 import { type Arrival, LISTENER, type RawParts, serveConnect, serveUpgrade } from './raw.js';
@@ -88,6 +89,7 @@ export function createFront(opts: FrontOptions): Front {
     createRequestHygiene({
       strip: rt.config.proxy.stripRequestHeaders,
       maxHeaderCount: limits.maxHeaderCount,
+      trustForwarded: compileForwardedTrust(rt.config.proxy.trustForwarded),
     });
   /** The request hygiene of the last runtime seen (rebuilt after a reload, not per request). */
   let hygieneOf = { runtime, hygiene: hygieneFor(runtime) };

@@ -8,15 +8,21 @@
  * handler; test/security/smuggling.test.ts proves each case on raw TCP.
  *
  * Also strips request headers that change what an origin answers without being part of the cache
- * key (`X-Forwarded-Host`, `X-Original-URL`, `X-HTTP-Method-Override`, ...: cache poisoning).
+ * key (`X-Original-URL`, `X-HTTP-Method-Override`, ...: cache poisoning), and the client's
+ * forwarding headers (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`: forwarded.ts) unless
+ * `proxy.trustForwarded` names the client. This is the one place for every mode: reverse route,
+ * forward proxy, decrypted requests and upgrades all come through here.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { BadRequestError, HeadersTooLargeError } from '../errors.js';
+import { FORWARDING_HEADER_SET, type ForwardedTrust } from '../forwarded.js';
 
 export interface RequestHygieneOptions {
   /** Lower-case names of headers removed before the request goes anywhere. */
   readonly strip: readonly string[];
   readonly maxHeaderCount: number;
+  /** Whether a client (by socket address) may set forwarding headers; none when absent. */
+  readonly trustForwarded?: ForwardedTrust;
 }
 
 export type RequestHygiene = (req: IncomingMessage) => IncomingHttpHeaders;
@@ -24,6 +30,7 @@ export type RequestHygiene = (req: IncomingMessage) => IncomingHttpHeaders;
 /** Checks one request; returns its headers without the stripped ones, or throws a typed error. */
 export function createRequestHygiene(opts: RequestHygieneOptions): RequestHygiene {
   const strip = new Set(opts.strip.map((h) => h.toLowerCase()));
+  const trusts = opts.trustForwarded ?? (() => false);
   return (req) => {
     const fields = req.rawHeaders.length / 2;
     if (fields > opts.maxHeaderCount) {
@@ -42,8 +49,15 @@ export function createRequestHygiene(opts: RequestHygieneOptions): RequestHygien
       throw new BadRequestError('Transfer-Encoding in an HTTP/1.0 request (faulty framing, RFC 9112 §6.1)');
     }
     let headers = req.headers;
-    for (const name of strip) {
-      if (headers[name] === undefined) continue;
+    /** Whether this client may set forwarding headers: asked once, when it sends one. */
+    let trusted: boolean | undefined;
+    // Over the request's own fields (a few) rather than looking up each listed name.
+    for (const name in req.headers) {
+      if (!strip.has(name)) {
+        if (!FORWARDING_HEADER_SET.has(name)) continue;
+        trusted ??= trusts(req.socket?.remoteAddress);
+        if (trusted) continue;
+      }
       if (headers === req.headers) headers = { ...req.headers };
       delete headers[name];
     }

@@ -2,7 +2,7 @@
  * The terminal stage: sends the Exchange to its origin over the origin's warm pool and returns a
  * Reply as soon as the response headers arrive; the body streams with backpressure (the origin
  * socket is paused while the client is slow). Hop-by-hop headers are dropped both ways; Via and
- * X-Forwarded-* are added. An idempotent, bodiless request whose reused pooled socket turns out
+ * X-Forwarded-* are added (origin-request-headers.ts). An idempotent, bodiless request whose reused pooled socket turns out
  * dead before any response byte is retried once, on a fresh connection.
  */
 import { performance } from 'node:perf_hooks';
@@ -14,6 +14,7 @@ import type { Exchange, Next, Reply } from '../exchange.js';
 import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
 import { type AbortWatch, createAbortWatch, type Watched } from './abort-watch.js';
 import { classifyUpstreamError, isDeadSocketError } from './classify-error.js';
+import { originRequestHeaders } from './origin-request-headers.js';
 import type { ConnectionRecord, UpstreamPools } from './pools.js';
 
 export interface OriginFetchOptions {
@@ -38,7 +39,7 @@ export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions
   return async function fetchOrigin(ex: Exchange): Promise<Reply> {
     const settings = ex.route?.upstream ?? opts.defaults;
     const pool = pools.poolFor(ex.origin, settings);
-    const headers = originRequestHeaders(ex, opts);
+    const headers = originRequestHeaders(ex, DROP_REQUEST, opts);
     const started = performance.now();
     const info = { origin: ex.origin, reusedConnection: false, retried: false, bodyBytes: 0 };
     ex.originInfo = info;
@@ -63,16 +64,6 @@ export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions
       }
     }
   };
-}
-
-function originRequestHeaders(ex: Exchange, opts: OriginFetchOptions): Record<string, string | string[]> {
-  const headers = endToEndHeaders(ex.headers, DROP_REQUEST);
-  if (opts.via !== null) appendHeader(headers, 'via', opts.via);
-  if (opts.forwardedHeaders) {
-    appendHeader(headers, 'x-forwarded-for', ex.client.address);
-    if (headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = ex.client.protocol;
-  }
-  return headers;
 }
 
 interface OriginInfoMutable {

@@ -17,6 +17,7 @@ import type { Exchange, Reply } from '../exchange.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
 import { classifyUpstreamError } from './classify-error.js';
+import { originRequestHeaders } from './origin-request-headers.js';
 import { upstreamTrust } from './trust.js';
 
 export type UpgradeOutcome =
@@ -60,15 +61,10 @@ export function createUpgradeRelay(opts: UpgradeRelayOptions, deps: UpgradeRelay
       const secure = ex.target.protocol === 'https:' || ex.target.protocol === 'wss:';
       const host = ex.target.hostname.replace(/^\[(.*)\]$/, '$1');
       const port = ex.target.port !== '' ? Number(ex.target.port) : secure ? 443 : 80;
-      const headers = endToEndHeaders(ex.headers, DROP_REQUEST);
+      const headers = originRequestHeaders(ex, DROP_REQUEST, opts);
       headers.host = ex.target.host;
       headers.connection = 'upgrade';
       headers.upgrade = String(ex.headers.upgrade ?? 'websocket');
-      if (opts.via !== null) appendHeader(headers, 'via', opts.via);
-      if (opts.forwardedHeaders) {
-        appendHeader(headers, 'x-forwarded-for', ex.client.address);
-        if (headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = ex.client.protocol;
-      }
       const literal = isIP(host) !== 0;
       const common = {
         host,

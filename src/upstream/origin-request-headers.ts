@@ -1,0 +1,27 @@
+/**
+ * The request headers sent to an origin, built in one place for pooled requests (fetch-origin.ts)
+ * and upgrades (upgrade-relay.ts): the client's end-to-end headers (front/ already removed what
+ * must not reach an origin, untrusted forwarding headers included) plus sidecache's Via and its
+ * own forwarding hop (forwarded.ts).
+ */
+import type { Exchange } from '../exchange.js';
+import { addForwardingHeaders } from '../forwarded.js';
+import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
+
+export interface OriginHeaderOptions {
+  /** The Via value this instance adds (e.g. `1.1 sidecache`), or null for none. */
+  readonly via: string | null;
+  /** `proxy.forwardedHeaders`: add X-Forwarded-For and X-Forwarded-Proto. */
+  readonly forwardedHeaders: boolean;
+}
+
+export function originRequestHeaders(
+  ex: Exchange,
+  drop: ReadonlySet<string>,
+  opts: OriginHeaderOptions,
+): Record<string, string | string[]> {
+  const headers = endToEndHeaders(ex.headers, drop);
+  if (opts.via !== null) appendHeader(headers, 'via', opts.via);
+  if (opts.forwardedHeaders) addForwardingHeaders(headers, ex.client);
+  return headers;
+}
