@@ -101,7 +101,10 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       ...warmMetrics,
       onWarmStart(result) {
         warmMetrics.onWarmStart?.(result);
-        logger.info({ ...result, durationMs: Math.round(result.durationMs) }, 'warm start done');
+        logger.info(
+          { ...result, durationMs: Math.round(result.durationMs) },
+          result.initial ? 'warm start done' : 'config reload: warming of new route origins done',
+        );
       },
       onOriginHealth(origin, healthy, errorCode) {
         if (healthy) logger.info({ origin }, 'keep-warm: origin reachable again');

@@ -78,7 +78,11 @@ function warmLine(w: Summary['warm']): string {
   const start = w.warming
     ? 'warm start running'
     : `warm start took ${w.startSeconds === null ? '–' : formatSeconds(w.startSeconds)}`;
-  return `${start}; ${w.idleConnections} idle connections now; ${w.openedAhead} opened ahead of need, ${w.usedAhead} used by requests`;
+  const reload =
+    w.lastReloadSeconds === null
+      ? ''
+      : `; warming after the last config reload took ${formatSeconds(w.lastReloadSeconds)}`;
+  return `${start}${reload}; ${w.idleConnections} idle connections now; ${w.openedAhead} opened ahead of need, ${w.usedAhead} used by requests`;
 }
 
 function formatBytes(n: number): string {

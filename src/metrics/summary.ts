@@ -49,8 +49,10 @@ export interface OriginSummary {
 }
 
 export interface WarmSummary {
-  /** How long the last warm start took, seconds; null when none ran (no routes, or off). */
+  /** How long the warm start at start took, seconds; null when none ran (no routes, or off). */
   readonly startSeconds: number | null;
+  /** After an applied config reload: how long warming its new or changed origins took, seconds. */
+  readonly lastReloadSeconds: number | null;
   readonly warming: boolean;
   readonly idleConnections: number;
   readonly openedAhead: number;
@@ -212,6 +214,10 @@ export function summarise(families: ReadonlyMap<string, MetricFamily>, nowSecond
     warm: {
       startSeconds: samplesOf(families, 'sidecache_warm_start_duration_seconds')[0]?.value ?? null,
       warming: sumOf(families, 'sidecache_warming') > 0,
+      lastReloadSeconds:
+        sumOf(families, 'sidecache_config_reloads_total', { result: 'ok' }) > 0
+          ? (samplesOf(families, 'sidecache_warm_reload_duration_seconds')[0]?.value ?? null)
+          : null,
       idleConnections: sumOf(families, 'sidecache_upstream_idle_connections'),
       openedAhead: sumOf(families, 'sidecache_upstream_connections_ahead_total'),
       usedAhead: sumOf(families, 'sidecache_upstream_connections_ahead_used_total'),

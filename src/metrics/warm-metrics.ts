@@ -33,7 +33,12 @@ export function createWarmMetrics(registry: Registry, read: () => WarmState): Wa
   });
   const warmStart = new Gauge({
     name: 'sidecache_warm_start_duration_seconds',
-    help: 'How long the last warm start took (resolve and connect every route origin, bounded by upstream.warm.timeoutMs).',
+    help: 'How long the warm start at start took (resolve and connect every route origin, bounded by upstream.warm.timeoutMs).',
+    registers: [registry],
+  });
+  const warmReload = new Gauge({
+    name: 'sidecache_warm_reload_duration_seconds',
+    help: 'How long warming the new or changed route origins took after the last applied config reload.',
     registers: [registry],
   });
   new Gauge({
@@ -52,7 +57,11 @@ export function createWarmMetrics(registry: Registry, read: () => WarmState): Wa
       aheadUsed.inc({ origin });
     },
     onWarmStart(result) {
-      warmStart.set(result.durationMs / 1000);
+      if (result.initial) {
+        warmStart.set(result.durationMs / 1000);
+      } else {
+        warmReload.set(result.durationMs / 1000);
+      }
     },
   };
 }

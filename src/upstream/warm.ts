@@ -61,6 +61,8 @@ export interface KeepWarmDeps {
 }
 
 export interface WarmStartResult {
+  /** The warm start at start (true), or the warming of new or changed origins after a reload (false). */
+  readonly initial: boolean;
   readonly durationMs: number;
   /** Origins warmed, connections opened, attempts failed, attempts still running at the deadline. */
   readonly origins: number;
@@ -219,7 +221,7 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
     pools.dropParked(target.origin, target.settings);
   }
 
-  async function warmStart(fresh: readonly Target[]): Promise<WarmStartResult> {
+  async function warmStart(fresh: readonly Target[], initial: boolean): Promise<WarmStartResult> {
     const started = performance.now();
     const attempts: Promise<boolean>[] = [];
     const hosts = fresh.map((t) => new URL(t.origin).hostname.replace(/^\[|\]$/g, ''));
@@ -247,6 +249,7 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
     ]);
     clearTimeout(timer);
     const result: WarmStartResult = {
+      initial,
       durationMs: performance.now() - started,
       origins: fresh.length,
       opened,
@@ -260,7 +263,8 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
 
   return {
     async apply(routes) {
-      if (closed) return { durationMs: 0, origins: 0, opened: 0, failed: 0, timedOut: false };
+      if (closed)
+        return { initial: !applied, durationMs: 0, origins: 0, opened: 0, failed: 0, timedOut: false };
       const wanted = new Map<string, Route>();
       for (const route of routes) {
         const w = route.upstream.warm;
@@ -299,8 +303,9 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
       warming++;
       if (initial) starting = true;
       try {
-        const result = await warmStart(fresh);
-        lastWarmStartMs = result.durationMs;
+        const result = await warmStart(fresh, initial);
+        // A reload's warming (often nothing new to connect) never replaces the start's figure.
+        if (initial) lastWarmStartMs = result.durationMs;
         observer?.onWarmStart?.(result);
         return result;
       } finally {

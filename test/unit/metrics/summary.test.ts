@@ -89,7 +89,7 @@ describe('summary of one scrape', () => {
   test('keep-warm: warm start, idle connections, connections opened ahead and used', () => {
     assert.deepEqual(s.warm, {
       startSeconds: 0.25,
-      lastReload: null,
+      lastReloadSeconds: null,
       warming: false,
       idleConnections: 2,
       openedAhead: 3,
