@@ -12,7 +12,7 @@ import { compileRuntime, type Runtime } from './config/runtime.js';
 import { createDnsCache } from './dns/index.js';
 import { SidecacheError } from './errors.js';
 import { explainReachability } from './guard/reachability.js';
-import { createLogger } from './log.js';
+import { createLogger, readableLogs } from './log.js';
 import { reportCommand, reportCommandOptions } from './metrics/report.js';
 import { startSidecache } from './server.js';
 import { loadOrCreateCa } from './tls/ca.js';
@@ -135,7 +135,12 @@ async function serve(args: CommonArgs): Promise<void> {
   } catch (err) {
     fail(err);
   }
-  const logger = createLogger(runtime.config.log.level);
+  const logger = createLogger(
+    runtime.config.log.level,
+    undefined,
+    undefined,
+    readableLogs(runtime.config.log.format, process.stdout.isTTY === true),
+  );
   let instance: Awaited<ReturnType<typeof startSidecache>>;
   try {
     instance = await startSidecache(runtime, { logger, loadRuntime: () => runtimeFrom(args) });

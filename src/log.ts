@@ -6,21 +6,198 @@ import type { ExchangeEnd } from './front/front-server.js';
 
 export type { Logger };
 
+/** `log.format`: `json`, `pretty` (readable lines), or `auto` (readable when stdout is a terminal). */
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+/** Whether lines are printed readably: `pretty`, or `auto` on a terminal. */
+export function readableLogs(format: LogFormat, stdoutIsTty: boolean): boolean {
+  return format === 'pretty' || (format === 'auto' && stdoutIsTty);
+}
+
 /**
- * Lines are buffered up to 4 KiB (one write per several access lines instead of one per request)
- * and flushed at least every `flushMs`, at start-up and at shutdown.
+ * JSON lines are buffered up to 4 KiB (one write per several access lines instead of one per
+ * request) and flushed at least every `flushMs`, at start-up and at shutdown. With `readable`, the
+ * same lines are written as text for a person at a terminal (readableDestination), unbuffered.
  */
 export function createLogger(
   level: LevelWithSilent,
   destination?: NodeJS.WritableStream,
   flushMs = 500,
+  readable = false,
 ): Logger {
   const logger = pino(
     { level, base: { svc: 'sidecache' }, timestamp: pino.stdTimeFunctions.epochTime },
-    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+    destination !== undefined
+      ? readable
+        ? readableDestination(destination, false)
+        : destination
+      : readable
+        ? readableDestination(process.stdout, process.stdout.isTTY === true && !process.env['NO_COLOR'])
+        : pino.destination({ dest: 1, sync: false, minLength: 4096 }),
   );
-  if (destination === undefined && level !== 'silent') setInterval(() => logger.flush(), flushMs).unref();
+  if (destination === undefined && !readable && level !== 'silent')
+    setInterval(() => logger.flush(), flushMs).unref();
   return logger;
+}
+
+/**
+ * A pino destination that turns each JSON line into readable text on `out`: the time, the level
+ * and the message, then the other fields as key=value; access lines and the start-up line have
+ * forms of their own. Only used when a person reads the output, never on the JSON path.
+ */
+export function readableDestination(
+  out: NodeJS.WritableStream,
+  color: boolean,
+): { write(chunk: string): boolean; flush(cb?: (err?: Error) => void): void } {
+  let rest = '';
+  return {
+    write(chunk) {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      let text = '';
+      for (const line of lines) if (line !== '') text += `${readableLine(line, color)}\n`;
+      if (text !== '') out.write(text);
+      return true;
+    },
+    flush(cb) {
+      cb?.();
+    },
+  };
+}
+
+const LEVEL_NAMES: Readonly<Record<number, string>> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+const LEVEL_COLORS: Readonly<Record<number, string>> = {
+  10: '90',
+  20: '90',
+  30: '32',
+  40: '33',
+  50: '31',
+  60: '31',
+};
+/** Fields every line has, shown in the line's head rather than as key=value. */
+const HEAD_FIELDS: ReadonlySet<string> = new Set(['level', 'time', 'svc', 'msg']);
+const ACCESS_SHOWN: ReadonlySet<string> = new Set([
+  ...HEAD_FIELDS,
+  'method',
+  'origin',
+  'path',
+  'status',
+  'durMs',
+  'bytes',
+]);
+const STARTED_SHOWN: ReadonlySet<string> = new Set([
+  ...HEAD_FIELDS,
+  'listen',
+  'admin',
+  'routes',
+  'proxyUrl',
+  'adminUrl',
+  'statusUrl',
+  'caUrl',
+  'intercept',
+  'mounts',
+  'forward',
+]);
+
+/** One JSON log line as readable text (a line that is not JSON is returned as it is). */
+export function readableLine(json: string, color: boolean): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json;
+  }
+  if (typeof o !== 'object' || o === null) return json;
+  const paint = (code: string, text: string): string => (color ? `\u001b[${code}m${text}\u001b[0m` : text);
+  const levelNumber = typeof o['level'] === 'number' ? o['level'] : 30;
+  const level = paint(
+    LEVEL_COLORS[levelNumber] ?? '0',
+    (LEVEL_NAMES[levelNumber] ?? String(o['level'])).padEnd(5),
+  );
+  const head = `${typeof o['time'] === 'number' ? clockTime(o['time']) : '--:--:--.---'} ${level}`;
+  const rest = (shown: ReadonlySet<string>): string =>
+    Object.entries(o)
+      .filter(([k]) => !shown.has(k))
+      .map(([k, v]) => ` ${k}=${readableValue(v)}`)
+      .join('');
+  if (o['msg'] === 'access') {
+    return (
+      `${head} ${String(o['status'])} ${String(o['method'])} ${String(o['origin'])}${String(o['path'])} ` +
+      `${String(o['durMs'])} ms ${String(o['bytes'])} B${rest(ACCESS_SHOWN)}`
+    );
+  }
+  if (o['msg'] === 'sidecache started')
+    return `${head} ${o['msg']}${rest(STARTED_SHOWN)}${whereEverythingIs(o)}`;
+  return `${head} ${String(o['msg'] ?? '')}${rest(HEAD_FIELDS)}`;
+}
+
+/** The start-up line's addresses and routes, one per line, aligned. */
+function whereEverythingIs(o: Record<string, unknown>): string {
+  const rows: [string, string][] = [];
+  const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  const proxy = str(o['proxyUrl']);
+  if (proxy) rows.push(['proxy', proxy]);
+  const admin = str(o['adminUrl']);
+  rows.push(['admin', admin ? `${admin}  (/metrics /healthz /readyz /purge)` : 'disabled']);
+  const status = str(o['statusUrl']);
+  if (status) rows.push(['status page', status]);
+  const ca = str(o['caUrl']);
+  const intercept = Array.isArray(o['intercept']) ? o['intercept'].map(String) : [];
+  if (intercept.length > 0) rows.push(['intercept', intercept.join(', ')]);
+  if (ca) rows.push(['CA certificate', ca]);
+  const forward = Array.isArray(o['forward']) ? o['forward'].map(String) : [];
+  if (proxy) {
+    const reach =
+      forward.length > 0 ? `route origins and ${forward.join(', ')}` : 'route origins (allow: none)';
+    rows.push(['forward proxy', `HTTP_PROXY=${proxy} HTTPS_PROXY=${proxy}: ${reach}`]);
+  }
+  const mounts = Array.isArray(o['mounts']) ? (o['mounts'] as Record<string, unknown>[]) : [];
+  if (mounts.length === 0) rows.push(['routes', 'none']);
+  mounts.forEach((m, i) => {
+    const at = [
+      str(m['url']),
+      ...(Array.isArray(m['hosts']) ? m['hosts'].map((h) => `Host: ${String(h)}`) : []),
+    ]
+      .filter((x) => x !== null)
+      .join(', ');
+    rows.push([
+      i === 0 ? 'routes' : '',
+      `${String(m['route'])}: ${at || '(forward proxy only)'} -> ${String(m['origin'])}`,
+    ]);
+  });
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `\n  ${k.padEnd(width)}  ${v}`).join('');
+}
+
+function readableValue(v: unknown): string {
+  if (typeof v === 'string') return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
+  if (Array.isArray(v)) return v.map(readableValue).join(',');
+  // pino's error serialiser: show the message (and code), not the stack.
+  if (typeof v === 'object' && v !== null && 'message' in v && 'type' in v) {
+    const e = v as { message: unknown; code?: unknown };
+    return JSON.stringify(`${e.code !== undefined ? `${String(e.code)}: ` : ''}${String(e.message)}`);
+  }
+  return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+}
+
+/** HH:MM:SS.mmm in local time. */
+function clockTime(ms: number): string {
+  const d = new Date(ms);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+}
+
+/** An http URL for a listening address (`[::1]` for IPv6; a wildcard becomes loopback). */
+export function httpUrl(address: string, port: number): string {
+  const host = address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** One JSON access line per exchange: route, status, duration, bytes, reason. No query strings. */

@@ -21,7 +21,7 @@ import { createFront } from './front/front-server.js';
 import { createEgressPolicy } from './guard/egress-policy.js';
 import { createGuardStage } from './guard/guard-stage.js';
 import { createProxyAuth } from './guard/proxy-auth.js';
-import { createAccessLog, type Logger } from './log.js';
+import { createAccessLog, httpUrl, type Logger } from './log.js';
 import { createCacheWarmthMetrics } from './metrics/cache-warmth-metrics.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { createReloadMetrics } from './metrics/reload-metrics.js';
@@ -34,6 +34,7 @@ import { setUpTunnels } from './tunnel/setup.js';
 import { createOriginFetch } from './upstream/fetch-origin.js';
 import { createUpstreamPools } from './upstream/pools.js';
 import { createKeepWarm, type KeepWarm, type WarmStartResult } from './upstream/warm.js';
+import { SIDECACHE_VERSION } from './version.js';
 
 export interface Sidecache {
   readonly proxyAddress: AddressInfo;
@@ -242,6 +243,8 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     await sharedTier?.close();
     throw err;
   }
+  const proxyUrl = httpUrl(proxyAddress.address, proxyAddress.port);
+  const adminUrl = adminAddress ? httpUrl(adminAddress.address, adminAddress.port) : null;
   logger.info(
     {
       listen: `${proxyAddress.address}:${proxyAddress.port}`,
@@ -249,6 +252,20 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : null,
       routes: runtime.routes.map((r) => r.name),
       ...(sharedTier ? { [sharedTier.kind]: sharedTier.url } : {}),
+      version: SIDECACHE_VERSION,
+      proxyUrl,
+      adminUrl,
+      statusUrl: adminUrl ? `${adminUrl}/` : null,
+      ...(config.intercept.length > 0
+        ? { intercept: config.intercept, caUrl: adminUrl ? `${adminUrl}/ca.pem` : null }
+        : {}),
+      forward: config.allow,
+      mounts: runtime.routes.map((r) => ({
+        route: r.name,
+        url: r.prefix === null ? null : `${proxyUrl}${r.prefix}`,
+        hosts: r.hosts,
+        origin: `${r.origin}${r.basePath}`,
+      })),
     },
     'sidecache started',
   );

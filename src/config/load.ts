@@ -142,6 +142,8 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
   if (ca) o.set.push([['upstream', 'caFile'], ca]);
   const level = nonEmpty(env.SIDECACHE_LOG_LEVEL);
   if (level) o.set.push([['log', 'level'], level]);
+  const logFormat = nonEmpty(env.SIDECACHE_LOG_FORMAT);
+  if (logFormat) o.set.push([['log', 'format'], logFormat]);
   pushDnsOverrides(o, splitList(env.SIDECACHE_DNS), nonEmpty(env.SIDECACHE_DNS_MODE));
   const cache = nonEmpty(env.SIDECACHE_CACHE)?.toLowerCase();
   if (cache !== undefined) {

@@ -395,9 +395,15 @@ export const configSchema = z
       .object({
         level: z.enum(LOG_LEVELS).default('info').describe('Log level.'),
         access: z.boolean().default(true).describe('Write one JSON access line per request.'),
+        format: z
+          .enum(['auto', 'json', 'pretty'])
+          .default('auto')
+          .describe(
+            'json: one JSON object per line; pretty: readable lines; auto: pretty when stdout is a terminal, json otherwise (env SIDECACHE_LOG_FORMAT).',
+          ),
       })
       .strict()
-      .default({ level: 'info', access: true }),
+      .default({ level: 'info', access: true, format: 'auto' }),
     routes: z
       .array(routeSchema)
       .default([])
