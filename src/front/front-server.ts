@@ -12,7 +12,15 @@ import { type Duplex, Readable } from 'node:stream';
 import type { MemoDecision } from '../cache/hit-memo.js';
 import type { MemoServing } from '../cache/stage.js';
 import type { Runtime } from '../config/runtime.js';
-import { ClientAbortedError, MethodNotSupportedError, ShuttingDownError, SidecacheError } from '../errors.js';
+import {
+  BadRequestError,
+  ClientAbortedError,
+  HeadersTooLargeError,
+  MethodNotSupportedError,
+  RequestTimeoutError,
+  ShuttingDownError,
+  SidecacheError,
+} from '../errors.js';
 import { type Exchange, ExchangeRecord, type MemoKey, type Next, type Reply } from '../exchange.js';
 import { compileForwardedTrust } from '../forwarded.js';
 import { interimRelay } from './interim.js';
@@ -358,24 +366,38 @@ export function createFront(opts: FrontOptions): Front {
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
     onUpgrade(req, socket, head, LISTENER),
   );
+  /** Sockets answered (or about to be) for a parse error. */
+  const refusedSockets = new WeakSet<Socket>();
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? 'ERR';
     opts.onClientError?.(code, err.message);
-    if (!socket.writable || (err as { bytesParsed?: number }).bytesParsed === 0) {
+    // Already refused (or to be, after the response in flight): Node reports each later chunk again.
+    if (refusedSockets.has(socket)) return;
+    if (!socket.writable || code === 'ECONNRESET') {
       socket.destroy();
       return;
     }
-    const [status, error, reason] =
+    refusedSockets.add(socket);
+    const message = `${code}: ${err.message}`;
+    const error =
       code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'SC_ERR_HEADERS_TOO_LARGE', 'request_headers_too_large']
+        ? new HeadersTooLargeError(message)
         : code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'SC_ERR_REQUEST_TIMEOUT', 'request_timeout']
-          : [400, 'SC_ERR_BAD_REQUEST', 'bad_request'];
-    const body = JSON.stringify({ error, reason, message: `${code}: ${err.message}` });
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+          ? new RequestTimeoutError(message)
+          : new BadRequestError(message);
+    const refuse = (): void => {
+      if (socket.writable) socket.end(synthRawResponse(error, nextId()).bytes);
+      else socket.destroy();
+    };
+    // A pipelined request before the bad one is still being answered: the 400 follows its response.
+    // (An error inside that request's own body is answered at once: its response will not come.)
+    const current = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (current && !current.writableFinished && current.req.complete) {
+      current.once('finish', refuse);
+      current.once('close', () => {
+        if (!current.writableFinished) socket.destroy();
+      });
+    } else refuse();
   });
 
   return {

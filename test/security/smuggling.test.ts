@@ -70,6 +70,9 @@ describe('request smuggling: refused with 400, never forwarded', () => {
       'bare LF in a chunk extension',
       `POST /api/x HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n1;a\nx\r\n0\r\n\r\n`,
     ],
+    ['lowercase method', `get /api/x HTTP/1.1\r\n${H}\r\n`],
+    ['mixed-case method', `Get /api/x HTTP/1.1\r\n${H}\r\n`],
+    ['a method with a character outside the token set', `G{T /api/x HTTP/1.1\r\n${H}\r\n`],
     ['two Host headers (sidecache check)', `GET /api/x HTTP/1.1\r\n${H}Host: evil.example\r\n\r\n`],
     [
       'Transfer-Encoding on HTTP/1.0 (sidecache check)',
@@ -85,6 +88,18 @@ describe('request smuggling: refused with 400, never forwarded', () => {
       assert.equal(origin.requests.length, before, 'nothing reached the origin');
     });
   }
+
+  it('a lowercase method after a first request on a kept-alive connection: 200, then 400', async () => {
+    const before = origin.requests.length;
+    const res = await sendRaw(
+      port,
+      `GET /api/first HTTP/1.1\r\n${H}\r\nget /api/second HTTP/1.1\r\n${H}\r\n`,
+    );
+    const statuses = [...res.raw.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+    assert.deepEqual(statuses, ['200', '400'], res.raw);
+    assert.match(res.raw, /"error":"SC_ERR_BAD_REQUEST"/);
+    assert.equal(origin.requests.length, before + 1, 'only the first request reached the origin');
+  });
 
   it('a smuggled second request after a CL+TE body never reaches the origin', async () => {
     const before = origin.requests.length;
