@@ -128,6 +128,9 @@ function fail(err: unknown): never {
   process.exit(2);
 }
 
+/** How long past `shutdown.graceMs` the process waits for the shutdown to settle before exiting. */
+const BACKSTOP_MS = 500;
+
 async function serve(args: CommonArgs): Promise<void> {
   let runtime: Runtime;
   try {
@@ -155,11 +158,18 @@ async function serve(args: CommonArgs): Promise<void> {
       logger.flush();
       process.exit(1);
     }
-    logger.info({ signal, graceMs: runtime.config.shutdown.graceMs }, 'shutting down');
-    instance.close().then(
-      () => {
+    const { graceMs } = instance.runtime().config.shutdown;
+    logger.info({ signal, graceMs }, 'shutting down');
+    // The deadline holds even if a step of the shutdown never settles: then the process just ends.
+    setTimeout(() => {
+      logger.error({ graceMs }, 'shutdown deadline passed: exiting now');
+      logger.flush();
+      process.exit(1);
+    }, graceMs + BACKSTOP_MS).unref();
+    instance.close(graceMs).then(
+      ({ forced }) => {
         logger.flush();
-        process.exit(0);
+        process.exit(forced ? 1 : 0);
       },
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');

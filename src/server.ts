@@ -56,8 +56,18 @@ export interface Sidecache {
    * origins); returns an unsubscribe.
    */
   onRuntimeChange(listener: (runtime: Runtime) => void): () => void;
-  /** Stops accepting, lets in-flight exchanges finish for up to `graceMs`, closes pools. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Stops accepting, lets in-flight exchanges finish for up to `graceMs`, closes pools. `graceMs`
+   * is a deadline: what is still open then is destroyed and the promise settles (`forced`).
+   */
+  close(graceMs?: number): Promise<ShutdownResult>;
+}
+
+export interface ShutdownResult {
+  /** Something had to be cut: exchanges still in flight, or connections open, at the deadline. */
+  readonly forced: boolean;
+  /** Exchanges still in flight when the grace period ended. */
+  readonly abandoned: number;
 }
 
 export interface SidecacheDeps {
@@ -273,7 +283,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   // In the background: requests are served meanwhile (on cold connections until it is done).
   const warmStart = keepWarm.apply(runtime.routes);
 
-  let closing: Promise<void> | null = null;
+  let closing: Promise<ShutdownResult> | null = null;
   return {
     proxyAddress,
     adminAddress,
@@ -289,28 +299,61 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       closing ??= (async () => {
         draining = true;
         front.startDraining();
+        const deadline = Date.now() + graceMs;
         const serverClosed = new Promise<void>((resolve) => front.server.close(() => resolve()));
         const acceptorsClosed = acceptors?.close();
-        const deadline = Date.now() + graceMs;
         while (front.inFlight() > 0 && Date.now() < deadline) await sleep(Math.min(25, graceMs));
         const abandoned = front.inFlight();
         front.server.closeAllConnections();
         front.closeTunnels();
-        await serverClosed;
-        await acceptorsClosed;
         keepWarm.close();
-        await pools.close(Math.max(0, deadline - Date.now()));
-        await dns.close();
-        await sharedTier?.close();
-        if (admin) {
-          admin.closeAllConnections();
-          await new Promise<void>((resolve) => admin.close(() => resolve()));
+        // The rest closes in order, but only until the deadline: then whatever is still open
+        // (client sockets, tunnels, upstream requests, stores, the admin listener) is dropped.
+        const orderly = (async () => {
+          await serverClosed;
+          await acceptorsClosed;
+          await pools.close(Math.max(0, deadline - Date.now()));
+          await dns.close();
+          await sharedTier?.close();
+          if (admin) {
+            admin.closeAllConnections();
+            await new Promise<void>((resolve) => admin.close(() => resolve()));
+          }
+        })();
+        const inTime = await settlesBy(orderly, deadline);
+        let destroyed = 0;
+        if (!inTime) {
+          destroyed = front.destroyConnections();
+          admin?.closeAllConnections();
+          // A last moment for the order to finish now that its sockets are gone; not awaited past it.
+          await settlesBy(orderly, Date.now() + 100);
         }
-        logger.info({ abandoned }, 'sidecache stopped');
+        const forced = abandoned > 0 || !inTime;
+        logger.info({ abandoned, forced, destroyed }, 'sidecache stopped');
+        return { forced, abandoned };
       })();
       return closing;
     },
   };
+}
+
+/** Whether `work` settles before `deadline` (epoch ms); it is left running either way. */
+async function settlesBy(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([
+      work.then(
+        () => true,
+        () => true,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -488,7 +488,9 @@ export const configSchema = z
           .int()
           .min(0)
           .default(10_000)
-          .describe('On SIGTERM/SIGINT, how long in-flight requests may take to finish.'),
+          .describe(
+            'On SIGTERM/SIGINT, how long in-flight requests may take to finish; then whatever is still open is destroyed and the process exits 1.',
+          ),
       })
       .strict()
       .default({ graceMs: 10_000 }),

@@ -76,6 +76,8 @@ export interface Front {
   startDraining(): void;
   /** Closes every CONNECT tunnel and upgraded connection (the end of shutdown). */
   closeTunnels(): void;
+  /** Destroys every client connection still open (the shutdown deadline); returns how many. */
+  destroyConnections(): number;
   /** Serves one request that arrived another way (decrypted from an intercepted tunnel). */
   serve(req: IncomingMessage, res: ServerResponse, arrival: Arrival): void;
   /** Serves one Upgrade request that arrived another way. */
@@ -328,6 +330,13 @@ export function createFront(opts: FrontOptions): Front {
   const connectionLimits = limitConnections(server, limits, (address, open) =>
     opts.onClientError?.('SC_ERR_TOO_MANY_CONNECTIONS', `${address} has ${open} connections open`),
   );
+  // Every client connection, whatever became of it (HTTP, tunnel, upgrade): the shutdown deadline
+  // destroys what is left.
+  const connections = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
   server.on('drop', (data?: { remoteAddress?: string }) =>
     opts.onClientError?.(
       'SC_ERR_TOO_MANY_CONNECTIONS',
@@ -409,6 +418,12 @@ export function createFront(opts: FrontOptions): Front {
     },
     closeTunnels() {
       tunnelsClosing.abort();
+    },
+    destroyConnections() {
+      const open = connections.size;
+      for (const socket of connections) socket.destroy();
+      connections.clear();
+      return open;
     },
     serve,
     serveUpgrade: onUpgrade,

@@ -333,7 +333,14 @@ function relayAnswer(ctx: RawContext, ex: Exchange, socket: Duplex, reply: Reply
   let bytes = 0;
   let failure: SidecacheError | undefined;
   let complete = !streamed;
+  // Like a tunnel, a relayed answer still running ends with the shutdown's last step.
+  const onClosing = (): void => {
+    failure ??= new ShuttingDownError('sidecache shut down during the response');
+    socket.destroy();
+  };
+  ctx.closing.addEventListener('abort', onClosing, { once: true });
   socket.once('close', () => {
+    ctx.closing.removeEventListener('abort', onClosing);
     if (failure === undefined && !complete) {
       failure = new ClientAbortedError('client disconnected during the response');
     }

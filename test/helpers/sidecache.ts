@@ -43,7 +43,9 @@ export async function startTestSidecache(
     instance,
     url: `http://127.0.0.1:${instance.proxyAddress.port}`,
     adminUrl: `http://127.0.0.1:${instance.adminAddress?.port ?? 0}`,
-    close: () => instance.close(2_000),
+    close: async () => {
+      await instance.close(2_000);
+    },
   };
 }
 
