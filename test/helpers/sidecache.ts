@@ -61,16 +61,20 @@ export interface SidecacheProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Spawns `sidecache serve ARGS` (TypeScript through tsx) and waits for its "started" log line. */
+/**
+ * Spawns `sidecache serve ARGS` (TypeScript through tsx) and waits for its "started" log line. It
+ * listens on free loopback ports unless `configListeners` keeps the config's own `listen`s.
+ */
 export async function spawnSidecache(
   args: string[],
   env: Record<string, string> = {},
+  opts: { configListeners?: boolean } = {},
 ): Promise<SidecacheProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', CLI, 'serve', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...args],
-    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const listeners = opts.configListeners ? [] : ['--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'];
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...listeners, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => {
     out += d.toString();
