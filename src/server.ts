@@ -18,10 +18,12 @@ import { ConfigError } from './errors.js';
 import type { Stage } from './exchange.js';
 import { type Acceptors, addAcceptors } from './front/acceptors.js';
 import { createFront } from './front/front-server.js';
+import { createAuthThrottle } from './guard/auth-throttle.js';
 import { createEgressPolicy } from './guard/egress-policy.js';
 import { createGuardStage } from './guard/guard-stage.js';
 import { createProxyAuth } from './guard/proxy-auth.js';
 import { createAccessLog, httpUrl, type Logger } from './log.js';
+import { createAuthMetrics } from './metrics/auth-metrics.js';
 import { createCacheWarmthMetrics } from './metrics/cache-warmth-metrics.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { createReloadMetrics } from './metrics/reload-metrics.js';
@@ -143,6 +145,11 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       })
     : null;
   if (cache) metrics.cache.watch(cache);
+  // Failures are counted across reloads: the throttle outlives each runtime's guard.
+  const authThrottle = createAuthThrottle({
+    ...config.proxy.auth.throttle,
+    ...createAuthMetrics(metrics.registry),
+  });
   // One guard per runtime; an exchange is admitted by the one current when it starts (the guard
   // runs in the same tick as front/ builds the exchange).
   const guard: Stage = (next) => {
@@ -152,7 +159,9 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         viaToken: instanceToken,
         egress: egressFor(rt),
         ports: rt.config.egress.ports,
-        ...(rt.config.proxy.auth.enabled ? { authenticate: createProxyAuth(rt.config.proxy.auth) } : {}),
+        ...(rt.config.proxy.auth.enabled
+          ? { authenticate: createProxyAuth(rt.config.proxy.auth, authThrottle) }
+          : {}),
       })(next),
     );
     return (ex) => guardFor()(ex);
