@@ -9,7 +9,6 @@ import type { AddressInfo, LookupFunction } from 'node:net';
 import { createAdminServer } from './admin/admin-server.js';
 import { createPurgeHandler } from './admin/purge.js';
 import { createCacheStage, DEFAULT_ROUTE_POLICY } from './cache/index.js';
-import { createSharedTier } from './cache/shared-tier.js';
 import { poolStillCurrent } from './config/reload.js';
 import type { HostPort, Runtime } from './config/runtime.js';
 import { createRuntimeRef } from './config/runtime-ref.js';
@@ -125,13 +124,15 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       },
     },
   });
-  const sharedTier = config.cache.enabled
-    ? createSharedTier(config.cache, {
-        onRemove: metrics.cache.onRemove,
-        observer: createSharedTierMetrics(metrics.registry),
-        warn: (fields, message) => logger.warn(fields, message),
-      })
-    : null;
+  // The Redis and memcached clients are loaded only when a shared tier is configured (idle memory).
+  const sharedTier =
+    config.cache.enabled && (config.cache.redis.url !== null || config.cache.memcached.servers.length > 0)
+      ? (await import('./cache/shared-tier.js')).createSharedTier(config.cache, {
+          onRemove: metrics.cache.onRemove,
+          observer: createSharedTierMetrics(metrics.registry),
+          warn: (fields, message) => logger.warn(fields, message),
+        })
+      : null;
   const cache = config.cache.enabled
     ? createCacheStage(config.cache, {
         ...(sharedTier ? { store: sharedTier.store } : {}),
