@@ -42,6 +42,17 @@ describe('shared tier: replicas on one memcached', { skip }, () => {
     return sc;
   }
 
+  /** Waits (bounded) until a replica has finished `n` shared-tier puts, read from its /metrics. */
+  async function sharedPuts(sc: TestSidecache, n: number): Promise<void> {
+    for (let waited = 0; waited < 10_000; waited += 20) {
+      const text = await (await fetch(`${sc.adminUrl}/metrics`)).text();
+      const m = /sidecache_cache_l2_duration_seconds_count\{op="put"\} (\d+)/.exec(text);
+      if (m && Number(m[1]) >= n) return;
+      await sleep(20);
+    }
+    assert.fail(`no ${n} shared-tier put(s) within 10 s`);
+  }
+
   before(async () => {
     mc = await startTestMemcached();
     origin = await startOrigin(async (req, res) => {
@@ -61,6 +72,9 @@ describe('shared tier: replicas on one memcached', { skip }, () => {
     const b = await replica();
     const first = await send(a.url, '/o/shared');
     assert.match(status(first), /fwd=uri-miss/);
+    // A writes the shared tier after its client has the answer: wait for that put, so B finds the
+    // entry (and is not told to wait for A's fill) however loaded the machine is.
+    await sharedPuts(a, 1);
     const fromB = await send(b.url, '/o/shared');
     assert.equal(fromB.text(), 'body of /shared');
     assert.match(status(fromB), /; hit/);
@@ -97,15 +111,23 @@ describe('shared tier: replicas on one memcached', { skip }, () => {
         }
       }
     })();
-    await sleep(150);
+    // Counted, not timed: each phase lasts until enough requests went through it (bounded by a
+    // cap), so a loaded machine cannot make the outage too short to exercise.
+    const servedAtLeast = async (n: number) => {
+      const target = served + n;
+      for (let waited = 0; served < target && waited < 15_000; waited += 20) await sleep(20);
+    };
+    await servedAtLeast(10);
     await mc.stop();
-    await sleep(400);
+    const beforeOutage = served;
+    await servedAtLeast(20);
+    const duringOutage = served - beforeOutage;
     await mc.start();
-    await sleep(150);
+    await servedAtLeast(10);
     stop = true;
     await traffic;
     assert.equal(failed, 0);
-    assert.ok(served > 20, `served ${served}`);
+    assert.ok(duringOutage >= 20, `served ${duringOutage} while memcached was down`);
 
     // Back: the shared tier works again.
     for (let i = 0; i < 200; i++) {

@@ -37,8 +37,8 @@ describe('metrics registry', () => {
       const name = m[1] as string;
       assert.match(
         name,
-        /_(total|seconds|bytes|requests|entries)$/,
-        `${name} ends in a unit (or counts entries)`,
+        /_(total|seconds|bytes|requests|entries|info)$/,
+        `${name} ends in a unit (or counts entries, or is an _info metric)`,
       );
       assert.ok((m[2] as string).length > 10, `${name} has a help text`);
     }
