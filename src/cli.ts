@@ -13,8 +13,9 @@ import { createDnsCache } from './dns/index.js';
 import { SidecacheError } from './errors.js';
 import { explainReachability } from './guard/reachability.js';
 import { createLogger, readableLogs } from './log.js';
-import { reportCommand, reportCommandOptions } from './metrics/report.js';
+import { adminBaseUrl, reportCommand, reportCommandOptions } from './metrics/report.js';
 import { startSidecache } from './server.js';
+import { loadOrCreateCa } from './tls/ca.js';
 import { caDirOf } from './tunnel/setup.js';
 import { SIDECACHE_VERSION } from './version.js';
 
@@ -36,13 +37,21 @@ interface CommonArgs {
   acceptors?: number | undefined;
 }
 
+const CONFIG_OPTION = {
+  alias: 'c',
+  type: 'string',
+  describe: 'YAML config file (default: SIDECACHE_CONFIG, else the embedded config/default.yaml)',
+} as const;
+
+const CA_DIR_OPTION = {
+  type: 'string',
+  describe: 'Directory of the interception CA (default .sidecache/ca)',
+} as const;
+
+/** The options of `serve` and `check-config`: every config source a flag can set. */
 function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
   return y
-    .option('config', {
-      alias: 'c',
-      type: 'string',
-      describe: 'YAML config file (default: the embedded config/default.yaml)',
-    })
+    .option('config', CONFIG_OPTION)
     .option('listen', { type: 'string', describe: 'Proxy listener HOST:PORT (default 127.0.0.1:8080)' })
     .option('admin-listen', { type: 'string', describe: 'Admin listener HOST:PORT (default 127.0.0.1:9090)' })
     .option('route', {
@@ -68,10 +77,7 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
       array: true,
       describe: "Decrypt CONNECT tunnels to HOST with sidecache's CA (repeatable; HOST must be allowed)",
     })
-    .option('ca-dir', {
-      type: 'string',
-      describe: 'Directory of the interception CA (default .sidecache/ca)',
-    })
+    .option('ca-dir', CA_DIR_OPTION)
     .option('log-level', {
       type: 'string',
       describe: 'fatal | error | warn | info | debug | trace | silent',
@@ -212,7 +218,6 @@ async function checkConfig(args: CommonArgs): Promise<void> {
 async function printCa(args: CommonArgs): Promise<void> {
   try {
     const runtime = runtimeFrom(args);
-    const { loadOrCreateCa } = await import('./tls/ca.js'); // x509 code: only for this command
     const ca = await loadOrCreateCa(caDirOf(runtime));
     process.stderr.write(
       `${ca.created ? 'created' : 'using'} the interception CA in ${caDirOf(runtime)}\n` +
@@ -224,23 +229,71 @@ async function printCa(args: CommonArgs): Promise<void> {
   }
 }
 
-await withCommonOptions(yargs(hideBin(process.argv)))
+interface ReportArgs {
+  admin?: string | undefined;
+  config?: string | undefined;
+  'admin-listen'?: string | undefined;
+  json: boolean;
+  token?: string | undefined;
+}
+
+/**
+ * `sidecache report`: `--admin URL` when given; else the admin listener `serve` would use, from
+ * the same sources (the config file, SIDECACHE_ADMIN_LISTEN, --admin-listen), and its token.
+ */
+async function report(args: ReportArgs): Promise<void> {
+  let admin = args.admin;
+  let token = args.token;
+  if (admin === undefined) {
+    let runtime: Runtime;
+    try {
+      runtime = runtimeFrom({ config: args.config, 'admin-listen': args['admin-listen'] });
+    } catch (err) {
+      fail(err);
+    }
+    if (runtime.adminListen === null) {
+      process.stderr.write(
+        'sidecache report: the admin listener is off in this config (admin.enabled: false); give --admin URL\n',
+      );
+      process.exit(1);
+    }
+    admin = adminBaseUrl(runtime.adminListen);
+    token ??= runtime.config.admin.token ?? undefined;
+  }
+  await reportCommand({ admin, json: args.json, token });
+}
+
+await yargs(hideBin(process.argv))
   .scriptName('sidecache')
   .usage('$0 [command] [options]')
-  .command(['serve', '$0'], 'Start the proxy (and the admin listener)', {}, (args) =>
+  .command(['serve', '$0'], 'Start the proxy (and the admin listener)', withCommonOptions, (args) =>
     serve(args as unknown as CommonArgs),
   )
-  .command('check-config', 'Validate the configuration and explain it', {}, (args) =>
+  .command('check-config', 'Validate the configuration and explain it', withCommonOptions, (args) =>
     checkConfig(args as unknown as CommonArgs),
   )
   .command(
     'report',
     'Summarise a running instance: hits, time saved, slow origins',
-    reportCommandOptions,
-    (args) => reportCommand(args),
+    (y) =>
+      y
+        .options(reportCommandOptions)
+        .option('config', {
+          ...CONFIG_OPTION,
+          describe: `${CONFIG_OPTION.describe}; its admin.listen and admin.token are used without --admin`,
+        })
+        .option('admin-listen', {
+          type: 'string',
+          describe: 'The admin listener HOST:PORT, as given to serve (env SIDECACHE_ADMIN_LISTEN)',
+        })
+        .conflicts('admin', ['config', 'admin-listen']),
+    (args) => report(args as unknown as ReportArgs),
   )
-  .command('ca', 'Print the interception CA certificate path and PEM (made on first use)', {}, (args) =>
-    printCa(args as unknown as CommonArgs),
+  .command(
+    'ca',
+    'Print the interception CA certificate path and PEM (made on first use)',
+    (y) => y.option('config', CONFIG_OPTION).option('ca-dir', CA_DIR_OPTION),
+    (args) => printCa(args as unknown as CommonArgs),
   )
   .env('SIDECACHE_NO_YARGS_ENV_')
   .strict()

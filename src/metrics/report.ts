@@ -2,6 +2,7 @@
  * `sidecache report`: reads a running instance's /metrics over its admin listener and prints a
  * short summary for humans (or the summary as JSON for scripts). See summary.ts for definitions.
  */
+import type { HostPort } from '../config/runtime.js';
 import { parsePromText } from './prom-text.js';
 import { type Summary, summarise } from './summary.js';
 
@@ -156,8 +157,8 @@ export function formatReport(s: Summary, admin: string): string {
 export const reportCommandOptions = {
   admin: {
     type: 'string',
-    default: 'http://127.0.0.1:9090',
-    describe: 'Base URL of the instance admin listener',
+    describe:
+      'Base URL of the admin listener, e.g. http://127.0.0.1:9090 (default: the admin.listen that serve would use)',
   },
   json: { type: 'boolean', default: false, describe: 'Print the summary as JSON' },
   token: {
@@ -165,6 +166,12 @@ export const reportCommandOptions = {
     describe: 'Admin bearer token, when the instance sets admin.token (env SIDECACHE_ADMIN_TOKEN)',
   },
 } as const;
+
+/** The base URL to reach an admin listener bound to `listen` from this host (a wildcard bind: loopback). */
+export function adminBaseUrl(listen: HostPort): string {
+  const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}`;
+}
 
 /** Runs `sidecache report`: prints the report; exits 1 when the instance cannot be read. */
 export async function reportCommand(args: {
