@@ -8,6 +8,9 @@
  * (b) fuzz: N malformed requests over raw TCP (random methods, broken request lines, invalid header
  *     names and values, CL/TE combinations, truncations); then asserts the process is alive and
  *     still answers a normal request correctly.
+ * (c) attacks (bench/attacks.ts): forged forwarding headers, SNI mismatches inside an intercepted
+ *     tunnel, cross-site admin calls, truncated answers to upgrades; counts what was tried, refused
+ *     and what got through, which must be nothing.
  *
  * Exit status 0 when every check passed, 1 otherwise, 2 for a bad option.
  */
@@ -19,6 +22,13 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  type AttackCount,
+  runAttacks,
+  runControls,
+  startReflectingOrigin,
+  startTruncatingOrigin,
+} from './attacks.js';
 
 const USAGE = `usage: npm run soak -- [options]
   --quick            small run (CI): 200 connections for 3 s, 5,000 fuzz requests
@@ -27,7 +37,8 @@ const USAGE = `usage: npm run soak -- [options]
   --tunnels N        CONNECT tunnel clients running alongside wrk (default 50; quick 10)
   --pool N           upstream.connectionsPerOrigin for the route (default: the config default, 32)
   --fuzz N           malformed requests (default 100,000; at most 60 s)
-  --only load|fuzz   run one part only
+  --attacks N        attempts of each attack kind (default 40; quick 10)
+  --only load|fuzz|attacks   run one part only
   --help             this text`;
 const opts = new Map<string, string>();
 {
@@ -45,13 +56,13 @@ const opts = new Map<string, string>();
     const name = a.replace(/^--/, '');
     const value = argv[i + 1];
     if (
-      !['connections', 'seconds', 'tunnels', 'pool', 'fuzz', 'only'].includes(name) ||
+      !['connections', 'seconds', 'tunnels', 'pool', 'fuzz', 'attacks', 'only'].includes(name) ||
       value === undefined
     ) {
       process.stderr.write(`soak: unknown option or missing value: ${a}\n${USAGE}\n`);
       process.exit(2);
     }
-    if (name === 'only' ? !['load', 'fuzz'].includes(value) : !/^\d+$/.test(value)) {
+    if (name === 'only' ? !['load', 'fuzz', 'attacks'].includes(value) : !/^\d+$/.test(value)) {
       process.stderr.write(`soak: bad value for ${a}: ${value}\n`);
       process.exit(2);
     }
@@ -68,6 +79,7 @@ const LOAD = {
   tunnels: num('tunnels', 50, 10),
 };
 const FUZZ = { requests: num('fuzz', 100_000, 5_000), seconds: QUICK ? 20 : 60 };
+const ATTACKS = num('attacks', 40, 10);
 const POOL = opts.has('pool') ? Number(opts.get('pool')) : null;
 const ONLY = opts.get('only') ?? null;
 const FUZZ_CONCURRENCY = 64;
@@ -98,7 +110,10 @@ function startOrigin(): Promise<Server> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-async function startSidecache(dir: string, originPort: number) {
+/** The attack probes' host on the intercept list (CONNECT to it is decrypted). */
+const INTERCEPT_HOST = 'localhost';
+
+async function startSidecache(dir: string, originPort: number, reflectPort: number, upgradePort: number) {
   const file = join(dir, 'soak.yaml');
   writeFileSync(
     file,
@@ -106,8 +121,13 @@ async function startSidecache(dir: string, originPort: number) {
       'listen: 127.0.0.1:0',
       'admin: { listen: "127.0.0.1:0" }',
       'log: { level: info, access: false }',
-      `routes: [{ name: o, origin: "http://127.0.0.1:${originPort}"${POOL ? `, upstream: { connectionsPerOrigin: ${POOL} }` : ''} }]`,
-      'allow: ["127.0.0.1"]',
+      'routes:',
+      `  - { name: o, origin: "http://127.0.0.1:${originPort}"${POOL ? `, upstream: { connectionsPerOrigin: ${POOL} }` : ''} }`,
+      `  - { name: r, origin: "http://127.0.0.1:${reflectPort}" }`,
+      `allow: ["127.0.0.1", "${INTERCEPT_HOST}"]`,
+      `intercept: ["${INTERCEPT_HOST}"]`,
+      `tls: { caDir: "${join(dir, 'ca')}" }`,
+      `egress: { ports: [80, 443, ${upgradePort}] }`,
       'limits: { maxConnectionsPerClient: 5000, headersTimeoutMs: 5000 }',
       '',
     ].join('\n'),
@@ -503,9 +523,11 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sidecache-soak-'));
   const origin = await startOrigin();
   const originPort = (origin.address() as AddressInfo).port;
+  const reflecting = await startReflectingOrigin();
+  const truncating = await startTruncatingOrigin();
   let sc: Awaited<ReturnType<typeof startSidecache>> | null = null;
   try {
-    sc = await startSidecache(dir, originPort);
+    sc = await startSidecache(dir, originPort, reflecting.port, truncating.port);
     const pid = sc.child.pid as number;
     process.stdout.write(
       `soak (${QUICK ? 'quick' : 'full'}): sidecache pid ${pid} at ${sc.url}, origin 127.0.0.1:${originPort}\n`,
@@ -515,7 +537,7 @@ async function main(): Promise<void> {
     const fdBefore = fdCount(pid);
     const rssBefore = rssMiB(pid);
 
-    if (ONLY !== 'fuzz') {
+    if (ONLY === null || ONLY === 'load') {
       // (a) load: wrk on a cached path and an uncached one, and CONNECT tunnels, all at once.
       const wrkConnections = Math.max(2, LOAD.connections);
       const half = Math.floor(wrkConnections / 2);
@@ -576,7 +598,7 @@ async function main(): Promise<void> {
       );
     }
 
-    if (ONLY !== 'load') {
+    if (ONLY === null || ONLY === 'fuzz') {
       // (b) fuzz
       process.stdout.write(`fuzz: up to ${FUZZ.requests} malformed requests, at most ${FUZZ.seconds} s\n`);
       const f = await fuzz(Number(new URL(sc.url).port), FUZZ.requests, FUZZ.seconds);
@@ -610,9 +632,40 @@ async function main(): Promise<void> {
       const fdEnd = fdCount(pid);
       check(fdEnd <= fdBefore + FD_SLACK, `open fds ${fdEnd} after the fuzz (baseline ${fdBefore})`);
     }
+    if (ONLY === null || ONLY === 'attacks') {
+      // (c) attacks
+      process.stdout.write(`attacks: ${ATTACKS} attempts of each kind\n`);
+      const targets = {
+        proxyPort: Number(new URL(sc.url).port),
+        adminUrl: sc.admin,
+        reflectRoute: '/r',
+        reflectPort: reflecting.port,
+        interceptHost: INTERCEPT_HOST,
+        upgradePort: truncating.port,
+        routeName: 'o',
+      };
+      const counts = await runAttacks(targets, truncating.seen, {
+        forwarding: ATTACKS,
+        sni: ATTACKS,
+        admin: ATTACKS,
+        upgrade: ATTACKS,
+      });
+      for (const control of await runControls(targets, truncating.seen))
+        check(control.ok, `control: ${control.what}`);
+      reportAttacks(counts);
+      const through = counts.reduce((n, c) => n + c.through, 0);
+      check(through === 0, `no attack got through (${through})`);
+      check(
+        sc.child.exitCode === null && sc.child.signalCode === null,
+        'sidecache still running after the attacks',
+      );
+      check(await normalRequest(sc.url), 'a normal request is served correctly after the attacks');
+    }
     process.stdout.write(`RSS at the end ${rssMiB(pid).toFixed(0)} MiB\n`);
   } finally {
     if (sc) await stop(sc.child);
+    reflecting.close();
+    truncating.close();
     origin.closeAllConnections();
     origin.close();
     rmSync(dir, { recursive: true, force: true });
@@ -621,6 +674,20 @@ async function main(): Promise<void> {
     failures.length === 0 ? 'soak: all checks passed\n' : `soak: ${failures.length} check(s) failed\n`,
   );
   process.exit(failures.length === 0 ? 0 : 1);
+}
+
+function reportAttacks(counts: AttackCount[]): void {
+  const sum = (k: 'tried' | 'refused' | 'contained' | 'through') => counts.reduce((n, c) => n + c[k], 0);
+  for (const c of counts) {
+    process.stdout.write(
+      `attacks: ${c.name}: tried ${c.tried}, refused ${c.refused}` +
+        `${c.contained > 0 ? `, contained ${c.contained}` : ''}, got through ${c.through}\n`,
+    );
+    for (const e of c.examples) process.stdout.write(`attacks:   through: ${e}\n`);
+  }
+  process.stdout.write(
+    `attacks: tried ${sum('tried')}, refused ${sum('refused')}, contained ${sum('contained')}, got through ${sum('through')}\n`,
+  );
 }
 
 async function stop(child: ChildProcess): Promise<void> {
