@@ -3,7 +3,8 @@
  *
  * Primary key: `<url>\n<credential>\n<key headers>` where `<url>` is the target without fragment
  * (query optionally normalised by the route), `<credential>` is the sha256 of the request's
- * credentials (`-` when it has none) and `<key headers>` the route's extra request headers,
+ * credentials (`-` when it has none: Authorization, the route's credential headers, and its
+ * cookies, see cookieParts) and `<key headers>` the route's extra request headers,
  * followed by `\nfwd:` and the forwarding headers the request carries (front/ keeps them only
  * from clients `proxy.trustForwarded` names: forwarded.ts), when it carries any. The URL
  * comes first so that one URL (every credential, every variant) or a URL prefix can be purged or
@@ -22,6 +23,12 @@ export interface KeyPolicy {
   readonly keyHeaders: readonly string[];
   readonly credentialHeaders: readonly string[];
   readonly credentialCookies: readonly string[];
+  /**
+   * `isolate` (the default when absent): a response fetched with a Cookie header is keyed by it
+   * (by the credentialCookies alone when the route names some); `ignore`: only credentialCookies
+   * count.
+   */
+  readonly cookies?: 'isolate' | 'ignore';
 }
 
 function decodeName(raw: string): string {
@@ -70,20 +77,51 @@ function namedCookies(cookieHeader: string, names: ReadonlySet<string>): string[
   return out;
 }
 
-/** Lines describing the request's credentials, or none. */
-export function credentialParts(headers: HeaderSource, policy: KeyPolicy): string[] {
+/** A request's Cookie field(s) as one `a=1; b=2` string, whitespace around pairs removed; '' for none. */
+function cookieLine(value: HeaderSource[string]): string {
+  if (value === undefined) return '';
+  return joinField(value)
+    .replace(/, /g, '; ')
+    .split(';')
+    .map((c) => c.trim())
+    .filter((c) => c !== '')
+    .join('; ');
+}
+
+/**
+ * Whether the route keys by the whole Cookie header (the default, `cookies: isolate`, when it names
+ * no `credentialCookies`): the only mode where an entry fetched without cookies may answer a
+ * request with some (cookieFallbackKey).
+ */
+function keysWholeCookie(policy: KeyPolicy): boolean {
+  return policy.credentialCookies.length === 0 && policy.cookies !== 'ignore';
+}
+
+/**
+ * Lines describing the request's cookies as the key counts them: the route's `credentialCookies`
+ * when it names some (sorted; other cookies do not count), else the whole Cookie header (unless
+ * the route says `cookies: ignore`).
+ */
+function cookieParts(headers: HeaderSource, policy: KeyPolicy): string[] {
+  const cookie = headers['cookie'];
+  if (cookie === undefined) return [];
+  if (policy.credentialCookies.length > 0) {
+    const named = namedCookies(joinField(cookie).replace(/, /g, '; '), new Set(policy.credentialCookies));
+    return named.sort().map((c) => `c:${c}`);
+  }
+  if (policy.cookies === 'ignore') return [];
+  const line = cookieLine(cookie);
+  return line === '' ? [] : [`k:${line}`];
+}
+
+/** Lines describing the request's credentials, or none; without its cookies when `cookies` is false. */
+export function credentialParts(headers: HeaderSource, policy: KeyPolicy, cookies = true): string[] {
   const parts: string[] = [];
   for (const name of ['authorization', ...policy.credentialHeaders]) {
     const v = headers[name];
     if (v !== undefined) parts.push(`h:${name}:${joinField(v)}`);
   }
-  if (policy.credentialCookies.length > 0 && headers['cookie'] !== undefined) {
-    const cookies = namedCookies(
-      joinField(headers['cookie']).replace(/, /g, '; '),
-      new Set(policy.credentialCookies),
-    );
-    for (const c of cookies.sort()) parts.push(`c:${c}`);
-  }
+  if (cookies) for (const c of cookieParts(headers, policy)) parts.push(c);
   return parts;
 }
 
@@ -91,8 +129,13 @@ export function credentialParts(headers: HeaderSource, policy: KeyPolicy): strin
  * sha256 (hex) of the request's credentials, or null when it carries none; HMAC-SHA256 with
  * `secret` when one is given.
  */
-export function credentialHash(headers: HeaderSource, policy: KeyPolicy, secret?: string): string | null {
-  const parts = credentialParts(headers, policy);
+export function credentialHash(
+  headers: HeaderSource,
+  policy: KeyPolicy,
+  secret?: string,
+  cookies = true,
+): string | null {
+  const parts = credentialParts(headers, policy, cookies);
   if (parts.length === 0) return null;
   const h = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
   return h.update(parts.join('\n')).digest('hex');
@@ -103,11 +146,34 @@ export function urlKeyPrefix(url: string): string {
   return `${url}\n`;
 }
 
-export function primaryKey(target: URL, headers: HeaderSource, policy: KeyPolicy, secret?: string): string {
+export function primaryKey(
+  target: URL,
+  headers: HeaderSource,
+  policy: KeyPolicy,
+  secret?: string,
+  cookies = true,
+): string {
   const url = cacheUrl(target, policy);
-  const credential = credentialHash(headers, policy, secret) ?? '-';
+  const credential = credentialHash(headers, policy, secret, cookies) ?? '-';
   const extra = policy.keyHeaders.map((h) => `${h}=${normaliseFieldValue(headers[h]) ?? ''}`).join('&');
   return `${urlKeyPrefix(url)}${credential}\n${extra}${forwardingPart(headers)}`;
+}
+
+/**
+ * For a request whose whole Cookie header is part of its key (keysWholeCookie): the key of the
+ * same request without its cookies, where an entry fetched without cookies is stored (it may answer
+ * this request too: nothing of it belongs to another caller). Null otherwise: no cookies, or the
+ * route names its credential cookies (they isolate like Authorization) or ignores cookies.
+ */
+export function cookieFallbackKey(
+  target: URL,
+  headers: HeaderSource,
+  policy: KeyPolicy,
+  secret?: string,
+): string | null {
+  if (headers['cookie'] === undefined || !keysWholeCookie(policy)) return null;
+  if (cookieLine(headers['cookie']) === '') return null;
+  return primaryKey(target, headers, policy, secret, false);
 }
 
 /** The forwarding headers a request carries, as a key line (`''` when none: the usual case). */

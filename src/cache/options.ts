@@ -350,7 +350,18 @@ export const routeCachePolicySchema = z
       .array(headerName)
       .default([])
       .describe('Request headers that carry a credential, besides Authorization (e.g. x-api-key).'),
-    credentialCookies: z.array(z.string().min(1)).default([]).describe('Cookies that carry a credential.'),
+    credentialCookies: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Cookies that carry a credential: when listed, a response is keyed by these cookies alone (other cookies do not count), and never answers a request with other values or none.',
+      ),
+    cookies: z
+      .enum(['isolate', 'ignore'])
+      .default('isolate')
+      .describe(
+        'isolate: a response fetched with a Cookie header is stored under that Cookie (or under the credentialCookies, when listed) and answers no other caller; an entry fetched without cookies still answers requests that carry some. ignore: cookies do not matter to this route (credentialCookies still count).',
+      ),
     storePrivate: z
       .boolean()
       .default(false)
@@ -446,6 +457,9 @@ export function explainPolicy(p: RouteCachePolicy): string {
   if (p.keyQuery.ignore.length > 0) parts.push(`query ignores ${p.keyQuery.ignore.join(', ')}`);
   if (p.keyHeaders.length > 0) parts.push(`key adds ${p.keyHeaders.join(', ')}`);
   const creds = ['authorization', ...p.credentialHeaders, ...p.credentialCookies.map((c) => `cookie ${c}`)];
+  if (p.credentialCookies.length === 0 && p.cookies === 'isolate') {
+    creds.push('the whole Cookie header (an entry fetched without cookies is shared)');
+  }
   parts.push(`credentials: ${creds.join(', ')}`);
   for (const o of p.paths) {
     const what = [

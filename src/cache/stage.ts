@@ -72,6 +72,7 @@ import { createHitMemo, type HitMemo, type MemoDecision } from './hit-memo.js';
 import { invalidatedUrls, SAFE_METHODS } from './invalidation.js';
 import {
   cacheUrl,
+  cookieFallbackKey,
   credentialHash,
   primaryKey,
   urlKeyPrefix,
@@ -257,6 +258,11 @@ interface Ctx {
   readonly policy: RouteCachePolicy;
   readonly req: RequestDirectives;
   readonly key: string;
+  /**
+   * When the request's whole Cookie header is part of `key` (key.ts cookieFallbackKey): the key of
+   * the same request without cookies, whose entries (fetched without cookies) may answer it too.
+   */
+  readonly cookieless: string | null;
   /** `performance.now()` when the stage saw the exchange. */
   readonly t0: number;
 }
@@ -287,6 +293,12 @@ const ACCEPT_ENCODING_ONLY: readonly string[] = Object.freeze(['accept-encoding'
 
 /** A fresh hit (the most common answer: deliver() has a short path for it). */
 const PLAIN_HIT: DeliverHow = { outcome: 'hit', status: { hit: true } };
+
+/**
+ * Cache-Status `detail` of a miss keyed by the request's cookies (nothing stored under them, and
+ * no usable entry fetched without cookies): the response is stored for those cookies only.
+ */
+const COOKIE_DETAIL = 'cookie';
 
 export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheStage {
   const opts = parseCacheOptions(options);
@@ -814,8 +826,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     coalescer.clearHitForMiss(key);
     const vary = varyFields(reply.headers);
     const values = varyValues(vary, ctx.headers);
-    const info: CacheInfo = f.detail
-      ? { outcome: 'miss', stored: true, detail: f.detail }
+    const storedDetail = f.detail ?? (ctx.cookieless === null ? undefined : COOKIE_DETAIL);
+    const info: CacheInfo = storedDetail
+      ? { outcome: 'miss', stored: true, detail: storedDetail }
       : { outcome: 'miss', stored: true };
     ex.cache = info;
     markCacheTime(ctx);
@@ -852,7 +865,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       decorate(
         ctx,
         { ...reply, body },
-        { fwd: f.fwd, fwdStatus: reply.status, stored: true, ttlS },
+        storedDetail === COOKIE_DETAIL
+          ? { fwd: f.fwd, fwdStatus: reply.status, stored: true, ttlS, detail: COOKIE_DETAIL }
+          : { fwd: f.fwd, fwdStatus: reply.status, stored: true, ttlS },
         undefined,
         true,
       );
@@ -898,7 +913,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const hasValidators = CLIENT_VALIDATORS.some((h) => ctx.headers[h] !== undefined);
     // The outcome is known before the origin answers (or fails); admit() refines it.
     // Whole literals, no conditional spreads: a spread literal costs ~2 µs on Node 20 (V8 11.3).
-    ex.cache = detail === undefined ? { outcome: 'miss' } : { outcome: 'miss', detail };
+    const why = detail ?? (ctx.cookieless === null ? undefined : COOKIE_DETAIL);
+    ex.cache = why === undefined ? { outcome: 'miss' } : { outcome: 'miss', detail: why };
     markCacheTime(ctx);
     const requestTime = now();
     const sentAt = performance.now();
@@ -1212,7 +1228,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   // -------------------------------------------------------------------------------- lookup/hit
 
-  async function reuse(ctx: Ctx, next: Next, entry: StoredResponse): Promise<Reply> {
+  /** How a stored response may be reused for this request (§4.2, §4.3), with what decided it. */
+  function reuseDecision(ctx: Ctx, entry: StoredResponse) {
     const derived = derive(entry, ctx.policy);
     const parsed = derived.res;
     // A route that ignores no-store (with its own lifetime) also reuses bare no-cache answers.
@@ -1228,6 +1245,11 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       res,
       forceRevalidate: ctx.policy.forceRevalidate,
     });
+    return { d, derived, ageMs };
+  }
+
+  async function reuse(ctx: Ctx, next: Next, entry: StoredResponse): Promise<Reply> {
+    const { d, derived, ageMs } = reuseDecision(ctx, entry);
     switch (d.kind) {
       case 'fresh': {
         const reply = deliver(ctx, entry, PLAIN_HIT);
@@ -1257,10 +1279,39 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     }
   }
 
+  /**
+   * A request with cookies, answered from an entry fetched without cookies (Ctx.cookieless): only
+   * when that needs no origin (fresh, or stale the request accepts). A revalidation or background
+   * refresh would send this request's cookies and store the answer where callers without them
+   * read: such a request misses instead, under its own key. Neither refresh-ahead nor the hit memo
+   * applies (both act for the entry's own key).
+   */
+  function reuseCookieless(ctx: Ctx, entry: StoredResponse): Reply | null {
+    const { d } = reuseDecision(ctx, entry);
+    switch (d.kind) {
+      case 'fresh':
+        return deliver(ctx, entry, PLAIN_HIT);
+      case 'stale':
+        return deliver(ctx, entry, { outcome: 'stale', detail: d.why, status: { hit: true, detail: d.why } });
+      case 'stale-while-revalidate':
+      case 'revalidate':
+        return null;
+      default: {
+        const never: never = d;
+        throw new Error(`unknown reuse decision ${String(never)}`);
+      }
+    }
+  }
+
   async function lookup(ctx: Ctx, next: Next): Promise<Reply> {
     const variants = await storeGet(ctx.key);
     const entry = select(variants, ctx.headers);
     if (entry !== undefined) return reuse(ctx, next, entry);
+    if (ctx.cookieless !== null) {
+      const shared = select(await storeGet(ctx.cookieless), ctx.headers);
+      const reply = shared === undefined ? null : reuseCookieless(ctx, shared);
+      if (reply !== null) return reply;
+    }
     if (ctx.req.onlyIfCached) return onlyIfCachedMiss(ctx);
     const fwd = variants.length > 0 ? 'vary-miss' : 'uri-miss';
     return isRange(ctx.ex) ? passRange(ctx, next, fwd) : miss(ctx, next, fwd);
@@ -1276,7 +1327,11 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   // ------------------------------------------------------------------------------- pass/unsafe
 
-  async function bypass(ctx: Omit<Ctx, 'req' | 'key'>, next: Next, detail: string): Promise<Reply> {
+  async function bypass(
+    ctx: Omit<Ctx, 'req' | 'key' | 'cookieless'>,
+    next: Next,
+    detail: string,
+  ): Promise<Reply> {
     ctx.ex.cache = { outcome: 'bypass', detail };
     const reply = await forward(ctx as Ctx, next);
     return decorate(ctx as Ctx, reply, { fwd: 'bypass', fwdStatus: reply.status, detail });
@@ -1290,7 +1345,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   }
 
   /** An unsafe method: forwarded, and a non-error answer invalidates what is stored (§4.4). */
-  async function unsafe(ctx: Omit<Ctx, 'req' | 'key'>, next: Next): Promise<Reply> {
+  async function unsafe(ctx: Omit<Ctx, 'req' | 'key' | 'cookieless'>, next: Next): Promise<Reply> {
     const { ex } = ctx;
     ex.cache = { outcome: 'bypass', detail: 'method' };
     const reply = await next(ex);
@@ -1339,7 +1394,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (ex.method !== 'GET' && ex.method !== 'HEAD') return bypass(base, next, 'method');
     const req = parseRequestDirectives(ex.headers['cache-control'], ex.headers['pragma']);
     const key = primaryKey(ex.target, headers, routePolicy, deps.credentialSecret);
-    return lookup({ ex, headers, compress, policy: routePolicy, t0, req, key }, next);
+    const cookieless = cookieFallbackKey(ex.target, headers, routePolicy, deps.credentialSecret);
+    return lookup({ ex, headers, compress, policy: routePolicy, t0, req, key, cookieless }, next);
   };
 
   const memoServing: MemoServing | null =
@@ -1366,6 +1422,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
               policy: at.policy,
               req: at.req,
               key: at.key,
+              cookieless: null,
               t0: performance.now(),
             };
             return deliver(ctx, entry, PLAIN_HIT);

@@ -91,3 +91,84 @@ test('two tokens fetching concurrently do not coalesce into each other', async (
   for (const [i, r] of replies.entries()) assert.equal(r.text, `for:Bearer token-${i % 2 ? 'A' : 'B'}`);
   assert.equal(h.origin.count('/c'), 2);
 });
+
+describe('cookies (issue 18): by default a Cookie header keys what it fetched', () => {
+  for (const [i, cc] of RESPONSES.entries()) {
+    test(`Cookie headers never cross: ${cc}`, async (t) => {
+      const h = await startHarness(t, (req, res) => {
+        send(
+          res,
+          200,
+          { 'cache-control': cc, etag: `"${identity(req.headers)}"` },
+          `for:${identity(req.headers)}`,
+        );
+      });
+      const cookie = (who: 'A' | 'B'): IncomingHttpHeaders => ({ cookie: `theme=dark; session=sess-${who}` });
+      for (const who of ['A', 'B', 'A', 'B'] as const) {
+        const r = await h.get(`/me?cc=${i}`, { headers: cookie(who) });
+        await h.stage.idle();
+        assert.equal(r.text, `for:sess-${who}`, `${cc}: ${who} got ${r.text}`);
+      }
+      const plain = await h.get(`/me?cc=${i}`);
+      assert.equal(plain.text, 'for:anon', `${cc}: a request without cookies got ${plain.text}`);
+      const again = await h.get(`/me?cc=${i}`, { headers: cookie('A') });
+      assert.equal(again.text, 'for:sess-A');
+      assert.equal(again.ex.cache?.outcome === 'hit', !cc.startsWith('private'), `${cc}: A's own entry`);
+    });
+  }
+
+  test('an entry fetched without cookies answers cookie requests only while it needs no origin', async (t) => {
+    const h = await startHarness(t, (req, res) => {
+      send(
+        res,
+        200,
+        { 'cache-control': 'max-age=10, stale-while-revalidate=30', etag: `"${identity(req.headers)}"` },
+        `for:${identity(req.headers)}`,
+      );
+    });
+    assert.equal((await h.get('/s')).text, 'for:anon');
+    const fresh = await h.get('/s', { headers: { cookie: 'session=sess-A' } });
+    assert.equal(fresh.text, 'for:anon');
+    assert.equal(fresh.ex.cache?.outcome, 'hit');
+    // Stale within stale-while-revalidate: a refresh would carry this request's cookie and store
+    // its answer where requests without cookies read, so the cookie request misses instead.
+    h.clock.advance(15_000);
+    const stale = await h.get('/s', { headers: { cookie: 'session=sess-B' } });
+    await h.stage.idle();
+    assert.equal(stale.text, 'for:sess-B');
+    assert.equal(stale.ex.cache?.outcome, 'miss');
+    assert.equal(stale.ex.cache?.detail, 'cookie');
+    assert.match(cacheStatus(stale), /fwd=uri-miss; fwd-status=200; ttl=\d+; stored; detail=cookie/);
+    const plain = await h.get('/s');
+    await h.stage.idle();
+    assert.equal(plain.text, 'for:anon', 'the entry without cookies kept its answer');
+    // Past every stale window: revalidation is not done with a cookie request's headers either.
+    h.clock.advance(60_000);
+    const old = await h.get('/s', { headers: { cookie: 'session=sess-C' } });
+    assert.equal(old.text, 'for:sess-C');
+    assert.equal((await h.get('/s')).text, 'for:anon');
+    for (const r of h.origin.seen.filter((q) => q.headers['if-none-match'] !== undefined)) {
+      assert.equal(
+        r.headers.cookie,
+        undefined,
+        'a conditional request for the shared entry carried a cookie',
+      );
+    }
+  });
+
+  test('cookies: ignore shares answers whatever the cookies; credentials still isolate', async (t) => {
+    const h = await startHarness(
+      t,
+      (req, res) => send(res, 200, { 'cache-control': 'public, max-age=60' }, `for:${identity(req.headers)}`),
+      { policy: { cookies: 'ignore' } },
+    );
+    assert.equal((await h.get('/i', { headers: { cookie: 'session=sess-A' } })).text, 'for:sess-A');
+    const b = await h.get('/i', { headers: { cookie: 'session=sess-B' } });
+    assert.equal(b.text, 'for:sess-A');
+    assert.equal(b.ex.cache?.outcome, 'hit');
+    const auth = await h.get('/i', {
+      headers: { cookie: 'session=sess-B', authorization: 'Bearer token-A' },
+    });
+    assert.equal(auth.text, 'for:Bearer token-A');
+  });
+});

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   cacheUrl,
+  cookieFallbackKey,
   credentialHash,
   normaliseFieldValue,
   primaryKey,
@@ -61,6 +62,31 @@ describe('cache key (RFC 9111 §2, route policy)', () => {
     assert.equal(s1, credentialHash({ cookie: 'session=abc; theme=light' }, p));
     assert.notEqual(s1, credentialHash({ cookie: 'session=xyz' }, p));
     assert.equal(credentialHash({ cookie: 'theme=dark' }, p), null);
+  });
+  test('cookies (issue 18): by default the whole Cookie header is a credential, hashed, never raw', () => {
+    const u = new URL('https://a.test/x');
+    const a = primaryKey(u, { cookie: 'session=AAA; theme=dark' }, policy);
+    assert.notEqual(a, primaryKey(u, { cookie: 'session=BBB; theme=dark' }, policy));
+    assert.notEqual(a, primaryKey(u, {}, policy));
+    assert.ok(!a.includes('AAA') && !a.includes('session'), a);
+    // Whitespace and several Cookie fields do not make another caller.
+    assert.equal(a, primaryKey(u, { cookie: ['session=AAA', ' theme=dark '] as unknown as string }, policy));
+    assert.equal(primaryKey(u, { cookie: ' ; ' }, policy), primaryKey(u, {}, policy));
+    // The key where entries fetched without cookies live: the same request without its cookies.
+    assert.equal(cookieFallbackKey(u, { cookie: 'session=AAA' }, policy), primaryKey(u, {}, policy));
+    assert.equal(
+      cookieFallbackKey(u, { cookie: 'session=AAA', authorization: 'Bearer t' }, policy),
+      primaryKey(u, { authorization: 'Bearer t' }, policy),
+    );
+    assert.equal(cookieFallbackKey(u, {}, policy), null);
+    // Named credential cookies isolate like Authorization (no fallback); cookies: ignore ignores the rest.
+    assert.equal(
+      cookieFallbackKey(u, { cookie: 'session=AAA' }, { ...policy, credentialCookies: ['session'] }),
+      null,
+    );
+    const ignore = { ...policy, cookies: 'ignore' as const };
+    assert.equal(primaryKey(u, { cookie: 'session=AAA' }, ignore), primaryKey(u, {}, ignore));
+    assert.equal(cookieFallbackKey(u, { cookie: 'session=AAA' }, ignore), null);
   });
   test('with a secret the credential hash is an HMAC', () => {
     const plain = credentialHash({ authorization: 'Basic dTpw' }, policy);

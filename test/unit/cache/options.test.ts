@@ -97,6 +97,7 @@ describe('route cache policy', () => {
       keyHeaders: [],
       credentialHeaders: [],
       credentialCookies: [],
+      cookies: 'isolate',
       storePrivate: false,
       storeSetCookie: false,
       emitAge: true,
