@@ -277,6 +277,7 @@ export function accessFields({ ex, status, bytes, error }: ExchangeEnd): Record<
     bytes,
     reason: ex.reason,
     cache: ex.cache?.outcome ?? null,
+    ...(ex.cache?.stored === undefined ? {} : { stored: ex.cache.stored }),
     reused: ex.originInfo?.reusedConnection ?? null,
     ...(error ? { err: error.code, errMessage: error.message } : {}),
   };
@@ -296,7 +297,10 @@ export function accessJson({ ex, status, bytes, error }: ExchangeEnd): string {
     `"bytes":${jsonNumber(bytes)}`;
   // JSON.stringify leaves an undefined field out.
   if (ex.reason !== undefined) out += `,"reason":${jsonString(ex.reason)}`;
-  out += `,"cache":${cache === undefined ? 'null' : jsonString(cache)},"reused":${reused === undefined ? 'null' : String(reused)}`;
+  out += `,"cache":${cache === undefined ? 'null' : jsonString(cache)}`;
+  // Whether a miss was stored: known only here, after the body (Cache-Status cannot always say).
+  if (ex.cache?.stored !== undefined) out += `,"stored":${String(ex.cache.stored)}`;
+  out += `,"reused":${reused === undefined ? 'null' : String(reused)}`;
   if (error) out += `,"err":${jsonString(error.code)},"errMessage":${jsonString(error.message)}`;
   return out;
 }

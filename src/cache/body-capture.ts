@@ -56,11 +56,18 @@ export function captureBody(
       cb();
     },
   });
+  let failed = false;
+  const fail = (err: Error): void => {
+    if (finished || failed) return;
+    failed = true;
+    chunks = [];
+    events.onFail(err);
+  };
+  // Before the reader's own 'error' listener: whoever ends the exchange on this error already sees
+  // it as not stored (pipeline's callback alone comes a tick after the stream closed).
+  tee.on('error', fail);
   pipeline(source, tee, (err) => {
-    if (err && !finished) {
-      chunks = [];
-      events.onFail(err);
-    }
+    if (err) fail(err);
   });
   return tee;
 }

@@ -861,19 +861,21 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       }
       return storePut(makeEntry(body));
     };
-    const decorated = (body: Readable | Buffer | null): Reply =>
+    // Cache-Status says `stored` only when the store is done before the head goes out (no body);
+    // otherwise the outcome is known later, and only the log and metrics (ex.cache) carry it.
+    const decorated = (body: Readable | Buffer | null, stored = false): Reply =>
       decorate(
         ctx,
         { ...reply, body },
         storedDetail === COOKIE_DETAIL
-          ? { fwd: f.fwd, fwdStatus: reply.status, stored: true, ttlS, detail: COOKIE_DETAIL }
-          : { fwd: f.fwd, fwdStatus: reply.status, stored: true, ttlS },
+          ? { fwd: f.fwd, fwdStatus: reply.status, stored, ttlS, detail: COOKIE_DETAIL }
+          : { fwd: f.fwd, fwdStatus: reply.status, stored, ttlS },
         undefined,
         true,
       );
     if (reply.body === null) {
       finish(await track(put(new Uint8Array(0))));
-      return decorated(null);
+      return decorated(null, info.stored);
     }
     if (Buffer.isBuffer(reply.body)) {
       // A body upstream/ already had whole: the client need not wait for the store (as when streamed).

@@ -77,6 +77,13 @@ describe('upstream body hand-over (whole or streamed)', () => {
           `HTTP/1.1 200 OK\r\n${cacheable}content-length: ${FULL.length}\r\n\r\n${FULL.slice(0, 100)}`,
         );
         return;
+      case '/cut-later':
+        // Head and part of the body, then the connection dies: the client has the head by then.
+        socket.write(
+          `HTTP/1.1 200 OK\r\n${cacheable}content-length: ${FULL.length}\r\n\r\n${FULL.slice(0, 100)}`,
+        );
+        setTimeout(() => socket.destroy(), 50);
+        return;
       case '/slow-tail':
         socket.write(
           `HTTP/1.1 200 OK\r\n${cacheable}content-length: ${FULL.length}\r\n\r\n${FULL.slice(0, 100)}`,
@@ -123,6 +130,37 @@ describe('upstream body hand-over (whole or streamed)', () => {
       counts.get('/cut-in-one-write'),
       2,
       'nothing was stored: the second request reached the origin',
+    );
+  });
+
+  it('Cache-Status does not claim "stored" for a body that is then cut short (and not stored)', async () => {
+    const { hostname, port } = new URL(sc.url);
+    for (let i = 0; i < 2; i++) {
+      const got = await new Promise<{ cacheStatus: string; bytes: number }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no response within 5 s')), 5_000);
+        const req = http.get({ host: hostname, port, path: '/o/cut-later', agent: false }, (res) => {
+          let bytes = 0;
+          res.on('data', (c: Buffer) => {
+            bytes += c.length;
+          });
+          const done = () => {
+            clearTimeout(timer);
+            resolve({ cacheStatus: String(res.headers['cache-status']), bytes });
+          };
+          res.on('error', done);
+          res.on('close', done);
+        });
+        req.on('error', reject);
+      });
+      assert.ok(got.bytes < FULL.length, 'the client saw the body cut short');
+      assert.match(got.cacheStatus, /^sidecache; fwd=uri-miss; fwd-status=200/);
+      assert.doesNotMatch(got.cacheStatus, /stored/, got.cacheStatus);
+    }
+    assert.equal(counts.get('/cut-later'), 2, 'nothing was stored: the second request reached the origin');
+    const metrics = await (await fetch(`${sc.adminUrl}/metrics`)).text();
+    assert.match(
+      metrics,
+      /sidecache_cache_responses_not_stored_total\{route="o",reason="incomplete"\} [1-9]/,
     );
   });
 

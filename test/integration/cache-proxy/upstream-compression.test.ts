@@ -140,7 +140,7 @@ describe('upstream compression through the proxy', () => {
     assert.equal(identity.headers['accept-ranges'], undefined);
     assert.equal(identity.headers.etag, 'W/"v1"', 'the decoded form does not claim the strong ETag');
     assert.match(String(identity.headers.vary), /accept-encoding/i);
-    assert.match(cacheStatus(identity), /fwd=uri-miss; fwd-status=200; ttl=\d+; stored/);
+    assert.match(cacheStatus(identity), /fwd=uri-miss; fwd-status=200; ttl=\d+$/);
 
     const gzip = await send(sc.url, '/r/gzip/a', { headers: { 'accept-encoding': 'gzip' } });
     assert.match(cacheStatus(gzip), FROM_CACHE);
