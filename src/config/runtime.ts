@@ -142,6 +142,7 @@ export function compileRuntime(config: Config): Runtime {
         allow.patterns.length > 0
           ? `forward proxy may also reach: ${allow.patterns.join(', ')}`
           : 'forward proxy reaches only route origins',
+        explainForwarded(config.proxy),
         `CONNECT reaches those hosts on port ${config.tunnel.ports.join(', ')} (and a route origin's own port); ` +
           (config.intercept.length > 0
             ? `decrypted for ${config.intercept.join(', ')} with the CA in ${config.tls.caDir}, tunnelled as-is for the rest`
@@ -176,6 +177,17 @@ export function compileRuntime(config: Config): Runtime {
       return lines.join('\n');
     },
   });
+}
+
+function explainForwarded(proxy: Config['proxy']): string {
+  const trust = proxy.trustForwarded;
+  const whom =
+    trust === true ? 'every client' : trust === false || trust.length === 0 ? null : trust.join(', ');
+  const kept =
+    whom === null
+      ? "clients' Forwarded / X-Forwarded-* / X-Real-IP headers removed"
+      : `Forwarded / X-Forwarded-* / X-Real-IP headers kept from ${whom} (and part of the cache key), removed from others`;
+  return proxy.forwardedHeaders ? `${kept}; sidecache adds its own X-Forwarded-For and -Proto` : kept;
 }
 
 function explainWarm(warm: UpstreamConfig['warm']): string {
