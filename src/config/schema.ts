@@ -288,7 +288,9 @@ export const routeSchema = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'expected a name of letters, digits, "-" and "_"')
       .describe('Route name: a metric label and, by default, the path prefix /NAME/.'),
-    origin: httpUrlSchema.describe('Where requests go, e.g. https://api.github.com (a path is prepended).'),
+    origin: httpUrlSchema.describe(
+      'Where requests go, e.g. https://api.github.com (a path is prepended). Operator intent: reached at whatever address its name resolves to, private ones included (a service name in a cluster), also by forward-proxy and CONNECT requests to this host and port (docs/https.md).',
+    ),
     prefix: z
       .union([
         z.string().regex(/^\/(.*\/)?$/, 'expected a path that starts and ends with "/"'),
@@ -412,7 +414,7 @@ export const configSchema = z
       .array(allowEntrySchema)
       .default([])
       .describe(
-        'Extra hosts the forward proxy may reach ("api.example.com", "*.example.com", "*"), and address blocks it may connect to ("10.0.0.0/8", "127.0.0.1", "::1/128"); private, loopback, link-local and reserved addresses are refused unless listed here.',
+        'Extra hosts the forward proxy and CONNECT may reach ("api.example.com", "*.example.com", "*"), and address blocks they may connect to ("10.0.0.0/8", "127.0.0.1", "::1/128"). A host here admits the name, not its address: one resolving to a private, loopback, link-local or reserved address is refused (guard_private_address) unless its block is listed. Route origins need no entry.',
       ),
     egress: egressSchema.default(egressSchema.parse({})).describe('Where outgoing connections may go.'),
     limits: limitsSchema.default(limitsSchema.parse({})).describe('Limits on what clients may send.'),
