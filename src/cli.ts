@@ -7,6 +7,7 @@ import process from 'node:process';
 import type { Argv } from 'yargs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { runCacheLs } from './admin/cache-ls.js';
 import { type CliOverrides, loadConfig } from './config/load.js';
 import { compileRuntime, type Runtime } from './config/runtime.js';
 import { createDnsCache } from './dns/index.js';
@@ -229,19 +230,37 @@ async function printCa(args: CommonArgs): Promise<void> {
   }
 }
 
-interface ReportArgs {
+interface AdminArgs {
   admin?: string | undefined;
   config?: string | undefined;
   'admin-listen'?: string | undefined;
-  json: boolean;
   token?: string | undefined;
 }
 
+interface ReportArgs extends AdminArgs {
+  json: boolean;
+}
+
+/** The options of commands that read a running instance's admin listener (report, cache ls). */
+function withAdminOptions<T>(y: Argv<T>) {
+  return y
+    .options(reportCommandOptions)
+    .option('config', {
+      ...CONFIG_OPTION,
+      describe: `${CONFIG_OPTION.describe}; its admin.listen and admin.token are used without --admin`,
+    })
+    .option('admin-listen', {
+      type: 'string',
+      describe: 'The admin listener HOST:PORT, as given to serve (env SIDECACHE_ADMIN_LISTEN)',
+    })
+    .conflicts('admin', ['config', 'admin-listen']);
+}
+
 /**
- * `sidecache report`: `--admin URL` when given; else the admin listener `serve` would use, from
- * the same sources (the config file, SIDECACHE_ADMIN_LISTEN, --admin-listen), and its token.
+ * The admin listener a command reads: `--admin URL` when given; else the one `serve` would use,
+ * from the same sources (the config file, SIDECACHE_ADMIN_LISTEN, --admin-listen), and its token.
  */
-async function report(args: ReportArgs): Promise<void> {
+function adminOf(args: AdminArgs, command: string): { admin: string; token: string | undefined } {
   let admin = args.admin;
   let token = args.token;
   if (admin === undefined) {
@@ -253,14 +272,41 @@ async function report(args: ReportArgs): Promise<void> {
     }
     if (runtime.adminListen === null) {
       process.stderr.write(
-        'sidecache report: the admin listener is off in this config (admin.enabled: false); give --admin URL\n',
+        `sidecache ${command}: the admin listener is off in this config (admin.enabled: false); give --admin URL\n`,
       );
       process.exit(1);
     }
     admin = adminBaseUrl(runtime.adminListen);
     token ??= runtime.config.admin.token ?? undefined;
   }
+  return { admin, token };
+}
+
+async function report(args: ReportArgs): Promise<void> {
+  const { admin, token } = adminOf(args, 'report');
   await reportCommand({ admin, json: args.json, token });
+}
+
+/** `sidecache cache ls`: prints the listing; exits 1 when the instance cannot be read. */
+async function cacheLs(
+  args: ReportArgs & { route?: string | undefined; prefix?: string | undefined; limit?: number | undefined },
+): Promise<void> {
+  const { admin, token } = adminOf(args, 'cache ls');
+  try {
+    process.stdout.write(
+      await runCacheLs({
+        admin,
+        token: token ?? (process.env.SIDECACHE_ADMIN_TOKEN?.trim() || undefined),
+        json: args.json,
+        route: args.route,
+        prefix: args.prefix,
+        limit: args.limit,
+      }),
+    );
+  } catch (err) {
+    process.stderr.write(`sidecache cache ls: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
 }
 
 await yargs(hideBin(process.argv))
@@ -275,19 +321,25 @@ await yargs(hideBin(process.argv))
   .command(
     'report',
     'Summarise a running instance: hits, time saved, slow origins',
-    (y) =>
-      y
-        .options(reportCommandOptions)
-        .option('config', {
-          ...CONFIG_OPTION,
-          describe: `${CONFIG_OPTION.describe}; its admin.listen and admin.token are used without --admin`,
-        })
-        .option('admin-listen', {
-          type: 'string',
-          describe: 'The admin listener HOST:PORT, as given to serve (env SIDECACHE_ADMIN_LISTEN)',
-        })
-        .conflicts('admin', ['config', 'admin-listen']),
+    withAdminOptions,
     (args) => report(args as unknown as ReportArgs),
+  )
+  .command('cache', 'Inspect the cache of a running instance', (y) =>
+    y
+      .command(
+        'ls',
+        'List what is cached: URL, variants, size, age, freshness left, hits',
+        (ls) =>
+          withAdminOptions(ls)
+            .option('route', { type: 'string', describe: "Only URLs under this route's origin" })
+            .option('prefix', {
+              type: 'string',
+              describe: 'Only URLs starting with this, e.g. https://api.github.com/repos/',
+            })
+            .option('limit', { type: 'number', describe: 'At most this many URLs, 1 to 1000 (default 100)' }),
+        (args) => cacheLs(args as unknown as Parameters<typeof cacheLs>[0]),
+      )
+      .demandCommand(1, 'say what to do: sidecache cache ls'),
   )
   .command(
     'ca',

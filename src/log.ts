@@ -145,7 +145,7 @@ function whereEverythingIs(o: Record<string, unknown>): string {
   const proxy = str(o['proxyUrl']);
   if (proxy) rows.push(['proxy', proxy]);
   const admin = str(o['adminUrl']);
-  rows.push(['admin', admin ? `${admin}  (/metrics /healthz /readyz /purge)` : 'disabled']);
+  rows.push(['admin', admin ? `${admin}  (/metrics /healthz /readyz /cache /purge)` : 'disabled']);
   const status = str(o['statusUrl']);
   if (status) rows.push(['status page', status]);
   const ca = str(o['caUrl']);

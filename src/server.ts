@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo, LookupFunction } from 'node:net';
 import { createAdminServer } from './admin/admin-server.js';
+import { createCacheListHandler } from './admin/cache-list.js';
 import { createPurgeHandler } from './admin/purge.js';
 import { createCacheStage, DEFAULT_ROUTE_POLICY } from './cache/index.js';
 import { createSharedTier } from './cache/shared-tier.js';
@@ -227,6 +228,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
           return sharedTier?.ready() ?? { ready: true, why: 'listening' };
         },
         purge: createPurgeHandler(cache, ref.current),
+        cacheList: createCacheListHandler(cache, ref.current),
         ...(deps.loadRuntime ? { reload: () => reload(deps.loadRuntime as () => Runtime) } : {}),
       })
     : null;

@@ -1,7 +1,7 @@
 /**
  * The admin listener: /healthz (the process is alive), /readyz (listening and not draining),
  * /metrics (Prometheus text format), / (status page), /status.json (its data), /ca.pem (the
- * interception CA certificate), POST /purge and POST /reload. Loopback by
+ * interception CA certificate), GET /cache (what is cached), POST /purge and POST /reload. Loopback by
  * default; never proxies anything. With `admin.token` set, everything but /healthz and /readyz
  * needs `Authorization: Bearer TOKEN` (401 otherwise). A Host that does not name the listener, or
  * a cross-site POST, is refused with 403 before anything else (browser-guard.ts).
@@ -10,6 +10,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import { createBrowserGuard } from './browser-guard.js';
+import type { CacheListHandler } from './cache-list.js';
 import type { PurgeHandler } from './purge.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML, statusSummary } from './status-page.js';
 
@@ -18,6 +19,8 @@ export interface AdminOptions {
   readonly ready: () => { ready: boolean; why: string };
   /** `POST /purge` (purge.ts); absent: 404. */
   readonly purge?: PurgeHandler;
+  /** `GET /cache`: what is cached (cache-list.ts); absent: 404. */
+  readonly cacheList?: CacheListHandler;
   /** The interception CA certificate for /ca.pem, or null when there is none. */
   readonly caCertPem?: () => Promise<string | null>;
   /**
@@ -78,6 +81,7 @@ export function createAdminServer(opts: AdminOptions): Server {
       return;
     }
     if (path === '/purge' && opts.purge) return opts.purge(req, res);
+    if (path === '/cache' && opts.cacheList) return opts.cacheList(req, res);
     if (path === '/reload' && opts.reload) {
       if (req.method !== 'POST') {
         res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('use POST /reload\n');
@@ -165,7 +169,7 @@ export function createAdminServer(opts: AdminOptions): Server {
       default:
         res
           .writeHead(404, { 'content-type': 'text/plain' })
-          .end('not found; try /, /status.json, /metrics, /healthz, /readyz or /ca.pem\n');
+          .end('not found; try /, /status.json, /metrics, /cache, /healthz, /readyz or /ca.pem\n');
     }
   });
 }

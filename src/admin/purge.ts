@@ -50,7 +50,7 @@ function httpUrl(raw: string, what: string): URL {
 }
 
 /** The route whose origin and base path contain `url`, longest base path first. */
-function routeOf(runtime: Runtime, url: URL): Route | undefined {
+export function routeOf(runtime: Runtime, url: URL): Route | undefined {
   let best: Route | undefined;
   for (const r of runtime.routes) {
     if (r.origin !== url.origin) continue;

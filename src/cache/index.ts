@@ -19,6 +19,7 @@ export {
   type CacheStage,
   type CacheStats,
   createCacheStage,
+  type InspectedEntry,
   policyByRoute,
 } from './stage.js';
 export type { CacheStore, EvictionInfo, RemovalReason, StoredResponse, StoreStats } from './store.js';

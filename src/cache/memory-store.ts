@@ -38,6 +38,7 @@ export interface MemoryStore extends CacheStore {
    * use, like `get` (recency is updated). Synchronous, for the hit memo (hit-memo.ts).
    */
   peekOnly(key: string): StoredResponse | undefined;
+  list(): Iterable<StoredResponse>;
 }
 
 const SEP = '\u0001';
@@ -152,6 +153,10 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
       if (typeof variant !== 'string') return undefined;
       const e = lru.get(itemKey(key, variant));
       return e !== undefined && e.deleteAt > now() ? e : undefined;
+    },
+    *list() {
+      const t = now();
+      for (const e of lru.values()) if (e.deleteAt > t) yield e;
     },
     async get(key) {
       const variants = index.get(key);

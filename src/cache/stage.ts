@@ -171,8 +171,23 @@ export interface CacheStage extends Stage {
   stats(): Promise<CacheStats>;
   /** Resolves once background refreshes and pending stores have finished (tests, shutdown). */
   idle(): Promise<void>;
+  /**
+   * The responses held in this process's memory (none when the store cannot list them), each
+   * with the times it was served, its age and its remaining freshness under `policyOf(entry)`
+   * (the policy of the route its URL belongs to). For admin `GET /cache` (admin/cache-list.ts).
+   */
+  inspect(policyOf: (entry: StoredResponse) => RouteCachePolicy): Iterable<InspectedEntry>;
   /** The hit memo (hit-memo.ts) and how to serve what it recalls; null when off or the store has no `peekOnly`. */
   readonly memo: MemoServing | null;
+}
+
+export interface InspectedEntry {
+  readonly entry: StoredResponse;
+  /** Answers served from it in this process (hits, stale answers, coalesced followers). */
+  readonly hits: number;
+  readonly ageMs: number;
+  /** Freshness left, ms (negative: stale by that much). */
+  readonly ttlMs: number;
 }
 
 /** front/ asks the memo before it resolves a request; a recalled decision is served here. */
@@ -637,6 +652,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     readonly coding: Coding | null;
     /** Fresh hits the whole pipeline served from it (the hit memo takes an entry's second). */
     pipelineHits: number;
+    /** Every answer served from it (GET /cache shows it). */
+    served: number;
     /**
      * What a plain hit sends before Age and Cache-Status, made on first use: as stored (identity,
      * or coded for a client that takes the coding: Vary: Accept-Encoding ensured), and the headers
@@ -677,6 +694,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       body: Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength),
       coding: storedCoding(entry.headers),
       pipelineHits: 0,
+      served: known?.served ?? 0,
       asStored: null,
       decodedHeaders: null,
       lastAcceptEncoding: undefined,
@@ -717,6 +735,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   function deliver(ctx: Ctx, entry: StoredResponse, how: DeliverHow): Reply {
     const { ex } = ctx;
     const d = derive(entry, ctx.policy);
+    d.served++;
     const ageMs = d.initialAgeMs + Math.max(0, now() - entry.responseTime);
     const ageS = Math.floor(ageMs / 1000);
     const ttlS = Math.floor((d.lifeMs - ageMs) / 1000);
@@ -1440,6 +1459,16 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     },
     purgePrefix(prefix: string): Promise<number> {
       return storeDeletePrefix(prefix);
+    },
+    *inspect(policyOf: (entry: StoredResponse) => RouteCachePolicy): Iterable<InspectedEntry> {
+      const t = now();
+      for (const entry of store.list?.() ?? []) {
+        const url = entry.key.slice(0, entry.key.indexOf('\n'));
+        const policy = pathPolicy(policyOf(entry), new URL(url).pathname);
+        const ageMs = currentAgeMs(entry, t);
+        const lifeMs = lifetimeOf(entry.status, entry, policy).ms;
+        yield { entry, hits: derivedByEntry.get(entry)?.served ?? 0, ageMs, ttlMs: lifeMs - ageMs };
+      }
     },
     purgeRoute(route: Pick<Route, 'origin' | 'basePath'>): Promise<number> {
       return storeDeletePrefix(`${route.origin}${route.basePath}/`);

@@ -53,6 +53,11 @@ export interface CacheStore {
    */
   peekOnly?(key: string): StoredResponse | undefined;
   /**
+   * Optional: the live responses this process holds in memory, without using them (recency is
+   * unchanged). For listing what is cached (admin `GET /cache`); a shared tier is not listed.
+   */
+  list?(): Iterable<StoredResponse>;
+  /**
    * Optional: coordinates fills across the processes that share this store (a shared tier).
    * The stage uses it only when present; see `FillCoordinator`.
    */

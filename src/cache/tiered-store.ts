@@ -78,7 +78,7 @@ export function createTieredStore(tiers: {
     l1,
     l2,
     // L1 answers before L2 is asked (get below), so a hit the memo remembers came from L1.
-    ...(l1 !== null ? { peekOnly: (key: string) => l1.peekOnly(key) } : {}),
+    ...(l1 !== null ? { peekOnly: (key: string) => l1.peekOnly(key), list: () => l1.list() } : {}),
     async get(key) {
       if (l1 !== null) {
         const near = await l1.get(key);

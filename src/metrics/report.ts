@@ -3,6 +3,7 @@
  * short summary for humans (or the summary as JSON for scripts). See summary.ts for definitions.
  */
 import type { HostPort } from '../config/runtime.js';
+import { httpUrl } from '../log.js';
 import { parsePromText } from './prom-text.js';
 import { type Summary, summarise } from './summary.js';
 
@@ -25,13 +26,26 @@ export async function fetchSummary(
   timeoutMs = 5_000,
   token?: string | undefined,
 ): Promise<Summary> {
+  return summarise(parsePromText(await readAdmin(admin, '/metrics', timeoutMs, token)), Date.now() / 1000);
+}
+
+/**
+ * GET `path` (with its query) on the admin listener at `admin`; resolves the body of a 200.
+ * ReportError says what went wrong: not a URL, unreachable, 401 (token missing or refused), or
+ * another status (with the listener's own message when it sent JSON `{error}`).
+ */
+export async function readAdmin(
+  admin: string,
+  path: string,
+  timeoutMs = 5_000,
+  token?: string | undefined,
+): Promise<string> {
   let url: URL;
   try {
-    url = new URL('/metrics', admin);
+    url = new URL(path, admin);
   } catch {
     throw new ReportError(`--admin: "${admin}" is not a URL, e.g. http://127.0.0.1:9090`);
   }
-  let text: string;
   try {
     const res = await fetch(url, {
       signal: AbortSignal.timeout(timeoutMs),
@@ -42,8 +56,18 @@ export async function fetchSummary(
         `${url.href} answered 401: ${token ? 'the token was refused' : 'it needs a token'} (--token or SIDECACHE_ADMIN_TOKEN)`,
       );
     }
-    if (!res.ok) throw new ReportError(`${url.href} answered ${res.status}`);
-    text = await res.text();
+    const text = await res.text();
+    if (!res.ok) {
+      let detail = '';
+      try {
+        const error = (JSON.parse(text) as { error?: unknown }).error;
+        if (typeof error === 'string') detail = `: ${error}`;
+      } catch {
+        // not JSON
+      }
+      throw new ReportError(`${url.href} answered ${res.status}${detail}`);
+    }
+    return text;
   } catch (err) {
     if (err instanceof ReportError) throw err;
     const inner = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -52,7 +76,6 @@ export async function fetchSummary(
       `cannot read ${url.href} (${cause}): is sidecache running with its admin listener?`,
     );
   }
-  return summarise(parsePromText(text), Date.now() / 1000);
 }
 
 /** The whole report as text, or JSON when `json`. */
@@ -169,8 +192,7 @@ export const reportCommandOptions = {
 
 /** The base URL to reach an admin listener bound to `listen` from this host (a wildcard bind: loopback). */
 export function adminBaseUrl(listen: HostPort): string {
-  const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}`;
+  return httpUrl(listen.host, listen.port);
 }
 
 /** Runs `sidecache report`: prints the report; exits 1 when the instance cannot be read. */
