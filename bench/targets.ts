@@ -174,48 +174,55 @@ const nginxCache: TargetSpec = {
   },
 };
 
+/**
+ * Starts varnishd with malloc storage of `mallocSize` (varnishd's syntax, e.g. `64m`); the returned
+ * child measures its cache worker process. `workDir` is Varnish's -n directory (for varnishstat).
+ */
+export async function startVarnish(
+  ctx: TargetContext,
+  mallocSize: string,
+): Promise<{ url: string; child: Child; workDir: string }> {
+  const port = await freePort();
+  const scratch = scratchDir('varnish');
+  const vcl = writeFile(scratch.dir, 'bench.vcl', varnishVcl(ctx.origin.url));
+  const workDir = join(scratch.dir, 'work');
+  const manager = ctx.children.spawn({
+    label: 'varnish',
+    command: findBinary('varnishd') as string,
+    args: [
+      '-F',
+      '-j',
+      'none',
+      '-n',
+      workDir,
+      '-a',
+      `127.0.0.1:${port}`,
+      '-f',
+      vcl,
+      '-s',
+      `malloc,${mallocSize}`,
+    ],
+  });
+  void manager.exited.then(() => scratch.remove());
+  try {
+    await waitForPort(port, manager, ctx.readyTimeoutMs);
+    const workers = childPids(manager.pid);
+    if (workers.length !== 1) throw new Error(`varnish: expected one cache worker, found ${workers.length}`);
+    return { url: `http://127.0.0.1:${port}`, child: measuring(manager, workers[0] as number), workDir };
+  } catch (err) {
+    await manager.stop();
+    throw new Error(`${(err as Error).message}\n${manager.outputTail()}`);
+  }
+}
+
 const varnish: TargetSpec = {
   name: 'varnish',
   description: 'varnishd, malloc storage; its cache worker process is measured (only where installed)',
   scenarios: CACHE_SCENARIOS,
   skipReason: () => (findBinary('varnishd') ? null : 'skipped: varnishd is not installed'),
   async start(ctx) {
-    const port = await freePort();
-    const scratch = scratchDir('varnish');
-    const vcl = writeFile(scratch.dir, 'bench.vcl', varnishVcl(ctx.origin.url));
-    const manager = ctx.children.spawn({
-      label: 'varnish',
-      command: findBinary('varnishd') as string,
-      args: [
-        '-F',
-        '-j',
-        'none',
-        '-n',
-        join(scratch.dir, 'work'),
-        '-a',
-        `127.0.0.1:${port}`,
-        '-f',
-        vcl,
-        '-s',
-        'malloc,64m',
-      ],
-    });
-    void manager.exited.then(() => scratch.remove());
-    try {
-      await waitForPort(port, manager, ctx.readyTimeoutMs);
-      const workers = childPids(manager.pid);
-      if (workers.length !== 1)
-        throw new Error(`varnish: expected one cache worker, found ${workers.length}`);
-      return {
-        name: 'varnish',
-        url: `http://127.0.0.1:${port}`,
-        role: 'proxy',
-        child: measuring(manager, workers[0] as number),
-      };
-    } catch (err) {
-      await manager.stop();
-      throw new Error(`${(err as Error).message}\n${manager.outputTail()}`);
-    }
+    const { url, child } = await startVarnish(ctx, '64m');
+    return { name: 'varnish', url, role: 'proxy', child };
   },
 };
 

@@ -16,7 +16,6 @@ import { explainReachability } from './guard/reachability.js';
 import { createLogger, readableLogs } from './log.js';
 import { adminBaseUrl, reportCommand, reportCommandOptions } from './metrics/report.js';
 import { startSidecache } from './server.js';
-import { loadOrCreateCa } from './tls/ca.js';
 import { caDirOf } from './tunnel/setup.js';
 import { SIDECACHE_VERSION } from './version.js';
 
@@ -219,6 +218,7 @@ async function checkConfig(args: CommonArgs): Promise<void> {
 async function printCa(args: CommonArgs): Promise<void> {
   try {
     const runtime = runtimeFrom(args);
+    const { loadOrCreateCa } = await import('./tls/ca.js'); // x509 code: only for this command
     const ca = await loadOrCreateCa(caDirOf(runtime));
     process.stderr.write(
       `${ca.created ? 'created' : 'using'} the interception CA in ${caDirOf(runtime)}\n` +

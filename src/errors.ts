@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'SC_ERR_REQUEST_TIMEOUT'
   | 'SC_ERR_TOO_MANY_CONNECTIONS'
   | 'SC_ERR_PROXY_AUTH_REQUIRED'
+  | 'SC_ERR_PROXY_AUTH_THROTTLED'
   | 'SC_ERR_METHOD_NOT_SUPPORTED'
   | 'SC_ERR_DNS'
   | 'SC_ERR_UPSTREAM_CONNECT'
@@ -141,6 +142,13 @@ export class ProxyAuthRequiredError extends SidecacheError {
   }
 }
 
+/** Too many wrong proxy credentials from one client address: held back; `retryAfter` in seconds. */
+export class ProxyAuthThrottledError extends SidecacheError {
+  constructor(message: string, opts: SidecacheErrorOptions = {}) {
+    super('SC_ERR_PROXY_AUTH_THROTTLED', 429, 'proxy_auth_throttled', message, opts);
+  }
+}
+
 export class LoopDetectedError extends SidecacheError {
   constructor(message: string, opts: SidecacheErrorOptions = {}) {
     super('SC_ERR_LOOP_DETECTED', 508, 'loop_detected', message, opts);
@@ -232,6 +240,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   'SC_ERR_REQUEST_TIMEOUT',
   'SC_ERR_TOO_MANY_CONNECTIONS',
   'SC_ERR_PROXY_AUTH_REQUIRED',
+  'SC_ERR_PROXY_AUTH_THROTTLED',
   'SC_ERR_METHOD_NOT_SUPPORTED',
   'SC_ERR_DNS',
   'SC_ERR_UPSTREAM_CONNECT',

@@ -16,6 +16,7 @@ export const REASONS = [
   'guard_private_address',
   'guard_port_not_allowed',
   'proxy_auth_required',
+  'proxy_auth_throttled',
   'request_headers_too_large',
   'request_body_too_large',
   'request_timeout',

@@ -6,6 +6,8 @@
 //   /fresh-gzip/...  as /fresh/, gzip-coded when Accept-Encoding names gzip (Vary: Accept-Encoding)
 //   /small/...     Cache-Control: public, max-age=3600, a 32-byte body (the entries sweep stores
 //                  up to a million of these)
+//   /sized/N/...   Cache-Control: public, max-age=3600, a body of N bytes (1 to 16 MiB; the memory
+//                  bench fills a cache with these)
 //   anything else  no Cache-Control
 // A leading `/origin` segment is dropped first (`/origin/fresh/x` is `/fresh/x`): Squid, as an
 // accelerator without a rewrite helper, forwards the route prefix as is.
@@ -33,6 +35,20 @@ const smallLength = String(smallBody.length);
 /** /fresh-gzip/ answers this when the request's Accept-Encoding names gzip (Vary: Accept-Encoding). */
 const gzipBody = gzipSync(body);
 const gzipLength = String(gzipBody.length);
+const MAX_SIZED_BYTES = 16 * 1024 * 1024;
+/** The /sized/N/ bodies, one per size asked for (the memory bench uses a handful of sizes). */
+const sizedBodies = new Map<number, Buffer>();
+function sizedBody(path: string): Buffer | null {
+  const n = Number(path.split('/', 3)[2]);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_SIZED_BYTES) return null;
+  let b = sizedBodies.get(n);
+  if (b === undefined) {
+    if (sizedBodies.size >= 64) sizedBodies.clear();
+    b = Buffer.alloc(n, 0x61);
+    sizedBodies.set(n, b);
+  }
+  return b;
+}
 
 const server = createServer((req, res) => {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -42,6 +58,20 @@ const server = createServer((req, res) => {
   const url = req.url ?? '/';
   const path = url.startsWith(ROUTE_PREFIX) ? url.slice(ROUTE_PREFIX.length - 1) : url;
   const segment = path.split('/', 2)[1] ?? '';
+  if (segment === 'sized') {
+    const sized = sizedBody(path);
+    if (sized === null) {
+      res.writeHead(404, { 'content-length': '0' }).end();
+      return;
+    }
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': String(sized.length),
+      'cache-control': 'public, max-age=3600',
+    });
+    res.end(req.method === 'HEAD' ? undefined : sized);
+    return;
+  }
   const gzip = segment === 'fresh-gzip' && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
   const reply = segment === 'small' ? smallBody : gzip ? gzipBody : body;
   const headers: Record<string, string> = {

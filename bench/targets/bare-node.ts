@@ -5,19 +5,24 @@
 // With --hit-head it sends, still from memory, the whole head a sidecache hit carries: the stored
 // Date and Via, then Age, Cache-Status and Server-Timing, with values of the same length. What it
 // loses against plain bare-node is what writing that head costs node:http, before any cache work.
-// Usage: node --import tsx bench/targets/bare-node.ts --listen 127.0.0.1:0 [--hit-head]
+// With --bytes N the body is N bytes (the origin's /sized/N/ body) instead of the 1 KiB JSON.
+// Usage: node --import tsx bench/targets/bare-node.ts --listen 127.0.0.1:0 [--hit-head] [--bytes N]
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { parseListen, serveBenchTarget } from '../child-contract.js';
 import { fixedJsonBody } from '../origin/body.js';
 
 const { values } = parseArgs({
-  options: { listen: { type: 'string' }, 'hit-head': { type: 'boolean', default: false } },
+  options: {
+    listen: { type: 'string' },
+    'hit-head': { type: 'boolean', default: false },
+    bytes: { type: 'string' },
+  },
 });
 const listen = parseListen(values.listen);
-const body = fixedJsonBody();
+const body = values.bytes === undefined ? fixedJsonBody() : Buffer.alloc(Number(values.bytes), 0x61);
 const origin = {
-  'content-type': 'application/json',
+  'content-type': values.bytes === undefined ? 'application/json' : 'application/octet-stream',
   'content-length': String(body.length),
   'cache-control': 'public, max-age=3600',
 };

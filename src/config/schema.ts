@@ -92,6 +92,27 @@ export const proxyAuthSchema = z
       .array(z.enum(['route', 'forward', 'tunnel']))
       .default(['forward', 'tunnel'])
       .describe('Which requests must authenticate: forward proxy, CONNECT tunnels, reverse routes.'),
+    throttle: z
+      .object({
+        maxFailures: z
+          .number()
+          .int()
+          .min(0)
+          .default(5)
+          .describe(
+            'Wrong credentials in a row from one client address before it is held back; 0: no throttle.',
+          ),
+        backoffMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(1_000)
+          .describe('First back-off (429 with Retry-After); doubles with each further failure.'),
+        maxBackoffMs: z.number().int().min(1).default(60_000).describe('Longest back-off.'),
+      })
+      .strict()
+      .default({ maxFailures: 5, backoffMs: 1_000, maxBackoffMs: 60_000 })
+      .describe('Back-off against password guessing, per client address (read at start).'),
   })
   .strict()
   .refine((a) => !a.enabled || a.users.length > 0, {

@@ -7,7 +7,7 @@
  *   doh     tangerine (RFC 8484) over its own undici Agent, so DoH never goes through the proxy's pools
  */
 import { Resolver as NodeResolver, lookup as systemLookup } from 'node:dns/promises';
-import tangerineModule, { type RequestFunction, type Tangerine as TangerineClass } from 'tangerine';
+import type { RequestFunction, Tangerine as TangerineClass } from 'tangerine';
 import { Agent, request } from 'undici';
 import type { RecordType } from './address-order.js';
 import type { DnsMode, DnsOptions } from './options.js';
@@ -37,9 +37,14 @@ export interface Resolver {
   close(): Promise<void>;
 }
 
-// tangerine is CommonJS (`module.exports = Tangerine`) while its types declare an ES default export;
-// under NodeNext the default import is the class itself at run time.
-const Tangerine = tangerineModule as unknown as typeof TangerineClass;
+/**
+ * tangerine (and the HTTP client it brings) is loaded only when a DoH resolver is made: idle memory.
+ * It is CommonJS (`module.exports = Tangerine`) while its types declare an ES default export; the
+ * default of the dynamic import is the class itself at run time.
+ */
+async function loadTangerine(): Promise<typeof TangerineClass> {
+  return (await import('tangerine')).default as unknown as typeof TangerineClass;
+}
 
 type ResolverOptions = Pick<DnsOptions, 'mode' | 'servers' | 'doh' | 'timeoutMs' | 'tries'>;
 
@@ -149,20 +154,26 @@ function createUdpResolver(servers: readonly ServerAddress[], options: ResolverO
 function createDohResolver(servers: readonly ServerAddress[], options: ResolverOptions): Resolver {
   // Its own small pool: DoH must not go through (or wait on) the proxy's dispatcher and its lookup.
   const agent = new Agent({ connections: 4, keepAliveTimeout: 30_000 });
-  const tangerine = new Tangerine(
-    {
-      servers: servers.map(formatAuthority),
-      protocol: options.doh.protocol,
-      timeout: firstTryTimeoutMs(options.timeoutMs, options.tries),
-      tries: options.tries,
-      cache: false,
-      logger: false,
-    },
-    ((url, requestOptions) =>
-      request(url, { ...requestOptions, dispatcher: agent } as Parameters<
-        typeof request
-      >[1]) as unknown as ReturnType<RequestFunction>) satisfies RequestFunction,
+  const made = loadTangerine().then(
+    (Tangerine) =>
+      new Tangerine(
+        {
+          servers: servers.map(formatAuthority),
+          protocol: options.doh.protocol,
+          timeout: firstTryTimeoutMs(options.timeoutMs, options.tries),
+          tries: options.tries,
+          cache: false,
+          logger: false,
+        },
+        ((url, requestOptions) =>
+          request(url, { ...requestOptions, dispatcher: agent } as Parameters<
+            typeof request
+          >[1]) as unknown as ReturnType<RequestFunction>) satisfies RequestFunction,
+      ),
   );
+  made.catch(() => {
+    // Reported by the first query that awaits it.
+  });
   return {
     mode: 'doh',
     async query(name, type, signal) {
@@ -170,6 +181,8 @@ function createDohResolver(servers: readonly ServerAddress[], options: ResolverO
       const abort = () => controller.abort(signal.reason);
       signal.addEventListener('abort', abort, { once: true });
       try {
+        signal.throwIfAborted();
+        const tangerine = await made;
         signal.throwIfAborted();
         const records =
           type === 'A'
@@ -181,7 +194,11 @@ function createDohResolver(servers: readonly ServerAddress[], options: ResolverO
       }
     },
     async close() {
-      tangerine.cancel();
+      try {
+        (await made).cancel();
+      } catch {
+        // Never loaded: nothing to cancel.
+      }
       await agent.close();
     },
   };

@@ -29,6 +29,11 @@ function challengeOf(error: SidecacheError): string | null {
   return error.status === 407 ? `Basic realm="${String(error.detail.realm ?? 'sidecache')}"` : null;
 }
 
+/** `Retry-After` (seconds) for an error whose detail names one. */
+function retryAfterOf(error: SidecacheError): string | null {
+  return error.detail.retryAfter === undefined ? null : String(error.detail.retryAfter);
+}
+
 export function synthErrorReply(error: SidecacheError, exchangeId: string): Reply {
   const payload = errorPayload(error, exchangeId);
   const challenge = challengeOf(error);
@@ -39,6 +44,7 @@ export function synthErrorReply(error: SidecacheError, exchangeId: string): Repl
       'content-length': String(payload.length),
       'cache-control': 'no-store',
       ...(challenge ? { 'proxy-authenticate': challenge } : {}),
+      ...(retryAfterOf(error) === null ? {} : { 'retry-after': retryAfterOf(error) as string }),
     },
     body: Readable.from([payload], { objectMode: false }),
     source: 'synth',
@@ -58,6 +64,7 @@ export function synthRawResponse(
   const head =
     `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
     (challenge ? `proxy-authenticate: ${challenge}\r\n` : '') +
+    (retryAfterOf(error) === null ? '' : `retry-after: ${retryAfterOf(error)}\r\n`) +
     'content-type: application/json; charset=utf-8\r\n' +
     `content-length: ${payload.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n`;
   return { bytes: Buffer.concat([Buffer.from(head, 'latin1'), payload]), bodyBytes: payload.length };

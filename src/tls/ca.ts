@@ -28,8 +28,9 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 /** ECDSA P-256 with SHA-256: small, fast, and accepted by every TLS client in use. */
 export const SIGNING_ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
-export const CA_CERT_FILE = 'ca.pem';
-export const CA_KEY_FILE = 'ca-key.pem';
+import { CA_CERT_FILE, CA_KEY_FILE } from './ca-files.js';
+
+export { CA_CERT_FILE, CA_KEY_FILE };
 
 /** CA certificates are valid for ten years; leaves are short-lived (see leaf-certs.ts). */
 const CA_VALIDITY_MS = 10 * 365 * 24 * 3600_000;

@@ -13,8 +13,9 @@ import type { RawParts } from '../front/raw.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import type { Logger } from '../log.js';
 import { createTunnelMetrics } from '../metrics/tunnel-metrics.js';
-import { CA_CERT_FILE, type CertificateAuthority, loadOrCreateCa } from '../tls/ca.js';
-import { createLeafIssuer } from '../tls/leaf-certs.js';
+import type { CertificateAuthority } from '../tls/ca.js';
+import { CA_CERT_FILE } from '../tls/ca-files.js';
+import type { LeafIssuer } from '../tls/leaf-certs.js';
 import { createUpgradeRelay } from '../upstream/upgrade-relay.js';
 import { createTunnels, type DecryptedSink } from './tunnels.js';
 
@@ -57,20 +58,24 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
   const metrics = createTunnelMetrics(deps.registry);
   const caDir = caDirOf(runtime);
   let ca: CertificateAuthority | null = null;
+  let leaves: LeafIssuer | null = null;
   if (config.intercept.length > 0) {
+    // The X.509 code is loaded only when something is intercepted (idle memory).
+    const [{ loadOrCreateCa }, { createLeafIssuer }] = await Promise.all([
+      import('../tls/ca.js'),
+      import('../tls/leaf-certs.js'),
+    ]);
     ca = await loadOrCreateCa(caDir);
     deps.logger.info(
       { caCert: ca.certPath, created: ca.created, intercept: config.intercept },
       ca.created ? 'interception CA created; clients must trust its certificate' : 'interception CA loaded',
     );
+    leaves = createLeafIssuer(
+      ca,
+      { validityMs: config.tls.leafValidityMs, cacheEntries: config.tls.leafCacheEntries },
+      { onIssued: () => metrics.observeLeafIssued() },
+    );
   }
-  const leaves = ca
-    ? createLeafIssuer(
-        ca,
-        { validityMs: config.tls.leafValidityMs, cacheEntries: config.tls.leafCacheEntries },
-        { onIssued: () => metrics.observeLeafIssued() },
-      )
-    : null;
   const tunnelsFor = ref.derive((rt) =>
     createTunnels(rt, {
       leaves,

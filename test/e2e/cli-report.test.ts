@@ -43,8 +43,11 @@ describe('sidecache report finds the admin listener like serve', () => {
     dir = mkdtempSync(join(tmpdir(), 'sidecache-report-'));
     adminPort = await freePort();
     file = join(dir, 'sc.yaml');
-    writeFileSync(file, `admin:\n  listen: 127.0.0.1:${adminPort}\n  token: ${TOKEN}\nlog:\n  level: info\n`);
-    sc = await spawnSidecache(['-c', file], {}, { adminFromConfig: true });
+    writeFileSync(
+      file,
+      `listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:${adminPort}\n  token: ${TOKEN}\nlog:\n  level: info\n`,
+    );
+    sc = await spawnSidecache(['-c', file], {}, { configListeners: true });
     assert.equal(sc.adminUrl, `http://127.0.0.1:${adminPort}`);
   });
   after(async () => {

@@ -16,13 +16,24 @@ export interface ChildScriptResult {
 
 export async function runChildScript(
   script: URL,
-  opts: { args?: readonly string[]; nodeFlags?: readonly string[]; killAfterMs: number },
+  opts: {
+    args?: readonly string[];
+    nodeFlags?: readonly string[];
+    killAfterMs: number;
+    /** A command that runs node, e.g. `['unshare', '-n', '--']` for a network namespace of its own. */
+    wrapper?: readonly string[];
+  },
 ): Promise<ChildScriptResult> {
-  const child = spawn(
+  const argv = [
     process.execPath,
-    [...(opts.nodeFlags ?? []), '--import', 'tsx', fileURLToPath(script), ...(opts.args ?? [])],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+    ...(opts.nodeFlags ?? []),
+    '--import',
+    'tsx',
+    fileURLToPath(script),
+    ...(opts.args ?? []),
+  ];
+  const [command, ...rest] = [...(opts.wrapper ?? []), ...argv] as [string, ...string[]];
+  const child = spawn(command, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => {
     out += d.toString();

@@ -22,7 +22,7 @@ export interface TestOrigin {
 
 export async function startOrigin(
   handler: OriginHandler,
-  opts: { tls?: Pem; host?: string } = {},
+  opts: { tls?: Pem; host?: string; port?: number } = {},
 ): Promise<TestOrigin> {
   const requests: IncomingMessage[] = [];
   let connections = 0;
@@ -43,7 +43,7 @@ export async function startOrigin(
     socket.once('close', () => sockets.delete(socket));
   });
   const host = opts.host ?? '127.0.0.1';
-  server.listen(0, host);
+  server.listen(opts.port ?? 0, host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   const hostInUrl = host.includes(':') ? `[${host}]` : host;

@@ -62,20 +62,15 @@ export interface SidecacheProcess {
 }
 
 /**
- * Spawns `sidecache serve ARGS` (TypeScript through tsx) and waits for its "started" log line.
- * Both listeners get a free port by flag, unless `adminFromConfig` leaves the admin listener to
- * the config sources.
+ * Spawns `sidecache serve ARGS` (TypeScript through tsx) and waits for its "started" log line. It
+ * listens on free loopback ports unless `configListeners` keeps the config's own `listen`s.
  */
 export async function spawnSidecache(
   args: string[],
   env: Record<string, string> = {},
-  opts: { adminFromConfig?: boolean } = {},
+  opts: { configListeners?: boolean } = {},
 ): Promise<SidecacheProcess> {
-  const listeners = [
-    '--listen',
-    '127.0.0.1:0',
-    ...(opts.adminFromConfig ? [] : ['--admin-listen', '127.0.0.1:0']),
-  ];
+  const listeners = opts.configListeners ? [] : ['--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'];
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...listeners, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
