@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { FORGED_HEADERS } from '../../bench/attacks.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { createTestCa } from '../helpers/pki.js';
 import { startTestSidecache, type TestSidecache } from '../helpers/sidecache.js';
@@ -23,16 +24,8 @@ import { startWsEchoOrigin, type WsEchoOrigin } from '../helpers/ws-echo.js';
 
 const run = promisify(execFile);
 
-/** The forged headers of the repro, and the other client-address headers. */
-const FORGED = [
-  'Forwarded: host=evil.example;proto=https;for=203.0.113.9',
-  'X-Forwarded-Proto: https',
-  'X-Forwarded-Port: 8443',
-  'X-Forwarded-Prefix: /evil',
-  'X-Forwarded-Host: evil.example',
-  'X-Forwarded-For: 203.0.113.9',
-  'X-Real-IP: 203.0.113.9',
-];
+/** The forged headers of the repro, and the other client-address headers (shared with the soak). */
+const FORGED = FORGED_HEADERS;
 const FORGED_VALUES = /evil|8443|203\.0\.113\.9/;
 const REFLECTED = [
   'forwarded',
