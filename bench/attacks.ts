@@ -20,6 +20,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { type RawOrigin, startRawOrigin } from '../test/helpers/raw-origin.js';
 
 export interface AttackCount {
   readonly name: string;
@@ -91,59 +92,24 @@ export async function startReflectingOrigin(): Promise<{ port: number; close(): 
 }
 
 /**
- * A raw-socket origin for upgrades: reads the whole request (head and Content-Length body), then
- * by path: `/chunked*` a 200 with one chunk and a close 50 ms later; `/length*` a 200 whose
- * Content-Length promises more than it sends, then a close; `/silent*` a close with nothing.
- * Counts the requests it read, by path.
+ * A raw-socket origin for upgrades (test/helpers/raw-origin.ts), once it has read the whole request:
+ * `/chunked*` a 200 with one chunk and a close 50 ms later; `/length*` a 200 whose Content-Length
+ * promises more than it sends, then a close; `/silent*` a close with nothing. `seen` lists the
+ * paths of the requests it read.
  */
-export async function startTruncatingOrigin(): Promise<{
-  port: number;
-  seen: Map<string, number>;
-  close(): void;
-}> {
-  const seen = new Map<string, number>();
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    const onData = (chunk: Buffer): void => {
-      buf = Buffer.concat([buf, chunk]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end === -1) {
-        if (buf.length > 16_384) socket.destroy();
-        return;
-      }
-      const head = buf.subarray(0, end).toString('latin1');
-      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
-      if (buf.length < end + 4 + length) return;
-      socket.off('data', onData);
-      const path = (head.split(' ')[1] ?? '').replace(/\?$/, '');
-      seen.set(path, (seen.get(path) ?? 0) + 1);
-      if (path.startsWith('/silent')) {
-        setTimeout(() => socket.destroy(), 50);
-        return;
-      }
-      socket.write(
-        path.startsWith('/length')
-          ? 'HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 100\r\n\r\nhello'
-          : 'HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n',
-      );
+export function startTruncatingOrigin(): Promise<RawOrigin> {
+  return startRawOrigin((socket, path) => {
+    if (path.startsWith('/silent')) {
       setTimeout(() => socket.destroy(), 50);
-    };
-    socket.on('data', onData);
+      return;
+    }
+    socket.write(
+      path.startsWith('/length')
+        ? 'HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 100\r\n\r\nhello'
+        : 'HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n',
+    );
+    setTimeout(() => socket.destroy(), 50);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    seen,
-    close() {
-      for (const s of sockets) s.destroy();
-      server.close();
-    },
-  };
 }
 
 /** Sends `bytes`, collects the answer until close or WAIT_MS; `closed`: the server closed. */
@@ -302,7 +268,7 @@ async function crossSiteAdmin(t: AttackTargets, attempts: number): Promise<Attac
 /** Upgrades answered by a truncated or empty non-101; then a plain GET of the same URL. */
 async function truncatedUpgrades(
   t: AttackTargets,
-  seen: Map<string, number>,
+  seen: readonly string[],
   attempts: number,
   run: string,
 ): Promise<AttackCount> {
@@ -325,13 +291,13 @@ async function truncatedUpgrades(
       );
       continue;
     }
-    const before = seen.get(path) ?? 0;
+    const count = (): number => seen.filter((p) => p === path).length;
+    const before = count();
     await request(
       t.proxyPort,
       `GET ${url} HTTP/1.1\r\nHost: 127.0.0.1:${t.upgradePort}\r\nConnection: close\r\n\r\n`,
     );
-    if ((seen.get(path) ?? 0) === before)
-      gotThrough(c, `${path}: a plain GET was answered without the origin`);
+    if (count() === before) gotThrough(c, `${path}: a plain GET was answered without the origin`);
     else c.refused++;
   }
   return c;
@@ -347,7 +313,7 @@ export interface AttackSizes {
 /** Runs every probe once, in turn; `run` makes paths and names unique to this run. */
 export async function runAttacks(
   t: AttackTargets,
-  upgradeSeen: Map<string, number>,
+  upgradeSeen: readonly string[],
   sizes: AttackSizes,
   run = Date.now().toString(36),
 ): Promise<AttackCount[]> {
@@ -366,7 +332,7 @@ export async function runAttacks(
  */
 export async function runControls(
   t: AttackTargets,
-  upgradeSeen: Map<string, number>,
+  upgradeSeen: readonly string[],
 ): Promise<{ what: string; ok: boolean }[]> {
   const out: { what: string; ok: boolean }[] = [];
   const reflect = await request(
@@ -393,7 +359,7 @@ export async function runControls(
     `POST /purge?route=${t.routeName} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
   );
   out.push({ what: `a POST /purge with no Origin is served (${purge.status})`, ok: purge.status === 200 });
-  const reached = [...upgradeSeen.keys()].filter((p) => /^\/(chunked|length|silent)-/.test(p)).length;
+  const reached = new Set(upgradeSeen.filter((p) => /^\/(chunked|length|silent)-/.test(p))).size;
   out.push({ what: `the upgrade probes reached the truncating origin (${reached} paths)`, ok: reached > 0 });
   return out;
 }

@@ -678,7 +678,7 @@ async function main(): Promise<void> {
       }
     }
     reflecting.close();
-    truncating.close();
+    await truncating.close();
     origin.closeAllConnections();
     origin.close();
     rmSync(dir, { recursive: true, force: true });

@@ -6,59 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { parsePromText, sumOf } from '../../src/metrics/prom-text.js';
+import { type RawOrigin, startRawOrigin } from '../helpers/raw-origin.js';
 import { startTestSidecache, type TestSidecache } from '../helpers/sidecache.js';
 import { sendRaw } from './raw-http.js';
-
-interface RawOrigin {
-  readonly port: number;
-  /** Requests read in full (head and Content-Length body), by path. */
-  readonly seen: string[];
-  close(): Promise<void>;
-}
-
-/**
- * Reads a request head and its Content-Length body, then calls `answer` with the socket. Bounded:
- * a request head over 16 KiB is dropped.
- */
-async function startRawOrigin(answer: (socket: net.Socket, path: string) => void): Promise<RawOrigin> {
-  const seen: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    const onData = (chunk: Buffer): void => {
-      buf = Buffer.concat([buf, chunk]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end === -1) {
-        if (buf.length > 16_384) socket.destroy();
-        return;
-      }
-      const head = buf.subarray(0, end).toString('latin1');
-      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
-      if (buf.length < end + 4 + length) return;
-      socket.off('data', onData);
-      const path = head.split(' ')[1] ?? '';
-      seen.push(path);
-      answer(socket, path);
-    };
-    socket.on('data', onData);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    seen,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 /** Sends `bytes` and collects the answer; `closed` tells whether sidecache closed the connection. */
 function exchange(
