@@ -16,7 +16,8 @@ import { explainReachability } from './guard/reachability.js';
 import { createLogger, readableLogs } from './log.js';
 import { adminBaseUrl, reportCommand, reportCommandOptions } from './metrics/report.js';
 import { startSidecache } from './server.js';
-import { caDirOf } from './tunnel/setup.js';
+import { constraintsFor, describeConstraints } from './tls/name-constraints.js';
+import { caDirOf, caOptionsOf, caWarnings } from './tunnel/setup.js';
 import { SIDECACHE_VERSION } from './version.js';
 
 interface CommonArgs {
@@ -195,10 +196,33 @@ async function serve(args: CommonArgs): Promise<void> {
 /** Longest check-config waits for one name to resolve. */
 const CHECK_RESOLVE_TIMEOUT_MS = 2_000;
 
+/**
+ * The interception CA as it is on disk (nothing is made here), against the intercept list: one
+ * line for stdout; warnings go to stderr. Throws what the first start would refuse ("*" under
+ * tls.caNameConstraints).
+ */
+async function explainCa(runtime: Runtime): Promise<string> {
+  if (runtime.config.intercept.length === 0) return '';
+  const { readCaCertificate } = await import('./tls/ca.js'); // x509 code: only when intercepting
+  const ca = readCaCertificate(caDirOf(runtime));
+  if (ca === null) {
+    const { nameConstraints } = caOptionsOf(runtime);
+    if (nameConstraints) constraintsFor(nameConstraints);
+    return `\ninterception CA: none yet in ${caDirOf(runtime)} (made on the first start)`;
+  }
+  for (const warning of caWarnings(runtime, ca)) process.stderr.write(`warning: ${warning}\n`);
+  return (
+    `\ninterception CA: ${ca.certPath}, expires ${new Date(ca.notAfter).toISOString()}, ` +
+    (ca.constraints ? `Name Constraints: ${describeConstraints(ca.constraints)}` : 'no Name Constraints')
+  );
+}
+
 async function checkConfig(args: CommonArgs): Promise<void> {
   let runtime: Runtime;
+  let caReport = '';
   try {
     runtime = runtimeFrom(args);
+    caReport = await explainCa(runtime);
   } catch (err) {
     fail(err);
   }
@@ -211,7 +235,7 @@ async function checkConfig(args: CommonArgs): Promise<void> {
   await dns.close();
   const resolved = reach.length > 0 ? `\nresolved from here:\n${reach.map((l) => `  ${l}`).join('\n')}` : '';
   // A system lookup still running after its timeout must not hold the process.
-  process.stdout.write(`config OK\n${runtime.explain()}${resolved}\n`, () => process.exit(0));
+  process.stdout.write(`config OK\n${runtime.explain()}${resolved}${caReport}\n`, () => process.exit(0));
 }
 
 /** Prints where the interception CA certificate is and its PEM, making the CA if there is none. */
@@ -219,7 +243,7 @@ async function printCa(args: CommonArgs): Promise<void> {
   try {
     const runtime = runtimeFrom(args);
     const { loadOrCreateCa } = await import('./tls/ca.js'); // x509 code: only for this command
-    const ca = await loadOrCreateCa(caDirOf(runtime));
+    const ca = await loadOrCreateCa(caDirOf(runtime), caOptionsOf(runtime));
     process.stderr.write(
       `${ca.created ? 'created' : 'using'} the interception CA in ${caDirOf(runtime)}\n` +
         'trust it: curl --cacert, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE or SSL_CERT_FILE (docs/https.md)\n',

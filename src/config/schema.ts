@@ -366,12 +366,28 @@ export const tlsSchema = z
       .describe(
         "Directory of sidecache's interception CA (ca.pem, ca-key.pem mode 0600), made on first use; relative to the working directory.",
       ),
+    caValidityDays: z
+      .number()
+      .int()
+      .min(1)
+      .max(3650)
+      .default(3650)
+      .describe('Validity of a newly made interception CA, days (an existing CA is kept as it is).'),
+    caNameConstraints: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Make a new CA with X.509 Name Constraints permitting only the hosts in "intercept" (a later addition needs a new CA).',
+      ),
     leafValidityMs: z
       .number()
       .int()
       .min(60_000)
+      .max(30 * 24 * 3600_000)
       .default(7 * 24 * 3600_000)
-      .describe('Validity of each minted leaf certificate (renewed when a quarter is left).'),
+      .describe(
+        'Validity of each minted leaf certificate, at most 30 days (renewed when a quarter is left).',
+      ),
     leafCacheEntries: z
       .number()
       .int()

@@ -2,14 +2,18 @@
  * Metrics for CONNECT tunnels, upgraded connections and interception TLS, derived from the reports
  * front/ and tunnel/ hand to their observers (neither imports prom-client).
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { TunnelReport } from '../front/raw.js';
 import type { HandshakeFailure } from '../tls/handshake-failure.js';
+import type { HandshakeRefusal } from '../tunnel/tunnels.js';
 
 export interface TunnelMetrics {
   observeTunnel(report: TunnelReport): void;
   observeHandshakeFailure(kind: HandshakeFailure): void;
   observeLeafIssued(): void;
+  observeHandshakeRefused(reason: HandshakeRefusal): void;
+  /** The interception CA's notAfter, ms since the epoch. */
+  setCaExpiry(notAfterMs: number): void;
 }
 
 export function createTunnelMetrics(registry: Registry): TunnelMetrics {
@@ -43,6 +47,17 @@ export function createTunnelMetrics(registry: Registry): TunnelMetrics {
     help: 'Leaf certificates minted for intercepted hosts.',
     registers: [registry],
   });
+  const refused = new Counter({
+    name: 'sidecache_tls_handshakes_refused_total',
+    help: 'Client TLS handshakes on intercepted tunnels that sidecache ended with an alert, by reason (sni_mismatch: the SNI named another host than the CONNECT).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const caExpiry = new Gauge({
+    name: 'sidecache_ca_expiry_timestamp_seconds',
+    help: "When the interception CA's certificate expires (notAfter), seconds since the epoch.",
+    registers: [registry],
+  });
   return {
     observeTunnel(report) {
       tunnels.inc({ kind: report.kind, ending: report.ending });
@@ -55,6 +70,12 @@ export function createTunnelMetrics(registry: Registry): TunnelMetrics {
     },
     observeLeafIssued() {
       leaves.inc();
+    },
+    observeHandshakeRefused(reason) {
+      refused.inc({ reason });
+    },
+    setCaExpiry(notAfterMs) {
+      caExpiry.set(Math.floor(notAfterMs / 1000));
     },
   };
 }

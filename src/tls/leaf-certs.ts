@@ -2,16 +2,20 @@
  * Leaf certificates for intercepted hosts, minted on demand and signed by sidecache's CA. One
  * ECDSA P-256 key (made once per instance, kept in memory) serves every leaf. Each leaf is valid
  * for `validityMs` (backdated an hour for clients whose clocks run behind), names the host as a DNS
- * SAN, or as an IP SAN for an IP literal, and is cached per host in an LRU until a quarter of its
- * validity is left; concurrent requests for one host share one minting.
+ * SAN, or as an IP SAN for an IP literal, and is cached per host in an LRU (at most `cacheEntries`)
+ * until a quarter of its validity is left; concurrent requests for one host share one minting. A
+ * host `permits` refuses (not intercepted) gets no leaf: the CA is no signing oracle.
  */
 
+// @peculiar/x509 needs the Reflect polyfill before it loads; this module may load before ca.ts.
+import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { LRUCache } from 'lru-cache';
-import { ConfigError } from '../errors.js';
+import { normaliseHost } from '../config/runtime.js';
+import { ConfigError, EgressDeniedError } from '../errors.js';
 import { type CertificateAuthority, derToPem, randomSerial, SIGNING_ALG } from './ca.js';
 
 export interface LeafOptions {
@@ -26,6 +30,8 @@ export interface LeafDeps {
   readonly now?: () => number;
   /** Told about every leaf minted (metrics). */
   readonly onIssued?: (host: string) => void;
+  /** Whether a leaf may be minted for `host` (it is intercepted); every host when absent. */
+  readonly permits?: (host: string) => boolean;
 }
 
 export interface Leaf {
@@ -99,7 +105,13 @@ export function createLeafIssuer(
   }
 
   return {
-    leafFor(host) {
+    leafFor(name) {
+      const host = normaliseHost(name);
+      if (deps.permits && !deps.permits(host)) {
+        return Promise.reject(
+          new EgressDeniedError(`no leaf certificate for ${host}: it is not in "intercept"`),
+        );
+      }
       const cached = cache.get(host);
       if (cached && cached.renewAt > now()) return Promise.resolve(cached);
       let pending = minting.get(host);

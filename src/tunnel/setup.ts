@@ -6,16 +6,17 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
-import type { Runtime } from '../config/runtime.js';
+import { compileHostMatcher, type Runtime } from '../config/runtime.js';
 import type { RuntimeRef } from '../config/runtime-ref.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
 import type { RawParts } from '../front/raw.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import type { Logger } from '../log.js';
 import { createTunnelMetrics } from '../metrics/tunnel-metrics.js';
-import type { CertificateAuthority } from '../tls/ca.js';
+import type { CaOptions, CertificateAuthority } from '../tls/ca.js';
 import { CA_CERT_FILE } from '../tls/ca-files.js';
 import type { LeafIssuer } from '../tls/leaf-certs.js';
+import { describeConstraints, outsideConstraints } from '../tls/name-constraints.js';
 import { createUpgradeRelay } from '../upstream/upgrade-relay.js';
 import { createTunnels, type DecryptedSink } from './tunnels.js';
 
@@ -46,6 +47,48 @@ export function caDirOf(runtime: Runtime): string {
   return resolve(runtime.config.tls.caDir);
 }
 
+/** How a new CA is made from this config: `tls.caValidityDays`, and `tls.caNameConstraints`. */
+export function caOptionsOf(runtime: Runtime): CaOptions {
+  const { tls, intercept } = runtime.config;
+  return { validityDays: tls.caValidityDays, nameConstraints: tls.caNameConstraints ? intercept : null };
+}
+
+/**
+ * What is wrong between the CA and the config, one sentence each: hosts in `intercept` the CA's
+ * Name Constraints do not cover (clients reject their leaves), a constrained CA asked for but an
+ * unconstrained one in place, an expired CA. For the start log and `check-config`.
+ */
+export function caWarnings(
+  runtime: Runtime,
+  ca: { certPath: string; notAfter: number; constraints: CertificateAuthority['constraints'] },
+  now = Date.now(),
+): string[] {
+  const { intercept, tls } = runtime.config;
+  const warnings: string[] = [];
+  if (ca.constraints) {
+    const outside = outsideConstraints(ca.constraints, intercept);
+    if (outside.length > 0) {
+      warnings.push(
+        `intercept names ${outside.join(', ')}, outside the Name Constraints of the CA in ${ca.certPath} ` +
+          `(${describeConstraints(ca.constraints)}): clients will reject those leaves; ` +
+          'make a new CA (empty tls.caDir) and have clients trust it',
+      );
+    }
+  } else if (tls.caNameConstraints) {
+    warnings.push(
+      `tls.caNameConstraints is on but the CA in ${ca.certPath} has no Name Constraints (it was made ` +
+        'before); it can sign any name. Empty tls.caDir to make a constrained CA, and have clients trust it',
+    );
+  }
+  if (ca.notAfter <= now) {
+    warnings.push(
+      `the CA in ${ca.certPath} expired on ${new Date(ca.notAfter).toISOString()}: clients reject every ` +
+        'intercepted leaf; empty tls.caDir to make a new CA',
+    );
+  }
+  return warnings;
+}
+
 const ADMITTED: Reply = Object.freeze({ status: 200, headers: {}, body: null, source: 'synth' });
 
 /**
@@ -65,15 +108,28 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
       import('../tls/ca.js'),
       import('../tls/leaf-certs.js'),
     ]);
-    ca = await loadOrCreateCa(caDir);
+    ca = await loadOrCreateCa(caDir, caOptionsOf(runtime));
+    metrics.setCaExpiry(ca.notAfter);
     deps.logger.info(
-      { caCert: ca.certPath, created: ca.created, intercept: config.intercept },
+      {
+        caCert: ca.certPath,
+        created: ca.created,
+        intercept: config.intercept,
+        caExpires: new Date(ca.notAfter).toISOString(),
+        caNameConstraints: ca.constraints ? describeConstraints(ca.constraints) : null,
+      },
       ca.created ? 'interception CA created; clients must trust its certificate' : 'interception CA loaded',
     );
+    for (const warning of caWarnings(runtime, ca)) deps.logger.warn({ caCert: ca.certPath }, warning);
+    const interceptFor = ref.derive((rt) => compileHostMatcher(rt.config.intercept));
     leaves = createLeafIssuer(
       ca,
       { validityMs: config.tls.leafValidityMs, cacheEntries: config.tls.leafCacheEntries },
-      { onIssued: () => metrics.observeLeafIssued() },
+      {
+        onIssued: () => metrics.observeLeafIssued(),
+        // Only hosts the current intercept list names (it follows a config reload).
+        permits: (host) => interceptFor()(host) !== null,
+      },
     );
   }
   const tunnelsFor = ref.derive((rt) =>
@@ -84,6 +140,13 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
       onHandshakeFailure: (kind, authority, code) => {
         metrics.observeHandshakeFailure(kind);
         deps.logger.info({ kind, authority, code }, 'client TLS handshake failed on an intercepted tunnel');
+      },
+      onRefused: (reason, authority, servername) => {
+        metrics.observeHandshakeRefused(reason);
+        deps.logger.warn(
+          { reason, authority, servername },
+          'refused a TLS handshake on an intercepted tunnel: the SNI names another host than the CONNECT',
+        );
       },
     }),
   );

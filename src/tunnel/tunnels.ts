@@ -5,17 +5,19 @@
  *   (the same one the upstream pools use), connect within `connectTimeoutMs`, answer 200, and
  *   splice bytes both ways (half-close, idle timeout, byte counts). A failed connect answers
  *   502/504 before the tunnel opens.
- * - `intercept`: answer 200, complete TLS with the client using a leaf certificate for its SNI
- *   name (the CONNECT host when it sends none) signed by sidecache's CA, and hand the decrypted
- *   connection to an HTTP server whose requests go back into front/ (`decrypted`), tagged with the
- *   CONNECT authority. The origin is then reached through the warm upstream pools, verified as
- *   strictly as for any route. Handshake failures are sorted (tls/handshake-failure.ts) and told.
+ * - `intercept`: answer 200, complete TLS with the client using the leaf certificate of the CONNECT
+ *   host (signed by sidecache's CA; also when the client sends no SNI), and hand the decrypted
+ *   connection to an HTTP/2 or HTTP/1.1 server (by ALPN) whose requests go back into front/
+ *   (`decrypted`), tagged with the CONNECT authority. An SNI naming any other host ends the
+ *   handshake with an alert and is told as a refusal; no leaf is minted for it. The origin is then
+ *   reached through the warm upstream pools, verified as strictly as for any route. Handshake
+ *   failures are sorted (tls/handshake-failure.ts) and told.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createSecureServer as createHttp2SecureServer } from 'node:http2';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttp2Server } from 'node:http2';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import type { HostMatcher, Runtime } from '../config/runtime.js';
 import { compileHostMatcher, normaliseHost } from '../config/runtime.js';
 import { ClientAbortedError, EgressDeniedError } from '../errors.js';
@@ -49,7 +51,12 @@ export interface TunnelsDeps {
   readonly decrypted: DecryptedSink;
   /** Told about every failed client handshake on an intercepted tunnel. */
   readonly onHandshakeFailure?: (kind: HandshakeFailure, authority: string, code: string) => void;
+  /** Told about every handshake sidecache refused (an SNI naming another host than the CONNECT). */
+  readonly onRefused?: (reason: HandshakeRefusal, authority: string, servername: string) => void;
 }
+
+/** Why sidecache ended a client's handshake itself (a metric label). */
+export type HandshakeRefusal = 'sni_mismatch';
 
 export interface Tunnels {
   intercepts(host: string): boolean;
@@ -154,8 +161,8 @@ export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
   ): Promise<TunnelEnd> {
     const authority = ex.tunnel?.authority ?? ex.target.host;
     const host = normaliseHost(ex.target.hostname);
-    // The leaf for the CONNECT host is ready before the client speaks: it is also what a client
-    // that sends no SNI (an IP literal) gets.
+    // The CONNECT host's leaf is the only one this tunnel ever shows: what a client that sends no
+    // SNI (an IP literal, an old client) gets, and what a matching SNI gets.
     const leaf = await leaves.leafFor(host);
     established();
     const readBase = socket.bytesRead;
@@ -167,57 +174,85 @@ export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
       socket.unshift(head);
       transport = Duplex.from({ readable: socket, writable: socket });
     }
-    // One small TLS + HTTP server per decrypted connection (node:http2's secure server with HTTP/1.1
-    // fallback picks h2 or http/1.1 by ALPN); its requests carry this tunnel's authority as an
-    // argument to front/, so nothing is hung on the socket.
     const arrival: Arrival = Object.freeze({ via: 'tunnel', authority });
-    const server = createHttp2SecureServer(
-      {
-        // ALPN: h2 first, then http/1.1 (allowHTTP1).
-        allowHTTP1: true,
-        // A client names the host in SNI, and SNICallback hands over the leaf's secure context,
-        // built once when the leaf was minted. Only a CONNECT to an IP literal (no SNI is sent
-        // for addresses) needs the leaf as the server's default: parsing a key and certificate
-        // into a new context costs ~1-2 ms of CPU, on every tunnel of a client without a Session.
-        ...(isIP(host) !== 0 ? { key: leaf.keyPem, cert: leaf.certPem } : {}),
-        handshakeTimeout: config.tls.handshakeTimeoutMs,
-        SNICallback: (servername, callback) => {
-          leaves.leafFor(normaliseHost(servername)).then(
-            (l) => callback(null, l.context),
-            (err: Error) => callback(err, undefined),
-          );
-        },
+    let refusedName: string | null = null;
+    let refuse: (() => void) | null = null;
+    // The leaf's secure context was built once, when it was minted: a tunnel parses no key.
+    const tlsSocket = new TLSSocket(transport, {
+      isServer: true,
+      secureContext: leaf.context,
+      ALPNProtocols: ['h2', 'http/1.1'],
+      SNICallback: (servername, callback) => {
+        if (normaliseHost(servername) === host) {
+          callback(null, leaf.context);
+          return;
+        }
+        // Another name than the CONNECT host: nothing is minted for it, and the handshake ends.
+        refusedName = servername;
+        refuse?.();
       },
-      (req, res) =>
-        deps.decrypted.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, arrival),
-    );
-    server.on('upgrade', (req: IncomingMessage, s: Duplex, h: Buffer) =>
-      deps.decrypted.upgrade(req, s, h, arrival),
-    );
+    });
     return new Promise<TunnelEnd>((resolve) => {
       let secure = false;
-      let failed: { kind: HandshakeFailure; code: string } | null = null;
+      let failedCode: string | null = null;
       let lastError: string | undefined;
       const bytes = () => ({
         bytesUp: socket.bytesRead - readBase + head.length,
         bytesDown: socket.bytesWritten - writtenBase,
       });
       const handshakeFailed = (err: NodeJS.ErrnoException | null): void => {
-        if (secure || failed) return;
-        failed = { kind: classifyHandshakeFailure(err), code: err?.code ?? 'CLOSED' };
-        deps.onHandshakeFailure?.(failed.kind, authority, failed.code);
+        if (secure || failedCode !== null) return;
+        clearTimeout(timer);
+        if (refusedName !== null) {
+          failedCode = 'SNI_MISMATCH';
+          deps.onRefused?.('sni_mismatch', authority, refusedName);
+        } else {
+          const kind = classifyHandshakeFailure(err);
+          failedCode = err?.code ?? 'CLOSED';
+          deps.onHandshakeFailure?.(kind, authority, failedCode);
+        }
+        tlsSocket.destroy();
         socket.destroy();
       };
-      server.on('tlsClientError', (err: NodeJS.ErrnoException) => handshakeFailed(err));
-      server.on('secureConnection', (tlsSocket: TLSSocket) => {
-        secure = true;
-        tlsSocket.on('error', (err: NodeJS.ErrnoException) => {
-          lastError = err.code ?? 'ERR';
+      const timer = setTimeout(
+        () =>
+          handshakeFailed(
+            Object.assign(new Error(`TLS handshake not done in ${config.tls.handshakeTimeoutMs} ms`), {
+              code: 'ERR_TLS_HANDSHAKE_TIMEOUT',
+            }),
+          ),
+        config.tls.handshakeTimeoutMs,
+      );
+      // The server has sent nothing yet (the certificate is chosen before the ServerHello), so a
+      // plaintext fatal unrecognized_name alert (RFC 6066 §3) is what the client reads next.
+      refuse = (): void => {
+        if (secure || failedCode !== null) return;
+        clearTimeout(timer);
+        failedCode = 'SNI_MISMATCH';
+        deps.onRefused?.('sni_mismatch', authority, refusedName ?? '');
+        socket.end(UNRECOGNIZED_NAME_ALERT, () => {
+          tlsSocket.destroy();
+          socket.destroy();
         });
+      };
+      tlsSocket.on('error', (err: NodeJS.ErrnoException) => {
+        if (secure) lastError = err.code ?? 'ERR';
+        else handshakeFailed(err);
       });
-      // http2 sessions and HTTP/1.1 connections on this server surface their socket errors here.
-      server.on('sessionError', (err: NodeJS.ErrnoException) => {
-        lastError = err.code ?? 'ERR';
+      tlsSocket.once('secure', () => {
+        // A resumed session skips the SNI callback: its name is checked here instead (too late
+        // for an alert; the connection is closed before a byte is served).
+        const sni = tlsSocket.servername;
+        if (typeof sni === 'string' && sni !== '' && normaliseHost(sni) !== host) {
+          refusedName = sni;
+          handshakeFailed(null);
+          return;
+        }
+        clearTimeout(timer);
+        secure = true;
+        serveDecrypted(tlsSocket, arrival, (code) => {
+          lastError = code;
+        });
       });
       const onAbort = (): void => {
         socket.destroy();
@@ -225,16 +260,46 @@ export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
       closing.addEventListener('abort', onAbort, { once: true });
       socket.once('close', () => {
         closing.removeEventListener('abort', onAbort);
-        if (!secure && !failed)
+        if (!secure && failedCode === null)
           handshakeFailed(
             Object.assign(new Error('closed during the TLS handshake'), { code: 'ECONNRESET' }),
           );
-        const ending: TunnelEnd['ending'] = failed ? 'tls_failed' : closing.aborted ? 'shutdown' : 'closed';
-        const errorCode = failed?.code ?? lastError;
+        clearTimeout(timer);
+        const ending: TunnelEnd['ending'] =
+          failedCode !== null ? 'tls_failed' : closing.aborted ? 'shutdown' : 'closed';
+        const errorCode = failedCode ?? lastError;
         resolve({ ...bytes(), ending, ...(errorCode ? { errorCode } : {}) });
       });
-      server.emit('connection', transport);
     });
+  }
+
+  /**
+   * Serves a decrypted connection: HTTP/2 when ALPN chose `h2`, HTTP/1.1 otherwise, each by a
+   * small server of its own whose requests go to front/ with this tunnel's arrival (nothing is
+   * hung on the socket). The handshake is already done, so neither server does TLS.
+   */
+  function serveDecrypted(tlsSocket: TLSSocket, arrival: Arrival, onError: (code: string) => void): void {
+    // What tls.Server does before 'secureConnection': an HTTP/2 session waits for a socket that is
+    // still connecting, and this one is connected.
+    (tlsSocket as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+    if (tlsSocket.alpnProtocol === 'h2') {
+      const server = createHttp2Server((req, res) =>
+        deps.decrypted.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, arrival),
+      );
+      server.on('sessionError', (err: NodeJS.ErrnoException) => onError(err.code ?? 'ERR'));
+      server.emit('connection', tlsSocket);
+      return;
+    }
+    // As node:http2's HTTP/1.1 fallback did: no Host requirement (the tunnel names the origin),
+    // no keep-alive timer of its own (the client and shutdown end the connection).
+    const server = createHttpServer({ requireHostHeader: false }, (req, res) =>
+      deps.decrypted.request(req, res, arrival),
+    );
+    server.keepAliveTimeout = 0;
+    server.on('upgrade', (req: IncomingMessage, s: Duplex, h: Buffer) =>
+      deps.decrypted.upgrade(req, s, h, arrival),
+    );
+    server.emit('connection', tlsSocket);
   }
 
   return {
@@ -260,6 +325,9 @@ export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
     },
   };
 }
+
+/** A TLS record: alert (21), version 3.3, length 2, fatal (2), unrecognized_name (112). */
+const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
 
 function stripBrackets(host: string): string {
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;

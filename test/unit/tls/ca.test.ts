@@ -106,3 +106,51 @@ describe('tls/leaf-certs: leaves minted on demand', () => {
     assert.equal(new Set(leaves.map((l) => l.certPem)).size, 1);
   });
 });
+
+describe('tls/leaf-certs: bounded, and only for permitted hosts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sidecache-leaf-bound-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps at most cacheEntries leaves, evicting the least recently used', async () => {
+    const ca = await loadOrCreateCa(dir);
+    let minted = 0;
+    const issuer = createLeafIssuer(
+      ca,
+      { validityMs: DAY, cacheEntries: 2 },
+      {
+        onIssued: () => {
+          minted++;
+        },
+      },
+    );
+    for (const host of ['a.test', 'b.test', 'c.test', 'd.test']) await issuer.leafFor(host);
+    assert.equal(issuer.size(), 2);
+    assert.equal(minted, 4);
+    await issuer.leafFor('d.test');
+    assert.equal(minted, 4, 'd.test is still cached');
+    await issuer.leafFor('a.test');
+    assert.equal(minted, 5, 'a.test was evicted and is minted again');
+    assert.equal(issuer.size(), 2);
+  });
+
+  it('mints nothing for a host it does not permit, and compares names without case or trailing dot', async () => {
+    const ca = await loadOrCreateCa(dir);
+    let minted = 0;
+    const issuer = createLeafIssuer(
+      ca,
+      { validityMs: DAY, cacheEntries: 10 },
+      {
+        onIssued: () => {
+          minted++;
+        },
+        permits: (host) => host === 'ok.test',
+      },
+    );
+    await assert.rejects(issuer.leafFor('www.google.com'), { code: 'SC_ERR_EGRESS_DENIED' });
+    assert.equal(minted, 0);
+    const leaf = await issuer.leafFor('OK.Test.');
+    assert.equal(new X509Certificate(leaf.certPem).subjectAltName, 'DNS:ok.test');
+    assert.equal((await issuer.leafFor('ok.test')).certPem, leaf.certPem);
+    assert.equal(minted, 1);
+  });
+});
