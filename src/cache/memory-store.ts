@@ -11,6 +11,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../errors.js';
+import { createReclaimer, reclaimThresholdBytes } from './reclaim.js';
 import {
   type CacheStore,
   type EvictionInfo,
@@ -26,6 +27,8 @@ export interface MemoryStoreOptions {
   readonly now?: () => number;
   /** Called for every entry that leaves the store (eviction, expiry, delete, replacement). */
   readonly onRemove?: (info: EvictionInfo) => void;
+  /** Ask V8 for a full GC after a quarter of the cap has left the store (reclaim.ts); default true. */
+  readonly reclaim?: boolean;
 }
 
 export interface MemoryStore extends CacheStore {
@@ -111,6 +114,10 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
     else if (v.size === 0) index.delete(key);
   };
   let evictions = 0;
+  const reclaimer =
+    opts.reclaim === false
+      ? null
+      : createReclaimer({ thresholdBytes: reclaimThresholdBytes(opts.maxSizeBytes) });
   const pendingReason = new Map<string, RemovalReason>();
 
   const lru = new LRUCache<string, StoredResponse>({
@@ -122,7 +129,9 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
         pendingReason.get(itemKey) ?? (why === 'evict' ? 'evict' : why === 'set' ? 'replace' : 'delete');
       pendingReason.delete(itemKey);
       if (reason === 'evict') evictions++;
-      opts.onRemove?.({ key: e.key, bytes: entrySizeBytes(e), reason });
+      const bytes = entrySizeBytes(e);
+      reclaimer?.released(bytes);
+      opts.onRemove?.({ key: e.key, bytes, reason });
     },
   });
 
