@@ -8,6 +8,7 @@
 // with the Redis and memcached tiers on (where redis-server / memcached are installed).
 // See docs/BENCHMARKS.md ("Memory").
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
@@ -45,6 +46,7 @@ const { values } = parseArgs({
     'no-varnish': { type: 'boolean', default: false },
     only: { type: 'string' },
     json: { type: 'string', default: 'bench/results/memory.json' },
+    'no-launcher-flags': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -59,6 +61,24 @@ const capBytes = Math.round(Number(values['cap-mib']) * MiB);
 const hitMs = Number(values['hit-seconds'] ?? (quick ? 3 : 15)) * 1000;
 const only = values.only === undefined ? null : new Set(values.only.split(','));
 const scale = quick ? 0.1 : 1;
+
+/**
+ * The Node flags of the `sidecache` launcher (the `#!/usr/bin/env -S node FLAGS` line of the CLI),
+ * so the bench runs sidecache as the installed command does; none with --no-launcher-flags.
+ */
+function launcherFlags(): string[] {
+  if (values['no-launcher-flags']) return [];
+  const file = join(repoRoot, sidecacheBuild(repoRoot).fromSource ? 'src/cli.ts' : 'dist/cli.js');
+  const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+  return m
+    ? (m[1] ?? '')
+        .trim()
+        .split(/\s+/)
+        .filter((f) => f !== '')
+    : [];
+}
+const nodeArgs = launcherFlags();
 
 interface Fill {
   readonly name: string;
@@ -185,7 +205,7 @@ function fillDeadline(fill: Fill): number {
 async function sidecacheFill(ctx: TargetContext, fill: Fill, label: string, extra = ''): Promise<Row> {
   const build = sidecacheBuild(repoRoot);
   return withConfig(configYaml(extra), async (path) => {
-    const sc = await startSidecache(ctx, { ...build, serveArgs: ['--config', path] });
+    const sc = await startSidecache(ctx, { ...build, nodeArgs, serveArgs: ['--config', path] });
     return stopped(sc.child, async () => {
       const sent = await fillTarget(sc.url, fill, fillDeadline(fill));
       return {
@@ -220,7 +240,7 @@ async function varnishFill(ctx: TargetContext, fill: Fill): Promise<Row> {
 async function sidecacheIdle(ctx: TargetContext, label: string, extra = ''): Promise<Row> {
   const build = sidecacheBuild(repoRoot);
   return withConfig(configYaml(extra), async (path) => {
-    const sc = await startSidecache(ctx, { ...build, serveArgs: ['--config', path] });
+    const sc = await startSidecache(ctx, { ...build, nodeArgs, serveArgs: ['--config', path] });
     return stopped(sc.child, async () => {
       await sleep(IDLE_SETTLE_MS);
       return {
@@ -271,7 +291,7 @@ async function hitRows(h: Harness, ctx: TargetContext): Promise<Row[]> {
   });
   const build = sidecacheBuild(repoRoot);
   const scRow = await withConfig(configYaml(), async (cfg) => {
-    const sc = await startSidecache(ctx, { ...build, serveArgs: ['--config', cfg] });
+    const sc = await startSidecache(ctx, { ...build, nodeArgs, serveArgs: ['--config', cfg] });
     return stopped(sc.child, async () => {
       const warm = await fetch(`${sc.url}/${ROUTE_NAME}${path}`, { signal: AbortSignal.timeout(5000) });
       await warm.arrayBuffer();
@@ -340,7 +360,7 @@ await runSweepScript({ pin: false, json: values.json }, async (h) => {
   if (want('hit')) await attempt('hit', () => hitRows(h, ctx));
   const header = [
     ...h.header,
-    `cache cap ${capBytes / MiB} MiB (sidecache cache.maxSizeBytes, varnish -s malloc); fills with ${FILL_CONCURRENCY} connections; sidecache ${sidecacheBuild(repoRoot).label}${quick ? '; --quick: a tenth of each fill' : ''}`,
+    `cache cap ${capBytes / MiB} MiB (sidecache cache.maxSizeBytes, varnish -s malloc); fills with ${FILL_CONCURRENCY} connections; sidecache ${sidecacheBuild(repoRoot).label}, node flags: ${nodeArgs.join(' ') || 'none'}${quick ? '; --quick: a tenth of each fill' : ''}`,
     ...(withVarnish ? [] : ['varnish: not installed or --no-varnish (apt-get install -y varnish)']),
   ];
   const text = [...header, '', table(rows), ...(failures.length ? ['', 'FAILED:', ...failures] : [])].join(
