@@ -319,26 +319,32 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         front.server.closeAllConnections();
         front.closeTunnels();
         keepWarm.close();
-        // The rest closes in order, but only until the deadline: then whatever is still open
-        // (client sockets, tunnels, upstream requests, stores, the admin listener) is dropped.
+        // The rest closes in order, but only until the deadline: then every step not yet begun is
+        // begun without waiting, and whatever is still open (client sockets, tunnels, upstream
+        // requests, stores, the admin listener) is dropped.
+        const closePools = onlyOnce(() => pools.close(Math.max(0, deadline - Date.now())));
+        const closeDns = onlyOnce(() => dns.close());
+        const closeSharedTier = onlyOnce(async () => sharedTier?.close());
+        const closeAdmin = onlyOnce(async () => {
+          if (!admin) return;
+          admin.closeAllConnections();
+          await new Promise<void>((resolve) => admin.close(() => resolve()));
+        });
         const orderly = (async () => {
           await serverClosed;
           await acceptorsClosed;
-          await pools.close(Math.max(0, deadline - Date.now()));
-          await dns.close();
-          await sharedTier?.close();
-          if (admin) {
-            admin.closeAllConnections();
-            await new Promise<void>((resolve) => admin.close(() => resolve()));
-          }
+          await closePools();
+          await closeDns();
+          await closeSharedTier();
+          await closeAdmin();
         })();
         const inTime = await settlesBy(orderly, deadline);
         let destroyed = 0;
         if (!inTime) {
           destroyed = front.destroyConnections();
-          admin?.closeAllConnections();
-          // A last moment for the order to finish now that its sockets are gone; not awaited past it.
-          await settlesBy(orderly, Date.now() + 100);
+          const rest = Promise.allSettled([closePools(), closeDns(), closeSharedTier(), closeAdmin()]);
+          // A last moment for the steps to finish now that their sockets are gone; not awaited past it.
+          await settlesBy(Promise.all([orderly, rest]), Date.now() + 100);
         }
         const forced = abandoned > 0 || !inTime;
         logger.info({ abandoned, forced, destroyed }, 'sidecache stopped');
@@ -346,6 +352,15 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       })();
       return closing;
     },
+  };
+}
+
+/** `fn` run on the first call only; every call returns that first call's promise. */
+function onlyOnce<T>(fn: () => Promise<T>): () => Promise<T> {
+  let started: Promise<T> | null = null;
+  return () => {
+    started ??= fn();
+    return started;
   };
 }
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { connectThrough } from '../helpers/connect.js';
-import { type SidecacheProcess, spawnSidecache } from '../helpers/sidecache.js';
+import { type SidecacheProcess, spawnSidecache, startTestSidecache } from '../helpers/sidecache.js';
 
 const GRACE_MS = 1_000;
 /** Start-up of the forced teardown and the process exit, on a loaded 2-core machine. */
@@ -181,6 +181,37 @@ describe('shutdown deadline', () => {
     } finally {
       if (sc.child.exitCode === null) sc.child.kill('SIGKILL');
     }
+  });
+
+  it('in process: close() settles at the deadline, forced, with the admin listener closed', async () => {
+    const sc = await startTestSidecache({
+      routes: [{ name: 'o', origin: `http://127.0.0.1:${origin.port}` }],
+      allow: ['127.0.0.1/32'],
+      egress: { ports: [origin.port] },
+      upstream: { headersTimeoutMs: 600_000, bodyTimeoutMs: 600_000 },
+    });
+    const port = Number(new URL(sc.url).port);
+    const o = origin.port;
+    clients.push(
+      await openWith(
+        port,
+        `GET http://127.0.0.1:${o}/hang HTTP/1.1\r\nHost: 127.0.0.1:${o}\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n`,
+      ),
+    );
+    clients.push(
+      await openWith(port, 'POST /o/body HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n0123456789'),
+    );
+    clients.push(
+      await openWith(Number(new URL(sc.adminUrl).port), 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n'),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    const result = await sc.instance.close(GRACE_MS);
+    const ms = Date.now() - started;
+    assert.ok(ms < GRACE_MS + 500, `close() settled after ${ms} ms`);
+    assert.equal(result.forced, true);
+    assert.equal(result.abandoned, 1);
+    await assert.rejects(fetch(`${sc.adminUrl}/healthz`), 'the admin listener is closed');
   });
 
   it('nothing in flight: exits 0 well before the deadline', async () => {
