@@ -5,18 +5,15 @@
  * not resolve, or whose nameserver never answers, is said so without failing the check.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { DnsZone } from '../helpers/dns-zone.js';
-import { CLI } from '../helpers/sidecache.js';
+import { runCli } from '../helpers/sidecache.js';
 
-const run = promisify(execFile);
 let dir: string;
 let dns: TestDnsServer;
 
@@ -44,16 +41,7 @@ async function checkConfig(
   const file = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
   await writeFile(file, stringify(config));
   const started = Date.now();
-  const done = await run(process.execPath, ['--import', 'tsx', CLI, 'check-config', '-c', file], {
-    timeout: 60_000,
-  }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (err: { code: number; stdout: string; stderr: string }) => ({
-      code: err.code,
-      stdout: err.stdout,
-      stderr: err.stderr,
-    }),
-  );
+  const done = await runCli(['check-config', '-c', file]);
   return { ...done, ms: Date.now() - started };
 }
 

@@ -27,7 +27,7 @@ import { all, envPairs, parseDockerfile } from '../helpers/dockerfile.js';
 import { startOrigin } from '../helpers/origin.js';
 import { createTestCa } from '../helpers/pki.js';
 import { PYTHON } from '../helpers/python.js';
-import { type SidecacheProcess, spawnSidecache } from '../helpers/sidecache.js';
+import { runCli, type SidecacheProcess, spawnSidecache } from '../helpers/sidecache.js';
 
 const run = promisify(execFile);
 const repo = (path: string): string => fileURLToPath(new URL(`../../${path}`, import.meta.url));
@@ -280,16 +280,7 @@ async function internalApi(): Promise<Record<string, unknown>> {
   const followed = seen(await send(proxy, moved.location ?? `http://${internalName}/secret`));
   const tunnel = await connectThrough(proxy, `${internalName}:443`);
   if ('socket' in tunnel) tunnel.socket.destroy();
-  const check = await run(
-    process.execPath,
-    ['--import', 'tsx', repo('src/cli.ts'), 'check-config', '-c', file],
-    {
-      timeout: 30_000,
-    },
-  ).then(
-    ({ stdout }) => stdout,
-    (err: { stdout?: string; message: string }) => err.stdout ?? err.message,
-  );
+  const check = await runCli(['check-config', '-c', file], { timeoutMs: 30_000 });
   return {
     serviceAddress,
     reverse,
@@ -301,7 +292,7 @@ async function internalApi(): Promise<Record<string, unknown>> {
     connect: { status: tunnel.status, body: 'body' in tunnel ? tunnel.body : '' },
     serviceRequests: service.requests.length,
     sentinelConnections: sentinel.connections(),
-    checkConfig: check,
+    checkConfig: check.stdout + check.stderr,
     sidecacheOutput: sc.output().slice(-4_000),
   };
 }

@@ -2,7 +2,7 @@
  * Starts sidecache for a test: in-process on free loopback ports (fast, and the test can inspect
  * it), or as a real child process through the CLI (for signals and end-to-end runs).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { LookupFunction } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +50,30 @@ export async function startTestSidecache(
 }
 
 export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+
+export interface CliRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `sidecache ARGS` (through tsx) to its end, within `timeoutMs`; a non-zero exit resolves too. */
+export function runCli(
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', CLI, ...args],
+      { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 60_000 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
 
 export interface SidecacheProcess {
   readonly child: ChildProcess;
