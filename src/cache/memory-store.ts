@@ -190,8 +190,8 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
     },
     async put(given) {
       if (given.body.byteLength > opts.maxEntryBytes) return false;
-      if (entrySizeBytes(given) > opts.maxSizeBytes) return false;
       const entry = compactEntry(given);
+      if (entrySizeBytes(entry) > opts.maxSizeBytes) return false;
       const k = itemKey(entry.key, entry.variantKey);
       lru.set(k, entry);
       if (!lru.has(k)) return false;

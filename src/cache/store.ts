@@ -120,7 +120,9 @@ export const BODY_OVERHEAD_BYTES = 240;
  * memory-store.ts): fixed overhead, key text, header text, body. An estimate that bounds real
  * memory: for 32-byte bodies, 0.8x (stored) to 1.0x (stored and hit) of the V8 heap plus external
  * memory an entry adds (docs/BENCHMARKS.md, "Memory per entry"); RSS adds V8's heap slack on top.
- * Text counts one byte per character (URLs and field values are Latin-1 in practice).
+ * Text counts one byte per character (URLs and field values are Latin-1 in practice). The body
+ * counts its backing store (`body.buffer.byteLength`), what it keeps alive, not only its own bytes:
+ * a view into a larger buffer counts that whole buffer (the memory store copies such a body first).
  */
 export function entrySizeBytes(e: StoredResponse): number {
   let n = ENTRY_OVERHEAD_BYTES + e.key.length + STRING_OVERHEAD_BYTES;
@@ -132,6 +134,6 @@ export function entrySizeBytes(e: StoredResponse): number {
     if (typeof value === 'string') n += HEADER_OVERHEAD_BYTES + value.length;
     else for (const v of value) n += HEADER_OVERHEAD_BYTES + v.length;
   }
-  if (e.body.byteLength > 0) n += BODY_OVERHEAD_BYTES + e.body.byteLength;
+  if (e.body.byteLength > 0) n += BODY_OVERHEAD_BYTES + e.body.buffer.byteLength;
   return n;
 }

@@ -1,0 +1,81 @@
+/**
+ * Honest accounting: what the stored bodies keep alive never exceeds what the store counts. The
+ * origin (a raw socket) sends each response in one write with a 12 KiB head (a padded Keep-Alive
+ * field, which is not stored) and a 512-byte body, so the body reaches the cache as a 512-byte view
+ * into a ~13 KiB socket read. Kept as it came, every stored body would pin the whole read (25x its
+ * size) while the store counted 512 bytes: this test fails when the memory store stores the view.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createMemoryStore } from '../../../src/cache/memory-store.js';
+import { createCacheStage } from '../../../src/cache/stage.js';
+import { makeExchange, readReply } from '../../helpers/exchange.js';
+import { createOriginTerminal } from '../../helpers/origin-terminal.js';
+import { startRawOrigin } from '../../helpers/raw-origin.js';
+
+const MAX_SIZE_BYTES = 64 * 1024;
+const RESPONSES = 120;
+const BODY_BYTES = 512;
+
+/** Sum of the distinct backing stores (ArrayBuffers) the given bodies keep alive. */
+function retainedBytes(bodies: Iterable<Uint8Array>): number {
+  const seen = new Set<ArrayBufferLike>();
+  let n = 0;
+  for (const b of bodies) {
+    if (b.byteLength === 0 || seen.has(b.buffer)) continue;
+    seen.add(b.buffer);
+    n += b.buffer.byteLength;
+  }
+  return n;
+}
+
+test('retained bytes: bodies that arrive as slices of large socket reads never pin more than the store counts', {
+  timeout: 60_000,
+}, async (t) => {
+  const pad = 'p'.repeat(12 * 1024);
+  const origin = await startRawOrigin((socket, path) => {
+    const body = Buffer.alloc(BODY_BYTES, (path.length % 26) + 97);
+    socket.end(
+      Buffer.concat([
+        Buffer.from(
+          'HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncache-control: public, max-age=3600\r\n' +
+            `connection: close\r\nkeep-alive: timeout=5, pad=${pad}\r\ncontent-length: ${BODY_BYTES}\r\n\r\n`,
+          'latin1',
+        ),
+        body,
+      ]),
+    );
+  });
+  const terminal = createOriginTerminal();
+  t.after(async () => {
+    await terminal.close();
+    await origin.close();
+  });
+  const store = createMemoryStore({ maxSizeBytes: MAX_SIZE_BYTES, maxEntryBytes: 16 * 1024 });
+  const stage = createCacheStage({ maxSizeBytes: MAX_SIZE_BYTES, maxEntryBytes: 16 * 1024 }, { store });
+  const pipeline = stage(terminal.next);
+  const base = `http://127.0.0.1:${origin.port}`;
+  let maxRetained = 0;
+  for (let i = 0; i < RESPONSES; i++) {
+    const r = await readReply(await pipeline(makeExchange(`${base}/r/${i}`)));
+    assert.equal(r.status, 200);
+    assert.equal(r.text.length, BODY_BYTES);
+    await stage.idle();
+    const stored = [...store.list()];
+    const retained = retainedBytes(stored.map((e) => e.body));
+    maxRetained = Math.max(maxRetained, retained);
+    assert.ok(
+      retained <= store.size.bytes,
+      `after ${i + 1} responses: ${stored.length} stored bodies keep ${retained} bytes alive, the store counts ${store.size.bytes}`,
+    );
+    assert.ok(store.size.bytes <= MAX_SIZE_BYTES);
+  }
+  const stats = await stage.stats();
+  assert.ok(
+    stats.entries > 10 && stats.entries < RESPONSES,
+    `the store filled and evicted (${stats.entries} held)`,
+  );
+  assert.ok(maxRetained > 0);
+  // Each body is in a buffer of its own, exactly its size.
+  for (const e of store.list()) assert.equal(e.body.buffer.byteLength, BODY_BYTES);
+});
