@@ -74,7 +74,7 @@ async function scenario<T>(t: TestContext, name: string, needsFlask: boolean): P
     t.skip(problem);
     return null;
   }
-  const child = await runChildScript(CHILD, { args: [name], wrapper: NAMESPACE, killAfterMs: 120_000 });
+  const child = await runChildScript(CHILD, { args: [name], wrapper: NAMESPACE, killAfterMs: 110_000 });
   const line = child.out.split('\n').find((l) => l.startsWith('RESULT '));
   assert.ok(
     line,
