@@ -10,6 +10,22 @@ import { createLeafIssuer } from '../../../src/tls/leaf-certs.js';
 
 const DAY = 24 * 3600_000;
 
+/** A leaf issuer that counts what it mints. */
+function countingIssuer(
+  ca: Awaited<ReturnType<typeof loadOrCreateCa>>,
+  opts: { validityMs: number; cacheEntries: number },
+  permits?: (host: string) => boolean,
+): { issuer: ReturnType<typeof createLeafIssuer>; minted: () => number } {
+  let minted = 0;
+  const issuer = createLeafIssuer(ca, opts, {
+    onIssued: () => {
+      minted++;
+    },
+    ...(permits ? { permits } : {}),
+  });
+  return { issuer, minted: () => minted };
+}
+
 describe('tls/ca: the interception CA', () => {
   const dirs: string[] = [];
   const tempDir = (): string => {
@@ -90,19 +106,12 @@ describe('tls/leaf-certs: leaves minted on demand', () => {
   });
 
   it('mints once for concurrent requests for one host', async () => {
-    const ca = await loadOrCreateCa(dir);
-    let minted = 0;
-    const issuer = createLeafIssuer(
-      ca,
-      { validityMs: DAY, cacheEntries: 10 },
-      {
-        onIssued: () => {
-          minted++;
-        },
-      },
-    );
+    const { issuer, minted } = countingIssuer(await loadOrCreateCa(dir), {
+      validityMs: DAY,
+      cacheEntries: 10,
+    });
     const leaves = await Promise.all(Array.from({ length: 5 }, () => issuer.leafFor('api.stripe.com')));
-    assert.equal(minted, 1);
+    assert.equal(minted(), 1);
     assert.equal(new Set(leaves.map((l) => l.certPem)).size, 1);
   });
 });
@@ -112,45 +121,31 @@ describe('tls/leaf-certs: bounded, and only for permitted hosts', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('keeps at most cacheEntries leaves, evicting the least recently used', async () => {
-    const ca = await loadOrCreateCa(dir);
-    let minted = 0;
-    const issuer = createLeafIssuer(
-      ca,
-      { validityMs: DAY, cacheEntries: 2 },
-      {
-        onIssued: () => {
-          minted++;
-        },
-      },
-    );
+    const { issuer, minted } = countingIssuer(await loadOrCreateCa(dir), {
+      validityMs: DAY,
+      cacheEntries: 2,
+    });
     for (const host of ['a.test', 'b.test', 'c.test', 'd.test']) await issuer.leafFor(host);
     assert.equal(issuer.size(), 2);
-    assert.equal(minted, 4);
+    assert.equal(minted(), 4);
     await issuer.leafFor('d.test');
-    assert.equal(minted, 4, 'd.test is still cached');
+    assert.equal(minted(), 4, 'd.test is still cached');
     await issuer.leafFor('a.test');
-    assert.equal(minted, 5, 'a.test was evicted and is minted again');
+    assert.equal(minted(), 5, 'a.test was evicted and is minted again');
     assert.equal(issuer.size(), 2);
   });
 
   it('mints nothing for a host it does not permit, and compares names without case or trailing dot', async () => {
-    const ca = await loadOrCreateCa(dir);
-    let minted = 0;
-    const issuer = createLeafIssuer(
-      ca,
+    const { issuer, minted } = countingIssuer(
+      await loadOrCreateCa(dir),
       { validityMs: DAY, cacheEntries: 10 },
-      {
-        onIssued: () => {
-          minted++;
-        },
-        permits: (host) => host === 'ok.test',
-      },
+      (host) => host === 'ok.test',
     );
     await assert.rejects(issuer.leafFor('www.google.com'), { code: 'SC_ERR_EGRESS_DENIED' });
-    assert.equal(minted, 0);
+    assert.equal(minted(), 0);
     const leaf = await issuer.leafFor('OK.Test.');
     assert.equal(new X509Certificate(leaf.certPem).subjectAltName, 'DNS:ok.test');
     assert.equal((await issuer.leafFor('ok.test')).certPem, leaf.certPem);
-    assert.equal(minted, 1);
+    assert.equal(minted(), 1);
   });
 });
