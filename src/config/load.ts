@@ -9,6 +9,8 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { dnsOverridesFromFlags } from '../dns/options.js';
 import { ConfigError } from '../errors.js';
+import { cidrContains, parseAddress, parseCidr } from '../guard/address-ranges.js';
+import { compileHostMatcher, normaliseHost } from './runtime.js';
 import { type Config, configSchema } from './schema.js';
 
 /** The embedded default configuration shipped with sidecache. */
@@ -59,20 +61,44 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   const fromFile = readYamlFile(file);
   const fromEnv = overridesFromEnv(env);
   const fromArgv = overridesFromArgv(sources.argv ?? {});
-  const merged = applyOverrides(applyOverrides(fromFile, fromEnv, 'environment'), fromArgv, 'command line');
-  return { config: parseConfig(merged, file), file };
+  const sourceOf: Sources = new Map();
+  const merged = applyOverrides(applyOverrides(fromFile, fromEnv, sourceOf), fromArgv, sourceOf);
+  return { config: parseConfig(merged, file, sourceOf), file };
 }
 
-/** Validates an already-merged plain object. `origin` names where it came from, for messages. */
-export function parseConfig(input: unknown, origin = 'config'): Config {
+/**
+ * Where a value came from when not from the file: formatted config path (`listen`, `routes[2]`)
+ * to the flag or environment variable that set it (`--listen`, `SIDECACHE_ROUTES "a=http://x"`).
+ */
+export type Sources = Map<string, string>;
+
+/**
+ * Validates an already-merged plain object. `origin` names where it came from (the file), for
+ * messages; a value `sources` says a flag or environment variable set is named by that instead.
+ */
+export function parseConfig(input: unknown, origin = 'config', sources: Sources = new Map()): Config {
+  const label = (path: readonly PropertyKey[]): string => sourceFor(path, sources) ?? origin;
   const result = configSchema.safeParse(input);
   if (!result.success) {
-    throw new ConfigError(result.error.issues.map((issue) => `${origin}: ${describeIssue(issue, input)}`));
+    throw new ConfigError(
+      result.error.issues.flatMap((issue) =>
+        describeIssue(issue, input).map(({ path, text }) => `${label(path)}: ${text}`),
+      ),
+    );
   }
   const config = result.data;
   const problems = crossCheck(config);
-  if (problems.length > 0) throw new ConfigError(problems.map((p) => `${origin}: ${p}`));
+  if (problems.length > 0) throw new ConfigError(problems.map((p) => `${label(p.path)}: ${p.text}`));
   return config;
+}
+
+/** The flag or variable that set `path` or the value holding it (the longest such prefix). */
+function sourceFor(path: readonly PropertyKey[], sources: Sources): string | undefined {
+  for (let n = path.length; n > 0; n--) {
+    const found = sources.get(formatPath(path.slice(0, n)));
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 function readYamlFile(file: string): JsonObject {
@@ -115,12 +141,21 @@ function splitList(s: string | undefined): string[] | undefined {
         .filter((x) => x !== '');
 }
 
-/** Overrides use dotted paths; `routes`, `allow` and `intercept` add to what the file says. */
+/**
+ * Overrides use dotted paths; `routes`, `allow` and `intercept` add to what the file says. Each
+ * carries the flag or variable it came from, so that an error in it names that, not the file.
+ */
 interface Overrides {
-  set: Array<[path: string[], value: Json]>;
-  routes: string[];
-  allow: string[];
-  intercept: string[];
+  set: Array<[path: string[], value: Json, source: string]>;
+  routes: Listed;
+  allow: Listed;
+  intercept: Listed;
+}
+
+interface Listed {
+  readonly values: string[];
+  /** `--route`, `SIDECACHE_ROUTES`, ... */
+  readonly source: string;
 }
 
 const ONOFF: Readonly<Record<string, boolean>> = { on: true, off: false, true: true, false: false };
@@ -128,67 +163,70 @@ const ONOFF: Readonly<Record<string, boolean>> = { on: true, off: false, true: t
 function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Overrides {
   const o: Overrides = {
     set: [],
-    routes: splitList(env.SIDECACHE_ROUTES) ?? [],
-    allow: splitList(env.SIDECACHE_ALLOW) ?? [],
-    intercept: splitList(env.SIDECACHE_INTERCEPT) ?? [],
+    routes: { values: splitList(env.SIDECACHE_ROUTES) ?? [], source: 'SIDECACHE_ROUTES' },
+    allow: { values: splitList(env.SIDECACHE_ALLOW) ?? [], source: 'SIDECACHE_ALLOW' },
+    intercept: { values: splitList(env.SIDECACHE_INTERCEPT) ?? [], source: 'SIDECACHE_INTERCEPT' },
   };
   const listen = nonEmpty(env.SIDECACHE_LISTEN);
-  if (listen) o.set.push([['listen'], listen]);
+  if (listen) o.set.push([['listen'], listen, 'SIDECACHE_LISTEN']);
   const admin = nonEmpty(env.SIDECACHE_ADMIN_LISTEN);
-  if (admin) o.set.push([['admin', 'listen'], admin]);
+  if (admin) o.set.push([['admin', 'listen'], admin, 'SIDECACHE_ADMIN_LISTEN']);
   const adminToken = nonEmpty(env.SIDECACHE_ADMIN_TOKEN);
-  if (adminToken) o.set.push([['admin', 'token'], adminToken]);
+  if (adminToken) o.set.push([['admin', 'token'], adminToken, 'SIDECACHE_ADMIN_TOKEN']);
   const ca = nonEmpty(env.SIDECACHE_CA_FILE);
-  if (ca) o.set.push([['upstream', 'caFile'], ca]);
+  if (ca) o.set.push([['upstream', 'caFile'], ca, 'SIDECACHE_CA_FILE']);
   const level = nonEmpty(env.SIDECACHE_LOG_LEVEL);
-  if (level) o.set.push([['log', 'level'], level]);
+  if (level) o.set.push([['log', 'level'], level, 'SIDECACHE_LOG_LEVEL']);
   const logFormat = nonEmpty(env.SIDECACHE_LOG_FORMAT);
-  if (logFormat) o.set.push([['log', 'format'], logFormat]);
-  pushDnsOverrides(o, splitList(env.SIDECACHE_DNS), nonEmpty(env.SIDECACHE_DNS_MODE));
+  if (logFormat) o.set.push([['log', 'format'], logFormat, 'SIDECACHE_LOG_FORMAT']);
+  pushDnsOverrides(o, splitList(env.SIDECACHE_DNS), nonEmpty(env.SIDECACHE_DNS_MODE), {
+    servers: 'SIDECACHE_DNS',
+    mode: 'SIDECACHE_DNS_MODE',
+  });
   const cache = nonEmpty(env.SIDECACHE_CACHE)?.toLowerCase();
   if (cache !== undefined) {
     const on = ONOFF[cache];
     if (on === undefined) {
-      throw new ConfigError([`environment: SIDECACHE_CACHE: "${cache}" is not one of on, off`]);
+      throw new ConfigError([`SIDECACHE_CACHE: "${cache}" is not one of on, off`]);
     }
-    o.set.push([['cache', 'enabled'], on]);
+    o.set.push([['cache', 'enabled'], on, 'SIDECACHE_CACHE']);
   }
   const caDir = nonEmpty(env.SIDECACHE_CA_DIR);
-  if (caDir) o.set.push([['tls', 'caDir'], caDir]);
+  if (caDir) o.set.push([['tls', 'caDir'], caDir, 'SIDECACHE_CA_DIR']);
   const redis = nonEmpty(env.SIDECACHE_REDIS_URL);
-  if (redis) o.set.push([['cache', 'redis', 'url'], redis]);
+  if (redis) o.set.push([['cache', 'redis', 'url'], redis, 'SIDECACHE_REDIS_URL']);
   const memcached = nonEmpty(env.SIDECACHE_MEMCACHED);
   if (memcached) {
     const servers = memcached
       .split(',')
       .map((s) => s.trim())
       .filter((s) => s !== '');
-    o.set.push([['cache', 'memcached', 'servers'], servers]);
+    o.set.push([['cache', 'memcached', 'servers'], servers, 'SIDECACHE_MEMCACHED']);
   }
   const acceptors = nonEmpty(env.SIDECACHE_ACCEPTORS);
-  if (acceptors !== undefined) o.set.push([['proxy', 'acceptors'], Number(acceptors)]);
+  if (acceptors !== undefined) o.set.push([['proxy', 'acceptors'], Number(acceptors), 'SIDECACHE_ACCEPTORS']);
   return o;
 }
 
 function overridesFromArgv(argv: CliOverrides): Overrides {
   const o: Overrides = {
     set: [],
-    routes: [...(argv.route ?? [])],
-    allow: [...(argv.allow ?? [])],
-    intercept: [...(argv.intercept ?? [])],
+    routes: { values: [...(argv.route ?? [])], source: '--route' },
+    allow: { values: [...(argv.allow ?? [])], source: '--allow' },
+    intercept: { values: [...(argv.intercept ?? [])], source: '--intercept' },
   };
-  if (argv.listen !== undefined) o.set.push([['listen'], argv.listen]);
-  if (argv.adminListen !== undefined) o.set.push([['admin', 'listen'], argv.adminListen]);
-  if (argv.caFile !== undefined) o.set.push([['upstream', 'caFile'], argv.caFile]);
-  if (argv.logLevel !== undefined) o.set.push([['log', 'level'], argv.logLevel]);
-  pushDnsOverrides(o, argv.dns, argv.dnsMode);
-  if (argv.cache !== undefined) o.set.push([['cache', 'enabled'], argv.cache]);
-  if (argv.caDir !== undefined) o.set.push([['tls', 'caDir'], argv.caDir]);
-  if (argv.redis !== undefined) o.set.push([['cache', 'redis', 'url'], argv.redis]);
+  if (argv.listen !== undefined) o.set.push([['listen'], argv.listen, '--listen']);
+  if (argv.adminListen !== undefined) o.set.push([['admin', 'listen'], argv.adminListen, '--admin-listen']);
+  if (argv.caFile !== undefined) o.set.push([['upstream', 'caFile'], argv.caFile, '--ca-file']);
+  if (argv.logLevel !== undefined) o.set.push([['log', 'level'], argv.logLevel, '--log-level']);
+  pushDnsOverrides(o, argv.dns, argv.dnsMode, { servers: '--dns', mode: '--dns-mode' });
+  if (argv.cache !== undefined) o.set.push([['cache', 'enabled'], argv.cache, '--cache']);
+  if (argv.caDir !== undefined) o.set.push([['tls', 'caDir'], argv.caDir, '--ca-dir']);
+  if (argv.redis !== undefined) o.set.push([['cache', 'redis', 'url'], argv.redis, '--redis']);
   if (argv.memcached !== undefined && argv.memcached.length > 0) {
-    o.set.push([['cache', 'memcached', 'servers'], [...argv.memcached]]);
+    o.set.push([['cache', 'memcached', 'servers'], [...argv.memcached], '--memcached']);
   }
-  if (argv.acceptors !== undefined) o.set.push([['proxy', 'acceptors'], argv.acceptors]);
+  if (argv.acceptors !== undefined) o.set.push([['proxy', 'acceptors'], argv.acceptors, '--acceptors']);
   return o;
 }
 
@@ -197,20 +235,27 @@ function pushDnsOverrides(
   o: Overrides,
   servers: readonly string[] | undefined,
   mode: string | undefined,
+  names: { servers: string; mode: string },
 ): void {
   const dns = dnsOverridesFromFlags({
     ...(servers && servers.length > 0 ? { dns: [...servers] } : {}),
     ...(mode !== undefined ? { dnsMode: mode } : {}),
   } as Parameters<typeof dnsOverridesFromFlags>[0]);
   for (const [key, value] of Object.entries(dns)) {
-    if (key === 'doh') o.set.push([['dns', 'doh', 'servers'], (value as { servers: Json }).servers]);
-    else o.set.push([['dns', key], value as Json]);
+    if (key === 'doh') {
+      o.set.push([['dns', 'doh', 'servers'], (value as { servers: Json }).servers, names.servers]);
+    } else {
+      // The mode is implied by the nameservers unless given.
+      const source = key === 'mode' && mode !== undefined ? names.mode : names.servers;
+      o.set.push([['dns', key], value as Json, source]);
+    }
   }
 }
 
-function applyOverrides(base: JsonObject, o: Overrides, origin: string): JsonObject {
+function applyOverrides(base: JsonObject, o: Overrides, sourceOf: Sources): JsonObject {
   const out: JsonObject = structuredClone(base);
-  for (const [path, value] of o.set) {
+  for (const [path, value, source] of o.set) {
+    sourceOf.set(formatPath(path), source);
     let node: JsonObject = out;
     for (const key of path.slice(0, -1)) {
       const child = node[key];
@@ -220,36 +265,45 @@ function applyOverrides(base: JsonObject, o: Overrides, origin: string): JsonObj
     }
     node[path[path.length - 1] as string] = value;
   }
-  if (o.routes.length > 0) {
+  if (o.routes.values.length > 0) {
     const routes = Array.isArray(out.routes) ? [...out.routes] : [];
-    for (const spec of o.routes) {
+    for (const spec of o.routes.values) {
       const eq = spec.indexOf('=');
       if (eq <= 0 || eq === spec.length - 1) {
         throw new ConfigError([
-          `${origin}: route "${spec}" is not NAME=ORIGIN, e.g. github=https://api.github.com`,
+          `${o.routes.source}: "${spec}" is not NAME=ORIGIN, e.g. github=https://api.github.com`,
         ]);
       }
       const name = spec.slice(0, eq).trim();
       const route: JsonObject = { name, origin: spec.slice(eq + 1).trim() };
-      const at = routes.findIndex(
+      const found = routes.findIndex(
         (r) => r !== null && typeof r === 'object' && !Array.isArray(r) && r.name === name,
       );
-      if (at >= 0) routes[at] = route;
-      else routes.push(route);
+      const at = found >= 0 ? found : routes.length;
+      routes[at] = route;
+      sourceOf.set(formatPath(['routes', at]), `${o.routes.source} ${JSON.stringify(spec)}`);
     }
     out.routes = routes;
   }
-  if (o.allow.length > 0) {
-    out.allow = [...(Array.isArray(out.allow) ? out.allow : []), ...o.allow];
-  }
-  if (o.intercept.length > 0) {
-    out.intercept = [...(Array.isArray(out.intercept) ? out.intercept : []), ...o.intercept];
+  for (const key of ['allow', 'intercept'] as const) {
+    const listed = o[key];
+    if (listed.values.length === 0) continue;
+    const before = Array.isArray(out[key]) ? out[key] : [];
+    listed.values.forEach((v, i) => {
+      sourceOf.set(formatPath([key, before.length + i]), `${listed.source} ${JSON.stringify(v)}`);
+    });
+    out[key] = [...before, ...listed.values];
   }
   return out;
 }
 
-function crossCheck(config: Config): string[] {
-  const problems: string[] = [];
+interface Problem {
+  readonly path: readonly PropertyKey[];
+  readonly text: string;
+}
+
+function crossCheck(config: Config): Problem[] {
+  const problems: Problem[] = [];
   const seen = {
     name: new Map<string, number>(),
     prefix: new Map<string, number>(),
@@ -270,12 +324,62 @@ function crossCheck(config: Config): string[] {
       if (key === false) continue;
       const other = seen[kind].get(key);
       if (other !== undefined)
-        problems.push(`${label} is already used by routes[${other}]; each ${kind} must be unique`);
+        problems.push({
+          path: ['routes', i],
+          text: `${label} is already used by routes[${other}]; each ${kind} must be unique`,
+        });
       else seen[kind].set(key, i);
     }
     if (prefix === '/') {
-      problems.push(`routes[${i}].prefix: "/" would capture every request; use hosts for a catch-all route`);
+      problems.push({
+        path: ['routes', i],
+        text: `routes[${i}].prefix: "/" would capture every request; use hosts for a catch-all route`,
+      });
     }
+  });
+  problems.push(...interceptProblems(config));
+  return problems;
+}
+
+/**
+ * Interception decrypts a tunnel the guard has admitted; it admits nothing by itself (a host added
+ * to `intercept` must not quietly widen what the forward proxy reaches). A host in `intercept`
+ * that is neither a route origin nor allowed would get a bare 403 on every CONNECT: a config error.
+ */
+function interceptProblems(config: Config): Problem[] {
+  const allow = compileHostMatcher(config.allow);
+  const blocks = config.allow.flatMap((entry) => {
+    const cidr =
+      entry.includes('/') || parseAddress(entry) !== null ? parseCidr(entry.replace(/^\[|\]$/g, '')) : null;
+    return cidr === null ? [] : [cidr];
+  });
+  const originHosts = new Set(config.routes.map((r) => normaliseHost(new URL(r.origin).hostname)));
+  const everyHostAllowed = allow('an-unlisted-name.invalid') !== null;
+  const allowed = (pattern: string): boolean => {
+    const host = normaliseHost(pattern);
+    if (everyHostAllowed) return true;
+    if (host === '*') return false;
+    if (host.startsWith('*.')) {
+      // Every name under the suffix: only an allow pattern for the same or a wider suffix covers it.
+      const suffix = host.slice(1);
+      return allow.patterns.some((p) => {
+        const n = normaliseHost(p);
+        return n.startsWith('*.') && (suffix === n.slice(1) || suffix.endsWith(n.slice(1)));
+      });
+    }
+    if (originHosts.has(host) || allow(host) !== null) return true;
+    const addr = parseAddress(host);
+    return addr !== null && blocks.some((b) => cidrContains(b, addr));
+  };
+  const problems: Problem[] = [];
+  config.intercept.forEach((pattern, i) => {
+    if (allowed(pattern)) return;
+    problems.push({
+      path: ['intercept', i],
+      text:
+        `intercept[${i}]: "${pattern}" is not a route origin nor in "allow", so every CONNECT to it is refused (403) ` +
+        `and nothing is intercepted; add "${pattern}" to "allow" (intercept does not allow a host by itself)`,
+    });
   });
   return problems;
 }
@@ -316,7 +420,16 @@ function show(v: unknown): string {
   return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-function describeIssue(issue: Issue, input: unknown): string {
+/** One line per problem (an unknown-keys issue names each key), with the path it is about. */
+function describeIssue(issue: Issue, input: unknown): Problem[] {
+  const text = describeIssueText(issue, input);
+  if (issue.code === 'unrecognized_keys') {
+    return text.split('\n').map((line, i) => ({ path: [...issue.path, issue.keys[i] ?? ''], text: line }));
+  }
+  return [{ path: issue.path, text }];
+}
+
+function describeIssueText(issue: Issue, input: unknown): string {
   const where = formatPath(issue.path);
   // A secret (admin.token) never appears in an error message.
   const value = issue.path.at(-1) === 'token' ? '***' : valueAt(input, issue.path);

@@ -14,6 +14,8 @@ export const hostPortSchema = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8080')
   .refine((s) => {
+    // Only a HOST:PORT whose port is a number has a range to check: one message per mistake.
+    if (!/:\d{1,5}$/.test(s)) return true;
     const port = Number(s.slice(s.lastIndexOf(':') + 1));
     return port >= 0 && port <= 65535;
   }, 'port must be between 0 and 65535');
@@ -464,7 +466,7 @@ export const configSchema = z
       .array(hostPatternSchema)
       .default([])
       .describe(
-        'Hosts whose CONNECT tunnels are decrypted (TLS with a leaf from tls.caDir) and served like routes; other allowed hosts are tunnelled as-is.',
+        'Hosts whose CONNECT tunnels are decrypted (TLS with a leaf from tls.caDir) and served like routes; other allowed hosts are tunnelled as-is. Each must also be a route origin or in allow: intercept admits no host by itself (a config error otherwise).',
       ),
     tunnel: tunnelSchema.default(tunnelSchema.parse({})),
     tls: tlsSchema.default(tlsSchema.parse({})),

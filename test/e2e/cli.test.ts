@@ -44,4 +44,29 @@ describe('sidecache CLI', () => {
     assert.equal(out.code, 2);
     assert.match(out.stderr, /Unknown argument: lisen/);
   });
+
+  it('an error names its source: the flag, the variable, the file (issue 19)', async () => {
+    const flag = await sidecache(['serve', '--listen', '127.0.0.1:32081x']);
+    assert.equal(flag.code, 2);
+    assert.match(flag.stderr, /^ {2}--listen: listen: "127\.0\.0\.1:32081x": expected HOST:PORT/m);
+    assert.doesNotMatch(flag.stderr, /default\.yaml|port must be between/);
+    const env = await sidecache(['serve'], { SIDECACHE_LISTEN: 'localhost' });
+    assert.equal(env.code, 2);
+    assert.match(env.stderr, /^ {2}SIDECACHE_LISTEN: listen: "localhost": expected HOST:PORT/m);
+    assert.doesNotMatch(env.stderr, /default\.yaml|port must be between/);
+  });
+
+  it('intercepting a host that is not allowed is refused by check-config, naming intercept and the host', async () => {
+    const out = await sidecache(['check-config', '--intercept', 'api.stripe.com']);
+    assert.equal(out.code, 2);
+    assert.match(out.stderr, /intercept\[0\]: "api\.stripe\.com" is not a route origin nor in "allow"/);
+    const ok = await sidecache([
+      'check-config',
+      '--intercept',
+      'api.stripe.com',
+      '--allow',
+      'api.stripe.com',
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
 });

@@ -362,7 +362,11 @@ describe('HTTPS through HTTPS_PROXY with interception', () => {
   });
 
   it('keeps the CA across restarts (same certificate from the same directory), and `sidecache ca` prints it', async () => {
-    const again = await startTestSidecache({ intercept: ['localhost'], tls: { caDir } });
+    const again = await startTestSidecache({
+      intercept: ['localhost'],
+      allow: ['localhost'],
+      tls: { caDir },
+    });
     try {
       assert.equal(await (await fetch(`${again.adminUrl}/ca.pem`)).text(), scCaPem);
     } finally {

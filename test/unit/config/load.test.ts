@@ -123,7 +123,7 @@ describe('config loading', () => {
 
   it('a --route that is not NAME=ORIGIN is refused', () => {
     const [issue] = configErrors(() => loadConfig({ env: {}, argv: { route: ['just-a-name'] } }));
-    assert.match(issue ?? '', /route "just-a-name" is not NAME=ORIGIN/);
+    assert.match(issue ?? '', /^--route: "just-a-name" is not NAME=ORIGIN/);
   });
 
   it('duplicate route names, prefixes and hosts are refused', () => {
@@ -156,5 +156,115 @@ describe('config loading', () => {
       runtime.explain(),
       /route "gh": path prefix \/gh\/ \(stripped\).*→ https:\/\/api\.github\.com\/v3/,
     );
+  });
+});
+
+describe('errors name their source: the flag, the variable or the file (issue 19)', () => {
+  it('a bad --listen names the flag, once (no port-range line after the format line)', () => {
+    const issues = configErrors(() => loadConfig({ env: {}, argv: { listen: '127.0.0.1:32081x' } }));
+    assert.deepEqual(issues, [
+      '--listen: listen: "127.0.0.1:32081x": expected HOST:PORT, e.g. 127.0.0.1:8080',
+    ]);
+  });
+
+  it('a bad SIDECACHE_LISTEN names the variable', () => {
+    const issues = configErrors(() => loadConfig({ env: { SIDECACHE_LISTEN: 'localhost' } }));
+    assert.deepEqual(issues, [
+      'SIDECACHE_LISTEN: listen: "localhost": expected HOST:PORT, e.g. 127.0.0.1:8080',
+    ]);
+  });
+
+  it('a port out of range is still one line, naming the source', () => {
+    const issues = configErrors(() => loadConfig({ env: { SIDECACHE_ADMIN_LISTEN: '127.0.0.1:70000' } }));
+    assert.deepEqual(issues, [
+      'SIDECACHE_ADMIN_LISTEN: admin.listen: "127.0.0.1:70000": port must be between 0 and 65535',
+    ]);
+  });
+
+  it('a bad --route added to a file names the flag and its value, not the file', () => {
+    const file = yamlFile(
+      'routes:\n  - { name: a, origin: "http://127.0.0.1:1" }\n  - { name: b, origin: "http://127.0.0.1:2" }\n',
+    );
+    const issues = configErrors(() => loadConfig({ file, env: {}, argv: { route: ['bad=ftp://x'] } }));
+    assert.equal(issues.length, 1, issues.join('\n'));
+    assert.match(issues[0] ?? '', /^--route "bad=ftp:\/\/x": routes\[2\]\.origin: "ftp:\/\/x"/);
+    assert.ok(!(issues[0] ?? '').includes(file));
+  });
+
+  it('SIDECACHE_ROUTES, SIDECACHE_DNS_MODE and --dns name themselves; file errors name the file', () => {
+    const first = (sources: Parameters<typeof loadConfig>[0]): string =>
+      configErrors(() => loadConfig(sources))[0] ?? '';
+    assert.match(
+      first({ env: { SIDECACHE_ROUTES: 'x=ftp://q' } }),
+      /^SIDECACHE_ROUTES "x=ftp:\/\/q": routes\[0\]\.origin:/,
+    );
+    assert.match(first({ env: { SIDECACHE_DNS_MODE: 'bogus' } }), /^SIDECACHE_DNS_MODE: dns\.mode: "bogus"/);
+    assert.match(
+      first({ env: {}, argv: { dns: ['127.0.0.1:99999'] } }),
+      /^--dns: dns\.servers\[0\]: "127\.0\.0\.1:99999"/,
+    );
+    const file = yamlFile('log: { level: loud }\n');
+    assert.ok(
+      first({ file, env: { SIDECACHE_LISTEN: '127.0.0.1:1' } }).startsWith(`${file}: log.level: "loud"`),
+    );
+  });
+
+  it('a file with several errors puts its name on every line (unknown keys included)', () => {
+    const file = yamlFile('lisen: 1\ncache:\n  foo: 1\n  bar: 2\nroutes: 3\n');
+    const issues = configErrors(() => loadConfig({ file, env: {} }));
+    assert.equal(issues.length, 4, issues.join('\n'));
+    for (const issue of issues) {
+      assert.ok(issue.startsWith(`${file}: `), issue);
+      assert.ok(!issue.includes('\n'), `one problem per line: ${issue}`);
+    }
+    assert.ok(issues.some((i) => i.startsWith(`${file}: cache.bar: unknown key`)));
+  });
+
+  it('a route made by a flag that clashes with the file is named by the flag', () => {
+    const file = yamlFile('routes:\n  - { name: a, origin: "http://127.0.0.1:1", prefix: /p/ }\n');
+    const issues = configErrors(() =>
+      loadConfig({ file, env: {}, argv: { route: ['p=http://127.0.0.1:2'] } }),
+    );
+    assert.match(
+      issues[0] ?? '',
+      /^--route "p=http:\/\/127\.0\.0\.1:2": routes\[1\]\.prefix: "\/p\/" is already used by routes\[0\]/,
+    );
+  });
+});
+
+describe('intercept needs an allowed host (issue 19)', () => {
+  it('intercepting a host that is neither a route origin nor allowed is a config error naming intercept and the host', () => {
+    const issues = configErrors(() => loadConfig({ env: {}, argv: { intercept: ['api.stripe.com'] } }));
+    assert.equal(issues.length, 1, issues.join('\n'));
+    assert.match(
+      issues[0] ?? '',
+      /^--intercept "api\.stripe\.com": intercept\[0\]: "api\.stripe\.com" is not a route origin nor in "allow"/,
+    );
+    const file = yamlFile('intercept: [api.stripe.com]\nallow: [api.github.com]\n');
+    const [fromFile] = configErrors(() => loadConfig({ file, env: {} }));
+    assert.match(fromFile ?? '', /intercept\[0\]: "api\.stripe\.com" is not a route origin nor in "allow"/);
+    assert.ok((fromFile ?? '').startsWith(`${file}: `));
+  });
+
+  it('a wildcard intercept needs an allow pattern covering every name it matches', () => {
+    const issues = configErrors(() =>
+      loadConfig({ env: {}, argv: { intercept: ['*.example.com'], allow: ['a.example.com'] } }),
+    );
+    assert.match(issues[0] ?? '', /intercept\[0\]: "\*\.example\.com" is not a route origin nor in "allow"/);
+    const wide = loadConfig({
+      env: {},
+      argv: { intercept: ['*.api.example.com'], allow: ['*.example.com'] },
+    });
+    assert.deepEqual(wide.config.intercept, ['*.api.example.com']);
+  });
+
+  it('allowed hosts, route origins and IP literals in an allowed block may be intercepted', () => {
+    const { config } = loadConfig({
+      env: { SIDECACHE_INTERCEPT: 'api.stripe.com,api.github.com,10.1.2.3' },
+      argv: { allow: ['api.stripe.com', '10.0.0.0/8'], route: ['gh=https://api.github.com'] },
+    });
+    assert.deepEqual(config.intercept, ['api.stripe.com', 'api.github.com', '10.1.2.3']);
+    const any = loadConfig({ env: {}, argv: { intercept: ['*'], allow: ['*'] } });
+    assert.deepEqual(any.config.intercept, ['*']);
   });
 });

@@ -25,7 +25,10 @@ describe('config: intercept, tunnel and tls', () => {
   });
 
   it('intercept hosts add up from file < SIDECACHE_INTERCEPT < --intercept; the CA dir from SIDECACHE_CA_DIR < --ca-dir', () => {
-    const file = yamlFile('intercept: [api.github.com]\ntls: { caDir: /from/file }\n');
+    // Intercepted hosts must be allowed (or route origins): intercept alone admits nothing.
+    const file = yamlFile(
+      'intercept: [api.github.com]\nallow: [api.github.com, api.stripe.com, localhost]\ntls: { caDir: /from/file }\n',
+    );
     const envOnly = loadConfig({
       file,
       env: { SIDECACHE_INTERCEPT: 'api.stripe.com', SIDECACHE_CA_DIR: '/from/env' },
