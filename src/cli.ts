@@ -355,6 +355,7 @@ await yargs(hideBin(process.argv))
         'List what is cached: URL, variants, size, age, freshness left, hits',
         (ls) =>
           withAdminOptions(ls)
+            .option('json', { type: 'boolean', default: false, describe: 'Print the listing as JSON' })
             .option('route', { type: 'string', describe: "Only URLs under this route's origin" })
             .option('prefix', {
               type: 'string',
