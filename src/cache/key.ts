@@ -17,6 +17,9 @@ import { createHash, createHmac } from 'node:crypto';
 import { FORWARDING_HEADERS } from '../forwarded.js';
 import { joinField } from './cache-control.js';
 import type { HeaderSource } from './headers.js';
+import { fieldMatches, normaliseFieldValue, varyValue } from './vary-normalise.js';
+
+export { normaliseFieldValue };
 
 export interface KeyPolicy {
   readonly keyQuery: { readonly sort: boolean; readonly ignore: readonly string[] };
@@ -186,18 +189,9 @@ function forwardingPart(headers: HeaderSource): string {
   return out;
 }
 
-/** Normalises a request field for Vary matching (§4.1): lines combined, list whitespace removed. */
-export function normaliseFieldValue(value: HeaderSource[string]): string | null {
-  if (value === undefined) return null;
-  return joinField(value)
-    .split(',')
-    .map((s) => s.trim().replace(/\s+/g, ' '))
-    .join(',');
-}
-
 /** The normalised request values of the fields a stored response varies on. */
 export function varyValues(fields: readonly string[], reqHeaders: HeaderSource): (string | null)[] {
-  return fields.map((f) => normaliseFieldValue(reqHeaders[f]));
+  return fields.map((f) => varyValue(f, reqHeaders[f]));
 }
 
 /** Secondary key: identifies one variant under a primary key. */
@@ -205,11 +199,21 @@ export function variantKey(fields: readonly string[], values: readonly (string |
   return fields.map((f, i) => `${f}:${values[i] === null ? '\u0000' : values[i]}`).join('\n');
 }
 
-/** Whether a stored variant matches the request (§4.1); `Vary: *` never matches. */
+/**
+ * Whether a stored variant matches the request (§4.1), field by field as vary-normalise.ts compares
+ * them (with the stored response's headers, a field's selection rule may apply); `Vary: *` never
+ * matches.
+ */
 export function varyMatches(
-  stored: { readonly vary: readonly string[]; readonly varyValues: readonly (string | null)[] },
+  stored: {
+    readonly vary: readonly string[];
+    readonly varyValues: readonly (string | null)[];
+    readonly headers?: HeaderSource;
+  },
   reqHeaders: HeaderSource,
 ): boolean {
   if (stored.vary.includes('*')) return false;
-  return stored.vary.every((f, i) => normaliseFieldValue(reqHeaders[f]) === (stored.varyValues[i] ?? null));
+  return stored.vary.every((f, i) =>
+    fieldMatches(f, stored.varyValues[i] ?? null, reqHeaders[f], stored.headers),
+  );
 }

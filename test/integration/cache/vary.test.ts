@@ -50,3 +50,34 @@ test('§4.1 Vary: * never matches (not stored; later requests go straight to the
   assert.match(cacheStatus(a), /detail=vary-star/);
   assert.equal(b.ex.cache?.detail, 'hit-for-miss');
 });
+
+test('§4.1 Accept-Language is matched by meaning: case, order and weights; a stored language the request prefers most is reused', async (t) => {
+  // The origin picks the first listed language it has (de or en) and labels the answer with it.
+  const h = await startHarness(t, (req, res, n) => {
+    const wanted = String(req.headers['accept-language'] ?? '')
+      .split(',')
+      .map((s) => s.split(';')[0]!.trim().toLowerCase());
+    const lang = wanted.find((l) => l === 'de' || l === 'en') ?? 'en';
+    send(
+      res,
+      200,
+      { 'cache-control': 'max-age=100', vary: 'Accept-Language', 'content-language': lang },
+      `${lang}${n}`,
+    );
+  });
+  const first = await h.get('/l', { headers: { 'accept-language': 'de, en' } });
+  assert.equal(first.text, 'de1');
+  await h.stage.idle();
+  for (const al of ['en, de', 'DE, eN', ' de ,en;q=1.0', 'fr;q=0.5, de;q=1.0']) {
+    const r = await h.get('/l', { headers: { 'accept-language': al } });
+    assert.equal(r.ex.cache?.outcome, 'hit', al);
+    assert.equal(r.text, 'de1', al);
+  }
+  // Another favourite, a tie the origin may break either way, or no preference: the origin decides.
+  for (const al of ['en;q=0.9, de;q=0.5', 'fr, de', 'de;q=0']) {
+    const r = await h.get('/l', { headers: { 'accept-language': al } });
+    assert.notEqual(r.ex.cache?.outcome, 'hit', al);
+    await h.stage.idle();
+  }
+  assert.equal(h.origin.count('/l'), 4);
+});
