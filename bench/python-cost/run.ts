@@ -3,7 +3,7 @@
 // cacheable) and sidecache from source with interception, optionally under `node --cpu-prof`; runs
 // bench/python-cost/per_call.py (Debian's /usr/bin/python3 with requests) and prints its timings, a
 // by-hand breakdown of one intercepted call, the Python profile, and sidecache's own CPU profile
-// summed by function. See docs/BENCHMARKS.md ("Python interception per-call cost").
+// summed by function. See docs/BENCHMARKS.md ("Python per-call cost").
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
