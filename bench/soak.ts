@@ -11,6 +11,7 @@
  * (c) attacks (bench/attacks.ts): forged forwarding headers, SNI mismatches inside an intercepted
  *     tunnel, cross-site admin calls, truncated answers to upgrades; counts what was tried, refused
  *     and what got through, which must be nothing.
+ * Then SIGTERM must end the process within shutdown.graceMs plus a margin.
  *
  * Exit status 0 when every check passed, 1 otherwise, 2 for a bad option.
  */
@@ -110,6 +111,9 @@ function startOrigin(): Promise<Server> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
+/** shutdown.graceMs of the soaked process: after all of it, SIGTERM must end it within this (and a margin). */
+const GRACE_MS = 5_000;
+
 /** The attack probes' host on the intercept list (CONNECT to it is decrypted). */
 const INTERCEPT_HOST = 'localhost';
 
@@ -129,6 +133,7 @@ async function startSidecache(dir: string, originPort: number, reflectPort: numb
       `tls: { caDir: "${join(dir, 'ca')}" }`,
       `egress: { ports: [80, 443, ${upgradePort}] }`,
       'limits: { maxConnectionsPerClient: 5000, headersTimeoutMs: 5000 }',
+      `shutdown: { graceMs: ${GRACE_MS} }`,
       '',
     ].join('\n'),
   );
@@ -663,7 +668,15 @@ async function main(): Promise<void> {
     }
     process.stdout.write(`RSS at the end ${rssMiB(pid).toFixed(0)} MiB\n`);
   } finally {
-    if (sc) await stop(sc.child);
+    if (sc) {
+      const stopped = await stop(sc.child);
+      if (stopped !== null) {
+        check(
+          stopped.signal === null && stopped.ms < GRACE_MS + 2_000,
+          `SIGTERM after the soak: exited with ${stopped.code ?? stopped.signal} in ${stopped.ms} ms (graceMs ${GRACE_MS})`,
+        );
+      }
+    }
     reflecting.close();
     await truncating.close();
     origin.closeAllConnections();
@@ -690,13 +703,20 @@ function reportAttacks(counts: AttackCount[]): void {
   );
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+/** SIGTERM, then SIGKILL after 15 s; how it ended (null when it had already exited). */
+async function stop(
+  child: ChildProcess,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number } | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return null;
+  const started = Date.now();
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
+    child.once('exit', (code, signal) => r([code, signal])),
+  );
   child.kill('SIGTERM');
   const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
+  const [code, signal] = await exited;
   clearTimeout(t);
+  return { code, signal, ms: Date.now() - started };
 }
 
 main().catch((err: unknown) => {
