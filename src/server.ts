@@ -32,6 +32,7 @@ import { createSharedTierMetrics } from './metrics/shared-tier-metrics.js';
 import { createWarmMetrics } from './metrics/warm-metrics.js';
 import { createPipeline } from './pipeline.js';
 import { createReloader, type ReloadOutcome } from './reloader.js';
+import { startTracing } from './tracing/index.js';
 import { setUpTunnels } from './tunnel/setup.js';
 import { createOriginFetch } from './upstream/fetch-origin.js';
 import { createUpstreamPools } from './upstream/pools.js';
@@ -168,6 +169,13 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     );
     return (ex) => guardFor()(ex);
   };
+  // Loads the OpenTelemetry packages only when tracing is on (tracing/index.ts).
+  const tracing = await startTracing({
+    ref,
+    registry: metrics.registry,
+    logger,
+    savings: metrics.savedTime.exchangeSavings,
+  });
   const pipeline = createPipeline({
     guard,
     cache: cache ?? undefined,
@@ -178,10 +186,12 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       },
       via,
       forwardedHeaders: config.proxy.forwardedHeaders,
+      ...(tracing ? { traceContext: tracing.traceContext } : {}),
     }),
   });
   const observers = [metrics.observeExchange, metrics.cache.observeExchange];
   if (config.log.access) observers.push(createAccessLog(logger));
+  if (tracing) observers.push(tracing.observe);
   // CONNECT, interception and upgrades; decrypted requests come back through front.serve.
   const tunnels = await setUpTunnels(ref, {
     logger,
@@ -324,6 +334,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         // requests, stores, the admin listener) is dropped.
         const closePools = onlyOnce(() => pools.close(Math.max(0, deadline - Date.now())));
         const closeDns = onlyOnce(() => dns.close());
+        const closeTracing = onlyOnce(async () => tracing?.close(Math.max(0, deadline - Date.now())));
         const closeSharedTier = onlyOnce(async () => sharedTier?.close());
         const closeAdmin = onlyOnce(async () => {
           if (!admin) return;
@@ -334,6 +345,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
           await serverClosed;
           await acceptorsClosed;
           await closePools();
+          await closeTracing();
           await closeDns();
           await closeSharedTier();
           await closeAdmin();
@@ -342,7 +354,13 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         let destroyed = 0;
         if (!inTime) {
           destroyed = front.destroyConnections();
-          const rest = Promise.allSettled([closePools(), closeDns(), closeSharedTier(), closeAdmin()]);
+          const rest = Promise.allSettled([
+            closePools(),
+            closeTracing(),
+            closeDns(),
+            closeSharedTier(),
+            closeAdmin(),
+          ]);
           // A last moment for the steps to finish now that their sockets are gone; not awaited past it.
           await settlesBy(Promise.all([orderly, rest]), Date.now() + 100);
         }

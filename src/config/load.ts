@@ -205,6 +205,7 @@ function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): Ov
   }
   const acceptors = nonEmpty(env.SIDECACHE_ACCEPTORS);
   if (acceptors !== undefined) o.set.push([['proxy', 'acceptors'], Number(acceptors), 'SIDECACHE_ACCEPTORS']);
+  pushOtelOverrides(o, env);
   return o;
 }
 
@@ -228,6 +229,25 @@ function overridesFromArgv(argv: CliOverrides): Overrides {
   }
   if (argv.acceptors !== undefined) o.set.push([['proxy', 'acceptors'], argv.acceptors, '--acceptors']);
   return o;
+}
+
+/**
+ * The standard OpenTelemetry variables as `tracing.*` settings: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+ * (used as it is) or OTEL_EXPORTER_OTLP_ENDPOINT (a base: /v1/traces is added), OTEL_SERVICE_NAME,
+ * OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (the ratio).
+ */
+function pushOtelOverrides(o: Overrides, env: Readonly<Record<string, string | undefined>>): void {
+  const tracesEndpoint = nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  const endpoint = nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT);
+  if (tracesEndpoint)
+    o.set.push([['tracing', 'endpoint'], tracesEndpoint, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']);
+  else if (endpoint) o.set.push([['tracing', 'endpoint'], endpoint, 'OTEL_EXPORTER_OTLP_ENDPOINT']);
+  const service = nonEmpty(env.OTEL_SERVICE_NAME);
+  if (service) o.set.push([['tracing', 'serviceName'], service, 'OTEL_SERVICE_NAME']);
+  const sampler = nonEmpty(env.OTEL_TRACES_SAMPLER)?.toLowerCase();
+  if (sampler) o.set.push([['tracing', 'sampler'], sampler, 'OTEL_TRACES_SAMPLER']);
+  const ratio = nonEmpty(env.OTEL_TRACES_SAMPLER_ARG);
+  if (ratio !== undefined) o.set.push([['tracing', 'ratio'], Number(ratio), 'OTEL_TRACES_SAMPLER_ARG']);
 }
 
 /** `--dns` / `--dns-mode` (and SIDECACHE_DNS / SIDECACHE_DNS_MODE) as `dns.*` settings. */

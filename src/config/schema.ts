@@ -336,9 +336,99 @@ export const routeSchema = z
       .strict()
       .default({})
       .describe('Per-route observability overrides.'),
+    tracing: z
+      .object({
+        propagateUpstream: z
+          .boolean()
+          .optional()
+          .describe(
+            "Send the trace context (traceparent, tracestate) to this route's origin, as a child of sidecache's span (default: tracing.propagateUpstream).",
+          ),
+      })
+      .strict()
+      .default({})
+      .describe('Per-route tracing overrides.'),
     cache: routeCachePolicySchema
       .default(DEFAULT_ROUTE_POLICY)
       .describe("The route's cache policy (docs/cache.md)."),
+  })
+  .strict();
+
+export const tracingSchema = z
+  .object({
+    endpoint: httpUrlSchema
+      .nullable()
+      .default(null)
+      .describe(
+        "The collector's OTLP/HTTP endpoint, e.g. http://otel-collector:4318 (/v1/traces is added unless the URL ends with it); also OTEL_EXPORTER_OTLP_ENDPOINT. Tracing is on when set.",
+      ),
+    serviceName: z
+      .string()
+      .min(1)
+      .default('sidecache')
+      .describe('service.name of the exported spans; also OTEL_SERVICE_NAME.'),
+    sampler: z
+      .enum([
+        'parentbased_traceidratio',
+        'parentbased_always_on',
+        'parentbased_always_off',
+        'traceidratio',
+        'always_on',
+        'always_off',
+      ])
+      .default('parentbased_traceidratio')
+      .describe(
+        "Head sampling, named as OTEL_TRACES_SAMPLER: parent-based follows the caller's sampled flag.",
+      ),
+    ratio: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(1)
+      .describe('Share of new traces sampled by the traceidratio samplers; also OTEL_TRACES_SAMPLER_ARG.'),
+    alwaysSample: z
+      .object({
+        errors: z
+          .boolean()
+          .default(false)
+          .describe('Also export exchanges that failed or answered 5xx, whatever head sampling said.'),
+        slowMs: z
+          .number()
+          .int()
+          .min(0)
+          .nullable()
+          .default(null)
+          .describe('Also export exchanges that took at least this long, ms (null: off).'),
+      })
+      .strict()
+      .default({ errors: false, slowMs: null })
+      .describe('Tail sampling: decided on the finished exchange, which is when its spans are made.'),
+    propagateUpstream: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Send the trace context to origins (routes override it); when off, the client's traceparent and tracestate are removed from upstream requests.",
+      ),
+    queue: z
+      .object({
+        maxSpans: z
+          .number()
+          .int()
+          .min(1)
+          .default(2048)
+          .describe('Spans waiting for export; more are dropped and counted.'),
+        batchSpans: z.number().int().min(1).default(512).describe('Spans per export request at most.'),
+        delayMs: z.number().int().min(1).default(2000).describe('Longest wait before a batch is sent.'),
+        exportTimeoutMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(10_000)
+          .describe('Time limit of one export request.'),
+      })
+      .strict()
+      .default({ maxSpans: 2048, batchSpans: 512, delayMs: 2000, exportTimeoutMs: 10_000 })
+      .describe('The bounded export queue.'),
   })
   .strict();
 
@@ -522,6 +612,9 @@ export const configSchema = z
       })
       .strict()
       .default({ serverTiming: true }),
+    tracing: tracingSchema
+      .default(tracingSchema.parse({}))
+      .describe('OpenTelemetry traces (docs/observability.md); off by default.'),
     shutdown: z
       .object({
         graceMs: z
@@ -547,3 +640,4 @@ export type TunnelConfig = z.output<typeof tunnelSchema>;
 export type TlsConfig = z.output<typeof tlsSchema>;
 export type EgressConfig = z.output<typeof egressSchema>;
 export type LimitsConfig = z.output<typeof limitsSchema>;
+export type TracingConfig = z.output<typeof tracingSchema>;

@@ -14,7 +14,7 @@ import type { Exchange, Next, Reply } from '../exchange.js';
 import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
 import { type AbortWatch, createAbortWatch, type Watched } from './abort-watch.js';
 import { classifyUpstreamError, isDeadSocketError } from './classify-error.js';
-import { originRequestHeaders } from './origin-request-headers.js';
+import { type OriginHeaderOptions, originRequestHeaders } from './origin-request-headers.js';
 import type { ConnectionRecord, UpstreamPools } from './pools.js';
 
 export interface OriginFetchOptions {
@@ -23,6 +23,8 @@ export interface OriginFetchOptions {
   /** The Via value this instance adds (e.g. `1.1 sidecache`), or null for none. */
   readonly via: string | null;
   readonly forwardedHeaders: boolean;
+  /** See OriginHeaderOptions (origin-request-headers.ts); absent when tracing is off. */
+  readonly traceContext?: OriginHeaderOptions['traceContext'];
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -84,6 +86,7 @@ function dispatchOnce(
   started: number,
   via: string | null,
 ): Promise<Reply> {
+  ex.timings.upstreamStart = started;
   return new Promise<Reply>((resolve, reject) => {
     const handler = new OriginResponse(pools, ex, info, started, via, resolve, reject);
     pool.dispatch(

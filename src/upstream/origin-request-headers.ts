@@ -13,6 +13,11 @@ export interface OriginHeaderOptions {
   readonly via: string | null;
   /** `proxy.forwardedHeaders`: add X-Forwarded-For and X-Forwarded-Proto. */
   readonly forwardedHeaders: boolean;
+  /**
+   * Tracing's last word on the trace context sent upstream (tracing/): removes the client's
+   * traceparent and tracestate, or puts in sidecache's. Absent when tracing is off.
+   */
+  readonly traceContext?: ((ex: Exchange, headers: Record<string, string | string[]>) => void) | undefined;
 }
 
 export function originRequestHeaders(
@@ -23,5 +28,6 @@ export function originRequestHeaders(
   const headers = endToEndHeaders(ex.headers, drop);
   if (opts.via !== null) appendHeader(headers, 'via', opts.via);
   if (opts.forwardedHeaders) addForwardingHeaders(headers, ex.client);
+  if (opts.traceContext !== undefined) opts.traceContext(ex, headers);
   return headers;
 }
