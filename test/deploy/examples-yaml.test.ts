@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
-import { parseConfig } from '../../src/config/load.js';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -181,7 +181,9 @@ describe('examples/compose', () => {
   const scConfig = parseConfig(parse(readFileSync(join(dir, 'sidecache.yaml'), 'utf8')), 'sidecache.yaml');
 
   it('runs the app, sidecache, the fake APIs and Prometheus, each buildable from this repository', () => {
-    assert.deepEqual(Object.keys(services).sort(), ['app', 'fake-apis', 'prometheus', 'sidecache']);
+    // Services in a profile (`tracing`) start only when it is asked for.
+    const always = Object.entries(services).filter(([, s]) => obj(s).profiles === undefined);
+    assert.deepEqual(always.map(([name]) => name).sort(), ['app', 'fake-apis', 'prometheus', 'sidecache']);
     for (const [name, s] of Object.entries(services)) {
       const build = obj(s).build;
       if (build === undefined) continue;
@@ -218,6 +220,38 @@ describe('examples/compose', () => {
     }
     const aliases = obj(obj(obj(services['fake-apis']).networks).default).aliases as string[];
     for (const o of origins) assert.ok(aliases.includes(new URL(o).hostname), `fake-apis answers ${o}`);
+  });
+
+  it('the tracing profile: a collector receiving OTLP/HTTP and exporting to Jaeger; off by default', () => {
+    for (const name of ['otel-collector', 'jaeger']) {
+      assert.deepEqual(obj(services[name]).profiles, ['tracing'], `${name} is in the tracing profile`);
+    }
+    const collector = obj(services['otel-collector']);
+    const mount = (collector.volumes as string[])
+      .map((v) => v.split(':'))
+      .find(([src]) => src === './otel-collector.yaml');
+    assert.ok(mount, 'otel-collector.yaml mounted');
+    assert.ok(
+      (collector.command as string[]).includes(`--config=${mount[1]}`),
+      'the collector reads the mounted file',
+    );
+    const col = documents(join(dir, 'otel-collector.yaml'))[0] as Obj;
+    const http = obj(obj(obj(obj(col.receivers).otlp).protocols).http);
+    assert.equal(http.endpoint, '0.0.0.0:4318');
+    const jaeger = obj(obj(col.exporters)['otlp/jaeger']);
+    assert.equal(jaeger.endpoint, 'jaeger:4317');
+    const traces = obj(obj(obj(col.service).pipelines).traces);
+    assert.deepEqual(traces.exporters, ['otlp/jaeger']);
+    assert.deepEqual(traces.receivers, ['otlp']);
+    // sidecache takes the endpoint from the environment, empty (tracing off) unless it is set.
+    const env = obj(obj(services.sidecache).environment);
+    assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, `\${OTEL_EXPORTER_OTLP_ENDPOINT:-}`);
+    assert.equal(scConfig.tracing.endpoint, null, 'sidecache.yaml leaves tracing to the variable');
+    const withTracing = loadConfig({
+      file: join(dir, 'sidecache.yaml'),
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318' },
+    }).config;
+    assert.equal(withTracing.tracing.endpoint, 'http://otel-collector:4318');
   });
 
   it("scrapes sidecache's admin port with Prometheus", () => {
