@@ -81,6 +81,7 @@ import {
   varyValues,
 } from './key.js';
 import { createMemoryStore } from './memory-store.js';
+import { hasNoTransform } from './no-transform.js';
 import {
   type CacheOptions,
   DEFAULT_ROUTE_POLICY,
@@ -231,9 +232,6 @@ const RESPONSE_REASONS: ReadonlySet<NotStoredReason> = new Set([
   'no-freshness',
   'too-large',
 ]);
-
-/** A request `Cache-Control: no-transform` (RFC 9111 §5.2.1.6). */
-const NO_TRANSFORM = /(^|[\s,])no-transform\s*(,|$)/i;
 
 /** Statuses that count as an origin error for stale-if-error (RFC 5861 §4). */
 const ERROR_STATUS: ReadonlySet<number> = new Set([500, 502, 503, 504]);
@@ -392,6 +390,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     // (the entries sweep at 100k keys: ~10 µs per hit).
     if (++d.pipelineHits < 2) return;
     if (refreshAheadPlan(ctx.policy) !== null || peekOnly?.(ctx.key) !== entry) return;
+    // A coded no-transform entry may need the origin for some clients (untransformed): never memoised.
+    if (d.coding !== null && hasNoTransform(entry.headers['cache-control'])) return;
     const fields =
       entry.vary.length === 0 && ctx.policy.keyHeaders.length === 0
         ? ACCEPT_ENCODING_ONLY
@@ -579,6 +579,11 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       case 'coded':
         return { ...reply, headers: codedHeaders(headers) };
       case 'decode': {
+        if (reply.status !== 304 && hasNoTransform(headers['cache-control'])) {
+          const out = { ...reply, headers };
+          mustNotDecode.add(out);
+          return out;
+        }
         const count = reply.source === 'origin' && !storing && observer.onUpstreamCoding !== undefined;
         // A body in memory (stored, or whole from the origin) decodes in one step when small,
         // and is sent with its length.
@@ -608,6 +613,27 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         throw new Error(`unknown coding plan ${String(never)}`);
       }
     }
+  }
+
+  /** Replies decorate() could not decode for their client: coded and marked no-transform. */
+  const mustNotDecode = new WeakSet<Reply>();
+
+  /**
+   * A reply decorate() marked (mustNotDecode) is replaced by the origin's answer to the client's
+   * own request (its Accept-Encoding, validators and Range), passed on unstored; the coded reply
+   * is drained (a miss being stored completes).
+   */
+  async function untransformed(ctx: Ctx, next: Next, reply: Reply): Promise<Reply> {
+    if (!mustNotDecode.has(reply)) return reply;
+    discard(reply.body);
+    const { ex } = ctx;
+    ex.cache = { outcome: 'miss', stored: false, detail: 'no-transform' };
+    const own = await next(ex);
+    return decorate({ ...ctx, headers: ex.headers, compress: false }, own, {
+      fwd: 'request',
+      fwdStatus: own.status,
+      detail: 'no-transform',
+    });
   }
 
   /**
@@ -724,7 +750,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       d.asStored ??= { headers: codedHeaders(d.headers), body: d.body };
       return d.asStored;
     }
-    if (head) return null;
+    if (head || hasNoTransform(d.headers['cache-control'])) return null;
     const copy = decodedCopies.of(d.body, d.coding);
     if (copy === null) return null;
     d.decodedHeaders ??= decodedHeaders(d.headers, copy.length);
@@ -1355,7 +1381,11 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   ): Promise<Reply> {
     ctx.ex.cache = { outcome: 'bypass', detail };
     const reply = await forward(ctx as Ctx, next);
-    return decorate(ctx as Ctx, reply, { fwd: 'bypass', fwdStatus: reply.status, detail });
+    return untransformed(
+      ctx as Ctx,
+      next,
+      decorate(ctx as Ctx, reply, { fwd: 'bypass', fwdStatus: reply.status, detail }),
+    );
   }
 
   async function purgeUrlWith(url: URL, policy: RouteCachePolicy): Promise<number> {
@@ -1395,7 +1425,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       !policy.upstreamCompression ||
       (ex.method !== 'GET' && ex.method !== 'HEAD') ||
       ex.headers['range'] !== undefined ||
-      NO_TRANSFORM.test(joinField(ex.headers['cache-control']))
+      hasNoTransform(ex.headers['cache-control'])
     ) {
       return { headers: ex.headers, compress: false };
     }
@@ -1416,7 +1446,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const req = parseRequestDirectives(ex.headers['cache-control'], ex.headers['pragma']);
     const key = primaryKey(ex.target, headers, routePolicy, deps.credentialSecret);
     const cookieless = cookieFallbackKey(ex.target, headers, routePolicy, deps.credentialSecret);
-    return lookup({ ex, headers, compress, policy: routePolicy, t0, req, key, cookieless }, next);
+    const ctx: Ctx = { ex, headers, compress, policy: routePolicy, t0, req, key, cookieless };
+    return untransformed(ctx, next, await lookup(ctx, next));
   };
 
   const memoServing: MemoServing | null =

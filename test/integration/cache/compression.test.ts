@@ -76,3 +76,48 @@ test('a coded entry refreshed by a 304 (refresh-ahead) keeps its coded body and 
   assert.equal(coded.reply.headers['content-encoding'], 'gzip');
   assert.ok(Buffer.isBuffer(coded.reply.body) && coded.reply.body.equals(GZ));
 });
+
+/** An origin that codes when asked and marks every answer no-transform (RFC 9111 §5.2.2.6). */
+function noTransformOrigin(body: string) {
+  const coded = gzipSync(body);
+  return (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+    const gzip = String(req.headers['accept-encoding'] ?? '').includes('gzip');
+    res.writeHead(200, {
+      'cache-control': 'max-age=100, no-transform',
+      etag: gzip ? '"gz"' : '"id"',
+      vary: 'Accept-Encoding',
+      ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+    });
+    res.end(gzip ? coded : body);
+  };
+}
+
+for (const [name, body] of [
+  ['small (decoded in one step otherwise)', BODY],
+  ['large (streamed otherwise)', 'x'.repeat(3) + 'no-transform '.repeat(60_000)],
+] as const) {
+  test(`no-transform response, ${name}: never decoded; a client without the coding gets the origin's answer to its own request`, async (t) => {
+    const h = await startHarness(t, noTransformOrigin(body));
+    const first = await h.get('/nt');
+    assert.equal(first.text, body);
+    assert.equal(first.headers['content-encoding'], undefined);
+    assert.equal(first.headers['etag'], '"id"', 'the origin identity answer, not a weakened coded one');
+    assert.equal(first.ex.cache?.detail, 'no-transform');
+    await h.stage.idle();
+    assert.deepEqual(
+      h.origin.seen.map((s) => s.headers['accept-encoding']),
+      ['br, gzip', undefined],
+    );
+    // The coded answer was stored all the same: a client taking gzip gets its bytes from the store.
+    const coded = await h.send('/nt', { headers: { 'accept-encoding': 'gzip' } });
+    assert.equal(coded.ex.cache?.outcome, 'hit');
+    assert.equal(coded.reply.headers['content-encoding'], 'gzip');
+    assert.ok(Buffer.isBuffer(coded.reply.body) && coded.reply.body.equals(gzipSync(body)));
+    // Another identity client: the stored coded entry is not decoded for it either.
+    const again = await h.get('/nt', { headers: { 'accept-encoding': 'identity' } });
+    assert.equal(again.text, body);
+    assert.equal(again.headers['content-encoding'], undefined);
+    assert.equal(h.origin.seen.length, 3);
+    assert.equal(h.origin.seen[2]?.headers['accept-encoding'], 'identity');
+  });
+}
