@@ -86,7 +86,14 @@ export function parseConfig(input: unknown, origin = 'config', sources: Sources 
       ),
     );
   }
-  const config = result.data;
+  // DoH trusts the CA given for upstream TLS unless it has its own (an internal resolver's CA).
+  const config =
+    result.data.dns.doh.caFile === null && result.data.upstream.caFile !== null
+      ? {
+          ...result.data,
+          dns: { ...result.data.dns, doh: { ...result.data.dns.doh, caFile: result.data.upstream.caFile } },
+        }
+      : result.data;
   const problems = crossCheck(config);
   if (problems.length > 0) throw new ConfigError(problems.map((p) => `${label(p.path)}: ${p.text}`));
   return config;

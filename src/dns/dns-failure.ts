@@ -20,8 +20,25 @@ export function isServerFailureCode(code: string): boolean {
   return !NEGATIVE_CODES.has(code) && !NOT_A_SERVER_FAILURE.has(code);
 }
 
+/**
+ * The resolver could not reach its server (DoH: the TCP connect, TLS or HTTP exchange failed);
+ * `code` is that failure's (ECONNREFUSED, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ...) and the message says
+ * which server and why, so that the lookup's error can name the cause.
+ */
+export class DnsTransportError extends Error {
+  override readonly name = 'DnsTransportError';
+  constructor(
+    readonly code: string,
+    message: string,
+    opts: { cause?: unknown } = {},
+  ) {
+    super(message, opts);
+  }
+}
+
 export function dnsError(host: string, dnsCode: string, cause?: unknown): DnsError {
-  return new DnsError(`DNS lookup of ${host} failed: ${dnsCode}`, {
+  const why = cause instanceof DnsTransportError ? ` (${cause.message})` : '';
+  return new DnsError(`DNS lookup of ${host} failed: ${dnsCode}${why}`, {
     detail: { dnsCode, host },
     ...(cause === undefined ? {} : { cause }),
   });

@@ -23,7 +23,7 @@ function serverAddressSchema(allowHostName: boolean) {
 
 const ipSchema = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address');
 
-const DEFAULT_DOH = { servers: ['1.1.1.1', '1.0.0.1'], protocol: 'https' as const };
+const DEFAULT_DOH = { servers: ['1.1.1.1', '1.0.0.1'], protocol: 'https' as const, caFile: null };
 
 export const dohSchema = z
   .object({
@@ -36,6 +36,14 @@ export const dohSchema = z
       .enum(['https', 'http'])
       .default('https')
       .describe('Scheme for DoH requests; "http" only for a trusted local resolver.'),
+    caFile: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        "Extra CA (PEM) trusted, with the system CAs, for the DoH servers' certificates (an internal resolver's CA); null: upstream.caFile.",
+      ),
   })
   .strict();
 

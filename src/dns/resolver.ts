@@ -9,7 +9,9 @@
 import { Resolver as NodeResolver, lookup as systemLookup } from 'node:dns/promises';
 import type { RequestFunction, Tangerine as TangerineClass } from 'tangerine';
 import { Agent, request } from 'undici';
+import { upstreamTrust } from '../upstream/trust.js';
 import type { RecordType } from './address-order.js';
+import { DnsTransportError } from './dns-failure.js';
 import type { DnsMode, DnsOptions } from './options.js';
 import {
   formatAuthority,
@@ -151,9 +153,28 @@ function createUdpResolver(servers: readonly ServerAddress[], options: ResolverO
   };
 }
 
+/** OpenSSL's codes for a certificate or TLS failure, as undici reports them. */
+const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|^ERR_SSL|^ERR_TLS/;
+
+/** Why a DoH exchange failed, naming the server; a certificate failure says how to trust its CA. */
+function transportFailure(server: string, err: unknown): DnsTransportError {
+  const code = String((err as { code?: unknown }).code ?? 'ECONNRESET');
+  const message = (err as Error).message;
+  const text = TLS_CODE.test(code)
+    ? `DoH server ${server}: TLS: ${message}; trust its CA with dns.doh.caFile (or upstream.caFile)`
+    : `DoH server ${server}: ${message}`;
+  return new DnsTransportError(code, text, { cause: err });
+}
+
 function createDohResolver(servers: readonly ServerAddress[], options: ResolverOptions): Resolver {
   // Its own small pool: DoH must not go through (or wait on) the proxy's dispatcher and its lookup.
-  const agent = new Agent({ connections: 4, keepAliveTimeout: 30_000 });
+  // An internal resolver's certificate is signed by the operator's CA: dns.doh.caFile (which
+  // defaults to upstream.caFile), with the system CAs.
+  const ca = upstreamTrust(options.doh.caFile, 'dns.doh.caFile');
+  const agent = new Agent({ connections: 4, keepAliveTimeout: 30_000, ...(ca ? { connect: { ca } } : {}) });
+  // tangerine keeps only HTTP status failures and reports a transport failure (refused, TLS) as
+  // ECANCELLED: the last one of each query is kept here, by the query's signal, to report instead.
+  const transportErrors = new WeakMap<AbortSignal, DnsTransportError>();
   const made = loadTangerine().then(
     (Tangerine) =>
       new Tangerine(
@@ -166,9 +187,15 @@ function createDohResolver(servers: readonly ServerAddress[], options: ResolverO
           logger: false,
         },
         ((url, requestOptions) =>
-          request(url, { ...requestOptions, dispatcher: agent } as Parameters<
-            typeof request
-          >[1]) as unknown as ReturnType<RequestFunction>) satisfies RequestFunction,
+          request(url, { ...requestOptions, dispatcher: agent } as Parameters<typeof request>[1]).catch(
+            (err: unknown) => {
+              const signal = (requestOptions as { signal?: AbortSignal } | undefined)?.signal;
+              if (signal !== undefined && !signal.aborted) {
+                transportErrors.set(signal, transportFailure(new URL(String(url)).host, err));
+              }
+              throw err;
+            },
+          ) as unknown as ReturnType<RequestFunction>) satisfies RequestFunction,
       ),
   );
   made.catch(() => {
@@ -189,6 +216,10 @@ function createDohResolver(servers: readonly ServerAddress[], options: ResolverO
             ? await tangerine.resolve4(name, { ttl: true }, controller)
             : await tangerine.resolve6(name, { ttl: true }, controller);
         return answerFrom(records, name);
+      } catch (err) {
+        // Not cancelled by the caller: the server could not be reached; say why.
+        const transport = signal.aborted ? undefined : transportErrors.get(controller.signal);
+        throw transport ?? err;
       } finally {
         signal.removeEventListener('abort', abort);
       }

@@ -7,17 +7,17 @@ import { rootCertificates } from 'node:tls';
 import { ConfigError } from '../errors.js';
 
 /** The CA list for `tls.connect({ ca })`, or undefined for the system CAs alone. */
-export function upstreamTrust(caFile: string | null): string[] | undefined {
+export function upstreamTrust(caFile: string | null, key = 'upstream.caFile'): string[] | undefined {
   if (caFile === null) return undefined;
   let pem: string;
   try {
     pem = readFileSync(caFile, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new ConfigError([`upstream.caFile: cannot read "${caFile}" (${code})`], { cause: err });
+    throw new ConfigError([`${key}: cannot read "${caFile}" (${code})`], { cause: err });
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new ConfigError([`upstream.caFile: "${caFile}" holds no PEM certificate`]);
+    throw new ConfigError([`${key}: "${caFile}" holds no PEM certificate`]);
   }
   return [...rootCertificates, pem];
 }

@@ -1,9 +1,10 @@
 /**
- * A DNS-over-HTTPS endpoint (RFC 8484) over plain HTTP on 127.0.0.1: `GET /dns-query?dns=BASE64URL` and
- * `POST /dns-query` with an `application/dns-message` body, answering from a DnsZone. A silent zone
- * leaves the request hanging (a blackholed DoH server).
+ * A DNS-over-HTTPS endpoint (RFC 8484) on 127.0.0.1, over plain HTTP or, given a certificate, HTTPS:
+ * `GET /dns-query?dns=BASE64URL` and `POST /dns-query` with an `application/dns-message` body,
+ * answering from a DnsZone. A silent zone leaves the request hanging (a blackholed DoH server).
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { DnsZone } from './dns-zone.js';
@@ -17,10 +18,13 @@ export interface TestDohServer {
   stop(): Promise<void>;
 }
 
-export async function startDohServer(zone: DnsZone): Promise<TestDohServer> {
+export async function startDohServer(
+  zone: DnsZone,
+  opts: { tls?: { cert: string; key: string } } = {},
+): Promise<TestDohServer> {
   const methods: Record<string, number> = {};
   const timers = new Set<NodeJS.Timeout>();
-  const server = http.createServer((req, res) => {
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const method = req.method ?? 'GET';
     methods[method] = (methods[method] ?? 0) + 1;
     const url = new URL(req.url ?? '/', 'http://doh.test');
@@ -65,7 +69,8 @@ export async function startDohServer(zone: DnsZone): Promise<TestDohServer> {
         timers.add(t);
       } else send();
     });
-  });
+  };
+  const server = opts.tls ? https.createServer(opts.tls, answer) : http.createServer(answer);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
   return {

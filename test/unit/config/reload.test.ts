@@ -47,6 +47,8 @@ describe('config reload: what may change', () => {
     });
     assert.deepEqual(reloadProblems(prev.config, next.config, true), [
       'cache.maxSizeBytes: changing requires a restart',
+      // DoH trusts upstream.caFile unless dns.doh.caFile is set: it changes with it.
+      'dns.doh.caFile: changing requires a restart',
       'dns.mode: changing requires a restart',
       'dns.servers: changing requires a restart',
       'limits.maxBodyBytes: changing requires a restart',

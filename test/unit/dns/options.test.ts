@@ -19,7 +19,7 @@ describe('dnsSchema', () => {
     assert.deepEqual(DNS_DEFAULTS, {
       mode: 'system',
       servers: [],
-      doh: { servers: ['1.1.1.1', '1.0.0.1'], protocol: 'https' },
+      doh: { servers: ['1.1.1.1', '1.0.0.1'], protocol: 'https', caFile: null },
       minTtlMs: 5_000,
       maxTtlMs: 86_400_000,
       systemTtlMs: 30_000,
@@ -64,7 +64,11 @@ describe('dnsSchema', () => {
       mode: 'doh',
       doh: { servers: ['dns.example', 'dns.example:8443', '[::1]:443'] },
     });
-    assert.deepEqual(o.doh, { servers: ['dns.example', 'dns.example:8443', '[::1]:443'], protocol: 'https' });
+    assert.deepEqual(o.doh, {
+      servers: ['dns.example', 'dns.example:8443', '[::1]:443'],
+      protocol: 'https',
+      caFile: null,
+    });
   });
 
   test('rejects unknown keys, min > max and negative > its cap', () => {
