@@ -38,12 +38,14 @@ export const PEER_WORKLOADS: readonly PeerWorkload[] = [
     limit: 'bare-node',
     targets: [...PEERS, 'node-min-cache', 'bare-node-hit-head', 'bare-node'],
   },
-  // undici-pool is a bare Node forwarder (undici Pool + pipeline): no routing, policy or cache.
+  // The undici forwarders are bare Node forwarders (no routing, policy or cache): undici-pool-stream
+  // (pool.stream, writing into the response) is the limit; undici-pool (pool.request + pipeline,
+  // an intermediate Readable per response) is the common shape.
   {
     name: 'pass-through',
     scenario: 'pass-through',
-    limit: 'undici-pool',
-    targets: [...PEERS, 'undici-pool'],
+    limit: 'undici-pool-stream',
+    targets: [...PEERS, 'http-proxy', 'undici-pool', 'undici-pool-stream'],
   },
 ];
 
@@ -265,7 +267,7 @@ export function formatPeerTable(
     `peer table: ${opts.rounds} interleaved round(s) per target, each ${opts.warmupMs / 1000} s warm-up + ` +
       `${opts.durationMs / 1000} s measured, ${opts.connections} connections; medians over rounds`,
     "x limit: req/s / the limit's req/s (cache-hit: bare-node, node:http writing the bytes from memory; " +
-      'pass-through: undici-pool, a bare Node forwarder)',
+      'pass-through: undici-pool-stream, a bare Node forwarder on pool.stream)',
     "peak RSS: VmHWM summed over the target's processes (/proc/PID/status), since it started",
     ...context,
     ...skipped.map((s) => `${s.target} ${s.reason}`),

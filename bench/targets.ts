@@ -24,6 +24,7 @@ export type TargetName =
   | 'direct'
   | 'http-proxy'
   | 'undici-pool'
+  | 'undici-pool-stream'
   | 'sidecache'
   | 'sidecache-l2'
   | 'bare-node'
@@ -96,7 +97,12 @@ export {
   waitForReady,
 } from './targets/sidecache-launch.js';
 
-function referenceProxy(name: TargetName, file: string, description: string): TargetSpec {
+function referenceProxy(
+  name: TargetName,
+  file: string,
+  description: string,
+  args: readonly string[] = [],
+): TargetSpec {
   return {
     name,
     description,
@@ -106,7 +112,7 @@ function referenceProxy(name: TargetName, file: string, description: string): Ta
         ctx.children,
         name,
         join(ctx.repoRoot, 'bench/targets', file),
-        ['--route', `${ROUTE_NAME}=${ctx.origin.url}`],
+        ['--route', `${ROUTE_NAME}=${ctx.origin.url}`, ...args],
         ctx.readyTimeoutMs,
       );
       return { name, url, role: 'proxy', child };
@@ -258,6 +264,12 @@ export const TARGETS: readonly TargetSpec[] = [
     'undici-pool',
     'undici-pool-passthrough.ts',
     'undici Pool pass-through (pool.request + pipeline)',
+  ),
+  referenceProxy(
+    'undici-pool-stream',
+    'undici-pool-passthrough.ts',
+    'undici Pool pass-through writing into the response (pool.stream)',
+    ['--stream'],
   ),
   sidecache,
   sidecacheL2(CACHE_SCENARIOS),

@@ -38,7 +38,7 @@ describe('bench peer table smoke run', () => {
       );
       for (const [workload, limit] of [
         ['cache-hit', 'bare-node'],
-        ['pass-through', 'undici-pool'],
+        ['pass-through', 'undici-pool-stream'],
       ] as const) {
         const row = result.rows.find((r) => r.workload === workload && r.target === limit);
         assert.ok(row, `${limit} row in:\n${result.table}`);
