@@ -5,7 +5,8 @@
  *
  *   <METHOD> (server)                     the whole exchange, from arrival to the response sent
  *   ├─ cache <outcome>                    the cache stage (lookup, serving, deciding to store);
- *   │                                     "coalesce wait" for a follower of another's fetch
+ *   │                                     "coalesce wait" for a follower of another's fetch; for a
+ *   │                                     hit or stale answer only when it took 1 ms or more
  *   └─ <METHOD> (client)                  the request to the origin ("revalidate" for a 304 check),
  *      ├─ dns lookup                      until its body ended, and, on a new connection, its
  *      ├─ connect                         DNS, TCP and TLS phases
@@ -71,6 +72,9 @@ import { type Tracing, type TracingDeps, tracesUrl } from './index.js';
 
 /** Set on the server span's start attributes when the tail rule applies: TailSampler keeps it. */
 const TAIL = 'sidecache.sampled.tail';
+
+/** A hit's or stale answer's cache phase gets a span of its own from this long, ms. */
+const CACHE_SPAN_MIN_MS = 1;
 
 /** Ids drawn when the upstream request was sent with our traceparent, used when the spans are made. */
 interface Preset {
@@ -341,8 +345,14 @@ export function createOtelTracing(cfg: TracingConfig, deps: TracingDeps): Tracin
     }
     const inServer = trace.setSpan(ROOT_CONTEXT, server);
     const phases = t.phases;
-    if (phases.cache !== undefined && ex.cache !== undefined) {
-      const outcome = ex.cache.outcome;
+    const outcome = ex.cache?.outcome;
+    // An answer from the store is the whole exchange, and the server span says so: its cache span
+    // only when the lookup took time (a shared tier), which halves the spans of a plain hit.
+    if (
+      phases.cache !== undefined &&
+      ex.cache !== undefined &&
+      ((outcome !== 'hit' && outcome !== 'stale') || phases.cache >= CACHE_SPAN_MIN_MS)
+    ) {
       const span = tracer.startSpan(
         outcome === 'coalesced' ? 'coalesce wait' : `cache ${outcome}`,
         {
@@ -364,7 +374,7 @@ export function createOtelTracing(cfg: TracingConfig, deps: TracingDeps): Tracin
       const at = t.upstreamStart;
       ids.next(undefined, preset?.upstreamSpanId);
       const upstream = tracer.startSpan(
-        ex.cache?.outcome === 'revalidated' ? 'revalidate' : ex.method,
+        outcome === 'revalidated' ? 'revalidate' : ex.method,
         {
           kind: SpanKind.CLIENT,
           startTime: wall(at),

@@ -10,7 +10,8 @@ import { startTestSidecache, type TestSidecache } from '../../helpers/sidecache.
 import { type OtlpReceiver, type OtlpSpan, startOtlpReceiver } from './otlp-receiver.js';
 
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
-const SLOW_MS = 150;
+// Well above what a plain request takes on a loaded machine: only /slow is slow.
+const SLOW_MS = 1000;
 
 describe('tracing: head sampling follows the caller; the tail rule keeps errors and slow calls', () => {
   let origin: TestOrigin;
@@ -19,7 +20,7 @@ describe('tracing: head sampling follows the caller; the tail rule keeps errors 
 
   before(async () => {
     origin = await startOrigin(async (req, res) => {
-      if (req.url?.startsWith('/slow')) await new Promise((r) => setTimeout(r, SLOW_MS + 50));
+      if (req.url?.startsWith('/slow')) await new Promise((r) => setTimeout(r, SLOW_MS + 100));
       res.writeHead(req.url?.startsWith('/fail') ? 503 : 200, { 'cache-control': 'no-store' });
       res.end('x');
     });
