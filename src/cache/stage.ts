@@ -90,6 +90,19 @@ import {
   type RouteCachePolicy,
   type RouteCachePolicyInput,
 } from './options.js';
+import {
+  bodyFits,
+  completeHeaders,
+  completionRange,
+  isComplete,
+  mergeParts,
+  type Part,
+  parseContentRange,
+  replyFromPart,
+  type Span,
+  storablePart,
+  validatorsMatch,
+} from './partial.js';
 import { compilePathPolicies, type PathPolicy, selectPathPolicy } from './path-policy.js';
 import { partialReply } from './range.js';
 import {
@@ -1361,15 +1374,193 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     }
     if (ctx.req.onlyIfCached) return onlyIfCachedMiss(ctx);
     const fwd = variants.length > 0 ? 'vary-miss' : 'uri-miss';
-    return isRange(ctx.ex) ? passRange(ctx, next, fwd) : miss(ctx, next, fwd);
+    if (isRange(ctx.ex)) return passRange(ctx, next, fwd);
+    if (ctx.ex.method === 'GET' && partKeys.has(ctx.key)) {
+      const completed = await completePart(ctx, next, fwd);
+      if (completed !== null) return completed;
+    }
+    return miss(ctx, next, fwd);
   }
 
-  /** A Range request the store cannot answer goes to the origin as it is; partial content is not stored. */
+  // ---------------------------------------------------------------------- partial content
+
+  /** The store key of a primary key's partial entries (partial.ts); under the URL's prefix. */
+  const partKeyOf = (key: string): string => `${key}\u0001part`;
+  /** Primary keys this process stored a partial entry under (bounded; only saves store lookups). */
+  const partKeys = new Set<string>();
+  const PART_KEYS_MAX = 10_000;
+
+  /** The stored part matching the request (its own headers: parts are fetched without ours). */
+  async function storedPart(ctx: Ctx): Promise<{ entry: StoredResponse; part: Part } | null> {
+    if (!partKeys.has(ctx.key)) return null;
+    const entry = select(await storeGet(partKeyOf(ctx.key)), ctx.ex.headers);
+    if (entry === undefined) return null;
+    const span = parseContentRange(entry.headers['content-range']);
+    if (span === null || !bodyFits(span, entry.body)) return null;
+    return { entry, part: { span, body: entry.body } };
+  }
+
+  /**
+   * Stores a 206 that arrived whole (`span` checked against it): combined with the stored part
+   * when they are one representation; a complete result is stored as the full 200 instead.
+   */
+  async function storePart(ctx: Ctx, f: Fetched, span: Span, body: Uint8Array): Promise<boolean> {
+    if (!bodyFits(span, body)) return false;
+    const { reply } = f;
+    let part: Part = { span, body };
+    const prior = await storedPart(ctx);
+    if (prior !== null && validatorsMatch(prior.entry.headers, reply.headers)) {
+      part = mergeParts(prior.part, part) ?? part;
+    }
+    const complete = isComplete(part.span);
+    const headers = completeHeaders(reply.headers, part.span.last - part.span.first + 1);
+    if (!complete)
+      headers['content-range'] = `bytes ${part.span.first}-${part.span.last}/${part.span.length}`;
+    const { res, lifetime } = judge(ctx, 'GET', { ...reply, status: 200 }, f.requestTime, f.responseTime);
+    const vary = varyFields(reply.headers);
+    const values = varyValues(vary, ctx.ex.headers);
+    const ok = await storePut({
+      key: complete ? ctx.key : partKeyOf(ctx.key),
+      variantKey: variantKey(vary, values),
+      vary,
+      varyValues: values,
+      status: complete ? 200 : 206,
+      statusText: complete ? 'OK' : 'Partial Content',
+      headers: headersToStore(headers, res),
+      body: part.body,
+      requestTime: f.requestTime,
+      responseTime: f.responseTime,
+      fetchMs: performance.now() - f.sentAt,
+      deleteAt: f.responseTime + retentionMs(lifetime().ms, res, opts.staleRetentionMs),
+    });
+    if (ok && complete) await storeDeletePrefix(partKeyOf(ctx.key));
+    if (ok && !complete) {
+      if (partKeys.size >= PART_KEYS_MAX) partKeys.delete(partKeys.values().next().value as string);
+      partKeys.add(ctx.key);
+    }
+    return ok;
+  }
+
+  /**
+   * The span of an origin 206 to a GET that may be stored as a part (partial.ts storablePart), when
+   * the response is storable as a 200 would be; else null.
+   */
+  function partToStore(ctx: Ctx, f: Fetched): Span | null {
+    const { reply } = f;
+    if (reply.status !== 206 || ctx.ex.method !== 'GET' || reply.body === null) return null;
+    const { verdict } = judge(ctx, 'GET', { ...reply, status: 200 }, f.requestTime, f.responseTime);
+    return verdict.storable ? storablePart(reply.headers, opts.maxEntryBytes) : null;
+  }
+
+  /**
+   * A Range request the store holds no full response for: answered from a fresh stored part that
+   * covers it, else sent to the origin as it is; a 206 answer is stored as a part (storePart).
+   */
   async function passRange(ctx: Ctx, next: Next, fwd: ForwardReason): Promise<Reply> {
-    ctx.ex.cache = { outcome: 'miss', stored: false, detail: 'range' };
+    const { ex } = ctx;
+    const stored = CLIENT_VALIDATORS.some((h) => ex.headers[h] !== undefined) ? null : await storedPart(ctx);
+    if (stored !== null && reuseDecision(ctx, stored.entry).d.kind === 'fresh') {
+      const r = replyFromPart(ex.headers, stored.entry.headers, stored.part);
+      if (r !== null) {
+        const ageMs = currentAgeMs(stored.entry, now());
+        const ttlS = Math.floor((derive(stored.entry, ctx.policy).lifeMs - ageMs) / 1000);
+        markCacheTime(ctx);
+        ex.cache = { outcome: 'hit', savedMs: stored.entry.fetchMs, savedBytes: r.body.byteLength, ttlS };
+        ex.reason = 'cache_hit';
+        const reply: Reply = { status: 206, statusText: 'Partial Content', ...r, source: 'cache' };
+        return decorate(ctx, reply, { hit: true, ttlS, detail: 'partial' }, Math.floor(ageMs / 1000));
+      }
+    }
+    ex.cache = { outcome: 'miss', stored: false, detail: 'range' };
     markCacheTime(ctx);
-    const reply = await next(ctx.ex);
-    return decorate(ctx, reply, { fwd, fwdStatus: reply.status, detail: 'range' });
+    const requestTime = now();
+    const sentAt = performance.now();
+    const reply = await next(ex);
+    const f: Fetched = { reply, fwd, requestTime, responseTime: now(), sentAt, settle: null };
+    const span = partToStore(ctx, f);
+    if (span === null || reply.body === null) {
+      return decorate(ctx, reply, { fwd, fwdStatus: reply.status, detail: 'range' });
+    }
+    const info: CacheInfo = { outcome: 'miss', stored: false, detail: 'partial' };
+    ex.cache = info;
+    const keep = (buf: Uint8Array) => {
+      track(storePart(ctx, f, span, buf)).then((ok) => {
+        info.stored = ok;
+      });
+    };
+    let body: Readable | Buffer;
+    if (Buffer.isBuffer(reply.body)) {
+      keep(reply.body);
+      body = reply.body;
+    } else {
+      // No expected length: a body that does not fit its Content-Range reaches the client as the
+      // origin sent it, and is not stored (storePart checks it).
+      body = captureBody(reply.body, opts.maxEntryBytes, undefined, {
+        onComplete: keep,
+        onOverflow: () => {},
+        onFail: () => {},
+      });
+    }
+    return decorate(ctx, { ...reply, body }, { fwd, fwdStatus: reply.status, detail: 'partial' });
+  }
+
+  /**
+   * A GET without Range where a part starting at byte 0 is stored: asks the origin for the rest
+   * (`Range: bytes=N-`, with `If-Range` when the part has a strong ETag). A 206 that combines with
+   * the part into the whole representation, or a 200, is admitted as the full response; anything
+   * else is drained and null returned (the caller fetches the whole response as usual).
+   */
+  async function completePart(ctx: Ctx, next: Next, fwd: ForwardReason): Promise<Reply | null> {
+    const stored = await storedPart(ctx);
+    const range = stored === null ? null : completionRange(stored.part.span);
+    if (stored === null || range === null) return null;
+    const own: IncomingHttpHeaders = withoutClientValidators(ctx.ex.headers);
+    const headers: IncomingHttpHeaders = Object.assign({}, own, { range });
+    const etag = firstValue(stored.entry.headers, 'etag');
+    if (etag !== undefined && !etag.trim().startsWith('W/')) headers['if-range'] = etag.trim();
+    // The answer is to the client's own request headers: stored and matched by those (not ours).
+    const c: Ctx = { ...ctx, headers: own, compress: false };
+    markCacheTime(ctx);
+    const requestTime = now();
+    const sentAt = performance.now();
+    const reply = await forward(c, next, headers);
+    const responseTime = now();
+    if (reply.status === 200) {
+      return admit(c, { reply, fwd, requestTime, responseTime, sentAt, settle: null, detail: 'partial' });
+    }
+    const f: Fetched = { reply, fwd, requestTime, responseTime, sentAt, settle: null };
+    const span = partToStore(c, f);
+    if (span === null || !validatorsMatch(stored.entry.headers, reply.headers) || reply.body === null) {
+      discard(reply.body);
+      return null;
+    }
+    let body: Buffer | null = null;
+    try {
+      body = Buffer.isBuffer(reply.body)
+        ? reply.body
+        : await readBody(reply.body, opts.maxEntryBytes, undefined);
+    } catch {
+      return null; // the origin failed mid-body: fetched whole instead
+    }
+    const merged = body === null || !bodyFits(span, body) ? null : mergeParts(stored.part, { span, body });
+    if (merged === null || !isComplete(merged.span)) return null;
+    const whole: Reply = {
+      status: 200,
+      statusText: 'OK',
+      headers: completeHeaders(reply.headers, merged.span.length),
+      body: Buffer.from(merged.body.buffer, merged.body.byteOffset, merged.body.byteLength),
+      source: 'origin',
+    };
+    track(storeDeletePrefix(partKeyOf(ctx.key)));
+    return admit(c, {
+      reply: whole,
+      fwd,
+      requestTime,
+      responseTime,
+      sentAt,
+      settle: null,
+      detail: 'partial',
+    });
   }
 
   // ------------------------------------------------------------------------------- pass/unsafe

@@ -1,6 +1,6 @@
 /**
  * Range requests (RFC 9110 §14) against a real origin that counts requests: answered from a stored
- * complete 200 when it can be reused, passed on as they are otherwise; partial content is never stored.
+ * complete 200 when it can be reused, passed on as they are otherwise (partial content: partial.test.ts).
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -74,17 +74,16 @@ test('RFC 9110 §13.1.5 If-Range: a matching strong ETag or Last-Modified date g
   assert.equal(h.origin.count('/ir'), 1);
 });
 
-test('a Range request on a miss is forwarded as it is; the 206 is passed on and not stored', async (t) => {
+test('a Range request on a miss is forwarded as it is; the 206 is passed on (and kept as a part: partial.test.ts)', async (t) => {
   const h = await startHarness(t, origin);
   const r = await h.get('/miss', { headers: { range: 'bytes=2-3' } });
   assert.equal(r.status, 206);
   assert.equal(r.text, '23');
   assert.equal(r.headers['content-range'], 'bytes 2-3/10');
-  assert.equal(r.ex.cache?.stored, false);
-  assert.match(cacheStatus(r), /fwd=uri-miss; fwd-status=206; detail=range/);
+  assert.match(cacheStatus(r), /fwd=uri-miss; fwd-status=206; detail=partial/);
   assert.equal(h.origin.seen[0]?.headers.range, 'bytes=2-3');
   await h.stage.idle();
-  // Nothing was stored: the next plain GET goes to the origin, and is stored.
+  // Only a part was stored (not from byte 0): the next plain GET fetches the whole, and stores it.
   const full = await h.get('/miss');
   assert.equal(full.status, 200);
   assert.equal(full.ex.cache?.outcome, 'miss');
@@ -103,7 +102,7 @@ test('a Range request on a stale entry is forwarded as it is; a HEAD ignores Ran
   const r = await h.get('/s', { headers: { range: 'bytes=0-1' } });
   assert.equal(r.status, 206);
   assert.equal(r.source, 'origin');
-  assert.match(cacheStatus(r), /fwd=stale; fwd-status=206; detail=range/);
+  assert.match(cacheStatus(r), /fwd=stale; fwd-status=206; detail=partial/);
   assert.equal(h.origin.count('/s'), 2);
   assert.equal(h.origin.seen[1]?.headers.range, 'bytes=0-1');
   assert.equal(h.origin.seen[1]?.headers['if-none-match'], undefined, 'not turned into a revalidation');
