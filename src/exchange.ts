@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Route, Runtime } from './config/runtime.js';
+import type { SidecacheError } from './errors.js';
 import type { Reason } from './reasons.js';
 
 /** How the request reached sidecache. */
@@ -229,3 +230,19 @@ export interface Reply {
 
 export type Next = (ex: Exchange) => Promise<Reply>;
 export type Stage = (next: Next) => Next;
+
+/** How a request reached front/: on the proxy listener, or decrypted from an intercepted tunnel. */
+export type Arrival = { readonly via: 'listener' } | { readonly via: 'tunnel'; readonly authority: string };
+
+/** How an exchange ended, told by front/ to its observers (access log, metrics, tracing). */
+export interface ExchangeEnd {
+  readonly ex: Exchange;
+  readonly status: number;
+  /** Body bytes written to the client. */
+  readonly bytes: number;
+  /** Set when the exchange failed (before or during the response). */
+  readonly error?: SidecacheError;
+  readonly replySource: Reply['source'] | null;
+}
+
+export type ExchangeObserver = (end: ExchangeEnd) => void;

@@ -2,7 +2,7 @@
  * Logging: pino, JSON lines on stdout. The access observer writes one line per exchange.
  */
 import { type LevelWithSilent, type Logger, pino } from 'pino';
-import type { ExchangeEnd } from './front/front-server.js';
+import type { ExchangeEnd } from './exchange.js';
 
 export type { Logger };
 

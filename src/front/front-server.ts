@@ -21,29 +21,24 @@ import {
   ShuttingDownError,
   SidecacheError,
 } from '../errors.js';
-import { type Exchange, ExchangeRecord, type MemoKey, type Next, type Reply } from '../exchange.js';
+import {
+  type Arrival,
+  type Exchange,
+  type ExchangeEnd,
+  type ExchangeObserver,
+  ExchangeRecord,
+  type MemoKey,
+  type Next,
+  type Reply,
+} from '../exchange.js';
 import { compileForwardedTrust } from '../forwarded.js';
 import { interimRelay } from './interim.js';
 import { limitBody, limitConnections, serverOptionsFor } from './limits.js';
-import { type Arrival, LISTENER, type RawParts, serveConnect, serveUpgrade } from './raw.js';
+import { LISTENER, type RawParts, serveConnect, serveUpgrade } from './raw.js';
 import { createRequestHygiene } from './request-hygiene.js';
 import { ResponseWatch } from './response-watch.js';
 import { synthErrorReply, synthRawResponse, toSidecacheError } from './synth.js';
 import { resolveInterceptedTarget, resolveTarget } from './target.js';
-
-export type { Arrival } from './raw.js';
-
-export interface ExchangeEnd {
-  readonly ex: Exchange;
-  readonly status: number;
-  /** Body bytes written to the client. */
-  readonly bytes: number;
-  /** Set when the exchange failed (before or during the response). */
-  readonly error?: SidecacheError;
-  readonly replySource: Reply['source'] | null;
-}
-
-export type ExchangeObserver = (end: ExchangeEnd) => void;
 
 export interface FrontOptions {
   /** The runtime at start: limits and listener options are bound to it. */

@@ -22,16 +22,12 @@ import {
   SidecacheError,
   UpstreamResetError,
 } from '../errors.js';
-import type { Exchange, Next, Reply } from '../exchange.js';
+import type { Arrival, Exchange, ExchangeEnd, Next, Reply } from '../exchange.js';
 import type { Reason } from '../reasons.js';
 import { type SpliceEnding, splice } from '../tunnel/splice.js';
 import type { TunnelEnd } from '../tunnel/tunnels.js';
 import type { UpgradeOutcome } from '../upstream/upgrade-relay.js';
-import type { ExchangeEnd } from './front-server.js';
 import { synthRawResponse, toSidecacheError } from './synth.js';
-
-/** How a request reached front/: on the proxy listener, or decrypted from an intercepted tunnel. */
-export type Arrival = { readonly via: 'listener' } | { readonly via: 'tunnel'; readonly authority: string };
 
 export const LISTENER: Arrival = Object.freeze({ via: 'listener' });
 

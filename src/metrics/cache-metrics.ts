@@ -6,7 +6,7 @@
  */
 
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { ExchangeEnd } from '../front/front-server.js';
+import type { ExchangeEnd } from '../exchange.js';
 import { type CountCell, DeferredCounts } from './deferred-counts.js';
 import { routeLabel } from './route-label.js';
 

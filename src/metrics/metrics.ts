@@ -7,8 +7,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Runtime } from '../config/runtime.js';
-import type { Exchange } from '../exchange.js';
-import type { ExchangeEnd } from '../front/front-server.js';
+import type { Exchange, ExchangeEnd } from '../exchange.js';
 import type { ConnectEvent } from '../upstream/pools.js';
 import { SIDECACHE_VERSION } from '../version.js';
 import {

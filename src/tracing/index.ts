@@ -10,8 +10,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { RuntimeRef } from '../config/runtime-ref.js';
-import type { Exchange } from '../exchange.js';
-import type { ExchangeObserver } from '../front/front-server.js';
+import type { Exchange, ExchangeObserver } from '../exchange.js';
 import type { Logger } from '../log.js';
 import type { SavedKind } from '../metrics/saved-time.js';
 

@@ -65,8 +65,7 @@ import { Counter } from 'prom-client';
 import { redactUrl } from '../admin/cache-list.js';
 import type { Runtime } from '../config/runtime.js';
 import type { TracingConfig } from '../config/schema.js';
-import type { Exchange, Timings } from '../exchange.js';
-import type { ExchangeEnd } from '../front/front-server.js';
+import type { Exchange, ExchangeEnd, Timings } from '../exchange.js';
 import { SIDECACHE_VERSION } from '../version.js';
 import { type Tracing, type TracingDeps, tracesUrl } from './index.js';
 

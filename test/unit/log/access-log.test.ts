@@ -5,8 +5,7 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { Route } from '../../../src/config/runtime.js';
 import { UpstreamConnectError } from '../../../src/errors.js';
-import type { Exchange } from '../../../src/exchange.js';
-import type { ExchangeEnd } from '../../../src/front/front-server.js';
+import type { Exchange, ExchangeEnd } from '../../../src/exchange.js';
 import { accessFields, createAccessLog, createLogger, directWriter } from '../../../src/log.js';
 
 /** A logger writing into an array of lines (synchronously: a PassThrough emits on write). */
