@@ -4,7 +4,7 @@
 import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-const LISTENING_PREFIX = 'BENCH_LISTENING ';
+export const LISTENING_PREFIX = 'BENCH_LISTENING ';
 
 /** Prints the announcement line for a server that is already listening. */
 export function announceListening(server: Server): void {

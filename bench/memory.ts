@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { LISTENING_PREFIX, parseListening } from './child-contract.js';
 import type { Child } from './children.js';
 import {
   type Harness,
@@ -28,7 +29,6 @@ import { findBinary } from './targets/reference-caches.js';
 import {
   type RunningOrigin,
   sidecacheBuild,
-  startBenchServer,
   startOrigin,
   startSidecache,
   startVarnish,
@@ -47,6 +47,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     json: { type: 'string', default: 'bench/results/memory.json' },
     'no-launcher-flags': { type: 'boolean', default: false },
+    'node-flags': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -67,6 +68,7 @@ const scale = quick ? 0.1 : 1;
  * so the bench runs sidecache as the installed command does; none with --no-launcher-flags.
  */
 function launcherFlags(): string[] {
+  if (values['node-flags'] !== undefined) return values['node-flags'].split(/\s+/).filter((f) => f !== '');
   if (values['no-launcher-flags']) return [];
   const file = join(repoRoot, sidecacheBuild(repoRoot).fromSource ? 'src/cli.ts' : 'dist/cli.js');
   const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
@@ -256,6 +258,36 @@ async function sidecacheIdle(ctx: TargetContext, label: string, extra = ''): Pro
   });
 }
 
+/**
+ * The reference: a bare node:http server answering every request with the same 2 KiB from memory,
+ * in plain JavaScript (bench/targets/bare-node.ts runs through tsx, whose loader alone adds about
+ * 30 MiB of RSS), with no flags.
+ */
+const BARE_NODE_JS = `
+const http = require('node:http');
+const body = Buffer.alloc(${HIT_BYTES}, 0x61);
+const headers = { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'cache-control': 'public, max-age=3600' };
+const server = http.createServer((req, res) => { res.writeHead(200, headers); res.end(req.method === 'HEAD' ? undefined : body); });
+server.listen(0, '127.0.0.1', () => process.stdout.write(${JSON.stringify(LISTENING_PREFIX)} + JSON.stringify({ port: server.address().port }) + '\\n'));
+process.stdin.on('end', () => process.exit(0)).resume();
+process.on('SIGTERM', () => process.exit(0));
+`;
+
+async function startBareNode(ctx: TargetContext): Promise<{ url: string; child: Child }> {
+  const child = ctx.children.spawn({
+    label: 'bare-node',
+    command: process.execPath,
+    args: ['-e', BARE_NODE_JS],
+  });
+  try {
+    const port = await child.waitForLine(parseListening, READY_TIMEOUT_MS);
+    return { url: `http://127.0.0.1:${port}`, child };
+  } catch (err) {
+    await child.stop();
+    throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
+  }
+}
+
 async function hitLoad(h: Harness, url: string, target: string, requestTarget: string): Promise<string> {
   const r = await h.load.run({
     request: { connectUrl: url, requestTarget, host: new URL(url).host },
@@ -269,13 +301,7 @@ async function hitLoad(h: Harness, url: string, target: string, requestTarget: s
 
 async function hitRows(h: Harness, ctx: TargetContext): Promise<Row[]> {
   const path = `/sized/${HIT_BYTES}/hot`;
-  const bare = await startBenchServer(
-    ctx.children,
-    'bare-node',
-    join(repoRoot, 'bench/targets/bare-node.ts'),
-    ['--bytes', String(HIT_BYTES)],
-    READY_TIMEOUT_MS,
-  );
+  const bare = await startBareNode(ctx);
   const bareRow = await stopped(bare.child, async () => {
     const idle = rssMib(bare.child.pid);
     const note = await hitLoad(h, bare.url, 'bare-node', path);

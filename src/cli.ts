@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --optimize-for-size
 /**
  * sidecache's command line: `serve` (the default), `check-config`, `report` and `ca`.
  * Flags, environment (SIDECACHE_*) and the YAML file are merged by config/load.ts.
@@ -9,6 +9,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runCacheLs } from './admin/cache-ls.js';
 import { type CliOverrides, loadConfig } from './config/load.js';
+import { checkMemoryFit, explainMemory, memoryLimitFile, readMemoryLimit } from './config/memory-limit.js';
 import { compileRuntime, type Runtime } from './config/runtime.js';
 import { createDnsCache } from './dns/index.js';
 import { SidecacheError } from './errors.js';
@@ -141,6 +142,9 @@ async function serve(args: CommonArgs): Promise<void> {
   let runtime: Runtime;
   try {
     runtime = runtimeFrom(args);
+    // Refuse to start when the cache cannot fit beside the process's own needs in the container.
+    const limitFile = memoryLimitFile(process.env);
+    checkMemoryFit(runtime.config, readMemoryLimit(limitFile), limitFile);
   } catch (err) {
     fail(err);
   }
@@ -220,9 +224,13 @@ async function explainCa(runtime: Runtime): Promise<string> {
 async function checkConfig(args: CommonArgs): Promise<void> {
   let runtime: Runtime;
   let caReport = '';
+  let memory = '';
   try {
     runtime = runtimeFrom(args);
     caReport = await explainCa(runtime);
+    const limitFile = memoryLimitFile(process.env);
+    memory = `\n${explainMemory(runtime.config, readMemoryLimit(limitFile), limitFile)}`;
+    checkMemoryFit(runtime.config, readMemoryLimit(limitFile), limitFile);
   } catch (err) {
     fail(err);
   }
@@ -235,7 +243,9 @@ async function checkConfig(args: CommonArgs): Promise<void> {
   await dns.close();
   const resolved = reach.length > 0 ? `\nresolved from here:\n${reach.map((l) => `  ${l}`).join('\n')}` : '';
   // A system lookup still running after its timeout must not hold the process.
-  process.stdout.write(`config OK\n${runtime.explain()}${resolved}${caReport}\n`, () => process.exit(0));
+  process.stdout.write(`config OK\n${runtime.explain()}${memory}${resolved}${caReport}\n`, () =>
+    process.exit(0),
+  );
 }
 
 /** Prints where the interception CA certificate is and its PEM, making the CA if there is none. */

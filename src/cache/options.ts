@@ -151,7 +151,7 @@ export const cacheSchema = z
       .min(0)
       .default(64 * MiB)
       .describe(
-        'Most bytes the memory store holds, counted as the process really spends them: body, header and key text plus a measured overhead per entry (about 0.7 kB); least recently used go first.',
+        'Most bytes the memory store holds, counted as the process really spends them: body, header and key text plus a measured overhead per entry (about 0.7 kB); least recently used go first. May be given as a share of the container\'s memory limit (cgroup v2 memory.max, or the file SIDECACHE_MEMORY_LIMIT_FILE names), e.g. "25%". `serve` refuses to start when the expected peak RSS (`check-config` prints it) exceeds that limit.',
       ),
     maxEntryBytes: z
       .number()

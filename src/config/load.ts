@@ -3,6 +3,7 @@
  * schema defaults < YAML file (or the embedded config/default.yaml) < environment < CLI flags,
  * and validates it once. Nothing else in sidecache reads `process.env` or files for settings.
  */
+
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
@@ -10,6 +11,7 @@ import type { z } from 'zod';
 import { dnsOverridesFromFlags } from '../dns/options.js';
 import { ConfigError } from '../errors.js';
 import { cidrContains, parseAddress, parseCidr } from '../guard/address-ranges.js';
+import { memoryLimitFile, readMemoryLimit, resolveMemoryShares } from './memory-limit.js';
 import { compileHostMatcher, normaliseHost } from './runtime.js';
 import { type Config, configSchema } from './schema.js';
 
@@ -63,7 +65,11 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   const fromArgv = overridesFromArgv(sources.argv ?? {});
   const sourceOf: Sources = new Map();
   const merged = applyOverrides(applyOverrides(fromFile, fromEnv, sourceOf), fromArgv, sourceOf);
-  return { config: parseConfig(merged, file, sourceOf), file };
+  const limitFile = memoryLimitFile(env);
+  return {
+    config: parseConfig(resolveMemoryShares(merged, readMemoryLimit(limitFile), limitFile), file, sourceOf),
+    file,
+  };
 }
 
 /**
