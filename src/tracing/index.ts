@@ -8,28 +8,9 @@
  * Server-Timing is computed from), by an exchange observer: the request path itself only calls
  * `traceContext` when it builds the headers for an origin (to remove or replace traceparent).
  */
-import type { Registry } from 'prom-client';
-import type { RuntimeRef } from '../config/runtime-ref.js';
-import type { Exchange, ExchangeObserver } from '../exchange.js';
-import type { Logger } from '../log.js';
-import type { SavedKind } from '../metrics/saved-time.js';
+import type { Tracing, TracingDeps } from './tracing.js';
 
-export interface Tracing {
-  /** The front observer that turns a finished exchange into spans. */
-  readonly observe: ExchangeObserver;
-  /** For origin-request-headers.ts: the trace context sent upstream (removed, or sidecache's). */
-  readonly traceContext: (ex: Exchange, headers: Record<string, string | string[]>) => void;
-  /** Exports what is queued, for at most `timeoutMs`, and stops. */
-  close(timeoutMs: number): Promise<void>;
-}
-
-export interface TracingDeps {
-  readonly ref: RuntimeRef;
-  readonly registry: Registry;
-  readonly logger: Logger;
-  /** Time saved by one finished exchange, by kind (the saved-time ledger). */
-  readonly savings: (ex: Exchange) => Partial<Record<SavedKind, number>>;
-}
+export { type Tracing, type TracingDeps, tracesUrl } from './tracing.js';
 
 /** Tracing for the config at start, or null when it is off (nothing loaded). */
 export async function startTracing(deps: TracingDeps): Promise<Tracing | null> {
@@ -37,13 +18,4 @@ export async function startTracing(deps: TracingDeps): Promise<Tracing | null> {
   if (settings.endpoint === null) return null;
   const { createOtelTracing } = await import('./otel.js');
   return createOtelTracing(settings, deps);
-}
-
-/** The OTLP/HTTP traces URL for an endpoint: `/v1/traces` added unless it is already there. */
-export function tracesUrl(endpoint: string): string {
-  const url = new URL(endpoint);
-  if (!url.pathname.endsWith('/v1/traces')) {
-    url.pathname = `${url.pathname.replace(/\/+$/, '')}/v1/traces`;
-  }
-  return url.href;
 }

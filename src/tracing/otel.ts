@@ -67,7 +67,7 @@ import type { Runtime } from '../config/runtime.js';
 import type { TracingConfig } from '../config/schema.js';
 import type { Exchange, ExchangeEnd, Timings } from '../exchange.js';
 import { SIDECACHE_VERSION } from '../version.js';
-import { type Tracing, type TracingDeps, tracesUrl } from './index.js';
+import { type Tracing, type TracingDeps, tracesUrl } from './tracing.js';
 
 /** Set on the server span's start attributes when the tail rule applies: TailSampler keeps it. */
 const TAIL = 'sidecache.sampled.tail';
