@@ -120,11 +120,16 @@ function cookieParts(headers: HeaderSource, policy: KeyPolicy): string[] {
 /** Lines describing the request's credentials, or none; without its cookies when `cookies` is false. */
 export function credentialParts(headers: HeaderSource, policy: KeyPolicy, cookies = true): string[] {
   const parts: string[] = [];
-  for (const name of ['authorization', ...policy.credentialHeaders]) {
+  const auth = headers['authorization'];
+  if (auth !== undefined) parts.push(`h:authorization:${joinField(auth)}`);
+  // Indexed loops: this runs for every request the cache sees, and an iterator per loop was garbage.
+  const names = policy.credentialHeaders;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
     const v = headers[name];
     if (v !== undefined) parts.push(`h:${name}:${joinField(v)}`);
   }
-  if (cookies) for (const c of cookieParts(headers, policy)) parts.push(c);
+  if (cookies && headers['cookie'] !== undefined) parts.push(...cookieParts(headers, policy));
   return parts;
 }
 
@@ -158,7 +163,10 @@ export function primaryKey(
 ): string {
   const url = cacheUrl(target, policy);
   const credential = credentialHash(headers, policy, secret, cookies) ?? '-';
-  const extra = policy.keyHeaders.map((h) => `${h}=${normaliseFieldValue(headers[h]) ?? ''}`).join('&');
+  const extra =
+    policy.keyHeaders.length === 0
+      ? ''
+      : policy.keyHeaders.map((h) => `${h}=${normaliseFieldValue(headers[h]) ?? ''}`).join('&');
   return `${urlKeyPrefix(url)}${credential}\n${extra}${forwardingPart(headers)}`;
 }
 
@@ -182,7 +190,8 @@ export function cookieFallbackKey(
 /** The forwarding headers a request carries, as a key line (`''` when none: the usual case). */
 function forwardingPart(headers: HeaderSource): string {
   let out = '';
-  for (const name of FORWARDING_HEADERS) {
+  for (let i = 0; i < FORWARDING_HEADERS.length; i++) {
+    const name = FORWARDING_HEADERS[i] as string;
     const v = headers[name];
     if (v !== undefined) out += `${out === '' ? '\nfwd:' : '&'}${name}=${JSON.stringify(joinField(v))}`;
   }

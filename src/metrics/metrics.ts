@@ -27,6 +27,12 @@ import { FastHistogram, type HistogramSeries } from './fast-histogram.js';
 import { routeLabel } from './route-label.js';
 
 /** One route label's per-request series (createMetrics' `routeCells`). */
+interface OriginCells {
+  readonly reused: CountCell;
+  readonly fresh: CountCell;
+  readonly duration: HistogramSeries;
+}
+
 interface RouteCells {
   readonly route: string;
   readonly duration: HistogramSeries;
@@ -35,6 +41,8 @@ interface RouteCells {
   readonly savedCache: CountCell;
   readonly savedBytes: CountCell;
   readonly avoided: CountCell;
+  /** notStored series of this route, by reason. */
+  readonly notStored: Map<string, CountCell>;
   lastRequest: {
     readonly method: string;
     readonly statusClass: string;
@@ -254,6 +262,7 @@ export function createMetrics(runtime: Runtime): Metrics {
         savedCache: savedCounts.cell(`cache\0${route}`, { kind: 'cache', route }),
         savedBytes: savedByteCounts.cell(route, { route }),
         avoided: avoidedCounts.cell(route, { route }),
+        notStored: new Map(),
         lastRequest: null,
       };
       cellsByRoute.set(route, cells);
@@ -287,6 +296,30 @@ export function createMetrics(runtime: Runtime): Metrics {
     return cell;
   };
 
+  /** The per-origin upstream series, found by the origin label (no key or label object per request). */
+  const cellsByOrigin = new Map<string, OriginCells>();
+  const originCells = (origin: string): OriginCells => {
+    let cells = cellsByOrigin.get(origin);
+    if (cells === undefined) {
+      cells = {
+        reused: upstreamRequestCounts.cell(`${origin}\0reused`, { origin, connection: 'reused' }),
+        fresh: upstreamRequestCounts.cell(`${origin}\0new`, { origin, connection: 'new' }),
+        duration: upstreamDuration.series(origin, { origin }),
+      };
+      cellsByOrigin.set(origin, cells);
+    }
+    return cells;
+  };
+  const notStoredCell = (cells: RouteCells, reason: string): CountCell => {
+    let cell = cells.notStored.get(reason);
+    if (cell === undefined) {
+      const route = cells.route;
+      cell = notStoredCounts.cell(`${route}\0${reason}`, { route, reason });
+      cells.notStored.set(reason, cell);
+    }
+    return cell;
+  };
+
   const cache = createCacheMetrics(registry);
 
   return {
@@ -308,11 +341,10 @@ export function createMetrics(runtime: Runtime): Metrics {
       if (bytes > 0) cells.responseBytes.pending += bytes;
       const info = ex.originInfo;
       if (info) {
-        const origin = originLabel(info.origin);
-        const connection = info.reusedConnection ? 'reused' : 'new';
-        upstreamRequestCounts.add(`${origin}\0${connection}`, { origin, connection });
+        const upstream = originCells(originLabel(info.origin));
+        (info.reusedConnection ? upstream.reused : upstream.fresh).pending++;
         const up = ex.timings.phases.upstream;
-        if (up !== undefined) upstreamDuration.series(origin, { origin }).observe(up / 1000);
+        if (up !== undefined) upstream.duration.observe(up / 1000);
       }
       const savings = ledger.exchangeSavings(ex);
       if (savings.connection !== undefined) cells.savedConnection.pending += savings.connection / 1000;
@@ -322,9 +354,8 @@ export function createMetrics(runtime: Runtime): Metrics {
         cells.savedBytes.pending += cache.savedBytes;
       if (upstreamAvoided(ex)) cells.avoided.pending++;
       if (cache?.outcome === 'miss' && cache.stored === false) {
-        const route = cells.route;
         const reason = cache.detail !== undefined && TOKEN.test(cache.detail) ? cache.detail : 'other';
-        notStoredCounts.add(`${route}\0${reason}`, { route, reason });
+        notStoredCell(cells, reason).pending++;
       }
     },
     observeConnect(event) {

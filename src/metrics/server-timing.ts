@@ -67,6 +67,12 @@ export function formatDuration(ms: number): string {
   const whole = Math.trunc(micros / 1000);
   let frac = micros - whole * 1000;
   if (frac === 0) return `${whole}.0`;
+  if (frac > 0) {
+    // Trailing zeros dropped by arithmetic, not by slicing a string per zero.
+    if (frac % 100 === 0) return `${whole}.${frac / 100}`;
+    if (frac % 10 === 0) return frac < 100 ? `${whole}.0${frac / 10}` : `${whole}.${frac / 10}`;
+    return frac < 10 ? `${whole}.00${frac}` : frac < 100 ? `${whole}.0${frac}` : `${whole}.${frac}`;
+  }
   let digits = frac < 10 ? `00${frac}` : frac < 100 ? `0${frac}` : `${frac}`;
   while (frac % 10 === 0) {
     frac /= 10;

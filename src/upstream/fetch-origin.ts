@@ -15,7 +15,7 @@ import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
 import { type AbortWatch, createAbortWatch, type Watched } from './abort-watch.js';
 import { classifyUpstreamError, isDeadSocketError } from './classify-error.js';
 import { type OriginHeaderOptions, originRequestHeaders } from './origin-request-headers.js';
-import type { ConnectionRecord, UpstreamPools } from './pools.js';
+import type { ConnectionRecord, SocketClaimer, UpstreamPools } from './pools.js';
 
 export interface OriginFetchOptions {
   /** Settings for origins that no route names (forward proxy through the allow list). */
@@ -106,10 +106,33 @@ function dispatchOnce(
 }
 
 /**
- * One origin response, as undici's dispatch handler: one object per request, few closures
- * (it is also the abort listener, `handleEvent`, that abort-watch.ts subscribes when needed).
+ * Responses whose head arrived in this turn, decided together in one microtask (one microtask and
+ * no closure per response): by then undici has handed over everything in the socket read that
+ * carried each head.
  */
-class OriginResponse implements Dispatcher.DispatchHandler, Watched {
+let undecided: OriginResponse[] = [];
+
+function decideUndecided(): void {
+  const batch = undecided;
+  undecided = [];
+  let failure: unknown = null;
+  for (let i = 0; i < batch.length; i++) {
+    try {
+      (batch[i] as OriginResponse).decide();
+    } catch (err) {
+      // One response's bug must not leave the others of the batch waiting forever.
+      failure ??= err;
+    }
+  }
+  if (failure !== null) throw failure;
+}
+
+/**
+ * One origin response, as undici's dispatch handler: one object per request, no closure per
+ * request (it is also the abort listener, `handleEvent`, that abort-watch.ts subscribes when
+ * needed, and the pools' socket claimer).
+ */
+class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaimer {
   readonly ex: Exchange;
   readonly #pools: UpstreamPools;
   readonly #info: OriginInfoMutable;
@@ -175,10 +198,11 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched {
       ctrl.abort(new ClientAbortedError('client disconnected'));
       return;
     }
-    this.#pools.claimNextSocket((record) => this.#onSocket(record));
+    this.#pools.claimNextSocket(this);
   }
 
-  #onSocket(record: ConnectionRecord): void {
+  /** The connection this request went out on (pools.ts, right after onRequestStart). */
+  socketClaimed(record: ConnectionRecord): void {
     const ex = this.ex;
     const info = this.#info;
     // New for this exchange only if it was opened after the exchange began; a connection the
@@ -217,15 +241,16 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched {
     this.#bodyless = ex.method === 'HEAD' || NO_BODY_STATUS(statusCode);
     this.#head = { status: statusCode, statusText: statusMessage ?? '', headers };
     ex.timings.phases.upstream = performance.now() - this.#started;
-    queueMicrotask(() => this.#decide());
+    if (undecided.push(this) === 1) queueMicrotask(decideUndecided);
   }
 
   /**
-   * Runs in a microtask after the head: by then undici has handed over everything in the socket
-   * read that carried the head. A body that is already complete becomes a Buffer (front/ writes
-   * head and body at once, no stream); otherwise the body streams, starting with what came.
+   * Runs in a microtask after the head (decideUndecided): by then undici has handed over
+   * everything in the socket read that carried the head. A body that is already complete becomes
+   * a Buffer (front/ writes head and body at once, no stream); otherwise the body streams,
+   * starting with what came.
    */
-  #decide(): void {
+  decide(): void {
     const head = this.#head;
     if (this.#settled || head === null) return; // the client went away meanwhile (rejected)
     this.#settled = true;

@@ -47,6 +47,11 @@ export interface ConnectEvent {
   readonly errorCode?: string;
 }
 
+/** Told which connection its request went out on (an object, so no closure per request). */
+export interface SocketClaimer {
+  socketClaimed(record: ConnectionRecord): void;
+}
+
 /** What changed about an origin's idle connections (for the warm module). */
 export type IdleChange =
   /** The pool took a pre-opened connection for a request. */
@@ -82,7 +87,7 @@ export interface UpstreamPools {
    * Call right before dispatching: the next `sendHeaders` on one of our pools reports the
    * connection it used to `onSocket` (synchronously, inside the dispatch).
    */
-  claimNextSocket(onSocket: (record: ConnectionRecord) => void): void;
+  claimNextSocket(claimer: SocketClaimer): void;
   /** Origins with a pool. */
   origins(): string[];
   /**
@@ -145,7 +150,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
   /** Pool key → pre-opened sockets waiting for that pool, in the order they were opened. */
   const parked = new Map<string, Set<Socket>>();
   const idleListeners = new Set<IdleListener>();
-  let claim: ((record: ConnectionRecord) => void) | null = null;
+  let claim: SocketClaimer | null = null;
   let closed = false;
 
   const tellIdle = (origin: string, change: IdleChange, socket?: Socket): void => {
@@ -160,7 +165,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
     record.requests += 1;
     const taker = claim;
     claim = null;
-    taker?.(record);
+    taker?.socketClaimed(record);
   };
   diagnostics.subscribe('undici:client:sendHeaders', onSendHeaders);
 
@@ -341,8 +346,8 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
       }
       return retired;
     },
-    claimNextSocket(onSocket) {
-      claim = onSocket;
+    claimNextSocket(claimer) {
+      claim = claimer;
     },
     origins() {
       return [...new Set([...pools.values()].map((e) => e.origin))];
