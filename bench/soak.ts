@@ -11,7 +11,8 @@
  * (c) attacks (bench/attacks.ts): forged forwarding headers, SNI mismatches inside an intercepted
  *     tunnel, cross-site admin calls, truncated answers to upgrades; counts what was tried, refused
  *     and what got through, which must be nothing.
- * Then SIGTERM must end the process within shutdown.graceMs plus a margin.
+ * Then SIGTERM must end the process within shutdown.graceMs plus a margin, with exit status 0:
+ * nothing was left in flight after all of it.
  *
  * Exit status 0 when every check passed, 1 otherwise, 2 for a bad option.
  */
@@ -672,8 +673,8 @@ async function main(): Promise<void> {
       const stopped = await stop(sc.child);
       if (stopped !== null) {
         check(
-          stopped.signal === null && stopped.ms < GRACE_MS + 2_000,
-          `SIGTERM after the soak: exited with ${stopped.code ?? stopped.signal} in ${stopped.ms} ms (graceMs ${GRACE_MS})`,
+          stopped.code === 0 && stopped.ms < GRACE_MS + 2_000,
+          `SIGTERM after the soak: exited with ${stopped.code ?? stopped.signal} in ${stopped.ms} ms (graceMs ${GRACE_MS}); ${stoppedLine(sc.output())}`,
         );
       }
     }
@@ -701,6 +702,14 @@ function reportAttacks(counts: AttackCount[]): void {
   process.stdout.write(
     `attacks: tried ${sum('tried')}, refused ${sum('refused')}, contained ${sum('contained')}, got through ${sum('through')}\n`,
   );
+}
+
+/** What the process said when it stopped: exchanges abandoned, whether it had to force. */
+function stoppedLine(output: string): string {
+  const line = output.split('\n').find((l) => l.includes('"sidecache stopped"'));
+  if (!line) return 'no "sidecache stopped" line';
+  const { abandoned, forced, destroyed } = JSON.parse(line) as Record<string, unknown>;
+  return `abandoned ${abandoned}, forced ${forced}, connections destroyed ${destroyed}`;
 }
 
 /** SIGTERM, then SIGKILL after 15 s; how it ended (null when it had already exited). */

@@ -123,10 +123,25 @@ export function createFront(opts: FrontOptions): Front {
     // response, so a plain listener, without once()'s wrapper and removal. The AbortSignal is made
     // only if something reads ex.signal.
     const watch = new ResponseWatch();
-    res.on('close', () => {
-      inFlight--;
-      watch.closed(res.writableFinished);
-    });
+    if (res.socket !== null) {
+      res.on('close', () => {
+        inFlight--;
+        watch.closed(res.writableFinished);
+      });
+    } else {
+      // A pipelined request whose response waits behind another: Node attaches it to the socket
+      // only when its turn comes, so if the connection closes first it never emits 'close'. The
+      // socket's close ends it then (whichever comes first counts).
+      let closed = false;
+      const onClose = (): void => {
+        if (closed) return;
+        closed = true;
+        inFlight--;
+        watch.closed(res.writableFinished);
+      };
+      res.on('close', onClose);
+      req.socket.once('close', onClose);
+    }
     const startedAt = Date.now();
     const start = performance.now();
     let ex: Exchange;

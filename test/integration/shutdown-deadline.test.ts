@@ -214,6 +214,34 @@ describe('shutdown deadline', () => {
     await assert.rejects(fetch(`${sc.adminUrl}/healthz`), 'the admin listener is closed');
   });
 
+  it('pipelined requests on a connection the client closed are not left in flight', async () => {
+    const sc = await startTestSidecache({
+      routes: [{ name: 'o', origin: `http://127.0.0.1:${origin.port}` }],
+    });
+    const port = Number(new URL(sc.url).port);
+    const inFlight = async (): Promise<number> => {
+      const text = await (await fetch(`${sc.adminUrl}/metrics`)).text();
+      return Number(/^sidecache_in_flight_requests (\S+)/m.exec(text)?.[1]);
+    };
+    // Three requests in one write, then the client's FIN: the origin answers none of them, and
+    // only the first response is ever attached to the socket.
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    const get = (path: string) => `GET /o${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    socket.end(get('/hang-1') + get('/hang-2') + get('/hang-3'));
+    await new Promise((r) => setTimeout(r, 300));
+    socket.destroy();
+    let left = await inFlight();
+    for (let i = 0; i < 40 && left > 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = await inFlight();
+    }
+    assert.equal(left, 0, 'every exchange on the closed connection ended');
+    const result = await sc.instance.close(GRACE_MS);
+    assert.equal(result.forced, false);
+  });
+
   it('nothing in flight: exits 0 well before the deadline', async () => {
     const sc = await spawnSidecache(['--config', configFile()]);
     // The signal handlers are installed just after the "started" line.
