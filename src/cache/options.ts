@@ -267,8 +267,9 @@ const TTL_MS_DESCRIPTION =
 const ignoreNoStoreSchema = z.boolean();
 const IGNORE_NO_STORE_DESCRIPTION =
   'Store responses marked no-store, and reuse bare no-cache ones without revalidating, for ttlMs ' +
-  '(requires ttlMs). For APIs such as Stripe that mark slow-changing data no-store. Entries stay ' +
-  'keyed by credential, as every entry is.';
+  '(requires ttlMs). For APIs such as Stripe that mark slow-changing data no-store. Implies ' +
+  'storePrivate: responses to requests with Authorization (or private ones) are stored too, each ' +
+  'keyed by the credential that fetched it, so a caller gets only its own entries.';
 
 /** A per-path override inside a route: the first entry whose prefix matches the origin path wins. */
 export const pathCachePolicySchema = z
@@ -439,9 +440,22 @@ export function explainPolicy(p: RouteCachePolicy): string {
   if (!p.enabled) return 'cache: off';
   const parts = ['cache: RFC 9111 shared cache'];
   if (p.ttlMs !== null) parts.push(`lifetime ${p.ttlMs} ms regardless of origin freshness`);
-  if (p.ignoreNoStore) parts.push('no-store / no-cache from the origin ignored');
+  if (p.ignoreNoStore) {
+    parts.push(
+      'no-store / no-cache from the origin ignored; private and credentialed responses stored per credential',
+    );
+  }
   if (p.forceRevalidate) parts.push('every reuse revalidated');
-  if (p.storePrivate) parts.push('private responses stored per credential');
+  if (p.storePrivate && !p.ignoreNoStore) parts.push('private responses stored per credential');
+  else if (!p.ignoreNoStore && p.ttlMs !== null) {
+    // The trap of a TTL on an authenticated API: the TTL alone stores nothing for those callers.
+    parts.push(
+      'warning: requests with Authorization are stored only when the origin allows shared caching (public, s-maxage); set storePrivate to store them per credential',
+    );
+  }
+  if (p.ttlMs === 0) {
+    parts.push('warning: ttlMs 0: a response without ETag or Last-Modified is never stored (no-freshness)');
+  }
   if (p.storeSetCookie) parts.push('Set-Cookie responses stored');
   if (!p.upstreamCompression) parts.push('no upstream compression');
   if (p.refreshAhead !== null) {

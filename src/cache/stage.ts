@@ -112,7 +112,13 @@ import {
   inRefreshWindow,
   type RefreshAheadResult,
 } from './refresh-ahead.js';
-import { headersToStore, type NotStoredReason, storability, varyFields } from './storability.js';
+import {
+  headersToStore,
+  type NotStoredReason,
+  notStoredDetail,
+  storability,
+  varyFields,
+} from './storability.js';
 import type { CacheStore, EvictionInfo, StoredResponse, StoreStats } from './store.js';
 import { policyView } from './targeted-cache-control.js';
 import {
@@ -879,7 +885,11 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       if (RESPONSE_REASONS.has(notStored)) coalescer.markHitForMiss(key, notStored, opts.hitForMissTtlMs);
       ex.cache = { outcome: 'miss', stored: false, detail: f.detail ?? notStored };
       markCacheTime(ctx);
-      return decorate(ctx, reply, { fwd: f.fwd, fwdStatus: reply.status, detail: notStored });
+      return decorate(ctx, reply, {
+        fwd: f.fwd,
+        fwdStatus: reply.status,
+        detail: notStoredDetail(notStored),
+      });
     }
     coalescer.clearHitForMiss(key);
     const vary = varyFields(reply.headers);

@@ -2,7 +2,9 @@
  * Whether a response may be stored by a shared cache (RFC 9111 §3, §3.5, §5.2), and what of it is
  * stored (§3.1). Pure. Route policy may loosen three rules on purpose: `storePrivate` (entries are
  * keyed by credential, so each belongs to one client), `storeSetCookie`, and `ignoreNoStore` (only
- * with the route's own lifetime, for APIs that mark slow-changing data no-store).
+ * with the route's own lifetime, for APIs that mark slow-changing data no-store). `ignoreNoStore`
+ * implies `storePrivate`: such APIs (Stripe) are called with credentials, and an entry answers only
+ * requests with the credential that fetched it.
  */
 import type { RequestDirectives, ResponseDirectives } from './cache-control.js';
 import { joinField, splitList } from './cache-control.js';
@@ -68,8 +70,32 @@ export function varyFields(headers: HeaderSource): string[] {
   return [...new Set(names)];
 }
 
+/** Whether the policy stores private and credentialed responses, each keyed by its credential. */
+export function storesPerCredential(policy: StoragePolicy): boolean {
+  return policy.storePrivate || (policy.ignoreNoStore === true && policy.ttlOverride);
+}
+
+/**
+ * Cache-Status `detail` for a response not stored: the reason, and the route setting that would
+ * store it when there is one (`not stored: authorization (set storePrivate)`).
+ */
+export function notStoredDetail(reason: NotStoredReason): string {
+  const hint = NOT_STORED_SETTING[reason];
+  return hint === undefined ? reason : `not stored: ${reason} (${hint})`;
+}
+
+const NOT_STORED_SETTING: Partial<Record<NotStoredReason, string>> = {
+  'no-store': 'set ignoreNoStore with ttlMs',
+  private: 'set storePrivate',
+  authorization: 'set storePrivate',
+  'set-cookie': 'set storeSetCookie',
+  'no-freshness': 'set ttlMs',
+  'too-large': 'raise maxEntryBytes',
+};
+
 export function storability(i: StorabilityInput): Storability {
   const no = (reason: NotStoredReason): Storability => ({ storable: false, reason });
+  const perCredential = storesPerCredential(i.policy);
   if (i.method !== 'GET') return no('method');
   if (i.req.noStore) return no('request-no-store');
   if (i.status < 200 || i.status === 304) return no('status');
@@ -79,10 +105,10 @@ export function storability(i: StorabilityInput): Storability {
   if (i.res.noStore && !i.res.mustUnderstand && !(i.policy.ignoreNoStore && i.policy.ttlOverride)) {
     return no('no-store');
   }
-  if (i.res.private === true && !i.policy.storePrivate) return no('private');
+  if (i.res.private === true && !perCredential) return no('private');
   if (
     i.authorization &&
-    !i.policy.storePrivate &&
+    !perCredential &&
     !(i.res.mustRevalidate || i.res.public || i.res.sMaxAge !== undefined)
   ) {
     return no('authorization');
@@ -93,7 +119,7 @@ export function storability(i: StorabilityInput): Storability {
   const allowed =
     hasExplicitFreshness(i.res, i.resHeaders) ||
     i.res.public ||
-    (i.res.private === true && i.policy.storePrivate) ||
+    (i.res.private === true && perCredential) ||
     heuristic;
   if (!allowed) return no('status');
   const validators = i.resHeaders['etag'] !== undefined || i.resHeaders['last-modified'] !== undefined;

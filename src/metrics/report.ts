@@ -2,6 +2,7 @@
  * `sidecache report`: reads a running instance's /metrics over its admin listener and prints a
  * short summary for humans (or the summary as JSON for scripts). See summary.ts for definitions.
  */
+import { type NotStoredReason, notStoredDetail } from '../cache/storability.js';
 import type { HostPort } from '../config/runtime.js';
 import { httpUrl } from '../log.js';
 import { parsePromText } from './prom-text.js';
@@ -137,6 +138,13 @@ export function warmthLines(w: Summary['warmth']): string[] {
   return lines;
 }
 
+/** The route setting that would store answers not stored for `reason`, as ` (set …)`; '' when none. */
+function settingHint(reason: string): string {
+  const detail = notStoredDetail(reason as NotStoredReason);
+  const open = detail.indexOf(' (');
+  return open < 0 ? '' : detail.slice(open);
+}
+
 export function formatReport(s: Summary, admin: string): string {
   const lines: string[] = [];
   const up = s.uptimeSeconds === null ? '' : `, up ${formatSeconds(s.uptimeSeconds)}`;
@@ -156,6 +164,13 @@ export function formatReport(s: Summary, admin: string): string {
       lines.push(
         `  ${r.route.padEnd(width)}  ${String(r.requests).padStart(7)} req  hits ${percent(r.hitRatio).padStart(6)}  saved ${savedLine(r.savedSeconds)}`,
       );
+      // Why origin answers were not stored, most frequent first, with the setting that would store them.
+      const reasons = r.notStored.filter((n) => n.count > 0);
+      if (reasons.length > 0) {
+        lines.push(
+          `  ${' '.repeat(width)}  not stored: ${reasons.map((n) => `${n.reason} ${n.count}${settingHint(n.reason)}`).join(', ')}`,
+        );
+      }
     }
   }
   if (s.origins.length > 0) {

@@ -240,12 +240,12 @@ const NOT_STORED_HINT: Readonly<Record<string, string>> = {
   'no-freshness':
     'responses carry no freshness lifetime (no max-age, s-maxage or Expires): consider a route TTL override (cache.ttlMs)',
   'no-store':
-    'responses say no-store: nothing can be stored; consider cache.enabled: false to skip the lookup',
+    'responses say no-store: if the data may be kept a while, set cache.ignoreNoStore with cache.ttlMs (stored per credential); else cache.enabled: false skips the lookup',
   private: 'responses say private: consider cache.storePrivate: true (stored per credential)',
   'set-cookie':
     'responses carry Set-Cookie: consider cache.storeSetCookie: true if the cookie is not per user',
   authorization:
-    'requests carry credentials and responses do not allow shared caching: consider cache.storePrivate: true',
+    'requests carry credentials and responses do not allow shared caching: consider cache.storePrivate: true (stored per credential)',
   'too-large': 'responses are larger than the entry limit: consider raising cache.maxEntryBytes',
   status: 'responses have statuses that are not cacheable',
 };

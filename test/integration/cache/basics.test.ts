@@ -46,7 +46,7 @@ describe('cache stage: store and reuse (RFC 9111 §3, §4)', () => {
     assert.equal((await h.get('/upper')).text, 'v1');
     const ns = await h.get('/nostore');
     assert.equal(ns.text, 'v2');
-    assert.match(cacheStatus(ns), /detail=no-store/);
+    assert.match(cacheStatus(ns), /detail="not stored: no-store \(set ignoreNoStore with ttlMs\)"/);
     assert.equal(h.origin.count('/upper'), 1);
   });
 

@@ -60,7 +60,7 @@ test('a body larger than maxEntryBytes streams through in full and is not stored
     assert.equal(h.origin.count(path), 2);
   }
   const withLength = await h.get('/len');
-  assert.match(cacheStatus(withLength), /detail=hit-for-miss|detail=too-large/);
+  assert.match(cacheStatus(withLength), /detail=hit-for-miss|detail="not stored: too-large/);
   assert.equal((await h.stage.stats()).entries, 0);
 });
 

@@ -123,3 +123,26 @@ describe('route cache policy', () => {
     assert.equal(explainPolicy(parseRouteCachePolicy({ enabled: false })), 'cache: off');
   });
 });
+
+describe('check-config explains what a policy can never store (issue 19)', () => {
+  test('a ttlMs route is warned that answers to requests with Authorization are not stored without storePrivate', () => {
+    assert.match(
+      explainPolicy(parseRouteCachePolicy({ ttlMs: 60_000 })),
+      /warning: requests with Authorization are stored only when the origin allows shared caching .*set storePrivate/,
+    );
+    assert.doesNotMatch(
+      explainPolicy(parseRouteCachePolicy({ ttlMs: 60_000, storePrivate: true })),
+      /warning/,
+    );
+  });
+
+  test('ignoreNoStore says it stores per credential, with no warning', () => {
+    const text = explainPolicy(parseRouteCachePolicy({ ttlMs: 60_000, ignoreNoStore: true }));
+    assert.match(text, /private and credentialed responses stored per credential/);
+    assert.doesNotMatch(text, /warning/);
+  });
+
+  test('ttlMs 0 is warned: a response without validators is never stored', () => {
+    assert.match(explainPolicy(parseRouteCachePolicy({ ttlMs: 0, storePrivate: true })), /warning: ttlMs 0/);
+  });
+});

@@ -118,7 +118,7 @@ describe('summary of one scrape', () => {
 
   test('advice names the route, its hit ratio and what its responses say', () => {
     assert.deepEqual(s.advice, [
-      'stripe: 0% hits, responses say no-store: nothing can be stored; consider cache.enabled: false to skip the lookup',
+      'stripe: 0% hits, responses say no-store: if the data may be kept a while, set cache.ignoreNoStore with cache.ttlMs (stored per credential); else cache.enabled: false skips the lookup',
       'https://api.stripe.com: 1 failed connection attempt(s): check reachability and TLS',
       'https://api.stripe.com: only 25% of requests reuse a pooled connection: the origin may close idle connections early (compare upstream.keepAliveTimeoutMs)',
     ]);
