@@ -62,17 +62,20 @@ export const FORGED_HEADERS = [
 ];
 const FORGED_VALUE = /evil\.example|8443|\/evil|203\.0\.113\.9|proto=https|"https"/;
 
+/** The forwarding headers a reflecting origin reports back. */
+export const REFLECTED_HEADERS = [
+  'forwarded',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-host',
+  'x-forwarded-for',
+  'x-real-ip',
+];
+
 /** An origin that answers every request with the forwarding headers it got, cacheable for all. */
 export async function startReflectingOrigin(): Promise<{ port: number; close(): void }> {
-  const names = [
-    'forwarded',
-    'x-forwarded-proto',
-    'x-forwarded-port',
-    'x-forwarded-prefix',
-    'x-forwarded-host',
-    'x-forwarded-for',
-    'x-real-ip',
-  ];
+  const names = REFLECTED_HEADERS;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const seen: Record<string, string | null> = {};
     for (const n of names) seen[n] = req.headers[n] === undefined ? null : String(req.headers[n]);

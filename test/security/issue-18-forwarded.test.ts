@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { FORGED_HEADERS } from '../../bench/attacks.js';
+import { FORGED_HEADERS, REFLECTED_HEADERS } from '../../bench/attacks.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { createTestCa } from '../helpers/pki.js';
 import { startTestSidecache, type TestSidecache } from '../helpers/sidecache.js';
@@ -27,15 +27,7 @@ const run = promisify(execFile);
 /** The forged headers of the repro, and the other client-address headers (shared with the soak). */
 const FORGED = FORGED_HEADERS;
 const FORGED_VALUES = /evil|8443|203\.0\.113\.9/;
-const REFLECTED = [
-  'forwarded',
-  'x-forwarded-proto',
-  'x-forwarded-port',
-  'x-forwarded-prefix',
-  'x-forwarded-host',
-  'x-forwarded-for',
-  'x-real-ip',
-];
+const REFLECTED = REFLECTED_HEADERS;
 
 /** What a framework does with forwarding headers: builds its own base URL from them. */
 function reflect(req: IncomingMessage, res: ServerResponse): void {
