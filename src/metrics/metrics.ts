@@ -8,7 +8,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Runtime } from '../config/runtime.js';
 import type { Exchange, ExchangeEnd } from '../exchange.js';
-import type { ConnectEvent } from '../upstream/pools.js';
+import type { ConnectEvent } from '../observers.js';
 import { SIDECACHE_VERSION } from '../version.js';
 import {
   createSavedTimeLedger,

@@ -19,7 +19,7 @@
  * Pure bookkeeping: no prom-client, no clock. metrics.ts turns the amounts into counters.
  */
 import type { Exchange } from '../exchange.js';
-import type { ConnectEvent } from '../upstream/pools.js';
+import type { ConnectEvent } from '../observers.js';
 
 export type SavedKind = 'dns' | 'connection' | 'cache';
 export const SAVED_KINDS: readonly SavedKind[] = ['dns', 'connection', 'cache'];

@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { buildConnector, Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
+import type { ConnectEvent } from '../observers.js';
 import { upstreamTrust } from './trust.js';
 
 /** What we know about one upstream connection. */
@@ -36,15 +37,6 @@ export interface ConnectionRecord {
   requests: number;
   /** Opened ahead of need (`preconnect`), before any request asked for it. */
   readonly preconnected: boolean;
-}
-
-export interface ConnectEvent {
-  readonly origin: string;
-  readonly ok: boolean;
-  readonly dnsMs: number | undefined;
-  readonly connectMs: number | undefined;
-  readonly tlsMs: number | undefined;
-  readonly errorCode?: string;
 }
 
 /** Told which connection its request went out on (an object, so no closure per request). */
