@@ -22,6 +22,22 @@ describe('shared tier: replicas on one Redis', { skip }, () => {
   const keyPrefix = `it${randomBytes(4).toString('hex')}:`;
   const open: TestSidecache[] = [];
 
+  /** Holds the origin's answer to /gated until the test opens it (the test bounds the wait). */
+  let openGate = (): void => {};
+  const crowdGate = new Promise<void>((resolve) => {
+    openGate = resolve;
+  });
+
+  /** The sum of a metric's samples on a replica's /metrics. */
+  async function metricSum(sc: TestSidecache, name: string): Promise<number> {
+    const text = await (await fetch(`${sc.adminUrl}/metrics`)).text();
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.split(' ').pop());
+    }
+    return sum;
+  }
+
   async function replica(): Promise<TestSidecache> {
     const sc = await startTestSidecache({
       routes: [{ name: 'o', origin: origin.url }],
@@ -41,6 +57,7 @@ describe('shared tier: replicas on one Redis', { skip }, () => {
   before(async () => {
     redis = await startTestRedis();
     origin = await startOrigin(async (req, res) => {
+      if ((req.url ?? '').startsWith('/gated')) await crowdGate;
       if ((req.url ?? '').startsWith('/slow')) await sleep(300);
       res.writeHead(200, { 'cache-control': 'max-age=300', 'content-type': 'text/plain' });
       res.end(`body of ${req.url}`);
@@ -74,14 +91,26 @@ describe('shared tier: replicas on one Redis', { skip }, () => {
   it('100 concurrent misses over two replicas make one origin request', async () => {
     const a = await replica();
     const b = await replica();
-    const replies = await Promise.all(
-      Array.from({ length: 100 }, (_, i) => send(i % 2 === 0 ? a.url : b.url, '/o/slow-crowd')),
+    const gateTimer = setTimeout(openGate, 10_000);
+    const pending = Promise.all(
+      Array.from({ length: 100 }, (_, i) => send(i % 2 === 0 ? a.url : b.url, '/o/gated-crowd')),
     );
+    // The origin answers only once every request is in flight at its replica, so B's crowd is
+    // there while A's leader fetches, however slowly a loaded machine delivers them.
+    for (let waited = 0; waited < 10_000; waited += 20) {
+      const inFlight = await Promise.all([a, b].map((sc) => metricSum(sc, 'sidecache_in_flight_requests')));
+      if (inFlight.every((n) => n >= 50)) break;
+      await sleep(20);
+    }
+    await sleep(50);
+    openGate();
+    clearTimeout(gateTimer);
+    const replies = await pending;
     for (const r of replies) {
       assert.equal(r.status, 200);
-      assert.equal(r.text(), 'body of /slow-crowd');
+      assert.equal(r.text(), 'body of /gated-crowd');
     }
-    assert.equal(origin.count('/slow-crowd'), 1);
+    assert.equal(origin.count('/gated-crowd'), 1);
     // One replica's leader fetched; the other's waited for that fill, then read Redis.
     let waits = 0;
     for (const sc of [a, b]) {
@@ -145,15 +174,23 @@ describe('shared tier: replicas on one Redis', { skip }, () => {
         }
       }
     })();
-    await sleep(150);
+    // Counted, not timed: each phase lasts until enough requests went through it (bounded by a
+    // cap), so a loaded machine cannot make the outage too short to exercise.
+    const servedAtLeast = async (n: number) => {
+      const target = served + n;
+      for (let waited = 0; served < target && waited < 15_000; waited += 20) await sleep(20);
+    };
+    await servedAtLeast(10);
     await redis.stop();
-    await sleep(400);
+    const beforeOutage = served;
+    await servedAtLeast(20);
+    const duringOutage = served - beforeOutage;
     await redis.start();
-    await sleep(150);
+    await servedAtLeast(10);
     stop = true;
     await traffic;
     assert.equal(failed, 0);
-    assert.ok(served > 20, `served ${served}`);
+    assert.ok(duringOutage >= 20, `served ${duringOutage} while Redis was down`);
 
     // Reconnected (retry back-off is at most 2 s): the shared tier works again.
     for (let i = 0; i < 300; i++) {
