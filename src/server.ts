@@ -199,6 +199,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     guard,
     via,
     lookupTo,
+    ...(tracing ? { traceContext: tracing.traceContext } : {}),
     decrypted: {
       request: (req, res, arrival) => front.serve(req, res, arrival),
       upgrade: (req, socket, head, arrival) => front.serveUpgrade(req, socket, head, arrival),

@@ -291,7 +291,8 @@ export function createOtelTracing(cfg: TracingConfig, deps: TracingDeps): Tracin
     delete headers.traceparent;
     delete headers.tracestate;
     const propagate = ex.route ? propagateFor().get(ex.route.name) : undefined;
-    if (!(propagate ?? cfg.propagateUpstream)) return;
+    // An upgrade's exchange has no upstream span to name as the origin's parent: removed only.
+    if (!(propagate ?? cfg.propagateUpstream) || ex.headers.upgrade !== undefined) return;
     const parentCtx = parentOf(ex);
     const parent = trace.getSpanContext(parentCtx);
     let preset = presets.get(ex.timings);

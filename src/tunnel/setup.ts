@@ -17,7 +17,7 @@ import type { CaOptions, CertificateAuthority } from '../tls/ca.js';
 import { CA_CERT_FILE } from '../tls/ca-files.js';
 import type { LeafIssuer } from '../tls/leaf-certs.js';
 import { describeConstraints, outsideConstraints } from '../tls/name-constraints.js';
-import { createUpgradeRelay } from '../upstream/upgrade-relay.js';
+import { createUpgradeRelay, type UpgradeRelayOptions } from '../upstream/upgrade-relay.js';
 import { createTunnels, type DecryptedSink } from './tunnels.js';
 
 export interface TunnelSetupDeps {
@@ -29,6 +29,8 @@ export interface TunnelSetupDeps {
   readonly decrypted: DecryptedSink;
   /** The egress-checked resolver, by port, that the upstream pools use. */
   readonly lookupTo?: ConnectLookup;
+  /** Tracing's hook on the trace context sent upstream (tracing/); absent when tracing is off. */
+  readonly traceContext?: UpgradeRelayOptions['traceContext'];
 }
 
 export interface TunnelSetup {
@@ -158,6 +160,7 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
       },
       via: deps.via,
       forwardedHeaders: config.proxy.forwardedHeaders,
+      ...(deps.traceContext ? { traceContext: deps.traceContext } : {}),
     },
     deps.lookupTo ? { lookupTo: deps.lookupTo } : {},
   );

@@ -17,7 +17,7 @@ import type { Exchange, Reply } from '../exchange.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
 import { classifyUpstreamError } from './classify-error.js';
-import { originRequestHeaders } from './origin-request-headers.js';
+import { type OriginHeaderOptions, originRequestHeaders } from './origin-request-headers.js';
 import { upstreamTrust } from './trust.js';
 
 export type UpgradeOutcome =
@@ -36,6 +36,8 @@ export interface UpgradeRelayOptions {
   readonly defaults: UpstreamConfig;
   readonly via: string | null;
   readonly forwardedHeaders: boolean;
+  /** See OriginHeaderOptions (origin-request-headers.ts); absent when tracing is off. */
+  readonly traceContext?: OriginHeaderOptions['traceContext'];
 }
 
 export interface UpgradeRelayDeps {
