@@ -13,3 +13,49 @@ export interface ConnectEvent {
   readonly tlsMs: number | undefined;
   readonly errorCode?: string;
 }
+
+/** What keeping origins warm (upstream/warm.ts) tells its observer. */
+export interface WarmObserver {
+  /** A connection was opened ahead of need (`ok`), or the attempt failed with `errorCode`. */
+  onPreconnect?(origin: string, ok: boolean, errorCode?: string): void;
+  /** A request took a connection opened ahead of need. */
+  onTaken?(origin: string): void;
+  /** A warm start finished (every attempt settled) or timed out. */
+  onWarmStart?(result: WarmStartResult): void;
+  /** An origin started failing (first failure after a success) or recovered. */
+  onOriginHealth?(origin: string, healthy: boolean, errorCode?: string): void;
+}
+
+export interface WarmStartResult {
+  /** The warm start at start (true), or the warming of new or changed origins after a reload (false). */
+  readonly initial: boolean;
+  readonly durationMs: number;
+  /** Origins warmed, connections opened, attempts failed, attempts still running at the deadline. */
+  readonly origins: number;
+  readonly opened: number;
+  readonly failed: number;
+  readonly timedOut: boolean;
+}
+
+export interface OriginWarmState {
+  readonly origin: string;
+  /** The route whose settings apply (the first route with this origin). */
+  readonly route: string;
+  readonly minIdle: number;
+  /** Pre-opened connections waiting, and the pool's connected-but-free ones. */
+  readonly parked: number;
+  readonly free: number;
+  /** Connection attempts in flight. */
+  readonly pending: number;
+  /** Consecutive failures (0 when healthy), and when the next attempt may run (ms from now). */
+  readonly failures: number;
+  readonly retryInMs: number | null;
+}
+
+export interface WarmState {
+  /** A warm start is running. */
+  readonly warming: boolean;
+  /** Duration of the last finished warm start, ms; null before one finished. */
+  readonly lastWarmStartMs: number | null;
+  readonly origins: readonly OriginWarmState[];
+}

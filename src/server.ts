@@ -30,13 +30,14 @@ import { createReloadMetrics } from './metrics/reload-metrics.js';
 import { createServerTiming } from './metrics/server-timing.js';
 import { createSharedTierMetrics } from './metrics/shared-tier-metrics.js';
 import { createWarmMetrics } from './metrics/warm-metrics.js';
+import type { WarmStartResult } from './observers.js';
 import { createPipeline } from './pipeline.js';
 import { createReloader, type ReloadOutcome } from './reloader.js';
 import { startTracing } from './tracing/index.js';
 import { setUpTunnels } from './tunnel/setup.js';
 import { createOriginFetch } from './upstream/fetch-origin.js';
 import { createUpstreamPools } from './upstream/pools.js';
-import { createKeepWarm, type KeepWarm, type WarmStartResult } from './upstream/warm.js';
+import { createKeepWarm, type KeepWarm } from './upstream/warm.js';
 import { SIDECACHE_VERSION } from './version.js';
 
 export interface Sidecache {

@@ -6,7 +6,7 @@
  * connection saved is credited by the saved-time ledger when a request uses it.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { WarmObserver, WarmState } from '../upstream/warm.js';
+import type { WarmObserver, WarmState } from '../observers.js';
 
 export function createWarmMetrics(registry: Registry, read: () => WarmState): WarmObserver {
   const ahead = new Counter({

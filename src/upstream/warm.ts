@@ -21,6 +21,7 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Route } from '../config/runtime.js';
 import type { UpstreamConfig, WarmConfig } from '../config/schema.js';
+import type { WarmObserver, WarmStartResult, WarmState } from '../observers.js';
 import type { ConnectionRecord, IdleChange, UpstreamPools } from './pools.js';
 
 /**
@@ -37,17 +38,6 @@ export function warmCounts(settings: UpstreamConfig): { connections: number; min
 /** A parked connection the origin closes sooner than this after opening counts as a failure. */
 export const SHORT_LIVED_MS = 1_000;
 
-export interface WarmObserver {
-  /** A connection was opened ahead of need (`ok`), or the attempt failed with `errorCode`. */
-  onPreconnect?(origin: string, ok: boolean, errorCode?: string): void;
-  /** A request took a connection opened ahead of need. */
-  onTaken?(origin: string): void;
-  /** A warm start finished (every attempt settled) or timed out. */
-  onWarmStart?(result: WarmStartResult): void;
-  /** An origin started failing (first failure after a success) or recovered. */
-  onOriginHealth?(origin: string, healthy: boolean, errorCode?: string): void;
-}
-
 export interface KeepWarmDeps {
   readonly pools: Pick<UpstreamPools, 'preconnect' | 'idleConnections' | 'dropParked' | 'onIdleChange'>;
   /** The DNS cache, to keep route origin names fresh; absent when a test injects a resolver. */
@@ -58,40 +48,6 @@ export interface KeepWarmDeps {
    * timeout (server.ts: the interception leaf certificates of the route host names).
    */
   readonly prepare?: (hosts: readonly string[]) => Promise<void>;
-}
-
-export interface WarmStartResult {
-  /** The warm start at start (true), or the warming of new or changed origins after a reload (false). */
-  readonly initial: boolean;
-  readonly durationMs: number;
-  /** Origins warmed, connections opened, attempts failed, attempts still running at the deadline. */
-  readonly origins: number;
-  readonly opened: number;
-  readonly failed: number;
-  readonly timedOut: boolean;
-}
-
-export interface OriginWarmState {
-  readonly origin: string;
-  /** The route whose settings apply (the first route with this origin). */
-  readonly route: string;
-  readonly minIdle: number;
-  /** Pre-opened connections waiting, and the pool's connected-but-free ones. */
-  readonly parked: number;
-  readonly free: number;
-  /** Connection attempts in flight. */
-  readonly pending: number;
-  /** Consecutive failures (0 when healthy), and when the next attempt may run (ms from now). */
-  readonly failures: number;
-  readonly retryInMs: number | null;
-}
-
-export interface WarmState {
-  /** A warm start is running. */
-  readonly warming: boolean;
-  /** Duration of the last finished warm start, ms; null before one finished. */
-  readonly lastWarmStartMs: number | null;
-  readonly origins: readonly OriginWarmState[];
 }
 
 export interface KeepWarm {
