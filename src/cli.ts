@@ -8,14 +8,14 @@ import type { Argv } from 'yargs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runCacheLs } from './admin/cache-ls.js';
-import { type CliOverrides, loadConfig } from './config/load.js';
+import { type CliOverrides, DEFAULT_CONFIG_FILE, loadConfig } from './config/load.js';
 import { checkMemoryFit, explainMemory, memoryLimitFile, readMemoryLimit } from './config/memory-limit.js';
 import { compileRuntime, type Runtime } from './config/runtime.js';
 import { createDnsCache } from './dns/index.js';
 import { SidecacheError } from './errors.js';
 import { explainReachability } from './guard/reachability.js';
 import { createLogger, readableLogs } from './log.js';
-import { adminBaseUrl, reportCommand, reportCommandOptions } from './metrics/report.js';
+import { adminBaseUrl, reportCommand, reportCommandOptions, reportOnlyOptions } from './metrics/report.js';
 import { startSidecache } from './server.js';
 import { constraintsFor, describeConstraints } from './tls/name-constraints.js';
 import { caDirOf, caOptionsOf, caWarnings } from './tunnel/setup.js';
@@ -273,6 +273,11 @@ interface AdminArgs {
 
 interface ReportArgs extends AdminArgs {
   json: boolean;
+  'suggest-config'?: string | undefined;
+  check?: boolean | undefined;
+  'min-hit-ratio'?: number | undefined;
+  'max-p99'?: number | undefined;
+  'check-route'?: string[] | undefined;
 }
 
 /** The options of commands that read a running instance's admin listener (report, cache ls). */
@@ -318,7 +323,23 @@ function adminOf(args: AdminArgs, command: string): { admin: string; token: stri
 
 async function report(args: ReportArgs): Promise<void> {
   const { admin, token } = adminOf(args, 'report');
-  await reportCommand({ admin, json: args.json, token });
+  const suggest = args['suggest-config'];
+  await reportCommand({
+    admin,
+    json: args.json,
+    token,
+    // The base of the suggested config is the file serve reads from the same sources.
+    suggestConfig:
+      suggest === undefined
+        ? undefined
+        : {
+            file: suggest,
+            baseFile: args.config ?? (process.env.SIDECACHE_CONFIG?.trim() || DEFAULT_CONFIG_FILE),
+          },
+    check: args.check
+      ? { minHitRatio: args['min-hit-ratio'], maxP99Seconds: args['max-p99'], routes: args['check-route'] }
+      : undefined,
+  });
 }
 
 /** `sidecache cache ls`: prints the listing; exits 1 when the instance cannot be read. */
@@ -354,8 +375,8 @@ await yargs(hideBin(process.argv))
   )
   .command(
     'report',
-    'Summarise a running instance: hits, time saved, slow origins',
-    withAdminOptions,
+    'Summarise a running instance: hits, time saved, slow origins, suggested cache policy',
+    (y) => withAdminOptions(y).options(reportOnlyOptions),
     (args) => report(args as unknown as ReportArgs),
   )
   .command('cache', 'Inspect the cache of a running instance', (y) =>

@@ -1,5 +1,6 @@
 /**
- * The only file that lists the order of the stages: guard → cache → upstream.
+ * The only file that lists the order of the stages: guard → advisor → cache → upstream (the
+ * advisor, src/advisor/, only watches origin answers on their way out of the cache stage).
  * Each stage is `(next) => (exchange) => Promise<Reply>`; upstream is the terminal `Next`.
  */
 import type { Next, Stage } from './exchange.js';
@@ -7,6 +8,8 @@ import type { Next, Stage } from './exchange.js';
 export interface PipelineParts {
   /** Admit or refuse (allow list, loops; later SSRF, limits, proxy auth). */
   readonly guard: Stage;
+  /** The policy advisor's observation: sees what the cache stage did not answer itself. */
+  readonly advisor?: Stage | undefined;
   /** RFC 9111 cache; absent while caching is off. */
   readonly cache?: Stage | undefined;
   /** Sends the exchange to its origin: the terminal step. */
@@ -15,6 +18,7 @@ export interface PipelineParts {
 
 export function createPipeline(parts: PipelineParts): Next {
   const stages: Stage[] = [parts.guard];
+  if (parts.advisor) stages.push(parts.advisor);
   if (parts.cache) stages.push(parts.cache);
   return composePipeline(stages, parts.upstream);
 }

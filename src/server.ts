@@ -9,6 +9,8 @@ import type { AddressInfo, LookupFunction } from 'node:net';
 import { createAdminServer } from './admin/admin-server.js';
 import { createCacheListHandler } from './admin/cache-list.js';
 import { createPurgeHandler } from './admin/purge.js';
+import { createAdvisor } from './advisor/observe.js';
+import { advise } from './advisor/suggest.js';
 import { createCacheStage, DEFAULT_ROUTE_POLICY } from './cache/index.js';
 import { poolStillCurrent } from './config/reload.js';
 import type { HostPort, Runtime } from './config/runtime.js';
@@ -170,6 +172,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     );
     return (ex) => guardFor()(ex);
   };
+  const advisor = createAdvisor();
   // Loads the OpenTelemetry packages only when tracing is on (tracing/index.ts).
   const tracing = await startTracing({
     ref,
@@ -179,6 +182,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   });
   const pipeline = createPipeline({
     guard,
+    advisor: advisor.stage,
     cache: cache ?? undefined,
     upstream: createOriginFetch(pools, {
       // Read per exchange: the forward-proxy defaults follow a reload.
@@ -190,7 +194,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       ...(tracing ? { traceContext: tracing.traceContext } : {}),
     }),
   });
-  const observers = [metrics.observeExchange, metrics.cache.observeExchange];
+  const observers = [metrics.observeExchange, metrics.cache.observeExchange, advisor.observe];
   if (config.log.access) observers.push(createAccessLog(logger));
   if (tracing) observers.push(tracing.observe);
   // CONNECT, interception and upgrades; decrypted requests come back through front.serve.
@@ -251,6 +255,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         },
         purge: createPurgeHandler(cache, ref.current),
         cacheList: createCacheListHandler(cache, ref.current),
+        advice: () => advise(advisor.observations(), ref.current().routes, Date.now()),
         ...(deps.loadRuntime ? { reload: () => reload(deps.loadRuntime as () => Runtime) } : {}),
       })
     : null;

@@ -1,7 +1,7 @@
 /**
  * The admin listener: /healthz (the process is alive), /readyz (listening and not draining),
  * /metrics (Prometheus text format), / (status page), /status.json (its data), /ca.pem (the
- * interception CA certificate), GET /cache (what is cached), POST /purge and POST /reload. Loopback by
+ * interception CA certificate), /advice.json (the policy advisor's suggestions), GET /cache (what is cached), POST /purge and POST /reload. Loopback by
  * default; never proxies anything. With `admin.token` set, everything but /healthz and /readyz
  * needs `Authorization: Bearer TOKEN` (401 otherwise). A Host that does not name the listener, or
  * a cross-site POST, is refused with 403 before anything else (browser-guard.ts).
@@ -9,6 +9,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { type Advice, suggestionLine } from '../advisor/suggest.js';
 import { createBrowserGuard } from './browser-guard.js';
 import type { CacheListHandler } from './cache-list.js';
 import type { PurgeHandler } from './purge.js';
@@ -21,6 +22,8 @@ export interface AdminOptions {
   readonly purge?: PurgeHandler;
   /** `GET /cache`: what is cached (cache-list.ts); absent: 404. */
   readonly cacheList?: CacheListHandler;
+  /** The policy advisor's suggestions (`/advice.json`, and on the status page). */
+  readonly advice?: () => Advice;
   /** The interception CA certificate for /ca.pem, or null when there is none. */
   readonly caCertPem?: () => Promise<string | null>;
   /**
@@ -132,12 +135,19 @@ export function createAdminServer(opts: AdminOptions): Server {
           })
           .end(STATUS_PAGE_HTML);
         return;
+      case '/advice.json':
+        if (!opts.advice) break;
+        res
+          .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+          .end(`${JSON.stringify(opts.advice())}\n`);
+        return;
       case '/status.json':
         statusSummary(opts.registry).then(
           (summary) => {
+            const suggestions = opts.advice?.().suggestions.map(suggestionLine) ?? [];
             res
               .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-              .end(`${JSON.stringify(summary)}\n`);
+              .end(`${JSON.stringify({ ...summary, suggestions })}\n`);
           },
           (err: unknown) => {
             res.writeHead(500, { 'content-type': 'text/plain' }).end(`status failed: ${String(err)}\n`);
@@ -166,10 +176,9 @@ export function createAdminServer(opts: AdminOptions): Server {
           },
         );
         return;
-      default:
-        res
-          .writeHead(404, { 'content-type': 'text/plain' })
-          .end('not found; try /, /status.json, /metrics, /cache, /healthz, /readyz or /ca.pem\n');
     }
+    res
+      .writeHead(404, { 'content-type': 'text/plain' })
+      .end('not found; try /, /status.json, /advice.json, /metrics, /cache, /healthz, /readyz or /ca.pem\n');
   });
 }

@@ -2,7 +2,8 @@
  * The status page at the admin listener's `/`: one self-contained HTML document (inline CSS and
  * script, no external assets; its Content-Security-Policy forbids them) that polls
  * `/status.json` every 2 s and shows what `sidecache report` shows: requests, hit ratio, time
- * saved by kind and by route, origins with their latency and connection reuse, advice, and two
+ * saved by kind and by route, origins with their latency and connection reuse, advice, the policy
+ * advisor's suggestions (src/advisor/), and two
  * small SVG charts (time saved per second and hit ratio) over the last 5 minutes, kept in the page.
  *
  * `/status.json` is the summary of one scrape of this instance's own registry (summary.ts), so
@@ -75,6 +76,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 
 <h2>Advice</h2>
 <ul id="advice"></ul>
+<h2>Suggested cache policy</h2>
+<div class="muted">From the traffic the cache did not answer; <code>sidecache report --suggest-config FILE</code> writes them into a config.</div>
+<ul id="suggestions"></ul>
 
 <script>
 (function () {
@@ -169,6 +173,11 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     var advice = $('advice');
     advice.textContent = '';
     s.advice.forEach(function (a) { var li = document.createElement('li'); li.textContent = a; advice.appendChild(li); });
+    var suggestions = $('suggestions');
+    suggestions.textContent = '';
+    var lines = s.suggestions || [];
+    if (lines.length === 0) lines = ['none yet'];
+    lines.forEach(function (a) { var li = document.createElement('li'); li.textContent = a; suggestions.appendChild(li); });
 
     history.push({ t: s.at, saved: s.savedSeconds.total, hits: s.hits, lookups: s.lookups });
     while (history.length > 0 && s.at - history[0].t > WINDOW_MS) history.shift();

@@ -2,10 +2,14 @@
  * `sidecache report`: reads a running instance's /metrics over its admin listener and prints a
  * short summary for humans (or the summary as JSON for scripts). See summary.ts for definitions.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { type Advice, suggestionLine } from '../advisor/suggest.js';
+import { suggestedConfigText } from '../advisor/suggest-config.js';
 import { type NotStoredReason, notStoredDetail } from '../cache/storability.js';
 import type { HostPort } from '../config/runtime.js';
+import { SidecacheError } from '../errors.js';
 import { httpUrl } from '../log.js';
-import { parsePromText } from './prom-text.js';
+import { type MetricFamily, parsePromText } from './prom-text.js';
 import { type Summary, summarise } from './summary.js';
 
 export interface ReportOptions {
@@ -79,10 +83,115 @@ export async function readAdmin(
   }
 }
 
-/** The whole report as text, or JSON when `json`. */
+/** The policy advisor's suggestions (`/advice.json`); null from an instance that has none. */
+export async function fetchAdvice(admin: string, timeoutMs = 5_000, token?: string): Promise<Advice | null> {
+  try {
+    return JSON.parse(await readAdmin(admin, '/advice.json', timeoutMs, token)) as Advice;
+  } catch (err) {
+    if (err instanceof ReportError && / answered 404/.test(err.message)) return null;
+    throw err;
+  }
+}
+
+/** Suggestions listed by `sidecache report`. */
+export const TOP_SUGGESTIONS = 5;
+
+/** The whole report as text, or JSON when `json` (with the advisor's suggestions as `advice`). */
 export async function runReport(opts: ReportOptions): Promise<string> {
-  const summary = await fetchSummary(opts.admin, opts.timeoutMs, opts.token);
-  return opts.json ? `${JSON.stringify(summary, null, 2)}\n` : formatReport(summary, opts.admin);
+  const [summary, advice] = await Promise.all([
+    fetchSummary(opts.admin, opts.timeoutMs, opts.token),
+    fetchAdvice(opts.admin, opts.timeoutMs, opts.token),
+  ]);
+  if (opts.json) return `${JSON.stringify({ ...summary, advice }, null, 2)}\n`;
+  return formatReport(summary, opts.admin) + formatSuggestions(advice);
+}
+
+export function formatSuggestions(advice: Advice | null): string {
+  if (advice === null) return '';
+  const lines = ['', 'suggested cache policy (sidecache report --suggest-config FILE writes it)'];
+  if (advice.suggestions.length === 0)
+    lines.push('  none yet: nothing observed is both repeated and unchanged');
+  for (const s of advice.suggestions.slice(0, TOP_SUGGESTIONS)) lines.push(`  - ${suggestionLine(s)}`);
+  if (advice.suggestions.length > TOP_SUGGESTIONS)
+    lines.push(`  (${advice.suggestions.length - TOP_SUGGESTIONS} more in /advice.json)`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Writes the suggested config to `file`; returns what to print. */
+export async function writeSuggestedConfig(opts: {
+  admin: string;
+  token?: string | undefined;
+  baseFile: string;
+  file: string;
+}): Promise<string> {
+  const advice = await fetchAdvice(opts.admin, 5_000, opts.token);
+  if (advice === null) throw new ReportError(`${opts.admin} has no /advice.json (an older sidecache?)`);
+  const text = suggestedConfigText(advice, readFileSync(opts.baseFile, 'utf8'), opts.baseFile);
+  writeFileSync(opts.file, text, { mode: 0o600 });
+  return `wrote ${opts.file}: ${advice.suggestions.length} suggestion(s) merged into ${opts.baseFile}\n${formatSuggestions(advice)}`;
+}
+
+/** Thresholds of `sidecache report --check`. */
+export interface CheckThresholds {
+  /** A route's hit ratio below this fails (routes without lookups are not judged). */
+  readonly minHitRatio?: number | undefined;
+  /** A route's p99 request duration above this (seconds) fails. */
+  readonly maxP99Seconds?: number | undefined;
+  /** Only these routes (all when empty). */
+  readonly routes?: readonly string[] | undefined;
+}
+
+/** p99 of a route's request duration from histogram buckets: the upper bound of the bucket reaching 99%. */
+export function routeP99(families: Map<string, MetricFamily>, route: string): number | null {
+  const fam = families.get('sidecache_request_duration_seconds');
+  if (!fam) return null;
+  const buckets = fam.samples
+    .filter((s) => s.name.endsWith('_bucket') && s.labels['route'] === route)
+    .map((s) => ({
+      le: s.labels['le'] === '+Inf' ? Number.POSITIVE_INFINITY : Number(s.labels['le']),
+      n: s.value,
+    }))
+    .sort((a, b) => a.le - b.le);
+  const total = buckets.at(-1)?.n ?? 0;
+  if (total === 0) return null;
+  for (const b of buckets) if (b.n >= total * 0.99) return b.le;
+  return null;
+}
+
+/** `report --check`: one line per judged route; `failed` when any crossed a threshold. */
+export async function runCheck(
+  admin: string,
+  t: CheckThresholds,
+  token?: string,
+): Promise<{ failed: boolean; text: string }> {
+  const families = parsePromText(await readAdmin(admin, '/metrics', 5_000, token));
+  const summary = summarise(families, Date.now() / 1000);
+  const lines: string[] = [];
+  let failed = false;
+  const wanted = t.routes && t.routes.length > 0 ? new Set(t.routes) : null;
+  for (const r of summary.routes) {
+    if (wanted && !wanted.has(r.route)) continue;
+    if (r.requests === 0) continue;
+    const p99 = routeP99(families, r.route);
+    const problems: string[] = [];
+    if (t.minHitRatio !== undefined && r.hitRatio !== null && r.hitRatio < t.minHitRatio)
+      problems.push(`hit ratio ${percent(r.hitRatio)} < ${percent(t.minHitRatio)}`);
+    if (t.maxP99Seconds !== undefined && p99 !== null && p99 > t.maxP99Seconds)
+      problems.push(`p99 ≤ ${formatSeconds(p99)} bucket > ${formatSeconds(t.maxP99Seconds)}`);
+    if (problems.length > 0) failed = true;
+    lines.push(
+      `${problems.length > 0 ? 'FAIL' : 'ok  '} ${r.route}: hit ratio ${percent(r.hitRatio)}, p99 ${p99 === null ? '–' : `≤ ${formatSeconds(p99)}`}` +
+        (problems.length > 0 ? ` (${problems.join('; ')})` : ''),
+    );
+  }
+  if (wanted)
+    for (const name of wanted)
+      if (!summary.routes.some((r) => r.route === name)) {
+        failed = true;
+        lines.push(`FAIL ${name}: no such route in the metrics`);
+      }
+  if (lines.length === 0) lines.push('no route has served requests yet');
+  return { failed, text: `${lines.join('\n')}\n` };
 }
 
 export function formatSeconds(s: number): string {
@@ -205,21 +314,61 @@ export const reportCommandOptions = {
   },
 } as const;
 
+/** The options only `sidecache report` has (the advisor and the CI check). */
+export const reportOnlyOptions = {
+  'suggest-config': {
+    type: 'string',
+    describe:
+      "Write the config serve read, with the running routes and the advisor's suggestions merged in (commented with their evidence), to this file",
+  },
+  check: {
+    type: 'boolean',
+    default: false,
+    describe: 'Exit 2 when a route crosses --min-hit-ratio or --max-p99 (for CI)',
+  },
+  'min-hit-ratio': { type: 'number', describe: 'With --check: lowest acceptable hit ratio of a route (0-1)' },
+  'max-p99': {
+    type: 'number',
+    describe:
+      'With --check: highest acceptable p99 request duration of a route, seconds (histogram bucket bound)',
+  },
+  'check-route': { type: 'string', array: true, describe: 'With --check: judge only these routes' },
+} as const;
+
 /** The base URL to reach an admin listener bound to `listen` from this host (a wildcard bind: loopback). */
 export function adminBaseUrl(listen: HostPort): string {
   return httpUrl(listen.host, listen.port);
 }
 
-/** Runs `sidecache report`: prints the report; exits 1 when the instance cannot be read. */
+/**
+ * Runs `sidecache report`: prints the report, writes the suggested config, or checks thresholds
+ * (exit 2 when one is crossed); exits 1 when the instance cannot be read or the config not written.
+ */
 export async function reportCommand(args: {
   admin: string;
   json: boolean;
   token?: string | undefined;
+  suggestConfig?: { file: string; baseFile: string } | undefined;
+  check?: CheckThresholds | undefined;
 }): Promise<void> {
   const token = args.token ?? (process.env.SIDECACHE_ADMIN_TOKEN?.trim() || undefined);
   try {
+    if (args.check) {
+      const { failed, text } = await runCheck(args.admin, args.check, token);
+      process.stdout.write(text);
+      if (failed) process.exit(2);
+      return;
+    }
+    if (args.suggestConfig) {
+      process.stdout.write(await writeSuggestedConfig({ admin: args.admin, token, ...args.suggestConfig }));
+      return;
+    }
     process.stdout.write(await runReport({ admin: args.admin, json: args.json, token }));
   } catch (err) {
+    if (err instanceof SidecacheError) {
+      process.stderr.write(`sidecache report: ${err.code}\n${err.message.replace(/^/gm, '  ')}\n`);
+      process.exit(1);
+    }
     process.stderr.write(`sidecache report: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }

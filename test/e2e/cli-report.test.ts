@@ -109,15 +109,20 @@ describe('each command lists only the options it uses', () => {
   const optionsOf = (help: string): string[] =>
     [...help.matchAll(/^\s+(?:-\w, )?--([\w-]+)/gm)].map((m) => m[1] as string).sort();
 
-  it('report: admin, config, admin-listen, json, token', async () => {
+  it('report: admin, config, admin-listen, json, token, and the advisor and check options', async () => {
     const out = await sidecache(['report', '--help']);
     assert.equal(out.code, 0, out.stderr);
     assert.deepEqual(optionsOf(out.stdout), [
       'admin',
       'admin-listen',
+      'check',
+      'check-route',
       'config',
       'help',
       'json',
+      'max-p99',
+      'min-hit-ratio',
+      'suggest-config',
       'token',
       'version',
     ]);

@@ -1,0 +1,426 @@
+/**
+ * The policy advisor's observation (docs/observability.md, "Policy advisor"): for every answer
+ * that came from the origin on a route (not from the cache), what the traffic would have allowed
+ * a cache to do. Recorded per route and path template (path-template.ts), in fixed-size records:
+ *
+ * - calls, upstream time and body bytes;
+ * - per cache key (URL + credential hash, in a fixed table of KEY_SLOTS slots per template: a key
+ *   whose slot another key took is forgotten), whether the body was byte-identical to the
+ *   previous one (the first 8 bytes of its SHA-1), how long a body stayed unchanged and the
+ *   shortest time a body was seen unchanged before it changed;
+ * - how many distinct credentials called (a set of at most CREDENTIAL_SLOTS 32-bit hashes under a
+ *   per-process random seed: a credential is never stored);
+ * - unsafe requests (POST, PUT, PATCH, DELETE, …) on the template, and whether a body change
+ *   followed one on the same URL (sidecache invalidates the URL then, RFC 9111 §4.4);
+ * - what the origin's headers said: no-store, no-cache, private, validators, explicit freshness,
+ *   Set-Cookie, and whether the cache stored the answer.
+ *
+ * Cost on the pass-through path: the stage wraps origin bodies of GET 200 answers no longer than
+ * `hashCapBytes` in a hashing Transform (a body already in memory is hashed in one call; a longer
+ * one is not hashed and never buffered); the observer does a template split, one LRU lookup and
+ * two FNV-1a string hashes. Hits (the hit memo included) cost one WeakMap lookup.
+ */
+import { createHash, type Hash, hash as oneShotHash, randomInt } from 'node:crypto';
+import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { LRUCache } from 'lru-cache';
+import { credentialParts } from '../cache/key.js';
+import type { Exchange, ExchangeEnd, Stage } from '../exchange.js';
+import { pathTemplate } from './path-template.js';
+
+/** Cache keys remembered per template (a fixed table; colliding keys replace each other). */
+export const KEY_SLOTS = 64;
+/** Distinct credentials counted per template; more are reported as "at least this many". */
+export const CREDENTIAL_SLOTS = 16;
+/**
+ * Upper bounds (ms) of the buckets for the time between two calls of one key that got the same
+ * body: the saved-time estimate counts the repeats a lifetime would have covered.
+ */
+export const REPEAT_BUCKETS_MS: readonly number[] = [
+  250,
+  500,
+  1_000,
+  2_000,
+  5_000,
+  10_000,
+  30_000,
+  60_000,
+  120_000,
+  300_000,
+  600_000,
+  1_800_000,
+  3_600_000,
+  Number.POSITIVE_INFINITY,
+];
+
+export interface AdvisorOptions {
+  /** Most (route, template) records kept; the least recently used is dropped first. */
+  readonly maxTemplates?: number;
+  /** Largest body hashed, bytes (a longer one is counted but not compared). */
+  readonly hashCapBytes?: number;
+  /** Wall clock, ms (tests). */
+  readonly now?: () => number;
+}
+
+/** One template's record as the suggestions read it (a copy; plain data). */
+export interface TemplateObservation {
+  readonly route: string;
+  readonly template: string;
+  readonly firstAt: number;
+  readonly lastAt: number;
+  /** GET/HEAD answers from the origin. */
+  readonly calls: number;
+  /** Of those, status 200. */
+  readonly ok: number;
+  readonly upstreamMs: number;
+  readonly bytes: number;
+  readonly unsafeCalls: number;
+  /** 200 bodies hashed (complete and within the cap). */
+  readonly hashed: number;
+  /** Hashed bodies whose key had been seen before (a repeat), and of those: same body, changed body. */
+  readonly repeats: number;
+  readonly sameBody: number;
+  readonly changedBody: number;
+  /** Changes that followed an unsafe request on the same URL (the cache invalidates those itself). */
+  readonly changedAfterWrite: number;
+  /** Longest time one key's body was seen unchanged, ms. */
+  readonly longestUnchangedMs: number;
+  /** Shortest time a body was seen unchanged before it changed (no write between), ms; null: no change. */
+  readonly shortestBeforeChangeMs: number | null;
+  /** Same-body repeats by the time since the key's previous call (REPEAT_BUCKETS_MS), and their upstream ms. */
+  readonly repeatCounts: readonly number[];
+  readonly repeatUpstreamMs: readonly number[];
+  /** Distinct credentials seen (capped at CREDENTIAL_SLOTS), and calls without any. */
+  readonly credentials: number;
+  readonly anonymousCalls: number;
+  /** Calls whose request carried Authorization (the cache stores those only with storePrivate). */
+  readonly authorization: number;
+  readonly noStore: number;
+  readonly noCache: number;
+  readonly private: number;
+  readonly validators: number;
+  readonly explicitFreshness: number;
+  readonly setCookie: number;
+  readonly varyStar: number;
+  /** Answers the cache stored (the route already caches them). */
+  readonly stored: number;
+}
+
+export interface Advisor {
+  /** Goes between the guard and the cache: sees each origin answer and hashes small bodies. */
+  readonly stage: Stage;
+  /** A front/ observer: records each finished exchange the stage saw. */
+  readonly observe: (end: ExchangeEnd) => void;
+  /** Every record, most recently used first. */
+  observations(): TemplateObservation[];
+  /** Drops every record (tests, or after applying suggestions). */
+  clear(): void;
+}
+
+/** What the stage learnt about one origin answer, read by the observer when the exchange ends. */
+interface Probe {
+  readonly status: number;
+  readonly cacheControl: string;
+  readonly validators: boolean;
+  readonly explicitFreshness: boolean;
+  readonly setCookie: boolean;
+  readonly varyStar: boolean;
+  /** 8 bytes of the body's SHA-1 as two uint32, when the whole body was hashed. */
+  hi: number;
+  lo: number;
+  hashed: boolean;
+}
+
+class TemplateRecord {
+  firstAt: number;
+  lastAt: number;
+  calls = 0;
+  ok = 0;
+  upstreamMs = 0;
+  bytes = 0;
+  unsafeCalls = 0;
+  hashed = 0;
+  repeats = 0;
+  sameBody = 0;
+  changedBody = 0;
+  changedAfterWrite = 0;
+  longestUnchangedMs = 0;
+  shortestBeforeChangeMs = Number.POSITIVE_INFINITY;
+  readonly repeatCounts = new Float64Array(REPEAT_BUCKETS_MS.length);
+  readonly repeatUpstreamMs = new Float64Array(REPEAT_BUCKETS_MS.length);
+  readonly credentialHashes = new Uint32Array(CREDENTIAL_SLOTS);
+  credentials = 0;
+  anonymousCalls = 0;
+  authorization = 0;
+  noStore = 0;
+  noCache = 0;
+  private = 0;
+  validators = 0;
+  explicitFreshness = 0;
+  setCookie = 0;
+  varyStar = 0;
+  stored = 0;
+  // The key table: key hash (0 = empty), URL hash, body hash, when this body was first and last
+  // seen, and the last unsafe request on the URL.
+  readonly slotKey = new Uint32Array(KEY_SLOTS);
+  readonly slotUrl = new Uint32Array(KEY_SLOTS);
+  readonly slotHi = new Uint32Array(KEY_SLOTS);
+  readonly slotLo = new Uint32Array(KEY_SLOTS);
+  readonly slotSince = new Float64Array(KEY_SLOTS);
+  readonly slotLast = new Float64Array(KEY_SLOTS);
+  readonly slotWrite = new Float64Array(KEY_SLOTS);
+
+  constructor(
+    readonly route: string,
+    readonly template: string,
+    now: number,
+  ) {
+    this.firstAt = now;
+    this.lastAt = now;
+  }
+
+  countCredential(h: number): void {
+    const set = this.credentialHashes;
+    for (let i = 0; i < this.credentials; i++) if (set[i] === h) return;
+    if (this.credentials < CREDENTIAL_SLOTS) set[this.credentials++] = h;
+  }
+
+  /** A complete 200 body for `key`: compares it with the key's previous body. */
+  compare(key: number, url: number, hi: number, lo: number, now: number, upstreamMs: number): void {
+    this.hashed++;
+    const i = key % KEY_SLOTS;
+    if (this.slotKey[i] !== key) {
+      this.slotKey[i] = key;
+      this.slotUrl[i] = url;
+      this.slotHi[i] = hi;
+      this.slotLo[i] = lo;
+      this.slotSince[i] = now;
+      this.slotLast[i] = now;
+      this.slotWrite[i] = 0;
+      return;
+    }
+    this.repeats++;
+    const since = this.slotSince[i] as number;
+    const last = this.slotLast[i] as number;
+    if (this.slotHi[i] === hi && this.slotLo[i] === lo) {
+      this.sameBody++;
+      const unchanged = now - since;
+      if (unchanged > this.longestUnchangedMs) this.longestUnchangedMs = unchanged;
+      const gap = now - last;
+      let b = 0;
+      while (gap > (REPEAT_BUCKETS_MS[b] as number)) b++;
+      (this.repeatCounts[b] as number)++;
+      this.repeatUpstreamMs[b] = (this.repeatUpstreamMs[b] as number) + upstreamMs;
+    } else {
+      this.changedBody++;
+      if ((this.slotWrite[i] as number) > since) this.changedAfterWrite++;
+      else if (last - since < this.shortestBeforeChangeMs) this.shortestBeforeChangeMs = last - since;
+      this.slotHi[i] = hi;
+      this.slotLo[i] = lo;
+      this.slotSince[i] = now;
+      this.slotWrite[i] = 0;
+    }
+    this.slotLast[i] = now;
+  }
+
+  /** An unsafe request on `url`: a later change of its bodies is one the cache invalidates. */
+  written(url: number, now: number): void {
+    this.unsafeCalls++;
+    for (let i = 0; i < KEY_SLOTS; i++)
+      if (this.slotUrl[i] === url && this.slotKey[i] !== 0) this.slotWrite[i] = now;
+  }
+
+  snapshot(): TemplateObservation {
+    return {
+      route: this.route,
+      template: this.template,
+      firstAt: this.firstAt,
+      lastAt: this.lastAt,
+      calls: this.calls,
+      ok: this.ok,
+      upstreamMs: this.upstreamMs,
+      bytes: this.bytes,
+      unsafeCalls: this.unsafeCalls,
+      hashed: this.hashed,
+      repeats: this.repeats,
+      sameBody: this.sameBody,
+      changedBody: this.changedBody,
+      changedAfterWrite: this.changedAfterWrite,
+      longestUnchangedMs: this.longestUnchangedMs,
+      shortestBeforeChangeMs: Number.isFinite(this.shortestBeforeChangeMs)
+        ? this.shortestBeforeChangeMs
+        : null,
+      repeatCounts: [...this.repeatCounts],
+      repeatUpstreamMs: [...this.repeatUpstreamMs],
+      credentials: this.credentials,
+      anonymousCalls: this.anonymousCalls,
+      authorization: this.authorization,
+      noStore: this.noStore,
+      noCache: this.noCache,
+      private: this.private,
+      validators: this.validators,
+      explicitFreshness: this.explicitFreshness,
+      setCookie: this.setCookie,
+      varyStar: this.varyStar,
+      stored: this.stored,
+    };
+  }
+}
+
+/** FNV-1a over a string's UTF-16 code units from `seed`; never 0 (0 marks an empty slot). */
+function fnv1a(s: string, seed: number): number {
+  let h = seed;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  h >>>= 0;
+  return h === 0 ? 1 : h;
+}
+
+const FRESHNESS = /(?:^|[\s,])(?:s-maxage|max-age)\s*=\s*"?[1-9]/;
+
+function headerText(v: unknown): string {
+  if (v === undefined) return '';
+  return Array.isArray(v) ? v.join(', ') : String(v);
+}
+
+export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
+  const now = opts.now ?? Date.now;
+  const hashCap = opts.hashCapBytes ?? 256 * 1024;
+  // A fresh seed per process: a credential's 32-bit hash means nothing outside this process.
+  const seed = randomInt(1, 2 ** 31);
+  const records = new LRUCache<string, TemplateRecord>({ max: opts.maxTemplates ?? 500 });
+  const probes = new WeakMap<Exchange, Probe | null>();
+
+  const recordFor = (route: string, template: string, at: number): TemplateRecord => {
+    const id = `${route} ${template}`;
+    let rec = records.get(id);
+    if (rec === undefined) {
+      rec = new TemplateRecord(route, template, at);
+      records.set(id, rec);
+    }
+    return rec;
+  };
+
+  const setHash = (probe: Probe, digest: Buffer): void => {
+    probe.hi = digest.readUInt32BE(0);
+    probe.lo = digest.readUInt32BE(4);
+    probe.hashed = true;
+  };
+
+  /** The body, passed on unchanged, hashed on the way when it stays within the cap. */
+  const hashing = (body: Readable, probe: Probe): Readable => {
+    let h: Hash | null = createHash('sha1');
+    let bytes = 0;
+    const tee = new Transform({
+      transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+        if (h !== null) {
+          bytes += chunk.length;
+          if (bytes > hashCap) h = null;
+          else h.update(chunk);
+        }
+        cb(null, chunk);
+      },
+      flush(cb: TransformCallback) {
+        if (h !== null) setHash(probe, h.digest());
+        cb();
+      },
+    });
+    // As body-capture.ts: the client going away (tee destroyed) destroys the origin body too.
+    pipeline(body, tee, () => {
+      // Errors reach the client through the tee; nothing is recorded for a failed body.
+    });
+    return tee;
+  };
+
+  const stage: Stage = (next) => async (ex) => {
+    const reply = await next(ex);
+    if (reply.source !== 'origin' || ex.route === null) return reply;
+    if (ex.method !== 'GET' && ex.method !== 'HEAD') {
+      probes.set(ex, null);
+      return reply;
+    }
+    const h = reply.headers;
+    const probe: Probe = {
+      status: reply.status,
+      cacheControl: headerText(h['cache-control']).toLowerCase(),
+      validators: h['etag'] !== undefined || h['last-modified'] !== undefined,
+      explicitFreshness: false,
+      setCookie: h['set-cookie'] !== undefined,
+      varyStar: headerText(h['vary']).includes('*'),
+      hi: 0,
+      lo: 0,
+      hashed: false,
+    };
+    (probe as { explicitFreshness: boolean }).explicitFreshness =
+      FRESHNESS.test(probe.cacheControl) || h['expires'] !== undefined;
+    probes.set(ex, probe);
+    if (reply.status !== 200 || ex.method !== 'GET') return reply;
+    const body = reply.body;
+    if (body === null) {
+      setHash(probe, oneShotHash('sha1', '', 'buffer'));
+      return reply;
+    }
+    if (Buffer.isBuffer(body)) {
+      if (body.length <= hashCap) setHash(probe, oneShotHash('sha1', body, 'buffer'));
+      return reply;
+    }
+    const length = Number(headerText(h['content-length']) || Number.NaN);
+    if (length > hashCap) return reply;
+    return { ...reply, body: hashing(body, probe) };
+  };
+
+  const observe = (end: ExchangeEnd): void => {
+    const { ex } = end;
+    const probe = probes.get(ex);
+    if (probe === undefined) return;
+    probes.delete(ex);
+    const route = ex.route;
+    if (route === null) return;
+    const at = now();
+    const rec = recordFor(route.name, pathTemplate(ex.target.pathname), at);
+    rec.lastAt = at;
+    const urlHash = fnv1a(ex.target.href, seed);
+    if (probe === null) {
+      rec.written(urlHash, at);
+      return;
+    }
+    rec.calls++;
+    const upstreamMs = ex.timings.phases.upstream ?? 0;
+    rec.upstreamMs += upstreamMs;
+    rec.bytes += ex.originInfo?.bodyBytes ?? end.bytes;
+    const cc = probe.cacheControl;
+    if (cc !== '') {
+      if (cc.includes('no-store')) rec.noStore++;
+      if (cc.includes('no-cache')) rec.noCache++;
+      if (cc.includes('private')) rec.private++;
+    }
+    if (probe.validators) rec.validators++;
+    if (probe.explicitFreshness) rec.explicitFreshness++;
+    if (probe.setCookie) rec.setCookie++;
+    if (probe.varyStar) rec.varyStar++;
+    if (ex.cache?.stored === true) rec.stored++;
+    const hd = ex.headers;
+    let credential = 0;
+    if (
+      hd.authorization !== undefined ||
+      hd.cookie !== undefined ||
+      route.cache.credentialHeaders.length > 0
+    ) {
+      const parts = credentialParts(hd, route.cache);
+      if (parts.length > 0) credential = fnv1a(parts.join('\n'), seed ^ 0x5bd1e995);
+    }
+    if (hd.authorization !== undefined) rec.authorization++;
+    if (credential === 0) rec.anonymousCalls++;
+    else rec.countCredential(credential);
+    if (probe.status !== 200) return;
+    rec.ok++;
+    if (!probe.hashed || end.error !== undefined) return;
+    const key = credential === 0 ? urlHash : fnv1a(`${ex.target.href}\n${credential}`, seed);
+    rec.compare(key, urlHash, probe.hi, probe.lo, at, upstreamMs);
+  };
+
+  return {
+    stage,
+    observe,
+    observations: () => [...records.values()].map((r) => r.snapshot()),
+    clear: () => records.clear(),
+  };
+}
