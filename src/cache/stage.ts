@@ -1645,8 +1645,14 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (!SAFE_METHODS.has(ex.method)) return unsafe(base, next);
     if (ex.method !== 'GET' && ex.method !== 'HEAD') return bypass(base, next, 'method');
     const req = parseRequestDirectives(ex.headers['cache-control'], ex.headers['pragma']);
-    const key = primaryKey(ex.target, headers, routePolicy, deps.credentialSecret);
-    const cookieless = cookieFallbackKey(ex.target, headers, routePolicy, deps.credentialSecret);
+    let key = primaryKey(ex.target, headers, routePolicy, deps.credentialSecret);
+    let cookieless = cookieFallbackKey(ex.target, headers, routePolicy, deps.credentialSecret);
+    // Another route to this origin caches differently: entries are kept per policy (runtime.ts).
+    const tag = ex.route?.cacheKeyTag;
+    if (tag !== undefined) {
+      key = `${key}\n${tag}`;
+      if (cookieless !== null) cookieless = `${cookieless}\n${tag}`;
+    }
     const ctx: Ctx = { ex, headers, compress, policy: routePolicy, t0, req, key, cookieless };
     return untransformed(ctx, next, await lookup(ctx, next));
   };

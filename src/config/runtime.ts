@@ -3,6 +3,7 @@
  * upstream settings, lookup tables for prefix / Host / origin, and the allow list as a matcher.
  * Every part can explain itself (`sidecache check-config` prints the explanations).
  */
+import { createHash } from 'node:crypto';
 import { explainPolicy, type RouteCachePolicy } from '../cache/options.js';
 import type { Config, UpstreamConfig } from './schema.js';
 
@@ -23,6 +24,12 @@ export interface Route {
   readonly upstream: UpstreamConfig;
   /** The route's cache policy (validated, defaults filled). */
   readonly cache: RouteCachePolicy;
+  /**
+   * Added to the cache keys of this route's entries when another route to the same origin has a
+   * different cache policy (`policy:<hash of the policy>`), so that neither replaces or answers
+   * from the other's entries; absent otherwise (routes that agree share entries).
+   */
+  readonly cacheKeyTag?: string;
   explain(): string;
 }
 
@@ -113,8 +120,9 @@ export function compileRuntime(config: Config): Runtime {
         );
       },
     };
-    return Object.freeze(route);
+    return route;
   });
+  tagSharedOrigins(routes);
   const prefixRoutes = routes
     .filter((r) => r.prefix !== null)
     .sort((a, b) => b.prefix!.length - a.prefix!.length);
@@ -188,6 +196,33 @@ function explainForwarded(proxy: Config['proxy']): string {
       ? "clients' Forwarded / X-Forwarded-* / X-Real-IP headers removed"
       : `Forwarded / X-Forwarded-* / X-Real-IP headers kept from ${whom} (and part of the cache key), removed from others`;
   return proxy.forwardedHeaders ? `${kept}; sidecache adds its own X-Forwarded-For and -Proto` : kept;
+}
+
+/**
+ * Two routes to one origin with different cache policies keep apart entries: an entry is keyed by
+ * the policy that stored it (a route without a TTL must not replace, nor be answered from, the
+ * entry a route with `ttlMs` or `ignoreNoStore` stored for the same URL). Freezes the routes.
+ */
+function tagSharedOrigins(routes: Route[]): void {
+  const policiesByOrigin = new Map<string, Set<string>>();
+  for (const r of routes) {
+    const set = policiesByOrigin.get(r.origin) ?? new Set<string>();
+    set.add(JSON.stringify(r.cache));
+    policiesByOrigin.set(r.origin, set);
+  }
+  for (const [i, r] of routes.entries()) {
+    if ((policiesByOrigin.get(r.origin)?.size ?? 0) > 1) {
+      const hash = createHash('sha256').update(JSON.stringify(r.cache)).digest('hex').slice(0, 12);
+      const explain = r.explain.bind(r);
+      routes[i] = {
+        ...r,
+        cacheKeyTag: `policy:${hash}`,
+        explain: () =>
+          `${explain()}\n  cache entries kept apart from other routes to ${r.origin} (their cache policies differ)`,
+      };
+    }
+    Object.freeze(routes[i]);
+  }
 }
 
 function explainWarm(warm: UpstreamConfig['warm']): string {
