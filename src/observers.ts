@@ -59,3 +59,17 @@ export interface WarmState {
   readonly lastWarmStartMs: number | null;
   readonly origins: readonly OriginWarmState[];
 }
+
+/** What can fail in the shared tier; a metric label. */
+export type SharedTierOp = 'get' | 'put' | 'delete' | 'lock' | 'publish' | 'connection' | 'decode';
+
+/** Observers of the shared tier (metrics, logs). None steers. */
+export interface SharedTierObserver {
+  /** One L2 lookup: found live variants (`hit`), none (`miss`), or failed (`error`). */
+  onLookup?(result: 'hit' | 'miss' | 'error', seconds: number): void;
+  /** Duration of a successful L2 command, for the latency histogram. */
+  onCommand?(op: 'get' | 'put' | 'delete', seconds: number): void;
+  onError?(op: SharedTierOp, err: unknown): void;
+  /** A miss waited for another process's fill: it ended (`released`) or the wait gave up. */
+  onLockWait?(result: 'released' | 'timeout' | 'error', seconds: number): void;
+}

@@ -20,8 +20,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Client } from 'memjs';
 import { ClientAbortedError } from '../errors.js';
+import type { SharedTierObserver } from '../observers.js';
 import { decodeEntry, encodeEntry } from './entry-codec.js';
-import type { SharedTierObserver } from './redis-store.js';
 import type { CacheStore, FillClaim, FillCoordinator, StoredResponse, StoreStats } from './store.js';
 
 export interface MemcachedStoreOptions {

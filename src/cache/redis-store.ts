@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { ClientAbortedError } from '../errors.js';
+import type { SharedTierObserver, SharedTierOp } from '../observers.js';
 import { decodeEntry, encodeEntry } from './entry-codec.js';
 import type { CacheStore, FillClaim, FillCoordinator, StoredResponse, StoreStats } from './store.js';
 
@@ -32,20 +33,6 @@ export interface RedisStoreOptions {
   readonly lockPollMs?: number;
   readonly now?: () => number;
   readonly observer?: SharedTierObserver;
-}
-
-/** What can fail in the shared tier; a metric label. */
-export type SharedTierOp = 'get' | 'put' | 'delete' | 'lock' | 'publish' | 'connection' | 'decode';
-
-/** Observers of the shared tier (metrics, logs). None steers. */
-export interface SharedTierObserver {
-  /** One L2 lookup: found live variants (`hit`), none (`miss`), or failed (`error`). */
-  onLookup?(result: 'hit' | 'miss' | 'error', seconds: number): void;
-  /** Duration of a successful L2 command, for the latency histogram. */
-  onCommand?(op: 'get' | 'put' | 'delete', seconds: number): void;
-  onError?(op: SharedTierOp, err: unknown): void;
-  /** A miss waited for another process's fill: it ended (`released`) or the wait gave up. */
-  onLockWait?(result: 'released' | 'timeout' | 'error', seconds: number): void;
 }
 
 export type RemoteInvalidation = (kind: 'key' | 'prefix', key: string) => void;

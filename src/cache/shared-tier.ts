@@ -7,15 +7,11 @@
  * credentials redacted.
  */
 
+import type { SharedTierObserver, SharedTierOp } from '../observers.js';
 import { createMemcachedStore } from './memcached-store.js';
 import { createMemoryStore } from './memory-store.js';
 import type { CacheOptions } from './options.js';
-import {
-  createRedisStore,
-  redactRedisUrl,
-  type SharedTierObserver,
-  type SharedTierOp,
-} from './redis-store.js';
+import { createRedisStore, redactRedisUrl } from './redis-store.js';
 import type { EvictionInfo } from './store.js';
 import { createTieredStore, type TieredStore } from './tiered-store.js';
 

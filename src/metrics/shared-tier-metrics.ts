@@ -3,7 +3,7 @@
  * the cache module never imports prom-client.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { SharedTierObserver } from '../cache/redis-store.js';
+import type { SharedTierObserver } from '../observers.js';
 
 export function createSharedTierMetrics(registry: Registry): SharedTierObserver {
   const lookups = new Counter({
