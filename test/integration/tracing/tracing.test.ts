@@ -173,6 +173,12 @@ describe('tracing: every exchange as an OpenTelemetry span tree', () => {
     });
     assert.equal(first.status, 200);
     await first.arrayBuffer();
+    const recalls = async (): Promise<number> =>
+      samplesOf(
+        parsePromText(await (await fetch(`${sc.adminUrl}/metrics`)).text()),
+        'sidecache_cache_hit_memo_recalls_total',
+      ).reduce((n, x) => n + x.value, 0);
+    const recalledBefore = await recalls();
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const traceId = hex(16);
@@ -182,6 +188,9 @@ describe('tracing: every exchange as an OpenTelemetry span tree', () => {
       assert.match(res.headers.get('cache-status') ?? '', /hit/, 'a different traceparent still hits');
       await res.arrayBuffer();
     }
+    // Hits with three different traceparents are answered from the hit memo too (cache/hit-memo.ts):
+    // a traceparent neither keys nor disqualifies it.
+    assert.ok((await recalls()) - recalledBefore >= 1, 'hits with other traceparents are recalled');
     const spans = await receiver.waitFor((all) =>
       [missTrace, ...ids].every((id) => serverSpanOf(all, id) !== undefined),
     );
