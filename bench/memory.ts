@@ -25,8 +25,9 @@ import {
 import { columnLines, fixed } from './report.js';
 import { rssMib, vmHwmKb } from './rss.js';
 import { ROUTE_NAME } from './scenarios.js';
-import { findBinary } from './targets/reference-caches.js';
+import { findBinary, waitForPort } from './targets/reference-caches.js';
 import {
+  freePort,
   type RunningOrigin,
   sidecacheBuild,
   startOrigin,
@@ -339,6 +340,61 @@ async function hitRows(h: Harness, ctx: TargetContext): Promise<Row[]> {
   return [bareRow, { ...scRow, note: `${scRow.note}; ${ratio === null ? '?' : fixed(ratio, 2)}x bare` }];
 }
 
+interface TierServer {
+  readonly label: string;
+  /** Config lines under `cache:` that turn the tier on. */
+  readonly extra: string;
+  readonly child: Child;
+}
+
+/** redis-server or memcached on a free port (no persistence), where installed; null otherwise. */
+async function startTierServer(ctx: TargetContext, kind: 'redis' | 'memcached'): Promise<TierServer | null> {
+  const binary = findBinary(kind === 'redis' ? 'redis-server' : 'memcached');
+  if (binary === null) return null;
+  const port = await freePort();
+  const child = ctx.children.spawn({
+    label: kind,
+    command: binary,
+    args:
+      kind === 'redis'
+        ? ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+        : [
+            '-p',
+            String(port),
+            '-l',
+            '127.0.0.1',
+            '-U',
+            '0',
+            '-m',
+            '256',
+            ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []),
+          ],
+  });
+  try {
+    await waitForPort(port, child, READY_TIMEOUT_MS);
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+  return {
+    label: `sidecache + ${kind} tier`,
+    extra:
+      kind === 'redis'
+        ? `  redis:\n    url: redis://127.0.0.1:${port}\n`
+        : `  memcached:\n    servers: ["127.0.0.1:${port}"]\n`,
+    child,
+  };
+}
+
+async function tierRows(ctx: TargetContext, kind: 'redis' | 'memcached', fill: Fill): Promise<Row[]> {
+  const tier = await startTierServer(ctx, kind);
+  if (tier === null) throw new Error(`${kind}: not installed`);
+  return stopped(tier.child, async () => [
+    await sidecacheIdle(ctx, tier.label, tier.extra),
+    await sidecacheFill(ctx, fill, tier.label, tier.extra),
+  ]);
+}
+
 function table(rows: readonly Row[]): string {
   const cap = capBytes / MiB;
   const over = (v: number | null): string =>
@@ -384,6 +440,10 @@ await runSweepScript({ pin: false, json: values.json }, async (h) => {
     if (withVarnish) await attempt(`${fill.name} varnish`, () => varnishFill(ctx, fill));
   }
   if (want('hit')) await attempt('hit', () => hitRows(h, ctx));
+  if (values.tiers) {
+    const fill = FILLS[0] as Fill;
+    for (const kind of ['redis', 'memcached'] as const) await attempt(kind, () => tierRows(ctx, kind, fill));
+  }
   const header = [
     ...h.header,
     `cache cap ${capBytes / MiB} MiB (sidecache cache.maxSizeBytes, varnish -s malloc); fills with ${FILL_CONCURRENCY} connections; sidecache ${sidecacheBuild(repoRoot).label}, node flags: ${nodeArgs.join(' ') || 'none'}${quick ? '; --quick: a tenth of each fill' : ''}`,
