@@ -73,3 +73,37 @@ export interface SharedTierObserver {
   /** A miss waited for another process's fill: it ended (`released`) or the wait gave up. */
   onLockWait?(result: 'released' | 'timeout' | 'error', seconds: number): void;
 }
+
+/** Why a stored response left the store. */
+export type RemovalReason = 'evict' | 'expire' | 'delete' | 'replace';
+
+/** A stored response that left a store (cache/store.ts `onRemove`). */
+export interface EvictionInfo {
+  readonly key: string;
+  readonly bytes: number;
+  readonly reason: RemovalReason;
+}
+
+/** How a refresh-ahead ended: a metric label value. */
+export type RefreshAheadResult = 'not_modified' | 'replaced' | 'not_stored' | 'error';
+
+/** Observers of what the cache stage cannot put on one Exchange. All optional; none steers. */
+export interface CacheObserver {
+  /** An entry left the default memory store (reason `evict` when it made room). */
+  onRemove?(info: EvictionInfo): void;
+  /** A background (stale-while-revalidate) refresh failed; the stale entry stays. */
+  onRefreshError?(err: unknown, url: string): void;
+  /** The store rejected a call; the stage carried on as if it had missed. */
+  onStoreError?(err: unknown, op: 'get' | 'put' | 'delete'): void;
+  /** A refresh-ahead revalidation ended. */
+  onRefreshAhead?(result: RefreshAheadResult): void;
+  /** A refresh-ahead was due but `refreshAheadConcurrency` were already in flight (a later hit retries). */
+  onRefreshAheadDeferred?(): void;
+  /** A fresh hit served after the copy that refresh-ahead replaced would have expired. */
+  onRefreshAheadHit?(): void;
+  /**
+   * A coded origin body whose decoded size is now known (checked before storing, or decoded for a
+   * client): `codedBytes` came over the wire instead of `identityBytes`.
+   */
+  onUpstreamCoding?(codedBytes: number, identityBytes: number): void;
+}

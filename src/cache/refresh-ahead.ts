@@ -13,8 +13,7 @@
 import { LRUCache } from 'lru-cache';
 import type { RefreshAheadOptions } from './options.js';
 
-/** How a refresh-ahead ended: a metric label value. */
-export type RefreshAheadResult = 'not_modified' | 'replaced' | 'not_stored' | 'error';
+export type { RefreshAheadResult } from '../observers.js';
 
 export interface CompiledRefreshAhead {
   readonly options: RefreshAheadOptions;

@@ -28,6 +28,7 @@ import type { Route } from '../config/runtime.js';
 import { SidecacheError } from '../errors.js';
 import type { CacheInfo, CacheOutcome, Exchange, Next, Reply, Stage } from '../exchange.js';
 import { appendHeader } from '../hop-by-hop.js';
+import type { CacheObserver } from '../observers.js';
 import type { Reason } from '../reasons.js';
 import { captureBody, discard, readBody } from './body-capture.js';
 import {
@@ -119,7 +120,7 @@ import {
   storability,
   varyFields,
 } from './storability.js';
-import type { CacheStore, EvictionInfo, StoredResponse, StoreStats } from './store.js';
+import type { CacheStore, StoredResponse, StoreStats } from './store.js';
 import { policyView } from './targeted-cache-control.js';
 import {
   CLIENT_VALIDATORS,
@@ -130,26 +131,7 @@ import {
   updateHeaders,
 } from './validation.js';
 
-/** Observers of what the stage cannot put on one Exchange. All optional; none steers. */
-export interface CacheObserver {
-  /** An entry left the default memory store (reason `evict` when it made room). */
-  onRemove?(info: EvictionInfo): void;
-  /** A background (stale-while-revalidate) refresh failed; the stale entry stays. */
-  onRefreshError?(err: unknown, url: string): void;
-  /** The store rejected a call; the stage carried on as if it had missed. */
-  onStoreError?(err: unknown, op: 'get' | 'put' | 'delete'): void;
-  /** A refresh-ahead revalidation ended. */
-  onRefreshAhead?(result: RefreshAheadResult): void;
-  /** A refresh-ahead was due but `refreshAheadConcurrency` were already in flight (a later hit retries). */
-  onRefreshAheadDeferred?(): void;
-  /** A fresh hit served after the copy that refresh-ahead replaced would have expired. */
-  onRefreshAheadHit?(): void;
-  /**
-   * A coded origin body whose decoded size is now known (checked before storing, or decoded for a
-   * client): `codedBytes` came over the wire instead of `identityBytes`.
-   */
-  onUpstreamCoding?(codedBytes: number, identityBytes: number): void;
-}
+export type { CacheObserver } from '../observers.js';
 
 export interface CacheDeps {
   /** Where responses live. Default: a memory store bounded by the options' sizes. */

@@ -5,6 +5,8 @@
  */
 import type { StoredHeaders } from './headers.js';
 
+export type { EvictionInfo, RemovalReason } from '../observers.js';
+
 /** One stored response: one variant under a primary key. Structured-clone serialisable. */
 export interface StoredResponse {
   /** Primary key (key.ts). */
@@ -87,15 +89,6 @@ export type FillClaim =
        */
       wait(timeoutMs: number, signal: AbortSignal): Promise<'released' | 'timeout'>;
     };
-
-/** Why a stored response left the store. */
-export type RemovalReason = 'evict' | 'expire' | 'delete' | 'replace';
-
-export interface EvictionInfo {
-  readonly key: string;
-  readonly bytes: number;
-  readonly reason: RemovalReason;
-}
 
 /**
  * What one stored entry costs beyond its text and body, measured with bench/entry-memory.ts

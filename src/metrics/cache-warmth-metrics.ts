@@ -1,12 +1,11 @@
 /**
  * Metrics of refresh-ahead and upstream compression (issue 11), fed through the cache stage's
- * observer (cache/stage.ts `CacheObserver`): neither happens on one client Exchange (refreshes
+ * observer (`CacheObserver`, observers.ts): neither happens on one client Exchange (refreshes
  * run in the background; decoded sizes are known only when a body ends). The stage never imports
  * prom-client.
  */
 import { Counter, type Registry } from 'prom-client';
-import type { RefreshAheadResult } from '../cache/refresh-ahead.js';
-import type { CacheObserver } from '../cache/stage.js';
+import type { CacheObserver, RefreshAheadResult } from '../observers.js';
 
 const RESULTS: readonly RefreshAheadResult[] = ['not_modified', 'replaced', 'not_stored', 'error'];
 
