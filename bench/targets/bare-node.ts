@@ -5,24 +5,19 @@
 // With --hit-head it sends, still from memory, the whole head a sidecache hit carries: the stored
 // Date and Via, then Age, Cache-Status and Server-Timing, with values of the same length. What it
 // loses against plain bare-node is what writing that head costs node:http, before any cache work.
-// With --bytes N the body is N bytes (the origin's /sized/N/ body) instead of the 1 KiB JSON.
-// Usage: node --import tsx bench/targets/bare-node.ts --listen 127.0.0.1:0 [--hit-head] [--bytes N]
+// Usage: node --import tsx bench/targets/bare-node.ts --listen 127.0.0.1:0 [--hit-head]
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { parseListen, serveBenchTarget } from '../child-contract.js';
 import { fixedJsonBody } from '../origin/body.js';
 
 const { values } = parseArgs({
-  options: {
-    listen: { type: 'string' },
-    'hit-head': { type: 'boolean', default: false },
-    bytes: { type: 'string' },
-  },
+  options: { listen: { type: 'string' }, 'hit-head': { type: 'boolean', default: false } },
 });
 const listen = parseListen(values.listen);
-const body = values.bytes === undefined ? fixedJsonBody() : Buffer.alloc(Number(values.bytes), 0x61);
+const body = fixedJsonBody();
 const origin = {
-  'content-type': values.bytes === undefined ? 'application/json' : 'application/octet-stream',
+  'content-type': 'application/json',
   'content-length': String(body.length),
   'cache-control': 'public, max-age=3600',
 };
