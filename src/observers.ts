@@ -107,3 +107,24 @@ export interface CacheObserver {
    */
   onUpstreamCoding?(codedBytes: number, identityBytes: number): void;
 }
+
+/** How a spliced connection ended; the first thing that happened wins. */
+export type SpliceEnding = 'closed' | 'idle_timeout' | 'client_error' | 'origin_error' | 'shutdown';
+
+/** How a CONNECT tunnel ended (tunnel/tunnels.ts): bytes each way and why it closed. */
+export interface TunnelEnd {
+  /** Bytes from the client (for `intercept`: TLS bytes on the client connection). */
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  readonly ending: SpliceEnding | 'tls_failed';
+  readonly errorCode?: string;
+}
+
+/** Why sidecache ended a client's handshake itself (a metric label). */
+export type HandshakeRefusal = 'sni_mismatch';
+
+/** A finished tunnel or upgraded connection, for metrics. */
+export interface TunnelReport extends TunnelEnd {
+  readonly kind: 'tunnel' | 'intercept' | 'upgrade';
+  readonly durationMs: number;
+}

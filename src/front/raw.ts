@@ -23,19 +23,13 @@ import {
   UpstreamResetError,
 } from '../errors.js';
 import type { Arrival, Exchange, ExchangeEnd, Next, Reply } from '../exchange.js';
+import type { SpliceEnding, TunnelEnd, TunnelReport } from '../observers.js';
 import type { Reason } from '../reasons.js';
-import { type SpliceEnding, splice } from '../tunnel/splice.js';
-import type { TunnelEnd } from '../tunnel/tunnels.js';
+import { splice } from '../tunnel/splice.js';
 import type { UpgradeOutcome } from '../upstream/upgrade-relay.js';
 import { synthRawResponse, toSidecacheError } from './synth.js';
 
 export const LISTENER: Arrival = Object.freeze({ via: 'listener' });
-
-/** A finished tunnel or upgraded connection, for metrics. */
-export interface TunnelReport extends TunnelEnd {
-  readonly kind: 'tunnel' | 'intercept' | 'upgrade';
-  readonly durationMs: number;
-}
 
 /** What front/ needs from the other modules to serve CONNECT and Upgrade (wired in server.ts). */
 export interface RawParts {

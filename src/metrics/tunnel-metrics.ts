@@ -3,9 +3,8 @@
  * front/ and tunnel/ hand to their observers (neither imports prom-client).
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { TunnelReport } from '../front/raw.js';
+import type { HandshakeRefusal, TunnelReport } from '../observers.js';
 import type { HandshakeFailure } from '../tls/handshake-failure.js';
-import type { HandshakeRefusal } from '../tunnel/tunnels.js';
 
 export interface TunnelMetrics {
   observeTunnel(report: TunnelReport): void;

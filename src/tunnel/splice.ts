@@ -6,9 +6,7 @@
  * byte counts and how it ended.
  */
 import type { Duplex } from 'node:stream';
-
-/** How a spliced connection ended; the first thing that happened wins. */
-export type SpliceEnding = 'closed' | 'idle_timeout' | 'client_error' | 'origin_error' | 'shutdown';
+import type { SpliceEnding } from '../observers.js';
 
 export interface SpliceResult {
   /** Bytes from the client to the origin. */

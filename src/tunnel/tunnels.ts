@@ -23,18 +23,11 @@ import { compileHostMatcher, normaliseHost } from '../config/runtime.js';
 import { ClientAbortedError, EgressDeniedError } from '../errors.js';
 import type { Arrival, Exchange } from '../exchange.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
+import type { HandshakeRefusal, TunnelEnd } from '../observers.js';
 import { classifyHandshakeFailure, type HandshakeFailure } from '../tls/handshake-failure.js';
 import type { LeafIssuer } from '../tls/leaf-certs.js';
 import { classifyUpstreamError } from '../upstream/classify-error.js';
-import { type SpliceEnding, splice } from './splice.js';
-
-export interface TunnelEnd {
-  /** Bytes from the client (for `intercept`: TLS bytes on the client connection). */
-  readonly bytesUp: number;
-  readonly bytesDown: number;
-  readonly ending: SpliceEnding | 'tls_failed';
-  readonly errorCode?: string;
-}
+import { splice } from './splice.js';
 
 /** Where decrypted requests go: front/'s own handlers. */
 export interface DecryptedSink {
@@ -53,9 +46,6 @@ export interface TunnelsDeps {
   /** Told about every handshake sidecache refused (an SNI naming another host than the CONNECT). */
   readonly onRefused?: (reason: HandshakeRefusal, authority: string, servername: string) => void;
 }
-
-/** Why sidecache ended a client's handshake itself (a metric label). */
-export type HandshakeRefusal = 'sni_mismatch';
 
 export interface Tunnels {
   intercepts(host: string): boolean;
