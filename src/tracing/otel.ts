@@ -378,7 +378,7 @@ export function createOtelTracing(cfg: TracingConfig, deps: TracingDeps): Tracin
         {
           kind: SpanKind.CLIENT,
           startTime: wall(at),
-          attributes: upstreamAttributes(ex),
+          attributes: upstreamAttributes(end),
         },
         inServer,
       );
@@ -446,7 +446,8 @@ function serverAttributes(end: ExchangeEnd, saved: Partial<Record<string, number
   return a;
 }
 
-function upstreamAttributes(ex: Exchange): Attributes {
+function upstreamAttributes(end: ExchangeEnd): Attributes {
+  const ex = end.ex;
   const info = ex.originInfo;
   const a: Attributes = {
     [ATTR_HTTP_REQUEST_METHOD]: ex.method,
@@ -463,6 +464,8 @@ function upstreamAttributes(ex: Exchange): Attributes {
       a['sidecache.connection.preconnected_ms'] = round3(info.preconnectedMs);
   }
   if (ex.reason) a['sidecache.reason'] = ex.reason;
+  // The client got the origin's answer as it came (a miss, a pass-through): its status is the origin's.
+  if (end.replySource === 'origin') a[ATTR_HTTP_RESPONSE_STATUS_CODE] = end.status;
   return a;
 }
 

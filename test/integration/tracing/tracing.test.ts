@@ -139,6 +139,8 @@ describe('tracing: every exchange as an OpenTelemetry span tree', () => {
     }
     spans = receiver.spans;
     assert.equal(upstream.attributes['sidecache.connection.reused'], false);
+    assert.equal(upstream.attributes['http.response.status_code'], 200);
+    assert.equal(upstream.attributes['server.address'], HOST);
     assert.equal(server.attributes['sidecache.connection.reused'], false);
     const phases = childrenOf(spans, upstream);
     assert.deepEqual(
