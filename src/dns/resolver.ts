@@ -9,7 +9,7 @@
 import { Resolver as NodeResolver, lookup as systemLookup } from 'node:dns/promises';
 import type { RequestFunction, Tangerine as TangerineClass } from 'tangerine';
 import { Agent, request } from 'undici';
-import { upstreamTrust } from '../upstream/trust.js';
+import { upstreamTrust } from '../tls/trust.js';
 import type { RecordType } from './address-order.js';
 import { DnsTransportError } from './dns-failure.js';
 import type { DnsMode, DnsOptions } from './options.js';

@@ -22,7 +22,7 @@ import { buildConnector, Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import type { ConnectEvent } from '../observers.js';
-import { upstreamTrust } from './trust.js';
+import { upstreamTrust } from '../tls/trust.js';
 
 /** What we know about one upstream connection. */
 export interface ConnectionRecord {

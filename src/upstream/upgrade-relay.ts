@@ -16,9 +16,9 @@ import { ClientAbortedError, UpstreamBodyTimeoutError } from '../errors.js';
 import type { Exchange, Reply } from '../exchange.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
+import { upstreamTrust } from '../tls/trust.js';
 import { classifyUpstreamError } from './classify-error.js';
 import { type OriginHeaderOptions, originRequestHeaders } from './origin-request-headers.js';
-import { upstreamTrust } from './trust.js';
 
 export type UpgradeOutcome =
   | {

@@ -1,6 +1,8 @@
 /**
- * What upstream TLS trusts: the system CAs plus `upstream.caFile`. Used by connections made outside
- * the pools (upgrade relays), so that they verify origins exactly as strictly as the pools do.
+ * What outgoing TLS trusts: the system CAs plus a CA file (`upstream.caFile`, or `dns.doh.caFile`).
+ * Used by the upstream pools, the upgrade relays and the DoH resolver, so each verifies its servers
+ * as strictly as the others; it lives in tls/ so that dns/ and upstream/ both take it without
+ * importing each other.
  */
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
