@@ -44,8 +44,16 @@ export interface CacheListing {
 
 const SENSITIVE_PARAM = /key|token|secret|passw|pwd|sig|auth|session|credential/i;
 
-/** The URL with the values of credential-like query parameters replaced (encodings kept). */
-export function redactUrl(url: string): string {
+/** `scheme://user:password@` at the start of a URL. */
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i;
+
+/**
+ * The URL with its user:password and the values of credential-like query parameters replaced
+ * (encodings kept).
+ */
+export function redactUrl(input: string): string {
+  // user:password@ in an authority is a credential too.
+  const url = input.replace(USERINFO, '$1<redacted>@');
   const q = url.indexOf('?');
   if (q === -1) return url;
   const pairs = url
