@@ -56,7 +56,12 @@ test('status page: loads self-contained, matches /metrics, updates live', async 
     await origin.close();
   });
 
-  for (let i = 0; i < 3; i++) await send(sc.url, '/api/x', { agent });
+  for (let i = 0; i < 3; i++) {
+    // The last call 1.1 s after the first: the same body seen unchanged for over a second, which
+    // the policy advisor turns into a suggestion (shown on the page).
+    if (i === 2) await new Promise((r) => setTimeout(r, 1_100));
+    await send(sc.url, '/api/x', { agent });
+  }
 
   const page = browser.pages()[0] ?? (await browser.newPage());
   const foreign: string[] = [];
@@ -88,6 +93,9 @@ test('status page: loads self-contained, matches /metrics, updates live', async 
   assert.equal(originRow[0], origin.url);
   assert.equal(originRow[3], '66.7%', 'two of three requests reused the connection');
   assert.ok((await page.locator('#advice li').count()) >= 1);
+  const suggestions = await page.locator('#suggestions li').allTextContents();
+  assert.equal(suggestions.length, 1, suggestions.join('\n'));
+  assert.match(suggestions[0] ?? '', /^api \/x: ttlMs 1000; would have saved .*Evidence: 3 calls in 1\.\d s/);
 
   // More traffic: the page follows on its next poll, and the chart gets points.
   for (let i = 0; i < 4; i++) await send(sc.url, '/api/y', { agent });
