@@ -48,6 +48,11 @@ export interface OriginInfo {
    * connection's measured DNS + TCP + TLS time, ms, which this exchange did not wait for.
    */
   preconnectedMs?: number;
+  /**
+   * The HTTP version spoken to the origin, as OpenTelemetry writes it (`1.1`, `2`): known once the
+   * request went out on a connection (that connection's ALPN result).
+   */
+  httpVersion?: '1.1' | '2';
 }
 
 /** How the cache answered (docs/cache.md): also a metric label value. */
@@ -90,6 +95,11 @@ export interface ClientInfo {
   readonly port: number;
   /** `http` or `https`: the scheme the client used to reach sidecache. */
   readonly protocol: 'http' | 'https';
+  /**
+   * The HTTP version of the client's request as Node reports it (`req.httpVersion`: `1.1`, `1.0`,
+   * `2.0`), a string Node already made. Absent on exchanges not built from a client request.
+   */
+  readonly httpVersion?: string;
 }
 
 export interface TunnelContext {

@@ -458,7 +458,12 @@ export function unroutedExchange(
     route: null,
     headers: req.headers,
     body: null,
-    client: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0, protocol: 'http' },
+    client: {
+      address: req.socket.remoteAddress ?? '',
+      port: req.socket.remotePort ?? 0,
+      protocol: 'http',
+      httpVersion: req.httpVersion,
+    },
     signal,
     timings: { startedAt, start, phases: {} },
   };
@@ -525,6 +530,7 @@ function clientOf(req: IncomingMessage): Exchange['client'] {
     address: req.socket.remoteAddress ?? '',
     port: req.socket.remotePort ?? 0,
     protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
+    httpVersion: req.httpVersion,
   };
 }
 

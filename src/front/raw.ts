@@ -172,7 +172,12 @@ export function serveConnect(ctx: RawContext, req: IncomingMessage, socket: Sock
       route: routeForAuthority(ctx.current(), url),
       headers: req.headers,
       body: null,
-      client: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, protocol: 'http' },
+      client: {
+        address: socket.remoteAddress ?? '',
+        port: socket.remotePort ?? 0,
+        protocol: 'http',
+        httpVersion: req.httpVersion,
+      },
       signal,
       timings: { startedAt, start, phases: {} },
       tunnel: { authority, intercepted: mode === 'intercept' },

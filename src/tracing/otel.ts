@@ -55,6 +55,7 @@ import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_NETWORK_PROTOCOL_VERSION,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
   ATTR_SERVICE_NAME,
@@ -431,6 +432,9 @@ function serverAttributes(end: ExchangeEnd, saved: Partial<Record<string, number
     'sidecache.response.bytes': end.bytes,
   };
   if (ex.target.port !== '') a[ATTR_SERVER_PORT] = Number(ex.target.port);
+  const version = ex.client.httpVersion;
+  // Node says `2.0` for HTTP/2; OpenTelemetry writes `2` (and `1.1`, `1.0` as they are).
+  if (version !== undefined) a[ATTR_NETWORK_PROTOCOL_VERSION] = version === '2.0' ? '2' : version;
   if (ex.route) a['sidecache.route'] = ex.route.name;
   if (ex.cache) a['sidecache.cache.status'] = ex.cache.outcome;
   if (ex.reason) a['sidecache.reason'] = ex.reason;
@@ -460,6 +464,7 @@ function upstreamAttributes(end: ExchangeEnd): Attributes {
     a['sidecache.connection.reused'] = info.reusedConnection;
     a['sidecache.retried'] = info.retried;
     a['sidecache.upstream.body_bytes'] = info.bodyBytes;
+    if (info.httpVersion !== undefined) a[ATTR_NETWORK_PROTOCOL_VERSION] = info.httpVersion;
     if (info.preconnectedMs !== undefined)
       a['sidecache.connection.preconnected_ms'] = round3(info.preconnectedMs);
   }

@@ -43,7 +43,14 @@ export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions
     const pool = pools.poolFor(ex.origin, settings);
     const headers = originRequestHeaders(ex, DROP_REQUEST, opts);
     const started = performance.now();
-    const info = { origin: ex.origin, reusedConnection: false, retried: false, bodyBytes: 0 };
+    // httpVersion from the start (set once the connection is known): one object shape.
+    const info: OriginInfoMutable = {
+      origin: ex.origin,
+      reusedConnection: false,
+      retried: false,
+      bodyBytes: 0,
+      httpVersion: undefined,
+    };
     ex.originInfo = info;
     try {
       return await dispatchOnce(pool, pools, watch, ex, headers, info, started, opts.via);
@@ -74,6 +81,7 @@ interface OriginInfoMutable {
   retried: boolean;
   bodyBytes: number;
   preconnectedMs?: number;
+  httpVersion?: '1.1' | '2';
 }
 
 function dispatchOnce(
@@ -209,6 +217,7 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
     // pool opened earlier (warm, or for a request another connection then served) was waiting.
     const reused = record.requests > 1 || record.startedAt < ex.timings.start;
     info.reusedConnection = reused;
+    info.httpVersion = record.httpVersion;
     if (record.preconnected && record.requests === 1) {
       // The first request on a connection keep-warm opened: it skipped that whole handshake.
       info.preconnectedMs = (record.dnsMs ?? 0) + record.connectMs + (record.tlsMs ?? 0);

@@ -37,6 +37,8 @@ export interface ConnectionRecord {
   requests: number;
   /** Opened ahead of need (`preconnect`), before any request asked for it. */
   readonly preconnected: boolean;
+  /** The HTTP version this connection speaks, as OpenTelemetry writes it: `2` when ALPN chose h2. */
+  readonly httpVersion: '1.1' | '2';
 }
 
 /** Told which connection its request went out on (an object, so no closure per request). */
@@ -107,6 +109,10 @@ function portOf(origin: string): number {
 
 /** Concurrent streams per HTTP/2 connection (Node's h2 server default for peers). */
 const H2_MAX_CONCURRENT_STREAMS = 100;
+
+/** Whether TLS ALPN chose HTTP/2 on a connection. */
+const isH2 = (socket: Socket): boolean =>
+  (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2';
 
 interface SendHeadersMessage {
   socket: Socket;
@@ -216,6 +222,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
           tlsMs,
           requests: 0,
           preconnected: preconnect,
+          httpVersion: isH2(sock as Socket) ? ('2' as const) : ('1.1' as const),
         };
         records.set(sock as Socket, record);
         deps.onConnect?.({ origin, ok: true, dnsMs, connectMs, tlsMs });
@@ -237,8 +244,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
     !socket.destroyed &&
     socket.readyState === 'open' &&
     !socket.readableEnded &&
-    ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2' ||
-      socket.readableLength === 0);
+    (isH2(socket) || socket.readableLength === 0);
 
   /**
    * Takes the newest usable parked socket of the pool `key` (the one furthest from the origin's

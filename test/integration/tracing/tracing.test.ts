@@ -6,7 +6,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -42,6 +45,7 @@ describe('tracing: every exchange as an OpenTelemetry span tree', () => {
   let receiver: OtlpReceiver;
   let nameserver: TestDnsServer;
   let origin: TestOrigin;
+  let h2Origin: http2.Http2SecureServer;
   let sc: TestSidecache;
   let caDir: string;
 
@@ -65,6 +69,15 @@ describe('tracing: every exchange as an OpenTelemetry span tree', () => {
       },
       { tls: leaf },
     );
+    // An h2-only TLS origin: the upstream span says which HTTP version went to the origin.
+    h2Origin = http2.createSecureServer({ cert: leaf.cert, key: leaf.key, allowHTTP1: false });
+    h2Origin.on('stream', (stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'text/plain', 'cache-control': 'no-store' });
+      stream.end('h2');
+    });
+    h2Origin.listen(0, '127.0.0.1');
+    await once(h2Origin, 'listening');
+    const h2Port = (h2Origin.address() as AddressInfo).port;
     nameserver = await startDnsServer(
       new DnsZone({ [HOST]: { A: ['127.0.0.1'], ttl: 300 }, localhost: { A: ['127.0.0.1'], ttl: 300 } }),
     );
@@ -74,6 +87,7 @@ describe('tracing: every exchange as an OpenTelemetry span tree', () => {
       routes: [
         { name: 'api', origin: `https://${HOST}:${origin.port}` },
         { name: 'prop', origin: `https://${HOST}:${origin.port}`, tracing: { propagateUpstream: true } },
+        { name: 'h2', origin: `https://${HOST}:${h2Port}`, upstream: { http2: true } },
       ],
       allow: ['127.0.0.1', 'localhost'],
       tunnel: { ports: [origin.port] },
@@ -90,6 +104,7 @@ describe('tracing: every exchange as an OpenTelemetry span tree', () => {
     await receiver?.close();
     await nameserver?.stop();
     await origin?.close();
+    if (h2Origin) await new Promise((r) => h2Origin.close(r));
     if (caDir) rmSync(caDir, { recursive: true, force: true });
   });
 
@@ -113,6 +128,38 @@ describe('tracing: every exchange as an OpenTelemetry span tree', () => {
     assert.equal(server.attributes['server.address'], HOST);
     assert.equal(server.attributes['sidecache.route'], 'api');
     assert.equal(server.attributes['url.full'], `https://${HOST}:${origin.port}/users?q=1`);
+    // fetch (undici) speaks HTTP/1.1 to sidecache.
+    assert.equal(server.attributes['network.protocol.version'], '1.1');
+  });
+
+  it("network.protocol.version: the client's HTTP version on the server span, the origin's on the upstream span", async () => {
+    // An HTTP/1.0 client (curl --http1.0) to an HTTP/1.1 origin.
+    const trace10 = hex(16);
+    await run('curl', [
+      '-sS',
+      '--http1.0',
+      '-H',
+      `traceparent: ${traceparent(trace10, hex(8))}`,
+      `${sc.url}/api/v10`,
+    ]);
+    // An HTTP/1.1 client to the h2-only origin (upstream.http2 on that route).
+    const trace2 = hex(16);
+    const res = await fetch(`${sc.url}/h2/x`, { headers: { traceparent: traceparent(trace2, hex(8)) } });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), 'h2');
+    const spans = await receiver.waitFor(
+      (all) => serverSpanOf(all, trace10) !== undefined && serverSpanOf(all, trace2) !== undefined,
+    );
+    const server10 = serverSpanOf(spans, trace10) as OtlpSpan;
+    assert.equal(server10.attributes['network.protocol.version'], '1.0');
+    const upstream11 = childrenOf(spans, server10).find((s) => s.kind === 3);
+    assert.ok(upstream11, 'an upstream span under the HTTP/1.0 exchange');
+    assert.equal(upstream11.attributes['network.protocol.version'], '1.1');
+    const server2 = serverSpanOf(spans, trace2) as OtlpSpan;
+    assert.equal(server2.attributes['network.protocol.version'], '1.1');
+    const upstream2 = childrenOf(spans, server2).find((s) => s.kind === 3);
+    assert.ok(upstream2, 'an upstream span under the exchange to the h2 origin');
+    assert.equal(upstream2.attributes['network.protocol.version'], '2');
   });
 
   it('a miss has DNS, connect, TLS and upstream children, in order inside the exchange', async () => {
@@ -246,6 +293,7 @@ describe('tracing: every exchange as an OpenTelemetry span tree', () => {
       sc.url,
       '--cacert',
       join(caDir, 'ca.pem'),
+      '--http2',
       '-H',
       `traceparent: ${traceparent(traceId, parentId)}`,
       `https://localhost:${origin.port}/intercepted`,
@@ -255,6 +303,8 @@ describe('tracing: every exchange as an OpenTelemetry span tree', () => {
     const server = serverSpanOf(spans, traceId) as OtlpSpan;
     assert.equal(server.parentSpanId, parentId);
     assert.equal(server.attributes['sidecache.mode'], 'intercept');
+    // Inside the tunnel curl and sidecache agree on h2 (ALPN): Node's `2.0` is written `2`.
+    assert.equal(server.attributes['network.protocol.version'], '2');
   });
 
   it('no credential, cookie or sensitive query value appears anywhere in the exported data', async () => {
