@@ -4,13 +4,14 @@
  * targets all match the listeners of deploy/container.yaml and the configs they ship.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { yamlFiles } from '../helpers/yaml-files.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLES = join(ROOT, 'examples');
@@ -18,16 +19,6 @@ const EXAMPLES = join(ROOT, 'examples');
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' ? (v as Obj) : {});
 const list = (v: unknown): Obj[] => (Array.isArray(v) ? v.map(obj) : []);
-
-function yamlFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => {
-      const p = join(dir, name);
-      if (statSync(p).isDirectory()) return yamlFiles(p);
-      return /\.ya?ml$/.test(name) ? [p] : [];
-    });
-}
 
 function documents(file: string): Obj[] {
   return parseAllDocuments(readFileSync(file, 'utf8'), { uniqueKeys: true }).map((d) => {

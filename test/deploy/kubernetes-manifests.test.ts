@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { describe, it } from 'node:test';
@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse, parseAllDocuments } from 'yaml';
 import { findExecutable } from '../helpers/system-tool.js';
+import { yamlFiles } from '../helpers/yaml-files.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DIR = join(ROOT, 'examples/kubernetes');
@@ -100,16 +101,6 @@ async function validate(m: Manifest): Promise<void> {
       `${relative(ROOT, m.file)}: ${kind} ${String((m.doc.metadata as Obj)?.name)}: ${String(err)}`,
     );
   }
-}
-
-function yamlFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => {
-      const p = join(dir, name);
-      if (statSync(p).isDirectory()) return yamlFiles(p);
-      return /\.ya?ml$/.test(name) ? [p] : [];
-    });
 }
 
 const kinds = (ms: readonly Manifest[]) => ms.map((m) => String(m.doc.kind)).sort();
