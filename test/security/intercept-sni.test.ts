@@ -199,9 +199,13 @@ describe('interception mints leaves only for the CONNECT host', () => {
     });
     b.destroy();
     assert.notEqual(outcome, 'still open after 5 s');
-    // Node's client offers the session under the new name, and it is resumed: the check after
-    // the handshake is what closes it.
-    assert.equal(outcome, 'resumed, then closed');
+    // Two ways to refuse, depending on the Node/OpenSSL pair: where the session is resumed under
+    // the new name (Node 20), the check after the handshake closes it; where the server's SNI
+    // callback runs for the resumption too (Node 24), it ends the handshake with the alert.
+    assert.ok(
+      outcome === 'resumed, then closed' || outcome === 'error ERR_SSL_TLSV1_UNRECOGNIZED_NAME',
+      outcome,
+    );
     assert.equal(reply, '', `served: ${reply}`);
     const text = await metrics();
     assert.equal(
