@@ -13,13 +13,7 @@
  */
 
 import type { ClientInfo } from './exchange.js';
-import {
-  type Cidr,
-  cidrContains,
-  type ParsedAddress,
-  parseAddress,
-  parseCidr,
-} from './guard/address-ranges.js';
+import { type Cidr, cidrContains, parseAddress, parseCidr, unmapV4 } from './guard/address-ranges.js';
 import { appendHeader } from './hop-by-hop.js';
 
 /** Request headers by which proxies describe the original request and client (lower-case). */
@@ -68,18 +62,9 @@ export function compileForwardedTrust(setting: boolean | readonly string[]): For
   return (address) => {
     const parsed = address === undefined ? null : parseAddress(address);
     if (parsed === null) return false;
-    const addr = unmapped(parsed);
+    const addr = unmapV4(parsed);
     return blocks.some((b) => cidrContains(b, addr));
   };
-}
-
-/** An IPv4-mapped IPv6 address (`::ffff:10.1.2.3`, a dual-stack listener) as the IPv4 address. */
-function unmapped(addr: ParsedAddress): ParsedAddress {
-  if (addr.family !== 6) return addr;
-  const b = addr.bytes;
-  for (let i = 0; i < 10; i++) if (b[i] !== 0) return addr;
-  if (b[10] !== 0xff || b[11] !== 0xff) return addr;
-  return { family: 4, bytes: b.slice(12) };
 }
 
 /**

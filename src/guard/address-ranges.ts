@@ -158,6 +158,13 @@ export function rangeOf(addr: ParsedAddress): AddressRange {
   return cidrContains(GLOBAL_UNICAST, addr) ? 'public' : 'reserved';
 }
 
+/** An IPv4-mapped IPv6 address (`::ffff:10.1.2.3`, a dual-stack listener's peer) as the IPv4 address it carries; any other address unchanged. */
+export function unmapV4(addr: ParsedAddress): ParsedAddress {
+  return addr.family === 6 && cidrContains(V4_MAPPED, addr)
+    ? { family: 4, bytes: addr.bytes.slice(12) }
+    : addr;
+}
+
 /** `rangeOf` for text; an unparseable address is `reserved` (never connected to). */
 export function rangeOfText(text: string): AddressRange {
   const addr = parseAddress(text);
