@@ -37,8 +37,13 @@ function parseIPv4(text: string): Uint8Array | null {
   return Uint8Array.from(text.split('.').map(Number));
 }
 
+/** A host as written in a URL or authority, without the brackets around an IPv6 literal. */
+export function stripBrackets(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
 function parseIPv6(text: string): Uint8Array | null {
-  const t = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+  const t = stripBrackets(text);
   const bare = t.split('%', 1)[0] as string; // zone id (fe80::1%eth0)
   if (!isIPv6(bare)) return null;
   let groups: number[] = [];

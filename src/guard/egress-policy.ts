@@ -22,7 +22,14 @@ import type { LookupAddress, LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { Route } from '../config/runtime.js';
 import { ConfigError, PrivateAddressError } from '../errors.js';
-import { type Cidr, cidrContains, parseAddress, parseCidr, rangeOf } from './address-ranges.js';
+import {
+  type Cidr,
+  cidrContains,
+  parseAddress,
+  parseCidr,
+  rangeOf,
+  stripBrackets,
+} from './address-ranges.js';
 
 /**
  * The resolver a connector uses for a connection to `port` (the egress policy needs the port: a
@@ -51,10 +58,6 @@ export interface EgressPolicy {
    */
   lookupTo(lookup: LookupFunction, port: number): LookupFunction;
   explain(): string;
-}
-
-function stripBrackets(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
 function defaultPort(protocol: string): number {

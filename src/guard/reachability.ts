@@ -11,7 +11,7 @@
  */
 import type { Runtime } from '../config/runtime.js';
 import { dnsCodeOf } from '../dns/dns-failure.js';
-import { parseAddress, rangeOfText } from './address-ranges.js';
+import { parseAddress, rangeOfText, stripBrackets } from './address-ranges.js';
 import { createEgressPolicy } from './egress-policy.js';
 
 /** Resolves a name to its addresses; rejects with an error carrying a DNS `code` when it cannot. */
@@ -36,10 +36,6 @@ const PRIVATE_USE_SUFFIXES = [
 type Resolution =
   | { readonly ok: true; readonly addresses: readonly string[] }
   | { readonly ok: false; readonly why: string };
-
-function stripBrackets(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-}
 
 async function resolveBounded(resolve: ResolveAll, host: string, timeoutMs: number): Promise<Resolution> {
   let timer: NodeJS.Timeout | undefined;

@@ -22,6 +22,7 @@ import type { HostMatcher, Runtime } from '../config/runtime.js';
 import { compileHostMatcher, normaliseHost } from '../config/runtime.js';
 import { ClientAbortedError, EgressDeniedError } from '../errors.js';
 import type { Arrival, Exchange } from '../exchange.js';
+import { stripBrackets } from '../guard/address-ranges.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import type { HandshakeRefusal, TunnelEnd } from '../observers.js';
 import { classifyHandshakeFailure, type HandshakeFailure } from '../tls/handshake-failure.js';
@@ -317,7 +318,3 @@ export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
 
 /** A TLS record: alert (21), version 3.3, length 2, fatal (2), unrecognized_name (112). */
 const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
-
-function stripBrackets(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-}
