@@ -316,9 +316,14 @@ export function createFront(opts: FrontOptions): Front {
   const serve = (req: IncomingMessage, res: ServerResponse, arrival: Arrival): void => {
     // onRequest maps every error itself; reaching either handler is a bug, but never a crash.
     const internal = (err: unknown): void => {
-      opts.onClientError?.('SC_ERR_INTERNAL', err instanceof Error ? err.message : String(err));
-      if (!res.headersSent) res.writeHead(500).end();
-      else res.destroy();
+      const error = toSidecacheError(err);
+      opts.onClientError?.(error.code, error.message);
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const reply = synthErrorReply(error, nextId());
+      res.writeHead(reply.status, reply.headers).end(reply.body);
     };
     try {
       onRequest(req, res, arrival)?.catch(internal);

@@ -7,7 +7,6 @@
  */
 
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
@@ -24,6 +23,7 @@ import {
 } from '../errors.js';
 import type { Arrival, Exchange, ExchangeEnd, Next, Reply } from '../exchange.js';
 import type { SpliceEnding, TunnelEnd, TunnelReport } from '../observers.js';
+import { rawHead } from '../raw-head.js';
 import type { Reason } from '../reasons.js';
 import { splice } from '../tunnel/splice.js';
 import type { UpgradeOutcome } from '../upstream/upgrade-relay.js';
@@ -421,18 +421,4 @@ function refuse(ctx: RawContext, ex: Exchange, socket: Duplex, error: SidecacheE
   const raw = synthRawResponse(error, ex.id);
   socket.end(raw.bytes);
   ctx.notify({ ex, status: error.status, bytes: raw.bodyBytes, error, replySource: 'synth' });
-}
-
-/** A response head in HTTP/1.1 wire form (for sockets that no ServerResponse owns). */
-function rawHead(status: number, statusText: string | undefined, headers: OutgoingHttpHeaders): Buffer {
-  let head = `HTTP/1.1 ${status} ${statusText ?? STATUS_CODES[status] ?? ''}\r\n`;
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) {
-      const text = String(v);
-      if (/[\r\n]/.test(text)) continue;
-      head += `${name}: ${text}\r\n`;
-    }
-  }
-  return Buffer.from(`${head}\r\n`, 'latin1');
 }

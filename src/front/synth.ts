@@ -2,10 +2,10 @@
  * The one place that turns an error into a reply (Varnish's `synth`): a short JSON body naming the
  * error code, the reason, the upstream and the cause, with the exchange id for the logs.
  */
-import { STATUS_CODES } from 'node:http';
-import { Readable } from 'node:stream';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { InternalError, SidecacheError } from '../errors.js';
 import type { Reply } from '../exchange.js';
+import { rawHead } from '../raw-head.js';
 
 export function toSidecacheError(err: unknown): SidecacheError {
   if (err instanceof SidecacheError) return err;
@@ -34,38 +34,34 @@ function retryAfterOf(error: SidecacheError): string | null {
   return error.detail.retryAfter === undefined ? null : String(error.detail.retryAfter);
 }
 
-export function synthErrorReply(error: SidecacheError, exchangeId: string): Reply {
-  const payload = errorPayload(error, exchangeId);
+/** The head fields of an error reply whose body is `payload`. */
+function errorHeaders(error: SidecacheError, payload: Buffer): OutgoingHttpHeaders {
   const challenge = challengeOf(error);
+  const retryAfter = retryAfterOf(error);
   return {
-    status: error.status,
-    headers: {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': String(payload.length),
-      'cache-control': 'no-store',
-      ...(challenge ? { 'proxy-authenticate': challenge } : {}),
-      ...(retryAfterOf(error) === null ? {} : { 'retry-after': retryAfterOf(error) as string }),
-    },
-    body: Readable.from([payload], { objectMode: false }),
-    source: 'synth',
+    ...(challenge === null ? {} : { 'proxy-authenticate': challenge }),
+    ...(retryAfter === null ? {} : { 'retry-after': retryAfter }),
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(payload.length),
+    'cache-control': 'no-store',
   };
 }
 
+/** The error as a Reply; front/ writes it like any other (its body is in memory: one write). */
+export function synthErrorReply(error: SidecacheError, exchangeId: string): Reply {
+  const payload = errorPayload(error, exchangeId);
+  return { status: error.status, headers: errorHeaders(error, payload), body: payload, source: 'synth' };
+}
+
 /**
- * The same error as raw HTTP/1.1 bytes, for a socket that no ServerResponse owns (a refused
- * CONNECT or Upgrade); the connection is closed after it.
+ * The same reply as raw HTTP/1.1 bytes, for a socket that no ServerResponse owns (a refused
+ * CONNECT or Upgrade, a malformed request); the connection is closed after it.
  */
 export function synthRawResponse(
   error: SidecacheError,
   exchangeId: string,
 ): { bytes: Buffer; bodyBytes: number } {
   const payload = errorPayload(error, exchangeId);
-  const challenge = challengeOf(error);
-  const head =
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
-    (challenge ? `proxy-authenticate: ${challenge}\r\n` : '') +
-    (retryAfterOf(error) === null ? '' : `retry-after: ${retryAfterOf(error)}\r\n`) +
-    'content-type: application/json; charset=utf-8\r\n' +
-    `content-length: ${payload.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n`;
-  return { bytes: Buffer.concat([Buffer.from(head, 'latin1'), payload]), bodyBytes: payload.length };
+  const head = rawHead(error.status, undefined, { ...errorHeaders(error, payload), connection: 'close' });
+  return { bytes: Buffer.concat([head, payload]), bodyBytes: payload.length };
 }
