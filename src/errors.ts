@@ -256,3 +256,9 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   'SC_ERR_ADMIN_HOST_NOT_ALLOWED',
   'SC_ERR_ADMIN_CROSS_SITE',
 ];
+
+/** Any thrown value as a SidecacheError: itself, or an InternalError that keeps it as the cause. */
+export function toSidecacheError(err: unknown): SidecacheError {
+  if (err instanceof SidecacheError) return err;
+  return new InternalError(err instanceof Error ? err.message : String(err), { cause: err });
+}

@@ -3,10 +3,12 @@
  * field (`admission` by guard, `cache` by cache, `origin` by upstream). A Reply is a value whose
  * body is a stream; only `front/` writes it to the client.
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
 import type { Route, Runtime } from './config/runtime.js';
 import type { SidecacheError } from './errors.js';
+import type { TunnelEnd, TunnelReport } from './observers.js';
 import type { Reason } from './reasons.js';
 
 /** How the request reached sidecache. */
@@ -256,3 +258,42 @@ export interface ExchangeEnd {
 }
 
 export type ExchangeObserver = (end: ExchangeEnd) => void;
+
+/** What the origin did with an Upgrade request (upstream/upgrade-relay.ts). */
+export type UpgradeOutcome =
+  | {
+      readonly kind: 'upgraded';
+      readonly status: number;
+      readonly statusText: string | undefined;
+      readonly headers: Record<string, string | string[]>;
+      readonly originSocket: Duplex;
+      /** Bytes the origin sent right after its 101 head. */
+      readonly originHead: Buffer;
+    }
+  | { readonly kind: 'answered'; readonly reply: Reply };
+
+/** What CONNECT and Upgrade exchanges need from guard/, tunnel/ and upstream/ (wired in tunnel/setup.ts). */
+export interface RawParts {
+  /** The guard for exchanges that do not run the pipeline: resolves when admitted, throws if refused. */
+  admit: Next;
+  /** Whether a CONNECT to `host` is decrypted (`intercept`) rather than tunnelled as-is. */
+  intercepts(host: string): boolean;
+  /** What the guard does not check: the CONNECT port. Throws a SidecacheError. */
+  checkConnect(ex: Exchange): void;
+  /**
+   * Opens an admitted CONNECT: connects (blind tunnel) or prepares TLS (intercept), calls
+   * `established` to answer 200, then carries bytes; resolves when the tunnel closes. Throws a
+   * SidecacheError before `established` when the tunnel cannot be opened.
+   */
+  openTunnel(
+    ex: Exchange,
+    socket: Socket,
+    head: Buffer,
+    established: () => void,
+    closing: AbortSignal,
+  ): Promise<TunnelEnd>;
+  /** Sends an admitted Upgrade request, with the request body read before it (or null), to its origin. */
+  upgrade(ex: Exchange, req: IncomingMessage, body: Buffer | null): Promise<UpgradeOutcome>;
+  readonly idleTimeoutMs: number;
+  onTunnelEnd?(report: TunnelReport): void;
+}

@@ -20,6 +20,7 @@ import {
   RequestTimeoutError,
   ShuttingDownError,
   SidecacheError,
+  toSidecacheError,
 } from '../errors.js';
 import {
   type Arrival,
@@ -29,15 +30,16 @@ import {
   ExchangeRecord,
   type MemoKey,
   type Next,
+  type RawParts,
   type Reply,
 } from '../exchange.js';
 import { compileForwardedTrust } from '../forwarded.js';
+import { type RawContext, serveConnect, serveUpgrade } from '../tunnel/raw.js';
 import { interimRelay } from './interim.js';
 import { limitBody, limitConnections, serverOptionsFor } from './limits.js';
-import { LISTENER, type RawParts, serveConnect, serveUpgrade } from './raw.js';
 import { createRequestHygiene } from './request-hygiene.js';
 import { ResponseWatch } from './response-watch.js';
-import { synthErrorReply, synthRawResponse, toSidecacheError } from './synth.js';
+import { synthErrorReply, synthRawResponse } from './synth.js';
 import { resolveInterceptedTarget, resolveTarget } from './target.js';
 
 export interface FrontOptions {
@@ -57,7 +59,7 @@ export interface FrontOptions {
    * the reply's own headers object, which it may change.
    */
   readonly responseHeaders?: (ex: Exchange, headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
-  /** CONNECT tunnels and protocol upgrades (front/raw.ts); answered with 501 when absent. */
+  /** CONNECT tunnels and protocol upgrades (tunnel/raw.ts); answered with 501 when absent. */
   readonly raw?: RawParts;
   /** The cache's hit memo: a request it recalls is answered without resolving it again. */
   readonly memo?: MemoServing | null;
@@ -79,6 +81,8 @@ export interface Front {
   serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, arrival: Arrival): void;
 }
 
+/** The arrival of every request on the proxy listener. */
+const LISTENER: Arrival = Object.freeze({ via: 'listener' });
 const exchangePrefix = randomBytes(4).toString('hex');
 /** Errors after which the client connection is closed rather than kept alive. */
 const CLOSE_AFTER = new Set(['SC_ERR_BODY_TOO_LARGE', 'SC_ERR_TOO_MANY_CONNECTIONS', 'SC_ERR_BAD_REQUEST']);
@@ -359,15 +363,20 @@ export function createFront(opts: FrontOptions): Front {
     ),
   );
 
-  const refuseRaw = (error: SidecacheError) => (req: IncomingMessage, socket: Duplex) => {
-    const id = nextId();
-    const ex = unroutedExchange(id, req, AbortSignal.abort(), Date.now(), performance.now());
+  /** Writes `error` as a raw response on a socket no ServerResponse owns, closes it, tells observers. */
+  const refuseOnSocket = (ex: Exchange, socket: Duplex, error: SidecacheError): void => {
     ex.reason = error.reason;
-    const raw = synthRawResponse(error, id);
+    const raw = synthRawResponse(error, ex.id);
     socket.end(raw.bytes);
     notify({ ex, status: error.status, bytes: raw.bodyBytes, error, replySource: 'synth' });
   };
-  const rawContext = opts.raw
+  const refuseRaw = (error: SidecacheError) => (req: IncomingMessage, socket: Duplex) =>
+    refuseOnSocket(
+      unroutedExchange(nextId(), req, AbortSignal.abort(), Date.now(), performance.now()),
+      socket,
+      error,
+    );
+  const rawContext: RawContext | null = opts.raw
     ? {
         parts: opts.raw,
         current,
@@ -377,6 +386,15 @@ export function createFront(opts: FrontOptions): Front {
         isDraining: () => draining,
         closing: tunnelsClosing.signal,
         unroutedExchange,
+        refuse(ex, socket, error) {
+          if (error.reason === 'client_disconnected' || socket.destroyed || !socket.writable) {
+            ex.reason = error.reason;
+            socket.destroy();
+            notify({ ex, status: 499, bytes: 0, error, replySource: null });
+            return;
+          }
+          refuseOnSocket(ex, socket, error);
+        },
       }
     : null;
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, arrival: Arrival): void => {

@@ -3,14 +3,9 @@
  * error code, the reason, the upstream and the cause, with the exchange id for the logs.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
-import { InternalError, SidecacheError } from '../errors.js';
+import type { SidecacheError } from '../errors.js';
 import type { Reply } from '../exchange.js';
 import { rawHead } from '../raw-head.js';
-
-export function toSidecacheError(err: unknown): SidecacheError {
-  if (err instanceof SidecacheError) return err;
-  return new InternalError(err instanceof Error ? err.message : String(err), { cause: err });
-}
 
 function errorPayload(error: SidecacheError, exchangeId: string): Buffer {
   return Buffer.from(

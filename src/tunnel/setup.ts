@@ -1,15 +1,14 @@
 /**
  * Wires CONNECT, interception and upgrades for server.ts: the CA (loaded or made at start when
  * `intercept` names any host), the leaf issuer, the tunnels, the upgrade relay and their metrics,
- * as the `RawParts` front/ needs. Nothing here runs a request.
+ * as the `RawParts` CONNECT and Upgrade exchanges need (tunnel/raw.ts). Nothing here runs a request.
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
 import { compileHostMatcher, type Runtime } from '../config/runtime.js';
 import type { RuntimeRef } from '../config/runtime-ref.js';
-import type { Exchange, Next, Reply } from '../exchange.js';
-import type { RawParts } from '../front/raw.js';
+import type { Exchange, Next, RawParts, Reply } from '../exchange.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import type { Logger } from '../log.js';
 import { createTunnelMetrics } from '../metrics/tunnel-metrics.js';

@@ -13,24 +13,12 @@ import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { UpstreamConfig } from '../config/schema.js';
 import { ClientAbortedError, UpstreamBodyTimeoutError } from '../errors.js';
-import type { Exchange, Reply } from '../exchange.js';
+import type { Exchange, UpgradeOutcome } from '../exchange.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
 import { upstreamTrust } from '../tls/trust.js';
 import { classifyUpstreamError } from './classify-error.js';
 import { type OriginHeaderOptions, originRequestHeaders } from './origin-request-headers.js';
-
-export type UpgradeOutcome =
-  | {
-      readonly kind: 'upgraded';
-      readonly status: number;
-      readonly statusText: string | undefined;
-      readonly headers: Record<string, string | string[]>;
-      readonly originSocket: Duplex;
-      /** Bytes the origin sent right after its 101 head. */
-      readonly originHead: Buffer;
-    }
-  | { readonly kind: 'answered'; readonly reply: Reply };
 
 export interface UpgradeRelayOptions {
   readonly defaults: UpstreamConfig;

@@ -1,7 +1,8 @@
 /**
- * front/ for what is not a request/response pair: CONNECT and protocol upgrades (WebSocket). Each
- * still becomes an Exchange (mode `tunnel` or `intercept` for CONNECT; the mode of its target for
- * an upgrade), is admitted by the same guard, and ends with one reason, told to the same observers.
+ * What is not a request/response pair: CONNECT and protocol upgrades (WebSocket), handed over by
+ * front/ with the socket. Each still becomes an Exchange (mode `tunnel` or `intercept` for CONNECT;
+ * the mode of its target for an upgrade), is admitted by the same guard, and ends with one reason,
+ * told to the same observers; front/ (`RawContext`) numbers it, tells observers and writes refusals.
  * Decrypted requests from an intercepted tunnel come back in through `Front.serve` with an
  * `Arrival` of `{ via: 'tunnel', authority }`: context travels as an argument, never on the socket.
  */
@@ -19,43 +20,14 @@ import {
   RequestTimeoutError,
   ShuttingDownError,
   SidecacheError,
+  toSidecacheError,
   UpstreamResetError,
 } from '../errors.js';
-import type { Arrival, Exchange, ExchangeEnd, Next, Reply } from '../exchange.js';
+import type { Arrival, Exchange, ExchangeEnd, RawParts, Reply } from '../exchange.js';
 import type { SpliceEnding, TunnelEnd, TunnelReport } from '../observers.js';
 import { rawHead } from '../raw-head.js';
 import type { Reason } from '../reasons.js';
-import { splice } from '../tunnel/splice.js';
-import type { UpgradeOutcome } from '../upstream/upgrade-relay.js';
-import { synthRawResponse, toSidecacheError } from './synth.js';
-
-export const LISTENER: Arrival = Object.freeze({ via: 'listener' });
-
-/** What front/ needs from the other modules to serve CONNECT and Upgrade (wired in server.ts). */
-export interface RawParts {
-  /** The guard for exchanges that do not run the pipeline: resolves when admitted, throws if refused. */
-  admit: Next;
-  /** Whether a CONNECT to `host` is decrypted (`intercept`) rather than tunnelled as-is. */
-  intercepts(host: string): boolean;
-  /** What the guard does not check: the CONNECT port. Throws a SidecacheError. */
-  checkConnect(ex: Exchange): void;
-  /**
-   * Opens an admitted CONNECT: connects (blind tunnel) or prepares TLS (intercept), calls
-   * `established` to answer 200, then carries bytes; resolves when the tunnel closes. Throws a
-   * SidecacheError before `established` when the tunnel cannot be opened.
-   */
-  openTunnel(
-    ex: Exchange,
-    socket: Socket,
-    head: Buffer,
-    established: () => void,
-    closing: AbortSignal,
-  ): Promise<TunnelEnd>;
-  /** Sends an admitted Upgrade request, with the request body front/ read (or null), to its origin. */
-  upgrade(ex: Exchange, req: IncomingMessage, body: Buffer | null): Promise<UpgradeOutcome>;
-  readonly idleTimeoutMs: number;
-  onTunnelEnd?(report: TunnelReport): void;
-}
+import { splice } from './splice.js';
 
 export interface RawContext {
   readonly parts: RawParts;
@@ -82,6 +54,11 @@ export interface RawContext {
   isDraining(): boolean;
   /** Aborted at the end of shutdown. */
   readonly closing: AbortSignal;
+  /**
+   * Ends an exchange that gets no tunnel: its error as a raw response (front/synth.ts) and the
+   * socket closed, or, when the client is already gone, the socket destroyed; observers are told.
+   */
+  refuse(ex: Exchange, socket: Duplex, error: SidecacheError): void;
 }
 
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
@@ -183,7 +160,7 @@ export function serveConnect(ctx: RawContext, req: IncomingMessage, socket: Sock
       tunnel: { authority, intercepted: mode === 'intercept' },
     };
   } catch (err) {
-    refuse(ctx, ctx.unroutedExchange(id, req, signal, startedAt, start), socket, toSidecacheError(err));
+    ctx.refuse(ctx.unroutedExchange(id, req, signal, startedAt, start), socket, toSidecacheError(err));
     return;
   }
   let answered = false;
@@ -204,7 +181,7 @@ export function serveConnect(ctx: RawContext, req: IncomingMessage, socket: Sock
       ctx.notify({ ex, status: 200, bytes: 0, error, replySource: 'origin' });
       return;
     }
-    refuse(ctx, ex, socket, error);
+    ctx.refuse(ex, socket, error);
   });
 }
 
@@ -225,7 +202,7 @@ export function serveUpgrade(
     if (ctx.isDraining()) throw new ShuttingDownError('sidecache is shutting down');
     ex = ctx.buildExchange(id, req, arrival, null, signal, startedAt, start);
   } catch (err) {
-    refuse(ctx, ctx.unroutedExchange(id, req, signal, startedAt, start), socket, toSidecacheError(err));
+    ctx.refuse(ctx.unroutedExchange(id, req, signal, startedAt, start), socket, toSidecacheError(err));
     return;
   }
   (async () => {
@@ -255,7 +232,7 @@ export function serveUpgrade(
       bytesDown: result.bytesDown + outcome.originHead.length,
     };
     finishTunnel(ctx, ex, end, 'upgrade', outcome.status);
-  })().catch((err: unknown) => refuse(ctx, ex, socket, toSidecacheError(err)));
+  })().catch((err: unknown) => ctx.refuse(ex, socket, toSidecacheError(err)));
 }
 
 /**
@@ -409,16 +386,4 @@ function finishTunnel(
   ex.reason = endingReason(end.ending);
   ctx.notify({ ex, status, bytes: end.bytesDown, replySource: 'origin' });
   ctx.parts.onTunnelEnd?.({ ...end, kind, durationMs: performance.now() - ex.timings.start });
-}
-
-function refuse(ctx: RawContext, ex: Exchange, socket: Duplex, error: SidecacheError): void {
-  ex.reason = error.reason;
-  if (error.reason === 'client_disconnected' || socket.destroyed || !socket.writable) {
-    socket.destroy();
-    ctx.notify({ ex, status: 499, bytes: 0, error, replySource: null });
-    return;
-  }
-  const raw = synthRawResponse(error, ex.id);
-  socket.end(raw.bytes);
-  ctx.notify({ ex, status: error.status, bytes: raw.bodyBytes, error, replySource: 'synth' });
 }
