@@ -3,20 +3,20 @@
 // prints one table (also written as JSON). Exits non-zero when a target fails to start or serves
 // any error. See bench/README.md.
 import { resolve } from 'node:path';
-import type { Child } from './children.js';
-import type { CpuClock } from './cpu.js';
-import { runSlowDnsBench } from './dns-slow.js';
-import { READY_TIMEOUT_MS, repoRoot, withHarness } from './harness.js';
-import { formatHttpsResult, type HttpsBenchResult, runHttpsNewConnection } from './https/new-connection.js';
-import type { LoadGenerator, LoadResult } from './load/load-generator.js';
-import { type BenchOptions, parseOptions, USAGE, UsageError } from './options.js';
-import { BODY_BYTES } from './origin/body.js';
-import { type PeerTableResult, runPeerTable } from './peers.js';
-import type { Pinning } from './pinning.js';
-import { probe } from './probe.js';
-import { deriveRows, formatTable, type RunRecord, writeJson } from './report.js';
-import { requestFor, type Scenario } from './scenarios.js';
-import { type RunningOrigin, type RunningTarget, startOrigin } from './targets.js';
+import type { Child } from './harness/children.js';
+import { READY_TIMEOUT_MS, repoRoot, withHarness } from './harness/harness.js';
+import type { LoadGenerator, LoadResult } from './harness/load.js';
+import { probe } from './harness/measure.js';
+import { type BenchOptions, parseOptions, USAGE, UsageError } from './harness/options.js';
+import type { Pinning } from './harness/pinning.js';
+import type { CpuClock } from './harness/proc.js';
+import { deriveRows, formatTable, type RunRecord, writeJson } from './harness/report.js';
+import { runSlowDnsBench } from './scenarios/dns-slow.js';
+import { formatHttpsResult, type HttpsBenchResult, runHttpsNewConnection } from './scenarios/https.js';
+import { type PeerTableResult, runPeerTable } from './scenarios/peers.js';
+import { requestFor, type Scenario } from './scenarios/requests.js';
+import { BODY_BYTES } from './targets/body.js';
+import { type RunningOrigin, type RunningTarget, startOrigin } from './targets/index.js';
 
 interface MeasureDeps {
   readonly options: BenchOptions;

@@ -8,8 +8,8 @@
 // Usage: node --import tsx bench/targets/bare-node.ts --listen 127.0.0.1:0 [--hit-head]
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
-import { parseListen, serveBenchTarget } from '../child-contract.js';
-import { fixedJsonBody } from '../origin/body.js';
+import { parseListen, serveBenchTarget } from '../harness/child-contract.js';
+import { fixedJsonBody } from './body.js';
 
 const { values } = parseArgs({
   options: { listen: { type: 'string' }, 'hit-head': { type: 'boolean', default: false } },

@@ -7,7 +7,7 @@
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { badGateway, parseListen, serveBenchTarget } from '../child-contract.js';
+import { badGateway, parseListen, serveBenchTarget } from '../harness/child-contract.js';
 import { matchRoute, parseRoutes } from './route-table.js';
 
 interface Stored {

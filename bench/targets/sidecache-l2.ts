@@ -4,9 +4,9 @@
 // and is skipped when redis-server or dist/cli.js is missing.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunningTarget, TargetContext, TargetSpec } from '../targets.js';
-import { findBinary, scratchDir, waitForPort, writeFile } from './reference-caches.js';
-import { freePort, startSidecache } from './sidecache-launch.js';
+import { findBinary, scratchDir, waitForPort, writeFile } from './caches.js';
+import type { RunningTarget, TargetContext, TargetSpec } from './index.js';
+import { freePort, startSidecache } from './sidecache.js';
 
 export function sidecacheL2(scenarios: readonly string[]): TargetSpec {
   return {

@@ -2,11 +2,11 @@
 // (accelerator) with the origin as its only parent (`cache_peer ... originserver`), caching in
 // memory only (no cache_dir), one process (`-N`: no daemon, no SMP kids). Squid cannot rewrite
 // paths without a helper process, so it forwards `/origin/x` as is; the bench origin serves
-// `/origin/x` as `/x` (bench/origin/server.ts). Its own throw-away directory holds the config, the
+// `/origin/x` as `/x` (bench/targets/origin.ts). Its own throw-away directory holds the config, the
 // pid file and cache.log; Debian's system service is never used.
 import { chmodSync } from 'node:fs';
-import type { ChildGroup } from '../children.js';
-import { findBinary, scratchDir, waitForPort, writeFile } from './reference-caches.js';
+import type { ChildGroup } from '../harness/children.js';
+import { findBinary, scratchDir, waitForPort, writeFile } from './caches.js';
 
 export function squidConfig(dir: string, port: number, originUrl: string): string {
   const origin = new URL(originUrl);

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { withHarness } from '../../bench/harness.js';
-import { median, runPeerTable } from '../../bench/peers.js';
+import { withHarness } from '../../bench/harness/harness.js';
+import { median, runPeerTable } from '../../bench/scenarios/peers.js';
 
 describe('bench peer table smoke run', () => {
   it('median is the middle value (even count: mean of the two middle ones)', () => {

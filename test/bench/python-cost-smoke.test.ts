@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createChildGroup } from '../../bench/children.js';
-import { repoRoot } from '../../bench/harness.js';
-import { runPythonCost } from '../../bench/python-cost/run.js';
+import { createChildGroup } from '../../bench/harness/children.js';
+import { repoRoot } from '../../bench/harness/harness.js';
+import { runPythonCost } from '../../bench/scenarios/python-cost.js';
 import { hasPythonRequests } from '../helpers/python.js';
 
 describe('bench:python smoke run', () => {

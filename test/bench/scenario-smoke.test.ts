@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatScenario, runScenario } from '../../bench/scenario/scenario.js';
+import { formatScenario, runScenario } from '../../bench/scenarios/page/scenario.js';
 import { hasFlask } from '../helpers/python.js';
 
 describe('bench:scenario smoke run', () => {

@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { runEntriesSweep } from '../../bench/entries.js';
-import { withHarness } from '../../bench/harness.js';
-import { wrkInstalled } from '../../bench/load/load-generator.js';
-import { runLoadSweep } from '../../bench/sweep.js';
+import { withHarness } from '../../bench/harness/harness.js';
+import { wrkInstalled } from '../../bench/harness/load.js';
+import { runEntriesSweep } from '../../bench/scenarios/entries.js';
+import { runLoadSweep } from '../../bench/scenarios/sweep.js';
 
 describe('bench sweeps smoke run', () => {
   it('load sweep: every point served only 2xx', { timeout: 90_000 }, async () => {

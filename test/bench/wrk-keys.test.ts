@@ -10,9 +10,9 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { it } from 'node:test';
-import { repoRoot, withHarness } from '../../bench/harness.js';
-import { wrkInstalled } from '../../bench/load/load-generator.js';
-import { runWrkKeys } from '../../bench/load/wrk-keys.js';
+import { repoRoot, withHarness } from '../../bench/harness/harness.js';
+import { wrkInstalled } from '../../bench/harness/load.js';
+import { runWrkKeys } from '../../bench/harness/wrk-keys.js';
 
 it('wrk-keys fill: the first pass sends every key of the range, the first key first', {
   timeout: 30_000,

@@ -1,0 +1,456 @@
+// `npm run bench:memory`: does sidecache stay inside the memory it is given? With
+// `cache.maxSizeBytes` = 32 MiB (`--cap-mib`), each fill sends distinct cacheable responses through
+// a fresh process (the ordinary miss-and-store path of a reverse route to the bench origin) and
+// reads that process's peak RSS (VmHWM) and its RSS and entry count at the end, beside Varnish with
+// `-s malloc,32m` (its cache worker process) as the anchor. Then: idle RSS right after start, and
+// RSS after a cache-hit load on one 2 KiB entry against a bare node:http server serving the same
+// bytes, with the same load in the same run. With `--tiers` the idle and 8 KiB rows are repeated
+// with the Redis and memcached tiers on (where redis-server / memcached are installed).
+// See docs/BENCHMARKS.md ("Memory").
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+import { LISTENING_PREFIX, parseListening } from '../harness/child-contract.js';
+import type { Child } from '../harness/children.js';
+import {
+  type Harness,
+  metricValue,
+  READY_TIMEOUT_MS,
+  repoRoot,
+  runSweepScript,
+  sidecacheConfigFile,
+} from '../harness/harness.js';
+import { columnLines, fixed } from '../harness/report.js';
+import { rssMib, vmHwmKb } from '../harness/rss.js';
+import { findBinary, waitForPort } from '../targets/caches.js';
+import {
+  freePort,
+  type RunningOrigin,
+  sidecacheBuild,
+  startOrigin,
+  startSidecache,
+  startVarnish,
+  type TargetContext,
+} from '../targets/index.js';
+import { ROUTE_NAME } from './requests.js';
+
+const MiB = 1024 * 1024;
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'cap-mib': { type: 'string', default: '32' },
+    'hit-seconds': { type: 'string' },
+    tiers: { type: 'boolean', default: false },
+    'no-varnish': { type: 'boolean', default: false },
+    only: { type: 'string' },
+    json: { type: 'string', default: 'bench/results/memory.json' },
+    'no-launcher-flags': { type: 'boolean', default: false },
+    'node-flags': { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log(
+    'npm run bench:memory [-- --quick] [--cap-mib 32] [--hit-seconds 15] [--tiers] [--no-varnish] [--only 8k,512,mix,idle,hit] [--json PATH]',
+  );
+  process.exit(0);
+}
+const quick = values.quick;
+const capBytes = Math.round(Number(values['cap-mib']) * MiB);
+const hitMs = Number(values['hit-seconds'] ?? (quick ? 3 : 15)) * 1000;
+const only = values.only === undefined ? null : new Set(values.only.split(','));
+const scale = quick ? 0.1 : 1;
+
+/**
+ * The Node flags of the `sidecache` launcher (the `#!/usr/bin/env -S node FLAGS` line of the CLI),
+ * so the bench runs sidecache as the installed command does; none with --no-launcher-flags.
+ */
+function launcherFlags(): string[] {
+  if (values['node-flags'] !== undefined) return values['node-flags'].split(/\s+/).filter((f) => f !== '');
+  if (values['no-launcher-flags']) return [];
+  const file = join(repoRoot, sidecacheBuild(repoRoot).fromSource ? 'src/cli.ts' : 'dist/cli.js');
+  const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+  return m
+    ? (m[1] ?? '')
+        .trim()
+        .split(/\s+/)
+        .filter((f) => f !== '')
+    : [];
+}
+const nodeArgs = launcherFlags();
+
+interface Fill {
+  readonly name: string;
+  readonly description: string;
+  readonly count: number;
+  /** Body bytes of response i. */
+  readonly bytes: (i: number) => number;
+}
+
+const FILLS: readonly Fill[] = [
+  { name: '8k', description: 'distinct 8 KiB', count: Math.round(40_000 * scale), bytes: () => 8192 },
+  { name: '512', description: 'distinct 512 B', count: Math.round(150_000 * scale), bytes: () => 512 },
+  {
+    name: 'mix',
+    description: 'mix: 1 in 8 is 1 MiB, the rest 8 KiB and 64 KiB',
+    count: Math.round(4_000 * scale),
+    bytes: (i) => (i % 8 === 0 ? MiB : i % 2 === 0 ? 65_536 : 8192),
+  },
+];
+const FILL_CONCURRENCY = 16;
+/** A fill may take this long per 1,000 responses (plus 30 s) before it is cut short (a failure). */
+const FILL_MS_PER_1000 = 3_000;
+const HIT_CONNECTIONS = 32;
+const HIT_BYTES = 2048;
+const IDLE_SETTLE_MS = 2_000;
+
+interface Row {
+  readonly test: string;
+  readonly target: string;
+  readonly sent: number | null;
+  readonly entries: number | null;
+  readonly peakRssMib: number | null;
+  readonly endRssMib: number | null;
+  readonly note: string;
+}
+
+function configYaml(extra = ''): string {
+  return `cache:\n  maxSizeBytes: ${capBytes}\n  maxEntryBytes: ${2 * MiB}\n${extra}`;
+}
+
+/** Sends GET path(i) for i in [0, count) to `url` through one keep-alive Pool; bounded by `deadline`. */
+async function fillTarget(url: string, fill: Fill, deadline: number): Promise<number> {
+  const pool = new Pool(url, { connections: FILL_CONCURRENCY, pipelining: 1 });
+  const run = `${Date.now().toString(36)}`;
+  let next = 0;
+  let sent = 0;
+  const worker = async (): Promise<void> => {
+    while (next < fill.count) {
+      if (Date.now() > deadline) throw new Error(`fill ${fill.name}: not done within its time bound`);
+      const i = next++;
+      const res = await pool.request({
+        method: 'GET',
+        path: `/${ROUTE_NAME}/sized/${fill.bytes(i)}/${run}-${i}`,
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
+      });
+      await res.body.dump({ limit: 4 * MiB });
+      if (res.statusCode !== 200) throw new Error(`fill ${fill.name} #${i}: status ${res.statusCode}`);
+      sent++;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: FILL_CONCURRENCY }, worker));
+  } finally {
+    await pool.close();
+  }
+  return sent;
+}
+
+function mib(kb: number | null): number | null {
+  return kb === null ? null : kb / 1024;
+}
+
+/** `varnishstat` MAIN.n_object of the instance in `workDir`, or null. */
+async function varnishObjects(workDir: string): Promise<number | null> {
+  const bin = findBinary('varnishstat');
+  if (bin === null) return null;
+  return new Promise((resolve) => {
+    const p = spawn(bin, ['-n', workDir, '-1', '-f', 'MAIN.n_object'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    p.on('close', () => {
+      clearTimeout(timer);
+      const m = /MAIN\.n_object\s+(\d+)/.exec(out);
+      resolve(m ? Number(m[1]) : null);
+    });
+  });
+}
+
+async function sidecacheEntries(adminUrl: string): Promise<number | null> {
+  return metricValue(adminUrl, 'sidecache_cache_entries');
+}
+
+async function withConfig<T>(yaml: string, body: (path: string) => Promise<T>): Promise<T> {
+  const config = sidecacheConfigFile(yaml);
+  try {
+    return await body(config.path);
+  } finally {
+    config.remove();
+  }
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function stopped<T>(child: Child, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } finally {
+    await child.stop();
+  }
+}
+
+function fillDeadline(fill: Fill): number {
+  return Date.now() + 30_000 + (fill.count / 1000) * FILL_MS_PER_1000;
+}
+
+async function sidecacheFill(ctx: TargetContext, fill: Fill, label: string, extra = ''): Promise<Row> {
+  const build = sidecacheBuild(repoRoot);
+  return withConfig(configYaml(extra), async (path) => {
+    const sc = await startSidecache(ctx, { ...build, nodeArgs, serveArgs: ['--config', path] });
+    return stopped(sc.child, async () => {
+      const sent = await fillTarget(sc.url, fill, fillDeadline(fill));
+      return {
+        test: fill.description,
+        target: label,
+        sent,
+        entries: await sidecacheEntries(sc.adminUrl),
+        peakRssMib: mib(vmHwmKb(sc.child.pid)),
+        endRssMib: rssMib(sc.child.pid),
+        note: '',
+      };
+    });
+  });
+}
+
+async function varnishFill(ctx: TargetContext, fill: Fill): Promise<Row> {
+  const v = await startVarnish(ctx, `${Math.round(capBytes / MiB)}m`);
+  return stopped(v.child, async () => {
+    const sent = await fillTarget(v.url, fill, fillDeadline(fill));
+    return {
+      test: fill.description,
+      target: `varnish -s malloc,${Math.round(capBytes / MiB)}m`,
+      sent,
+      entries: await varnishObjects(v.workDir),
+      peakRssMib: mib(vmHwmKb(v.child.pid)),
+      endRssMib: rssMib(v.child.pid),
+      note: 'cache worker process',
+    };
+  });
+}
+
+async function sidecacheIdle(ctx: TargetContext, label: string, extra = ''): Promise<Row> {
+  const build = sidecacheBuild(repoRoot);
+  return withConfig(configYaml(extra), async (path) => {
+    const sc = await startSidecache(ctx, { ...build, nodeArgs, serveArgs: ['--config', path] });
+    return stopped(sc.child, async () => {
+      await sleep(IDLE_SETTLE_MS);
+      return {
+        test: 'idle after start',
+        target: label,
+        sent: null,
+        entries: null,
+        peakRssMib: mib(vmHwmKb(sc.child.pid)),
+        endRssMib: rssMib(sc.child.pid),
+        note: '',
+      };
+    });
+  });
+}
+
+/**
+ * The reference: a bare node:http server answering every request with the same 2 KiB from memory,
+ * in plain JavaScript (bench/targets/bare-node.ts runs through tsx, whose loader alone adds about
+ * 30 MiB of RSS), with no flags.
+ */
+const BARE_NODE_JS = `
+const http = require('node:http');
+const body = Buffer.alloc(${HIT_BYTES}, 0x61);
+const headers = { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'cache-control': 'public, max-age=3600' };
+const server = http.createServer((req, res) => { res.writeHead(200, headers); res.end(req.method === 'HEAD' ? undefined : body); });
+server.listen(0, '127.0.0.1', () => process.stdout.write(${JSON.stringify(LISTENING_PREFIX)} + JSON.stringify({ port: server.address().port }) + '\\n'));
+process.stdin.on('end', () => process.exit(0)).resume();
+process.on('SIGTERM', () => process.exit(0));
+`;
+
+async function startBareNode(ctx: TargetContext): Promise<{ url: string; child: Child }> {
+  const child = ctx.children.spawn({
+    label: 'bare-node',
+    command: process.execPath,
+    args: ['-e', BARE_NODE_JS],
+  });
+  try {
+    const port = await child.waitForLine(parseListening, READY_TIMEOUT_MS);
+    return { url: `http://127.0.0.1:${port}`, child };
+  } catch (err) {
+    await child.stop();
+    throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
+  }
+}
+
+async function hitLoad(h: Harness, url: string, target: string, requestTarget: string): Promise<string> {
+  const r = await h.load.run({
+    request: { connectUrl: url, requestTarget, host: new URL(url).host },
+    connections: HIT_CONNECTIONS,
+    durationMs: hitMs,
+  });
+  if (r.non2xx > 0 || r.socketErrors > 0)
+    throw new Error(`hit load on ${target}: ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
+  return `${fixed(r.rps, 0)} req/s`;
+}
+
+async function hitRows(h: Harness, ctx: TargetContext): Promise<Row[]> {
+  const path = `/sized/${HIT_BYTES}/hot`;
+  const bare = await startBareNode(ctx);
+  const bareRow = await stopped(bare.child, async () => {
+    const idle = rssMib(bare.child.pid);
+    const note = await hitLoad(h, bare.url, 'bare-node', path);
+    return {
+      test: `after ${hitMs / 1000} s hit load, one 2 KiB entry`,
+      target: 'bare node:http',
+      sent: null,
+      entries: null,
+      peakRssMib: mib(vmHwmKb(bare.child.pid)),
+      endRssMib: rssMib(bare.child.pid),
+      note: `${note}; idle ${fixed(idle ?? 0, 1)} MiB`,
+    };
+  });
+  const build = sidecacheBuild(repoRoot);
+  const scRow = await withConfig(configYaml(), async (cfg) => {
+    const sc = await startSidecache(ctx, { ...build, nodeArgs, serveArgs: ['--config', cfg] });
+    return stopped(sc.child, async () => {
+      const warm = await fetch(`${sc.url}/${ROUTE_NAME}${path}`, { signal: AbortSignal.timeout(5000) });
+      await warm.arrayBuffer();
+      const idle = rssMib(sc.child.pid);
+      const note = await hitLoad(h, sc.url, 'sidecache', `/${ROUTE_NAME}${path}`);
+      return {
+        test: `after ${hitMs / 1000} s hit load, one 2 KiB entry`,
+        target: 'sidecache',
+        sent: null,
+        entries: await sidecacheEntries(sc.adminUrl),
+        peakRssMib: mib(vmHwmKb(sc.child.pid)),
+        endRssMib: rssMib(sc.child.pid),
+        note: `${note}; idle ${fixed(idle ?? 0, 1)} MiB`,
+      };
+    });
+  });
+  const ratio =
+    scRow.endRssMib !== null && bareRow.endRssMib !== null ? scRow.endRssMib / bareRow.endRssMib : null;
+  return [bareRow, { ...scRow, note: `${scRow.note}; ${ratio === null ? '?' : fixed(ratio, 2)}x bare` }];
+}
+
+interface TierServer {
+  readonly label: string;
+  /** Config lines under `cache:` that turn the tier on. */
+  readonly extra: string;
+  readonly child: Child;
+}
+
+/** redis-server or memcached on a free port (no persistence), where installed; null otherwise. */
+async function startTierServer(ctx: TargetContext, kind: 'redis' | 'memcached'): Promise<TierServer | null> {
+  const binary = findBinary(kind === 'redis' ? 'redis-server' : 'memcached');
+  if (binary === null) return null;
+  const port = await freePort();
+  const child = ctx.children.spawn({
+    label: kind,
+    command: binary,
+    args:
+      kind === 'redis'
+        ? ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+        : [
+            '-p',
+            String(port),
+            '-l',
+            '127.0.0.1',
+            '-U',
+            '0',
+            '-m',
+            '256',
+            ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []),
+          ],
+  });
+  try {
+    await waitForPort(port, child, READY_TIMEOUT_MS);
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+  return {
+    label: `sidecache + ${kind} tier`,
+    extra:
+      kind === 'redis'
+        ? `  redis:\n    url: redis://127.0.0.1:${port}\n`
+        : `  memcached:\n    servers: ["127.0.0.1:${port}"]\n`,
+    child,
+  };
+}
+
+async function tierRows(ctx: TargetContext, kind: 'redis' | 'memcached', fill: Fill): Promise<Row[]> {
+  const tier = await startTierServer(ctx, kind);
+  if (tier === null) throw new Error(`${kind}: not installed`);
+  return stopped(tier.child, async () => [
+    await sidecacheIdle(ctx, tier.label, tier.extra),
+    await sidecacheFill(ctx, fill, tier.label, tier.extra),
+  ]);
+}
+
+function table(rows: readonly Row[]): string {
+  const cap = capBytes / MiB;
+  const over = (v: number | null): string =>
+    v === null ? '-' : `${v - cap >= 0 ? '+' : ''}${fixed(v - cap, 0)}`;
+  return columnLines(
+    ['test', 'target', 'sent', 'entries', 'peak RSS MiB', 'peak - cap', 'RSS at end MiB', 'note'],
+    rows.map((r) => [
+      r.test,
+      r.target,
+      r.sent === null ? '-' : String(r.sent),
+      r.entries === null ? '-' : String(r.entries),
+      r.peakRssMib === null ? '-' : fixed(r.peakRssMib, 1),
+      r.test.startsWith('distinct') || r.test.startsWith('mix') ? over(r.peakRssMib) : '-',
+      r.endRssMib === null ? '-' : fixed(r.endRssMib, 1),
+      r.note,
+    ]),
+    2,
+  ).join('\n');
+}
+
+await runSweepScript({ pin: false, json: values.json }, async (h) => {
+  const originStart = await startOrigin(h.children, repoRoot, READY_TIMEOUT_MS);
+  const origin: RunningOrigin = originStart;
+  const ctx: TargetContext = { children: h.children, repoRoot, origin, readyTimeoutMs: READY_TIMEOUT_MS };
+  const want = (name: string): boolean => only === null || only.has(name);
+  const withVarnish = !values['no-varnish'] && findBinary('varnishd') !== null;
+  const rows: Row[] = [];
+  const failures: string[] = [];
+  const attempt = async (what: string, run: () => Promise<Row | Row[]>): Promise<void> => {
+    try {
+      const r = await run();
+      rows.push(...(Array.isArray(r) ? r : [r]));
+      process.stderr.write(`done: ${what}\n`);
+    } catch (err) {
+      failures.push(`${what}: ${(err as Error).message}`);
+      process.stderr.write(`FAILED: ${what}: ${(err as Error).message}\n`);
+    }
+  };
+  if (want('idle')) await attempt('idle', () => sidecacheIdle(ctx, 'sidecache'));
+  for (const fill of FILLS) {
+    if (!want(fill.name)) continue;
+    await attempt(`${fill.name} sidecache`, () => sidecacheFill(ctx, fill, 'sidecache'));
+    if (withVarnish) await attempt(`${fill.name} varnish`, () => varnishFill(ctx, fill));
+  }
+  if (want('hit')) await attempt('hit', () => hitRows(h, ctx));
+  if (values.tiers) {
+    const fill = FILLS[0] as Fill;
+    for (const kind of ['redis', 'memcached'] as const) await attempt(kind, () => tierRows(ctx, kind, fill));
+  }
+  const header = [
+    ...h.header,
+    `cache cap ${capBytes / MiB} MiB (sidecache cache.maxSizeBytes, varnish -s malloc); fills with ${FILL_CONCURRENCY} connections; sidecache ${sidecacheBuild(repoRoot).label}, node flags: ${nodeArgs.join(' ') || 'none'}${quick ? '; --quick: a tenth of each fill' : ''}`,
+    ...(withVarnish ? [] : ['varnish: not installed or --no-varnish (apt-get install -y varnish)']),
+  ];
+  const text = [...header, '', table(rows), ...(failures.length ? ['', 'FAILED:', ...failures] : [])].join(
+    '\n',
+  );
+  return { table: text, results: { capBytes, rows, failures }, failed: failures.length > 0 };
+});
