@@ -23,7 +23,7 @@ export function firstValue(headers: HeaderSource, name: string): string | undefi
  * Copies live headers into the stored shape (numbers become strings, undefined dropped), leaving
  * out the names in `drop` (lower-case). Leave fields out here rather than `delete` them from the
  * copy: a delete turns the object into a hash-table ("dictionary") object, several hundred bytes
- * per stored response (measured: bench/entry-memory.ts).
+ * per stored response (measured: bench/scenarios/entry-memory.ts).
  */
 export function toStoredHeaders(
   headers: OutgoingHttpHeaders | HeaderSource,

@@ -91,7 +91,7 @@ export type FillClaim =
     };
 
 /**
- * What one stored entry costs beyond its text and body, measured with bench/entry-memory.ts
+ * What one stored entry costs beyond its text and body, measured with bench/scenarios/entry-memory.ts
  * (Node 20, x64; heap snapshot diff per entry): the StoredResponse object (~130 B), its four
  * numbers boxed as heap numbers (64 B), its headers object (~60 B), its slots in the memory
  * store's LRU and index (two hash-table entries and five array slots, with their growth slack),
