@@ -18,50 +18,55 @@
  *     background refresh as stale-while-revalidate, bounded by `refreshAheadConcurrency`;
  *   upstream compression (compression.ts): GET/HEAD go upstream with `Accept-Encoding: br, gzip`
  *     (`ctx.headers`, also used for keys and Vary), coded bodies are stored as they came (after a
- *     decode check), and every reply leaves through decorate(), which decodes for clients that do
+ *     decode check), and every reply leaves through decorate(core, ), which decodes for clients that do
  *     not accept the coding.
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Route } from '../config/runtime.js';
 import { SidecacheError } from '../errors.js';
-import type { CacheInfo, CacheOutcome, Exchange, Next, Reply, Stage } from '../exchange.js';
-import { appendHeader } from '../hop-by-hop.js';
-import type { CacheObserver } from '../observers.js';
-import type { Reason } from '../reasons.js';
+import type { CacheInfo, Exchange, Next, Reply, Stage } from '../exchange.js';
 import { captureBody, discard, readBody } from './body-capture.js';
+import { joinField, parseRequestDirectives, parseResponseDirectives } from './cache-control.js';
+import type { ForwardReason } from './cache-status.js';
+import type { FlightResult } from './coalesce.js';
+import { checkDecodable, storedCoding } from './compression.js';
 import {
-  joinField,
-  parseRequestDirectives,
-  parseResponseDirectives,
-  type RequestDirectives,
-  type ResponseDirectives,
-} from './cache-control.js';
+  type CacheDeps,
+  type Ctx,
+  createCacheCore,
+  type Derived,
+  directivesOf,
+  type Fetched,
+  forward,
+  isRange,
+  lifetimeFrom,
+  lifetimeOf,
+  type MemoServingCtx,
+  markCacheTime,
+  pathPolicy,
+  policyHeaders,
+  refreshAheadPlan,
+  select,
+  storeDeletePrefix,
+  storeGet,
+  storePut,
+  track,
+  variantId,
+  withoutClientValidators,
+} from './core.js';
 import {
-  type CacheStatusEntry,
-  emitCacheHeaders,
-  type ForwardReason,
-  formatHitMember,
-} from './cache-status.js';
-import { type Coalescer, createCoalescer, type FlightResult } from './coalesce.js';
-import {
-  type Coding,
-  checkDecodable,
-  codedHeaders,
-  DecodedCopies,
-  decodedHeaders,
-  decodedStream,
-  decodeWhole,
-  planCoding,
-  storedCoding,
-  upstreamAcceptEncoding,
-} from './compression.js';
-import { exchangeWithHeaders } from './exchange-with-headers.js';
+  decorate,
+  deliver,
+  derive,
+  onlyIfCachedMiss,
+  PLAIN_HIT,
+  reuseDecision,
+  untransformed,
+} from './deliver.js';
 import {
   currentAgeMs,
-  decideReuse,
-  freshnessLifetime,
   type Lifetime,
   type RevalidateWhy,
   retentionMs,
@@ -69,7 +74,7 @@ import {
   staleOnError,
 } from './freshness.js';
 import { firstValue, type HeaderSource } from './headers.js';
-import { createHitMemo, type HitMemo, type MemoDecision } from './hit-memo.js';
+import type { HitMemo, MemoDecision } from './hit-memo.js';
 import { invalidatedUrls, SAFE_METHODS } from './invalidation.js';
 import {
   cacheUrl,
@@ -78,10 +83,8 @@ import {
   primaryKey,
   urlKeyPrefix,
   variantKey,
-  varyMatches,
   varyValues,
 } from './key.js';
-import { createMemoryStore } from './memory-store.js';
 import { hasNoTransform } from './no-transform.js';
 import {
   type CacheOptions,
@@ -104,15 +107,7 @@ import {
   storablePart,
   validatorsMatch,
 } from './partial.js';
-import { compilePathPolicies, type PathPolicy, selectPathPolicy } from './path-policy.js';
-import { partialReply } from './range.js';
-import {
-  type CompiledRefreshAhead,
-  compileRefreshAhead,
-  createHitTracker,
-  inRefreshWindow,
-  type RefreshAheadResult,
-} from './refresh-ahead.js';
+import { inRefreshWindow, type RefreshAheadResult } from './refresh-ahead.js';
 import {
   headersToStore,
   type NotStoredReason,
@@ -121,33 +116,10 @@ import {
   varyFields,
 } from './storability.js';
 import type { CacheStore, StoredResponse, StoreStats } from './store.js';
-import { policyView } from './targeted-cache-control.js';
-import {
-  CLIENT_VALIDATORS,
-  clientCopyIsCurrent,
-  conditionalHeaders,
-  notModifiedHeaders,
-  notModifiedMatches,
-  updateHeaders,
-} from './validation.js';
+import { CLIENT_VALIDATORS, conditionalHeaders, notModifiedMatches, updateHeaders } from './validation.js';
 
 export type { CacheObserver } from '../observers.js';
-
-export interface CacheDeps {
-  /** Where responses live. Default: a memory store bounded by the options' sizes. */
-  readonly store?: CacheStore;
-  /** The clock, epoch ms. Default `Date.now`. */
-  readonly now?: () => number;
-  /** The policy of the exchange's route. Default: `policyByRoute({})` (defaults for every route). */
-  readonly policyFor?: (ex: Exchange) => RouteCachePolicy;
-  readonly observer?: CacheObserver;
-  /**
-   * Secret for hashing credentials into keys (HMAC-SHA256). Without it keys use plain SHA-256;
-   * give one when the store is shared (a low-entropy credential such as Basic auth could otherwise
-   * be guessed from a key). Every instance sharing a store needs the same secret.
-   */
-  readonly credentialSecret?: string;
-}
+export type { CacheDeps } from './core.js';
 
 export interface CacheStats extends StoreStats {
   /** Keys with a coalescing leader in flight. */
@@ -213,13 +185,6 @@ export function policyByRoute(
 
 const DISABLED_POLICY: RouteCachePolicy = Object.freeze({ ...DEFAULT_ROUTE_POLICY, enabled: false });
 
-const REASON_BY_OUTCOME: Partial<Record<CacheOutcome, Reason>> = {
-  hit: 'cache_hit',
-  stale: 'cache_stale',
-  revalidated: 'cache_revalidated',
-  coalesced: 'cache_coalesced',
-};
-
 /** Not-stored reasons that depend on the response alone: worth a hit-for-miss marker. */
 const RESPONSE_REASONS: ReadonlySet<NotStoredReason> = new Set([
   'status',
@@ -258,55 +223,8 @@ function isUnreachable(err: unknown): boolean {
   return typeof code === 'string' && UNREACHABLE_CODES.has(code);
 }
 
-/** Per-exchange state of the stage (Varnish's `req` side). */
-interface Ctx {
-  readonly ex: Exchange;
-  /**
-   * The request headers the cache works with: the client's, with our Accept-Encoding when upstream
-   * compression applies. Sent upstream, and used for keys and Vary (so every client shares the
-   * coded variant); the client's own headers (`ex.headers`) decide what it is sent.
-   */
-  readonly headers: IncomingHttpHeaders;
-  /** Whether `headers` carries our Accept-Encoding (decode for this client where needed). */
-  readonly compress: boolean;
-  readonly policy: RouteCachePolicy;
-  readonly req: RequestDirectives;
-  readonly key: string;
-  /**
-   * When the request's whole Cookie header is part of `key` (key.ts cookieFallbackKey): the key of
-   * the same request without cookies, whose entries (fetched without cookies) may answer it too.
-   */
-  readonly cookieless: string | null;
-  /** `performance.now()` when the stage saw the exchange. */
-  readonly t0: number;
-}
-
-/** What a remembered hit needs of its Ctx to be served again (the rest is the new exchange's). */
-type MemoServingCtx = Pick<Ctx, 'compress' | 'policy' | 'req' | 'key'>;
-
-/** How a response was obtained from the origin, for admit(). */
-interface Fetched {
-  readonly reply: Reply;
-  readonly fwd: ForwardReason;
-  readonly requestTime: number;
-  readonly responseTime: number;
-  /** `performance.now()` when the origin request was sent. */
-  readonly sentAt: number;
-  readonly settle: ((r: FlightResult) => void) | null;
-  readonly detail?: string;
-}
-
-interface DeliverHow {
-  readonly outcome: CacheOutcome;
-  readonly status: CacheStatusEntry;
-  readonly detail?: string;
-}
-
 /** The request fields a remembered hit depends on when it varies on nothing and has no key fields. */
 const ACCEPT_ENCODING_ONLY: readonly string[] = Object.freeze(['accept-encoding']);
-
-/** A fresh hit (the most common answer: deliver() has a short path for it). */
-const PLAIN_HIT: DeliverHow = { outcome: 'hit', status: { hit: true } };
 
 /**
  * Cache-Status `detail` of a miss keyed by the request's cookies (nothing stored under them, and
@@ -316,68 +234,9 @@ const COOKIE_DETAIL = 'cookie';
 
 export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheStage {
   const opts = parseCacheOptions(options);
-  const now = deps.now ?? Date.now;
-  const observer = deps.observer ?? {};
-  const store: CacheStore =
-    deps.store ??
-    createMemoryStore({
-      maxSizeBytes: Math.max(1, opts.maxSizeBytes),
-      maxEntryBytes: opts.maxEntryBytes,
-      now,
-      ...(observer.onRemove ? { onRemove: observer.onRemove } : {}),
-    });
-  const policyFor = deps.policyFor ?? (() => DEFAULT_ROUTE_POLICY);
-  /** Response headers as this cache judges them: a targeted field (RFC 9213) over Cache-Control. */
-  const targets = opts.targetedFields;
-  const policyHeaders = (headers: HeaderSource): HeaderSource =>
-    targets.length === 0 ? headers : policyView(headers, targets).headers;
-  const directivesOf = (headers: HeaderSource): ResponseDirectives =>
-    parseResponseDirectives(policyHeaders(headers)['cache-control']);
-  /** Compiled `paths` overrides, per route policy object. */
-  const pathPolicies = new WeakMap<RouteCachePolicy, readonly PathPolicy[]>();
-  function pathPolicy(route: RouteCachePolicy, pathname: string): RouteCachePolicy {
-    if (route.paths.length === 0) return route;
-    let compiled = pathPolicies.get(route);
-    if (compiled === undefined) {
-      compiled = compilePathPolicies(route);
-      pathPolicies.set(route, compiled);
-    }
-    return selectPathPolicy(route, compiled, pathname);
-  }
-  const coalescer: Coalescer = createCoalescer(now);
-  /** Background refreshes by variant, so each stale variant is refreshed once at a time. */
-  const refreshing = new Map<string, Promise<void>>();
-  /** Refresh-ahead: hits per stored response, and how many refreshes are in flight. */
-  const hitTracker = createHitTracker();
-  let refreshingAhead = 0;
-  /** Compiled `refreshAhead` of each policy object (null: off). */
-  const refreshAheadPlans = new WeakMap<RouteCachePolicy, CompiledRefreshAhead | null>();
-  function refreshAheadPlan(policy: RouteCachePolicy): CompiledRefreshAhead | null {
-    if (policy.refreshAhead === null) return null;
-    let plan = refreshAheadPlans.get(policy);
-    if (plan === undefined) {
-      plan = compileRefreshAhead(policy.refreshAhead);
-      refreshAheadPlans.set(policy, plan);
-    }
-    return plan;
-  }
-  const variantId = (e: StoredResponse): string => `${e.key}\u0002${e.variantKey}`;
-  /** Our Accept-Encoding for origins, when upstream compression is on. */
-  const askCoding = opts.upstreamCompression ? upstreamAcceptEncoding(opts.upstreamCodings) : null;
-  /** Stores in progress (a body completed, `put` not yet resolved). */
-  const pending = new Set<Promise<unknown>>();
-
-  const peekOnly = store.peekOnly?.bind(store);
-  const memo: HitMemo | null =
-    opts.enabled && opts.hitMemoEntries > 0 && peekOnly !== undefined
-      ? createHitMemo({
-          maxEntries: opts.hitMemoEntries,
-          peek: peekOnly,
-          credentialHash: (headers, policy) => credentialHash(headers, policy, deps.credentialSecret),
-          now,
-        })
-      : null;
-
+  const core = createCacheCore(opts, deps);
+  const { now, observer, store, policyFor, coalescer, refreshing, hitTracker, askCoding, pending } = core;
+  const { peekOnly, memo, derivedByEntry, decodedCopies, partKeys } = core;
   /**
    * After a plain fresh hit: remember the decision (hit-memo.ts) when the exchange is one the memo
    * may answer (front/ set `memoKey`) and the guard admitted, the response is the only
@@ -390,7 +249,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     // Only an entry hit again: with many keys hit once each, remembering every hit is pure cost
     // (the entries sweep at 100k keys: ~10 µs per hit).
     if (++d.pipelineHits < 2) return;
-    if (refreshAheadPlan(ctx.policy) !== null || peekOnly?.(ctx.key) !== entry) return;
+    if (refreshAheadPlan(core, ctx.policy) !== null || peekOnly?.(ctx.key) !== entry) return;
     // A coded no-transform entry may need the origin for some clients (untransformed): never memoised.
     if (d.coding !== null && hasNoTransform(entry.headers['cache-control'])) return;
     const fields =
@@ -423,41 +282,6 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     });
   }
 
-  function track<T>(p: Promise<T>): Promise<T> {
-    pending.add(p);
-    p.finally(() => pending.delete(p)).catch(() => {});
-    return p;
-  }
-
-  // ---------------------------------------------------------------- store access (never throws)
-
-  async function storeGet(key: string): Promise<readonly StoredResponse[]> {
-    try {
-      return await store.get(key);
-    } catch (err) {
-      observer.onStoreError?.(err, 'get');
-      return [];
-    }
-  }
-
-  async function storePut(entry: StoredResponse): Promise<boolean> {
-    try {
-      return await store.put(entry);
-    } catch (err) {
-      observer.onStoreError?.(err, 'put');
-      return false;
-    }
-  }
-
-  async function storeDeletePrefix(prefix: string): Promise<number> {
-    try {
-      return await store.deletePrefix(prefix);
-    } catch (err) {
-      observer.onStoreError?.(err, 'delete');
-      return 0;
-    }
-  }
-
   // ------------------------------------------------------------------------- pure-ish helpers
 
   /**
@@ -467,12 +291,12 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
    */
   function judge(ctx: Ctx, method: string, reply: Reply, requestTime: number, responseTime: number) {
     const { policy } = ctx;
-    const view = policyHeaders(reply.headers);
+    const view = policyHeaders(core, reply.headers);
     const res = parseResponseDirectives(view['cache-control']);
     const times = { headers: view, requestTime, responseTime };
     let life: Lifetime | undefined;
     const lifetime = (): Lifetime => {
-      life ??= lifetimeFrom(reply.status, times, res, policy);
+      life ??= lifetimeFrom(core, reply.status, times, res, policy);
       return life;
     };
     const verdict = storability({
@@ -493,150 +317,6 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     return { res, times, lifetime, verdict };
   }
 
-  function lifetimeOf(
-    status: number,
-    times: StoredResponse | { headers: HeaderSource; requestTime: number; responseTime: number },
-    policy: RouteCachePolicy,
-  ): Lifetime {
-    const headers = policyHeaders(times.headers);
-    const res = parseResponseDirectives(headers['cache-control']);
-    return lifetimeFrom(status, { ...times, headers }, res, policy);
-  }
-
-  /** The freshness lifetime from headers as this cache judges them and their parsed directives. */
-  function lifetimeFrom(
-    status: number,
-    times: { headers: HeaderSource; requestTime: number; responseTime: number },
-    res: ResponseDirectives,
-    policy: RouteCachePolicy,
-  ): Lifetime {
-    return freshnessLifetime(status, times, res, {
-      heuristicFraction: opts.heuristicFraction,
-      maxHeuristicTtlMs: opts.maxHeuristicTtlMs,
-      ttlOverrideMs: policy.ttlMs,
-    });
-  }
-
-  function select(
-    variants: readonly StoredResponse[],
-    headers: IncomingHttpHeaders,
-  ): StoredResponse | undefined {
-    let best: StoredResponse | undefined;
-    for (const v of variants) {
-      if (!varyMatches(v, headers)) continue;
-      if (best === undefined || v.responseTime > best.responseTime) best = v;
-    }
-    return best;
-  }
-
-  /** The client's request headers for a fetch that fills the cache: no validators, no Range. */
-  function withoutClientValidators(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-    const out: IncomingHttpHeaders = Object.assign({}, headers);
-    for (const h of CLIENT_VALIDATORS) delete out[h];
-    delete out['range'];
-    delete out['if-range'];
-    return out;
-  }
-
-  /** A GET with Range: answered from a stored 200 when one can be reused, else passed on as it is. */
-  function isRange(ex: Exchange): boolean {
-    return ex.method === 'GET' && ex.headers['range'] !== undefined;
-  }
-
-  /**
-   * Sends a derived exchange (other request headers) to the origin. upstream/ writes
-   * `originInfo` (and maybe `reason`) on what it is given; they are carried back to the client's
-   * exchange, which is never mutated otherwise.
-   */
-  async function forward(ctx: Ctx, next: Next, headers: IncomingHttpHeaders = ctx.headers): Promise<Reply> {
-    const { ex } = ctx;
-    if (headers === ex.headers) return next(ex);
-    const derived = exchangeWithHeaders(ex, headers);
-    try {
-      return await next(derived);
-    } finally {
-      if (derived.originInfo !== undefined) ex.originInfo = derived.originInfo;
-      if (derived.reason !== undefined && ex.reason === undefined) ex.reason = derived.reason;
-    }
-  }
-
-  /**
-   * Every reply leaves the stage here: Age and Cache-Status are added, and a coded body is sent
-   * as it is or decoded, by what the client accepts (compression.ts). Origin replies are adapted
-   * only when we asked for the coding; stored ones always (a client never gets a coding it did not
-   * accept from us). `storing`: the body's decoded size is counted by the store check, not here.
-   */
-  function decorate(ctx: Ctx, reply: Reply, status: CacheStatusEntry, ageS?: number, storing = false): Reply {
-    const headers = emitCacheHeaders(reply.headers, status, ageS, {
-      name: opts.cacheStatusName,
-      emitAge: ctx.policy.emitAge,
-      emitCacheStatus: ctx.policy.emitCacheStatus,
-    });
-    if (!ctx.compress && reply.source !== 'cache') return { ...reply, headers };
-    const plan = planCoding(headers, ctx.ex.headers['accept-encoding']);
-    switch (plan.kind) {
-      case 'as-is':
-        return { ...reply, headers };
-      case 'coded':
-        return { ...reply, headers: codedHeaders(headers) };
-      case 'decode': {
-        if (reply.status !== 304 && hasNoTransform(headers['cache-control'])) {
-          const out = { ...reply, headers };
-          mustNotDecode.add(out);
-          return out;
-        }
-        const count = reply.source === 'origin' && !storing && observer.onUpstreamCoding !== undefined;
-        // A body in memory (stored, or whole from the origin) decodes in one step when small,
-        // and is sent with its length.
-        const inMemory = Buffer.isBuffer(reply.body) ? reply.body : null;
-        const whole =
-          inMemory === null
-            ? null
-            : reply.source === 'cache'
-              ? decodedCopies.of(inMemory, plan.coding)
-              : decodeWhole(inMemory, plan.coding);
-        if (inMemory !== null && whole !== null) {
-          if (count) observer.onUpstreamCoding?.(inMemory.length, whole.length);
-          return { ...reply, headers: decodedHeaders(headers, whole.length), body: whole };
-        }
-        const body =
-          reply.body === null
-            ? null
-            : decodedStream(
-                reply.body,
-                plan.coding,
-                count ? { onEnd: (coded, identity) => observer.onUpstreamCoding?.(coded, identity) } : {},
-              );
-        return { ...reply, headers: decodedHeaders(headers), body };
-      }
-      default: {
-        const never: never = plan;
-        throw new Error(`unknown coding plan ${String(never)}`);
-      }
-    }
-  }
-
-  /** Replies decorate() could not decode for their client: coded and marked no-transform. */
-  const mustNotDecode = new WeakSet<Reply>();
-
-  /**
-   * A reply decorate() marked (mustNotDecode) is replaced by the origin's answer to the client's
-   * own request (its Accept-Encoding, validators and Range), passed on unstored; the coded reply
-   * is drained (a miss being stored completes).
-   */
-  async function untransformed(ctx: Ctx, next: Next, reply: Reply): Promise<Reply> {
-    if (!mustNotDecode.has(reply)) return reply;
-    discard(reply.body);
-    const { ex } = ctx;
-    ex.cache = { outcome: 'miss', stored: false, detail: 'no-transform' };
-    const own = await next(ex);
-    return decorate({ ...ctx, headers: ex.headers, compress: false }, own, {
-      fwd: 'request',
-      fwdStatus: own.status,
-      detail: 'no-transform',
-    });
-  }
-
   /**
    * Whether a complete origin body may be stored as far as its coding goes: a body in a coding we
    * decode must decode cleanly (a corrupt one is never stored); its decoded size is reported.
@@ -648,203 +328,6 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (identity === null) return false;
     observer.onUpstreamCoding?.(body.byteLength, identity);
     return true;
-  }
-
-  /** Records the cache phase (ms since the stage started on this exchange) and returns it. */
-  function markCacheTime(ctx: Ctx): number {
-    const ms = performance.now() - ctx.t0;
-    ctx.ex.timings.phases.cache = ms;
-    return ms;
-  }
-
-  // --------------------------------------------------------------------------------- deliver
-
-  /**
-   * What a hit needs from a stored response, worked out once per entry (entries are immutable:
-   * a 304 refresh stores a new object) and per route policy: directives, lifetime, the age it
-   * had when stored, the headers to send and the body as a Buffer view (no copy). Held weakly by
-   * the entry (a bounded strong cache would keep entries the store evicted, bodies and all, alive
-   * past `maxSizeBytes`), and small: the stored headers are sent as they are when their
-   * Content-Length is right (a frozen copy per entry cost ~0.5 kB, each with its own hidden class).
-   */
-  interface Derived {
-    readonly policy: RouteCachePolicy;
-    readonly res: ResponseDirectives;
-    readonly lifeMs: number;
-    /** current_age at the response time (§4.2.3 corrected_initial_age), ms. */
-    readonly initialAgeMs: number;
-    readonly headers: OutgoingHttpHeaders;
-    readonly body: Buffer;
-    /** The stored content coding this stage decodes; null: every client gets the bytes as they are. */
-    readonly coding: Coding | null;
-    /** Fresh hits the whole pipeline served from it (the hit memo takes an entry's second). */
-    pipelineHits: number;
-    /** Every answer served from it (GET /cache shows it). */
-    served: number;
-    /**
-     * What a plain hit sends before Age and Cache-Status, made on first use: as stored (identity,
-     * or coded for a client that takes the coding: Vary: Accept-Encoding ensured), and the headers
-     * of the decoded form (with its length, which never changes). With the last client
-     * Accept-Encoding value seen and whether it takes the coding (clients of one entry mostly send
-     * the same value), a hit neither copies headers twice nor parses Accept-Encoding each time.
-     */
-    asStored: PlainHit | null;
-    decodedHeaders: OutgoingHttpHeaders | null;
-    lastAcceptEncoding: string | undefined;
-    lastTakesCoding: boolean | null;
-  }
-  /** The headers and body a plain hit sends before Age and Cache-Status (plainHit). */
-  interface PlainHit {
-    readonly headers: OutgoingHttpHeaders;
-    readonly body: Buffer;
-  }
-  const derivedByEntry = new WeakMap<StoredResponse, Derived>();
-  /** Decoded copies of hot coded entries: a quarter of the store's bytes, at most 64 MiB. */
-  const decodedCopies = new DecodedCopies(Math.min(64 * 1024 * 1024, Math.floor(opts.maxSizeBytes / 4)));
-
-  function derive(entry: StoredResponse, policy: RouteCachePolicy): Derived {
-    const known = derivedByEntry.get(entry);
-    if (known !== undefined && known.policy === policy) return known;
-    const b = entry.body;
-    const length = String(b.byteLength);
-    const d: Derived = {
-      policy,
-      res: directivesOf(entry.headers),
-      lifeMs: lifetimeOf(entry.status, entry, policy).ms,
-      initialAgeMs: currentAgeMs(entry, entry.responseTime),
-      // decorate() copies headers before changing them: the stored ones serve as they are when
-      // their Content-Length is right (the usual case), else a copy with it.
-      headers:
-        entry.headers['content-length'] === length
-          ? (entry.headers as OutgoingHttpHeaders)
-          : { ...entry.headers, 'content-length': length },
-      body: Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-      coding: storedCoding(entry.headers),
-      pipelineHits: 0,
-      served: known?.served ?? 0,
-      asStored: null,
-      decodedHeaders: null,
-      lastAcceptEncoding: undefined,
-      lastTakesCoding: null,
-    };
-    derivedByEntry.set(entry, d);
-    return d;
-  }
-
-  /**
-   * What a plain hit sends before Age and Cache-Status, as decorate() would make it: the stored
-   * headers and bytes for an identity entry; for a coded one, the coded headers for a client that
-   * takes the coding, else the decoded copy (compression.ts DecodedCopies) with its headers. Null
-   * when the general path must do it: a body too large to decode in one step (it streams), or a
-   * HEAD that would need the decoded length.
-   */
-  function plainHit(d: Derived, acceptEncoding: string | undefined, head: boolean): PlainHit | null {
-    if (d.coding === null) {
-      d.asStored ??= { headers: d.headers, body: d.body };
-      return d.asStored;
-    }
-    if (d.lastTakesCoding === null || d.lastAcceptEncoding !== acceptEncoding) {
-      d.lastAcceptEncoding = acceptEncoding;
-      d.lastTakesCoding = planCoding(d.headers, acceptEncoding).kind === 'coded';
-    }
-    if (d.lastTakesCoding) {
-      d.asStored ??= { headers: codedHeaders(d.headers), body: d.body };
-      return d.asStored;
-    }
-    if (head || hasNoTransform(d.headers['cache-control'])) return null;
-    const copy = decodedCopies.of(d.body, d.coding);
-    if (copy === null) return null;
-    d.decodedHeaders ??= decodedHeaders(d.headers, copy.length);
-    return { headers: d.decodedHeaders, body: copy };
-  }
-
-  /** A Reply from a stored response. */
-  function deliver(ctx: Ctx, entry: StoredResponse, how: DeliverHow): Reply {
-    const { ex } = ctx;
-    const d = derive(entry, ctx.policy);
-    d.served++;
-    const ageMs = d.initialAgeMs + Math.max(0, now() - entry.responseTime);
-    const ageS = Math.floor(ageMs / 1000);
-    const ttlS = Math.floor((d.lifeMs - ageMs) / 1000);
-    const current =
-      entry.status >= 200 && entry.status < 300 && clientCopyIsCurrent(ex.headers, entry.headers);
-    let status = entry.status;
-    let statusText = entry.statusText;
-    let headers: OutgoingHttpHeaders;
-    let body: Buffer | null = null;
-    if (current) {
-      status = 304;
-      statusText = 'Not Modified';
-      headers = notModifiedHeaders(entry.headers);
-    } else {
-      // decorate() copies these once; the stored bytes are shared by every reader, never copied.
-      headers = d.headers;
-      if (ex.method !== 'HEAD') body = d.body;
-      // A range is of the bytes as stored: only when the client takes them as they are (a coded
-      // body the client cannot accept is decoded whole below, and Range is then ignored: §14.2).
-      const part =
-        body !== null && isRange(ex) && planCoding(headers, ex.headers['accept-encoding']).kind !== 'decode'
-          ? partialReply(ex.headers, status, headers, d.body)
-          : null;
-      if (part !== null) ({ status, statusText, headers, body } = part);
-    }
-    const elapsed = markCacheTime(ctx);
-    const plain =
-      how === PLAIN_HIT && !current && headers === d.headers
-        ? plainHit(d, ex.headers['accept-encoding'], body === null)
-        : null;
-    if (plain !== null) {
-      // The short path of the most common answer: what decorate() would do for it (the coding
-      // plan known per entry, a hit member in Cache-Status), without the general steps.
-      ex.cache = {
-        outcome: 'hit',
-        savedMs: Math.max(0, entry.fetchMs - elapsed),
-        savedBytes: entry.body.byteLength,
-        ageS,
-        ttlS,
-      };
-      ex.reason = 'cache_hit';
-      const out: OutgoingHttpHeaders = Object.assign({}, plain.headers);
-      if (ctx.policy.emitAge) out['age'] = String(Math.max(0, ageS));
-      if (ctx.policy.emitCacheStatus) {
-        appendHeader(out, 'cache-status', formatHitMember(opts.cacheStatusName, ttlS));
-      }
-      return { status, statusText, headers: out, body: body === null ? null : plain.body, source: 'cache' };
-    }
-    const info: CacheInfo = {
-      outcome: how.outcome,
-      savedMs: Math.max(0, entry.fetchMs - elapsed),
-      savedBytes: entry.body.byteLength,
-      ageS,
-      ttlS,
-    };
-    if (how.detail !== undefined) info.detail = how.detail;
-    ex.cache = info;
-    const reason = REASON_BY_OUTCOME[how.outcome];
-    if (reason !== undefined) ex.reason = reason;
-    return decorate(
-      ctx,
-      { status, statusText, headers, body, source: 'cache' },
-      Object.assign({}, how.status, { ttlS }),
-      ageS,
-    );
-  }
-
-  function onlyIfCachedMiss(ctx: Ctx): Reply {
-    markCacheTime(ctx);
-    ctx.ex.cache = { outcome: 'miss', detail: 'only-if-cached' };
-    ctx.ex.reason = 'cache_only_if_cached';
-    return decorate(
-      ctx,
-      {
-        status: 504,
-        statusText: 'Gateway Timeout',
-        headers: { 'content-length': '0' },
-        body: null,
-        source: 'synth',
-      },
-      { fwd: 'miss', detail: 'only-if-cached' },
-    );
   }
 
   // ------------------------------------------------------------------------------------ admit
@@ -867,7 +350,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       if (RESPONSE_REASONS.has(notStored)) coalescer.markHitForMiss(key, notStored, opts.hitForMissTtlMs);
       ex.cache = { outcome: 'miss', stored: false, detail: f.detail ?? notStored };
       markCacheTime(ctx);
-      return decorate(ctx, reply, {
+      return decorate(core, ctx, reply, {
         fwd: f.fwd,
         fwdStatus: reply.status,
         detail: notStoredDetail(notStored),
@@ -909,12 +392,13 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         info.detail = 'undecodable';
         return false;
       }
-      return storePut(makeEntry(body));
+      return storePut(core, makeEntry(body));
     };
     // Cache-Status says `stored` only when the store is done before the head goes out (no body);
     // otherwise the outcome is known later, and only the log and metrics (ex.cache) carry it.
     const decorated = (body: Readable | Buffer | null, stored = false): Reply =>
       decorate(
+        core,
         ctx,
         { ...reply, body },
         storedDetail === COOKIE_DETAIL
@@ -924,17 +408,17 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         true,
       );
     if (reply.body === null) {
-      finish(await track(put(new Uint8Array(0))));
+      finish(await track(core, put(new Uint8Array(0))));
       return decorated(null, info.stored);
     }
     if (Buffer.isBuffer(reply.body)) {
       // A body upstream/ already had whole: the client need not wait for the store (as when streamed).
-      track(put(reply.body).then(finish));
+      track(core, put(reply.body).then(finish));
       return decorated(reply.body);
     }
     const body = captureBody(reply.body, opts.maxEntryBytes, expectedBytes, {
       onComplete: (buf) => {
-        track(put(buf).then(finish));
+        track(core, put(buf).then(finish));
       },
       onOverflow: () => {
         info.stored = false;
@@ -1000,7 +484,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       markCacheTime(ctx);
       const reply = await forward(ctx, next);
       ex.cache = { outcome: 'miss', stored: false, detail: 'method' };
-      return decorate(ctx, reply, { fwd, fwdStatus: reply.status, detail: 'method' });
+      return decorate(core, ctx, reply, { fwd, fwdStatus: reply.status, detail: 'method' });
     }
     const marker = coalescer.hitForMiss(key);
     if (marker !== undefined) return fetch(ctx, next, fwd, null, 'hit-for-miss');
@@ -1010,9 +494,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       if (flight.role === 'leader') return lead(ctx, next, fwd, flight.settle);
       const result = await flight.wait(opts.coalesceTimeoutMs, ex.signal);
       if (result === 'stored') {
-        const entry = select(await storeGet(key), ctx.headers);
+        const entry = select(await storeGet(core, key), ctx.headers);
         if (entry !== undefined) {
-          return deliver(ctx, entry, { outcome: 'coalesced', status: { fwd, collapsed: true } });
+          return deliver(core, ctx, entry, { outcome: 'coalesced', status: { fwd, collapsed: true } });
         }
         continue; // stored a variant this request does not match: elect a leader again
       }
@@ -1048,19 +532,19 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       settle('failed');
       throw err;
     }
-    const entry = select(await storeGet(ctx.key), ctx.headers);
+    const entry = select(await storeGet(core, ctx.key), ctx.headers);
     if (entry === undefined) return fetch(ctx, next, fwd, settle);
     settle('stored');
-    return deliver(ctx, entry, { outcome: 'coalesced', status: { fwd, collapsed: true } });
+    return deliver(core, ctx, entry, { outcome: 'coalesced', status: { fwd, collapsed: true } });
   }
 
   // ------------------------------------------------------------------------------- revalidate
 
   function staleOnErrorFor(ctx: Ctx, entry: StoredResponse, unreachable: boolean): StaleOnError {
-    const res = directivesOf(entry.headers);
+    const res = directivesOf(core, entry.headers);
     return staleOnError({
       ageMs: currentAgeMs(entry, now()),
-      lifetimeMs: lifetimeOf(entry.status, entry, ctx.policy).ms,
+      lifetimeMs: lifetimeOf(core, entry.status, entry, ctx.policy).ms,
       req: ctx.req,
       res,
       unreachable,
@@ -1079,8 +563,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   ): StoredResponse {
     const headers = updateHeaders(entry.headers, notModified);
     const updated = { ...entry, headers, requestTime, responseTime };
-    const res = directivesOf(headers);
-    const life = lifetimeOf(entry.status, updated, ctx.policy);
+    const res = directivesOf(core, headers);
+    const life = lifetimeOf(core, entry.status, updated, ctx.policy);
     return { ...updated, deleteAt: responseTime + retentionMs(life.ms, res, opts.staleRetentionMs) };
   }
 
@@ -1092,9 +576,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     if (flight.role === 'follower') {
       const result = await flight.wait(opts.coalesceTimeoutMs, ex.signal);
       if (result === 'stored') {
-        const fresh = select(await storeGet(key), ctx.headers);
+        const fresh = select(await storeGet(core, key), ctx.headers);
         if (fresh !== undefined) {
-          return deliver(ctx, fresh, { outcome: 'coalesced', status: { fwd, collapsed: true } });
+          return deliver(core, ctx, fresh, { outcome: 'coalesced', status: { fwd, collapsed: true } });
         }
       }
       return revalidateAlone(ctx, next, entry, fwd, null);
@@ -1123,7 +607,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       const stale = staleOnErrorFor(ctx, entry, isUnreachable(err));
       if (stale === null) throw err;
       const code = err instanceof SidecacheError ? err.code : 'error';
-      return deliver(ctx, entry, {
+      return deliver(core, ctx, entry, {
         outcome: 'stale',
         detail: stale,
         status: { fwd: 'stale', detail: `${stale}:${code}` },
@@ -1137,16 +621,19 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         return fetch(ctx, next, fwd, settle);
       }
       const updated = refreshed(ctx, entry, reply.headers, requestTime, responseTime);
-      const ok = await track(storePut(updated));
+      const ok = await track(core, storePut(core, updated));
       settle?.(ok ? 'stored' : 'not-stored');
-      return deliver(ctx, updated, { outcome: 'revalidated', status: { fwd, fwdStatus: 304, stored: ok } });
+      return deliver(core, ctx, updated, {
+        outcome: 'revalidated',
+        status: { fwd, fwdStatus: 304, stored: ok },
+      });
     }
     if (ERROR_STATUS.has(reply.status)) {
       const stale = staleOnErrorFor(ctx, entry, false);
       if (stale !== null) {
         settle?.('not-stored');
         discard(reply.body);
-        return deliver(ctx, entry, {
+        return deliver(core, ctx, entry, {
           outcome: 'stale',
           detail: stale,
           status: { fwd: 'stale', fwdStatus: reply.status, detail: stale },
@@ -1203,7 +690,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         discard(reply.body);
         const updated = refreshed(ctx, entry, reply.headers, requestTime, responseTime);
         result = 'not_modified';
-        if (await storePut(updated)) stored = updated;
+        if (await storePut(core, updated)) stored = updated;
         return;
       }
       result = 'not_stored';
@@ -1236,7 +723,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         fetchMs: performance.now() - sentAt,
         deleteAt: responseTime + retentionMs(lifetime().ms, res, opts.staleRetentionMs),
       };
-      if (await storePut(replacement)) {
+      if (await storePut(core, replacement)) {
         result = 'replaced';
         stored = replacement;
       }
@@ -1258,21 +745,21 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
    * hot path, in its refresh window, not already refreshing, and under the global cap.
    */
   function refreshAhead(ctx: Ctx, next: Next, entry: StoredResponse, ageMs: number, lifeMs: number): void {
-    const plan = refreshAheadPlan(ctx.policy);
+    const plan = refreshAheadPlan(core, ctx.policy);
     if (plan === null || !plan.matches(ctx.ex.target.pathname)) return;
     const id = variantId(entry);
     const hits = hitTracker.hit(id, entry.responseTime);
     if (hitTracker.thanksToRefresh(id, entry.responseTime, now())) observer.onRefreshAheadHit?.();
     if (hits < plan.options.minHits || ctx.req.onlyIfCached) return;
     if (!inRefreshWindow(ageMs, lifeMs, plan.options) || refreshing.has(id)) return;
-    if (refreshingAhead >= opts.refreshAheadConcurrency) {
+    if (core.refreshingAhead >= opts.refreshAheadConcurrency) {
       observer.onRefreshAheadDeferred?.();
       return;
     }
-    const expiredAt = entry.responseTime + (lifeMs - derive(entry, ctx.policy).initialAgeMs);
-    refreshingAhead++;
+    const expiredAt = entry.responseTime + (lifeMs - derive(core, entry, ctx.policy).initialAgeMs);
+    core.refreshingAhead++;
     refreshInBackground(ctx, next, entry, (result, stored) => {
-      refreshingAhead--;
+      core.refreshingAhead--;
       if (stored !== null) hitTracker.refreshed(variantId(stored), stored.responseTime, expiredAt);
       observer.onRefreshAhead?.(result);
     });
@@ -1280,47 +767,31 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   // -------------------------------------------------------------------------------- lookup/hit
 
-  /** How a stored response may be reused for this request (§4.2, §4.3), with what decided it. */
-  function reuseDecision(ctx: Ctx, entry: StoredResponse) {
-    const derived = derive(entry, ctx.policy);
-    const parsed = derived.res;
-    // A route that ignores no-store (with its own lifetime) also reuses bare no-cache answers.
-    const res =
-      ctx.policy.ignoreNoStore && ctx.policy.ttlMs !== null && parsed.noCache === true
-        ? { ...parsed, noCache: false as const }
-        : parsed;
-    const ageMs = derived.initialAgeMs + Math.max(0, now() - entry.responseTime);
-    const d = decideReuse({
-      ageMs,
-      lifetimeMs: derived.lifeMs,
-      req: ctx.req,
-      res,
-      forceRevalidate: ctx.policy.forceRevalidate,
-    });
-    return { d, derived, ageMs };
-  }
-
   async function reuse(ctx: Ctx, next: Next, entry: StoredResponse): Promise<Reply> {
-    const { d, derived, ageMs } = reuseDecision(ctx, entry);
+    const { d, derived, ageMs } = reuseDecision(core, ctx, entry);
     switch (d.kind) {
       case 'fresh': {
-        const reply = deliver(ctx, entry, PLAIN_HIT);
+        const reply = deliver(core, ctx, entry, PLAIN_HIT);
         refreshAhead(ctx, next, entry, ageMs, derived.lifeMs);
         rememberHit(ctx, entry, derived);
         return reply;
       }
       case 'stale':
-        return deliver(ctx, entry, { outcome: 'stale', detail: d.why, status: { hit: true, detail: d.why } });
+        return deliver(core, ctx, entry, {
+          outcome: 'stale',
+          detail: d.why,
+          status: { hit: true, detail: d.why },
+        });
       case 'stale-while-revalidate':
         // only-if-cached asks the cache not to contact the origin (§5.2.1.7), even in the background.
         if (!ctx.req.onlyIfCached) refreshInBackground(ctx, next, entry);
-        return deliver(ctx, entry, {
+        return deliver(core, ctx, entry, {
           outcome: 'stale',
           detail: 'stale-while-revalidate',
           status: { hit: true, detail: 'stale-while-revalidate' },
         });
       case 'revalidate':
-        if (ctx.req.onlyIfCached) return onlyIfCachedMiss(ctx);
+        if (ctx.req.onlyIfCached) return onlyIfCachedMiss(core, ctx);
         if (ctx.ex.method === 'HEAD') return miss(ctx, next, 'stale');
         if (isRange(ctx.ex)) return passRange(ctx, next, 'stale');
         return revalidate(ctx, next, entry, d.why);
@@ -1339,12 +810,16 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
    * applies (both act for the entry's own key).
    */
   function reuseCookieless(ctx: Ctx, entry: StoredResponse): Reply | null {
-    const { d } = reuseDecision(ctx, entry);
+    const { d } = reuseDecision(core, ctx, entry);
     switch (d.kind) {
       case 'fresh':
-        return deliver(ctx, entry, PLAIN_HIT);
+        return deliver(core, ctx, entry, PLAIN_HIT);
       case 'stale':
-        return deliver(ctx, entry, { outcome: 'stale', detail: d.why, status: { hit: true, detail: d.why } });
+        return deliver(core, ctx, entry, {
+          outcome: 'stale',
+          detail: d.why,
+          status: { hit: true, detail: d.why },
+        });
       case 'stale-while-revalidate':
       case 'revalidate':
         return null;
@@ -1356,15 +831,15 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   }
 
   async function lookup(ctx: Ctx, next: Next): Promise<Reply> {
-    const variants = await storeGet(ctx.key);
+    const variants = await storeGet(core, ctx.key);
     const entry = select(variants, ctx.headers);
     if (entry !== undefined) return reuse(ctx, next, entry);
     if (ctx.cookieless !== null) {
-      const shared = select(await storeGet(ctx.cookieless), ctx.headers);
+      const shared = select(await storeGet(core, ctx.cookieless), ctx.headers);
       const reply = shared === undefined ? null : reuseCookieless(ctx, shared);
       if (reply !== null) return reply;
     }
-    if (ctx.req.onlyIfCached) return onlyIfCachedMiss(ctx);
+    if (ctx.req.onlyIfCached) return onlyIfCachedMiss(core, ctx);
     const fwd = variants.length > 0 ? 'vary-miss' : 'uri-miss';
     if (isRange(ctx.ex)) return passRange(ctx, next, fwd);
     if (ctx.ex.method === 'GET' && partKeys.has(ctx.key)) {
@@ -1378,14 +853,12 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   /** The store key of a primary key's partial entries (partial.ts); under the URL's prefix. */
   const partKeyOf = (key: string): string => `${key}\u0001part`;
-  /** Primary keys this process stored a partial entry under (bounded; only saves store lookups). */
-  const partKeys = new Set<string>();
   const PART_KEYS_MAX = 10_000;
 
   /** The stored part matching the request (its own headers: parts are fetched without ours). */
   async function storedPart(ctx: Ctx): Promise<{ entry: StoredResponse; part: Part } | null> {
     if (!partKeys.has(ctx.key)) return null;
-    const entry = select(await storeGet(partKeyOf(ctx.key)), ctx.ex.headers);
+    const entry = select(await storeGet(core, partKeyOf(ctx.key)), ctx.ex.headers);
     if (entry === undefined) return null;
     const span = parseContentRange(entry.headers['content-range']);
     if (span === null || !bodyFits(span, entry.body)) return null;
@@ -1411,7 +884,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const { res, lifetime } = judge(ctx, 'GET', { ...reply, status: 200 }, f.requestTime, f.responseTime);
     const vary = varyFields(reply.headers);
     const values = varyValues(vary, ctx.ex.headers);
-    const ok = await storePut({
+    const ok = await storePut(core, {
       key: complete ? ctx.key : partKeyOf(ctx.key),
       variantKey: variantKey(vary, values),
       vary,
@@ -1425,7 +898,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       fetchMs: performance.now() - f.sentAt,
       deleteAt: f.responseTime + retentionMs(lifetime().ms, res, opts.staleRetentionMs),
     });
-    if (ok && complete) await storeDeletePrefix(partKeyOf(ctx.key));
+    if (ok && complete) await storeDeletePrefix(core, partKeyOf(ctx.key));
     if (ok && !complete) {
       if (partKeys.size >= PART_KEYS_MAX) partKeys.delete(partKeys.values().next().value as string);
       partKeys.add(ctx.key);
@@ -1451,16 +924,16 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   async function passRange(ctx: Ctx, next: Next, fwd: ForwardReason): Promise<Reply> {
     const { ex } = ctx;
     const stored = CLIENT_VALIDATORS.some((h) => ex.headers[h] !== undefined) ? null : await storedPart(ctx);
-    if (stored !== null && reuseDecision(ctx, stored.entry).d.kind === 'fresh') {
+    if (stored !== null && reuseDecision(core, ctx, stored.entry).d.kind === 'fresh') {
       const r = replyFromPart(ex.headers, stored.entry.headers, stored.part);
       if (r !== null) {
         const ageMs = currentAgeMs(stored.entry, now());
-        const ttlS = Math.floor((derive(stored.entry, ctx.policy).lifeMs - ageMs) / 1000);
+        const ttlS = Math.floor((derive(core, stored.entry, ctx.policy).lifeMs - ageMs) / 1000);
         markCacheTime(ctx);
         ex.cache = { outcome: 'hit', savedMs: stored.entry.fetchMs, savedBytes: r.body.byteLength, ttlS };
         ex.reason = 'cache_hit';
         const reply: Reply = { status: 206, statusText: 'Partial Content', ...r, source: 'cache' };
-        return decorate(ctx, reply, { hit: true, ttlS, detail: 'partial' }, Math.floor(ageMs / 1000));
+        return decorate(core, ctx, reply, { hit: true, ttlS, detail: 'partial' }, Math.floor(ageMs / 1000));
       }
     }
     ex.cache = { outcome: 'miss', stored: false, detail: 'range' };
@@ -1471,12 +944,12 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const f: Fetched = { reply, fwd, requestTime, responseTime: now(), sentAt, settle: null };
     const span = partToStore(ctx, f);
     if (span === null || reply.body === null) {
-      return decorate(ctx, reply, { fwd, fwdStatus: reply.status, detail: 'range' });
+      return decorate(core, ctx, reply, { fwd, fwdStatus: reply.status, detail: 'range' });
     }
     const info: CacheInfo = { outcome: 'miss', stored: false, detail: 'partial' };
     ex.cache = info;
     const keep = (buf: Uint8Array) => {
-      track(storePart(ctx, f, span, buf)).then((ok) => {
+      track(core, storePart(ctx, f, span, buf)).then((ok) => {
         info.stored = ok;
       });
     };
@@ -1493,7 +966,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         onFail: () => {},
       });
     }
-    return decorate(ctx, { ...reply, body }, { fwd, fwdStatus: reply.status, detail: 'partial' });
+    return decorate(core, ctx, { ...reply, body }, { fwd, fwdStatus: reply.status, detail: 'partial' });
   }
 
   /**
@@ -1543,7 +1016,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       body: Buffer.from(merged.body.buffer, merged.body.byteOffset, merged.body.byteLength),
       source: 'origin',
     };
-    track(storeDeletePrefix(partKeyOf(ctx.key)));
+    track(core, storeDeletePrefix(core, partKeyOf(ctx.key)));
     return admit(c, {
       reply: whole,
       fwd,
@@ -1565,16 +1038,17 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     ctx.ex.cache = { outcome: 'bypass', detail };
     const reply = await forward(ctx as Ctx, next);
     return untransformed(
+      core,
       ctx as Ctx,
       next,
-      decorate(ctx as Ctx, reply, { fwd: 'bypass', fwdStatus: reply.status, detail }),
+      decorate(core, ctx as Ctx, reply, { fwd: 'bypass', fwdStatus: reply.status, detail }),
     );
   }
 
   async function purgeUrlWith(url: URL, policy: RouteCachePolicy): Promise<number> {
     const forms = new Set([cacheUrl(url, policy), cacheUrl(url, DEFAULT_ROUTE_POLICY)]);
     let n = 0;
-    for (const form of forms) n += await storeDeletePrefix(urlKeyPrefix(form));
+    for (const form of forms) n += await storeDeletePrefix(core, urlKeyPrefix(form));
     return n;
   }
 
@@ -1588,7 +1062,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       invalidated += await purgeUrlWith(url, ctx.policy);
     }
     ex.cache = { outcome: 'bypass', detail: 'method', invalidated };
-    return decorate(ctx as Ctx, reply, {
+    return decorate(core, ctx as Ctx, reply, {
       fwd: 'bypass',
       fwdStatus: reply.status,
       detail: invalidated > 0 ? 'invalidated' : 'method',
@@ -1620,7 +1094,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
 
   const stage: Stage = (next) => async (ex) => {
     const t0 = performance.now();
-    const routePolicy = opts.enabled ? pathPolicy(policyFor(ex), ex.target.pathname) : DISABLED_POLICY;
+    const routePolicy = opts.enabled ? pathPolicy(core, policyFor(ex), ex.target.pathname) : DISABLED_POLICY;
     const { headers, compress } = workingHeaders(ex, opts.enabled ? routePolicy : policyFor(ex));
     const base = { ex, headers, compress, policy: routePolicy, t0 };
     if (!routePolicy.enabled) return bypass(base, next, 'disabled');
@@ -1636,7 +1110,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       if (cookieless !== null) cookieless = `${cookieless}\n${tag}`;
     }
     const ctx: Ctx = { ex, headers, compress, policy: routePolicy, t0, req, key, cookieless };
-    return untransformed(ctx, next, await lookup(ctx, next));
+    return untransformed(core, ctx, next, await lookup(ctx, next));
   };
 
   const memoServing: MemoServing | null =
@@ -1666,7 +1140,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
               cookieless: null,
               t0: performance.now(),
             };
-            return deliver(ctx, entry, PLAIN_HIT);
+            return deliver(core, ctx, entry, PLAIN_HIT);
           },
         };
 
@@ -1678,20 +1152,20 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       return purgeUrlWith(typeof url === 'string' ? new URL(url) : url, policy);
     },
     purgePrefix(prefix: string): Promise<number> {
-      return storeDeletePrefix(prefix);
+      return storeDeletePrefix(core, prefix);
     },
     *inspect(policyOf: (entry: StoredResponse) => RouteCachePolicy): Iterable<InspectedEntry> {
       const t = now();
       for (const entry of store.list?.() ?? []) {
         const url = entry.key.slice(0, entry.key.indexOf('\n'));
-        const policy = pathPolicy(policyOf(entry), new URL(url).pathname);
+        const policy = pathPolicy(core, policyOf(entry), new URL(url).pathname);
         const ageMs = currentAgeMs(entry, t);
-        const lifeMs = lifetimeOf(entry.status, entry, policy).ms;
+        const lifeMs = lifetimeOf(core, entry.status, entry, policy).ms;
         yield { entry, hits: derivedByEntry.get(entry)?.served ?? 0, ageMs, ttlMs: lifeMs - ageMs };
       }
     },
     purgeRoute(route: Pick<Route, 'origin' | 'basePath'>): Promise<number> {
-      return storeDeletePrefix(`${route.origin}${route.basePath}/`);
+      return storeDeletePrefix(core, `${route.origin}${route.basePath}/`);
     },
     async stats(): Promise<CacheStats> {
       const s = await store.stats();
@@ -1699,7 +1173,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         ...s,
         inFlight: coalescer.inFlight,
         refreshing: refreshing.size,
-        refreshingAhead,
+        refreshingAhead: core.refreshingAhead,
         decodedBytes: decodedCopies.bytes,
       };
     },
