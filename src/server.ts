@@ -352,6 +352,9 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
           await serverClosed;
           await acceptorsClosed;
           await closePools();
+          // Torn-down tunnels are told to the observers as their sockets close, a few ticks later:
+          // their spans are made before the exporter's last flush.
+          while (front.openTunnels() > 0 && Date.now() < deadline) await sleep(5);
           await closeTracing();
           await closeDns();
           await closeSharedTier();

@@ -73,6 +73,8 @@ export interface Front {
   startDraining(): void;
   /** Closes every CONNECT tunnel and upgraded connection (the end of shutdown). */
   closeTunnels(): void;
+  /** CONNECT tunnels and upgrades not yet told to the observers (they are told when they close). */
+  openTunnels(): number;
   /** Destroys every client connection still open (the shutdown deadline); returns how many. */
   destroyConnections(): number;
   /** Serves one request that arrived another way (decrypted from an intercepted tunnel). */
@@ -376,17 +378,23 @@ export function createFront(opts: FrontOptions): Front {
       socket,
       error,
     );
+  /** Each CONNECT or Upgrade exchange ends once (tunnel/raw.ts: `notify` or `refuse`). */
+  let openTunnels = 0;
   const rawContext: RawContext | null = opts.raw
     ? {
         parts: opts.raw,
         current,
         nextId,
-        notify,
+        notify: (end: ExchangeEnd): void => {
+          openTunnels--;
+          notify(end);
+        },
         buildExchange,
         isDraining: () => draining,
         closing: tunnelsClosing.signal,
         unroutedExchange,
         refuse(ex, socket, error) {
+          openTunnels--;
           if (error.reason === 'client_disconnected' || socket.destroyed || !socket.writable) {
             ex.reason = error.reason;
             socket.destroy();
@@ -398,12 +406,17 @@ export function createFront(opts: FrontOptions): Front {
       }
     : null;
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, arrival: Arrival): void => {
-    if (rawContext) serveUpgrade(rawContext, req, socket, head, arrival);
-    else refuseRaw(new MethodNotSupportedError('protocol upgrades (WebSocket) are not enabled'))(req, socket);
+    if (rawContext) {
+      openTunnels++;
+      serveUpgrade(rawContext, req, socket, head, arrival);
+    } else
+      refuseRaw(new MethodNotSupportedError('protocol upgrades (WebSocket) are not enabled'))(req, socket);
   };
   server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    if (rawContext) serveConnect(rawContext, req, socket, head);
-    else refuseRaw(new MethodNotSupportedError('CONNECT tunnels are not enabled'))(req, socket);
+    if (rawContext) {
+      openTunnels++;
+      serveConnect(rawContext, req, socket, head);
+    } else refuseRaw(new MethodNotSupportedError('CONNECT tunnels are not enabled'))(req, socket);
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
     onUpgrade(req, socket, head, LISTENER),
@@ -449,6 +462,7 @@ export function createFront(opts: FrontOptions): Front {
       draining = true;
       server.closeIdleConnections();
     },
+    openTunnels: () => openTunnels,
     closeTunnels() {
       tunnelsClosing.abort();
     },

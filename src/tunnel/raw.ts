@@ -320,6 +320,11 @@ function relayAnswer(ctx: RawContext, ex: Exchange, socket: Duplex, reply: Reply
     const end = { ex, status: reply.status, bytes, replySource: 'origin' as const };
     ctx.notify(failure ? { ...end, error: failure } : end);
   });
+  // The answer said `connection: close`: once it is all written, the connection is closed, as Node
+  // does after such a response, rather than waiting for a client that may keep its side open.
+  // What the client still sends is read and dropped, so the close is not a reset.
+  socket.once('finish', () => socket.destroy());
+  socket.resume();
   socket.write(rawHead(reply.status, reply.statusText, headers));
   const body = reply.body;
   if (body === null) {
