@@ -1,7 +1,9 @@
 /**
- * Logging: pino, JSON lines on stdout. The access observer writes one line per exchange.
+ * Logging: pino, JSON lines on stdout. The access observer writes one line per exchange;
+ * `logStageEvents` logs what the stages publish on their diagnostics channels (channels.ts).
  */
 import { type LevelWithSilent, type Logger, pino } from 'pino';
+import { type Instance, subscribe } from './channels.js';
 import type { ExchangeEnd } from './exchange.js';
 
 export type { Logger };
@@ -195,6 +197,35 @@ function clockTime(ms: number): string {
 }
 
 /** An http URL for a listening address (`[::1]` for IPv6; a wildcard becomes loopback). */
+/**
+ * Logs the stage events of `instance` worth a line: the warm start done, origins failing and
+ * recovering (keep-warm), background refreshes and store calls that failed (cache). Returns the
+ * unsubscribe.
+ */
+export function logStageEvents(logger: Logger, instance: Instance): () => void {
+  const offs = [
+    subscribe(instance, 'sidecache:warm:start', (result) => {
+      logger.info(
+        { ...result, durationMs: Math.round(result.durationMs) },
+        result.initial ? 'warm start done' : 'config reload: warming of new route origins done',
+      );
+    }),
+    subscribe(instance, 'sidecache:warm:health', ({ origin, healthy, errorCode }) => {
+      if (healthy) logger.info({ origin }, 'keep-warm: origin reachable again');
+      else logger.warn({ origin, code: errorCode }, 'keep-warm: cannot connect; retrying with backoff');
+    }),
+    subscribe(instance, 'sidecache:cache:refresh-error', ({ err, url }) => {
+      logger.warn({ err, url }, 'cache: background refresh failed');
+    }),
+    subscribe(instance, 'sidecache:cache:store-error', ({ err, op }) => {
+      logger.warn({ err, op }, 'cache: store failed');
+    }),
+  ];
+  return () => {
+    for (const off of offs) off();
+  };
+}
+
 export function httpUrl(address: string, port: number): string {
   const host = address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;

@@ -14,6 +14,21 @@ export interface ConnectEvent {
   readonly errorCode?: string;
 }
 
+/** What the DNS cache reports for each lookup (dns/dns-cache.ts; its own event type is narrower). */
+export interface DnsLookupEvent {
+  readonly host: string;
+  readonly result: 'hit' | 'miss' | 'stale' | 'negative' | 'error' | 'prefetch' | 'static';
+  /** How the name was resolved: `system`, `udp`, `doh`, … (a small closed set in the DNS module). */
+  readonly mode: string;
+  /** How long this lookup took, ms (a few µs for an answer from the cache). */
+  readonly durationMs: number;
+  /** For answers from the cache: how long the last real lookup of this name took, ms. */
+  readonly savedMs?: number;
+}
+
+/** How a config reload ended (reloader.ts); a metric label value. */
+export type ReloadResult = 'ok' | 'rejected';
+
 /** What keeping origins warm (upstream/warm.ts) tells its observer. */
 export interface WarmObserver {
   /** A connection was opened ahead of need (`ok`), or the attempt failed with `errorCode`. */

@@ -3,14 +3,18 @@
  * again, compile, check what may change without a restart (config/reload.ts), build every derived
  * part for the candidate (RuntimeRef.prepare), then swap. Any failure rejects the reload as a
  * whole, logs the precise messages and keeps the running config; exchanges in flight are never
- * touched (they keep the runtime they started with).
+ * touched (they keep the runtime they started with). Each outcome is published on
+ * `sidecache:config:reload` (channels.ts).
  */
+import { channel, type Instance } from './channels.js';
 import { type ReloadSummary, reloadProblems, summariseReload } from './config/reload.js';
 import type { Runtime } from './config/runtime.js';
 import type { RuntimeRef } from './config/runtime-ref.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './log.js';
-import type { ReloadResult } from './metrics/reload-metrics.js';
+import type { ReloadResult } from './observers.js';
+
+const reloadChannel = channel('sidecache:config:reload');
 
 export type ReloadOutcome =
   | { readonly result: 'ok'; readonly summary: ReloadSummary }
@@ -21,7 +25,9 @@ export interface ReloaderDeps {
   readonly logger: Logger;
   /** Whether the interception CA was loaded at start (needed to turn `intercept` on). */
   readonly interceptionReady: boolean;
-  readonly observe: (result: ReloadResult, atMs: number) => void;
+  /** Told about each outcome; default: published on `sidecache:config:reload` for `instance`. */
+  readonly observe?: (result: ReloadResult, atMs: number) => void;
+  readonly instance?: Instance;
   readonly now?: () => number;
 }
 
@@ -33,9 +39,15 @@ function problemsOf(err: unknown): string[] {
 
 export function createReloader(deps: ReloaderDeps): (load: () => Runtime) => ReloadOutcome {
   const now = deps.now ?? Date.now;
+  const { instance } = deps;
+  const observe =
+    deps.observe ??
+    ((result: ReloadResult, atMs: number): void => {
+      if (reloadChannel.hasSubscribers) reloadChannel.publish({ instance, event: { result, atMs } });
+    });
   return (load) => {
     const reject = (problems: string[]): ReloadOutcome => {
-      deps.observe('rejected', now());
+      observe('rejected', now());
       deps.logger.error({ problems }, `config reload rejected, running config kept: ${problems.join('; ')}`);
       deps.logger.flush();
       return { result: 'rejected', problems };
@@ -63,7 +75,7 @@ export function createReloader(deps: ReloaderDeps): (load: () => Runtime) => Rel
       const failures = err instanceof AggregateError ? err.errors : [err];
       for (const failure of failures) deps.logger.warn({ err: failure }, 'config reload: a listener failed');
     }
-    deps.observe('ok', now());
+    observe('ok', now());
     deps.logger.info({ ...summary, routes: next.routes.map((r) => r.name) }, 'config reloaded');
     deps.logger.flush();
     return { result: 'ok', summary };

@@ -1,6 +1,8 @@
 /**
  * Wires one sidecache instance together from its parts (and does nothing else): pools, pipeline,
- * front listener, admin listener, metrics and logs; and shuts it down gracefully.
+ * front listener, admin listener, metrics and logs; and shuts it down gracefully. The stages are
+ * built with the instance's `Instance`; what they publish on their diagnostics channels reaches
+ * this instance's metrics and log only (channels.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -11,7 +13,9 @@ import { createCacheListHandler } from './admin/cache-list.js';
 import { createPurgeHandler } from './admin/purge.js';
 import { createAdvisor } from './advisor/observe.js';
 import { advise } from './advisor/suggest.js';
+import { publishCache } from './cache/channels.js';
 import { createCacheStage, DEFAULT_ROUTE_POLICY } from './cache/index.js';
+import type { Instance } from './channels.js';
 import { poolStillCurrent } from './config/reload.js';
 import type { HostPort, Runtime } from './config/runtime.js';
 import { createRuntimeRef } from './config/runtime-ref.js';
@@ -24,14 +28,9 @@ import { createAuthThrottle } from './guard/auth-throttle.js';
 import { createEgressPolicy } from './guard/egress-policy.js';
 import { createGuardStage } from './guard/guard-stage.js';
 import { createProxyAuth } from './guard/proxy-auth.js';
-import { createAccessLog, httpUrl, type Logger } from './log.js';
-import { createAuthMetrics } from './metrics/auth-metrics.js';
-import { createCacheWarmthMetrics } from './metrics/cache-warmth-metrics.js';
+import { createAccessLog, httpUrl, type Logger, logStageEvents } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
-import { createReloadMetrics } from './metrics/reload-metrics.js';
 import { createServerTiming } from './metrics/server-timing.js';
-import { createSharedTierMetrics } from './metrics/shared-tier-metrics.js';
-import { createWarmMetrics } from './metrics/warm-metrics.js';
 import type { WarmStartResult } from './observers.js';
 import { createPipeline } from './pipeline.js';
 import { createReloader, type ReloadOutcome } from './reloader.js';
@@ -91,8 +90,10 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const ref = createRuntimeRef(runtime);
   const instanceToken = `sc-${randomBytes(4).toString('hex')}`;
   const via = config.proxy.via ? `1.1 sidecache (${instanceToken})` : null;
-  const metrics = createMetrics(runtime);
-  const dns = createDnsCache(config.dns, { onLookup: metrics.observeDnsLookup });
+  const instance: Instance = Object.freeze({ token: instanceToken });
+  const metrics = createMetrics(runtime, instance);
+  const unlog = logStageEvents(logger, instance);
+  const dns = createDnsCache(config.dns, { instance });
   metrics.gaugeFrom(
     'sidecache_dns_cache_entries',
     'Names and record types held in the DNS cache.',
@@ -106,35 +107,21 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   const lookupTo = (port: number): LookupFunction =>
     ((hostname, options, callback) =>
       egressFor().lookupTo(baseLookup, port)(hostname, options, callback)) as LookupFunction;
-  const pools = createUpstreamPools(config.upstream, { onConnect: metrics.observeConnect, lookupTo });
-  const warmMetrics = createWarmMetrics(metrics.registry, () => keepWarm.state());
+  const pools = createUpstreamPools(config.upstream, { instance, lookupTo });
   const keepWarm = createKeepWarm(config.upstream.warm, {
     pools,
     dns,
     // Intercepted route hosts: their leaf certificates are minted during the warm start too.
     // (apply() runs after listening, once `tunnels` below exists.)
     prepare: (hosts) => tunnels.prepareLeaves(hosts),
-    observer: {
-      ...warmMetrics,
-      onWarmStart(result) {
-        warmMetrics.onWarmStart?.(result);
-        logger.info(
-          { ...result, durationMs: Math.round(result.durationMs) },
-          result.initial ? 'warm start done' : 'config reload: warming of new route origins done',
-        );
-      },
-      onOriginHealth(origin, healthy, errorCode) {
-        if (healthy) logger.info({ origin }, 'keep-warm: origin reachable again');
-        else logger.warn({ origin, code: errorCode }, 'keep-warm: cannot connect; retrying with backoff');
-      },
-    },
+    instance,
   });
+  metrics.watchWarm(() => keepWarm.state());
   // The Redis and memcached clients are loaded only when a shared tier is configured (idle memory).
   const sharedTier =
     config.cache.enabled && (config.cache.redis.url !== null || config.cache.memcached.servers.length > 0)
       ? (await import('./cache/shared-tier.js')).createSharedTier(config.cache, {
-          onRemove: metrics.cache.onRemove,
-          observer: createSharedTierMetrics(metrics.registry),
+          instance,
           warn: (fields, message) => logger.warn(fields, message),
         })
       : null;
@@ -142,20 +129,12 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     ? createCacheStage(config.cache, {
         ...(sharedTier ? { store: sharedTier.store } : {}),
         policyFor: (ex) => ex.route?.cache ?? DEFAULT_ROUTE_POLICY,
-        observer: {
-          onRemove: metrics.cache.onRemove,
-          onRefreshError: (err, url) => logger.warn({ err, url }, 'cache: background refresh failed'),
-          onStoreError: (err, op) => logger.warn({ err, op }, 'cache: store failed'),
-          ...createCacheWarmthMetrics(metrics.registry),
-        },
+        observer: publishCache(instance),
       })
     : null;
   if (cache) metrics.cache.watch(cache);
   // Failures are counted across reloads: the throttle outlives each runtime's guard.
-  const authThrottle = createAuthThrottle({
-    ...config.proxy.auth.throttle,
-    ...createAuthMetrics(metrics.registry),
-  });
+  const authThrottle = createAuthThrottle({ ...config.proxy.auth.throttle, instance });
   // One guard per runtime; an exchange is admitted by the one current when it starts (the guard
   // runs in the same tick as front/ builds the exchange).
   const guard: Stage = (next) => {
@@ -223,13 +202,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   });
   metrics.gaugeFrom('sidecache_in_flight_requests', 'Exchanges being served right now.', front.inFlight);
 
-  const reloadMetrics = createReloadMetrics(metrics.registry, Date.now());
-  const reload = createReloader({
-    ref,
-    logger,
-    interceptionReady: config.intercept.length > 0,
-    observe: reloadMetrics.observeReload,
-  });
+  const reload = createReloader({ ref, logger, interceptionReady: config.intercept.length > 0, instance });
   ref.onChange((next) => {
     metrics.adoptRoutes(next.routes);
     // A pool whose route is gone or whose settings changed takes no new exchanges and closes
@@ -280,6 +253,8 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     await pools.close(0);
     await dns.close();
     await sharedTier?.close();
+    metrics.close();
+    unlog();
     throw err;
   }
   const proxyUrl = httpUrl(proxyAddress.address, proxyAddress.port);
@@ -375,6 +350,9 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
           await settlesBy(Promise.all([orderly, rest]), Date.now() + 100);
         }
         const forced = abandoned > 0 || !inTime;
+        // Events published from here on (stragglers of a forced close) reach no one.
+        metrics.close();
+        unlog();
         logger.info({ abandoned, forced, destroyed }, 'sidecache stopped');
         return { forced, abandoned };
       })();

@@ -7,7 +7,9 @@
  * credentials redacted.
  */
 
+import type { Instance } from '../channels.js';
 import type { SharedTierObserver, SharedTierOp } from '../observers.js';
+import { publishCache, publishSharedTier } from './channels.js';
 import { createMemcachedStore } from './memcached-store.js';
 import { createMemoryStore } from './memory-store.js';
 import type { CacheOptions } from './options.js';
@@ -17,10 +19,11 @@ import { createTieredStore, type TieredStore } from './tiered-store.js';
 
 export interface SharedTierDeps {
   readonly now?: () => number;
-  /** For the L1 memory store (evictions). */
+  /** For the L1 memory store (evictions); default: published on `sidecache:cache:remove`. */
   readonly onRemove?: (info: EvictionInfo) => void;
-  /** Metrics. */
+  /** Default: every event published on its `sidecache:shared-tier:*` channel, for `instance`. */
   readonly observer?: SharedTierObserver;
+  readonly instance?: Instance;
   /** A warning line; called at most once per `logIntervalMs`. */
   readonly warn: (fields: Record<string, unknown>, message: string) => void;
   readonly logIntervalMs?: number;
@@ -48,9 +51,11 @@ export function createSharedTier(cache: CacheOptions, deps: SharedTierDeps): Sha
   const interval = deps.logIntervalMs ?? 10_000;
   let lastLog = Number.NEGATIVE_INFINITY;
   const counts = new Map<SharedTierOp, number>();
+  const observer = deps.observer ?? publishSharedTier(deps.instance);
+  const onRemove = deps.onRemove ?? publishCache(deps.instance).onRemove;
 
   function onError(op: SharedTierOp, err: unknown): void {
-    deps.observer?.onError?.(op, err);
+    observer.onError?.(op, err);
     counts.set(op, (counts.get(op) ?? 0) + 1);
     const t = now();
     if (t - lastLog < interval) return;
@@ -70,7 +75,7 @@ export function createSharedTier(cache: CacheOptions, deps: SharedTierDeps): Sha
         maxSizeBytes: Math.max(1, cache.maxSizeBytes),
         maxEntryBytes: cache.maxEntryBytes,
         now,
-        ...(deps.onRemove ? { onRemove: deps.onRemove } : {}),
+        onRemove,
       })
     : null;
 
@@ -83,7 +88,7 @@ export function createSharedTier(cache: CacheOptions, deps: SharedTierDeps): Sha
       connectTimeoutMs: memcached.connectTimeoutMs,
       lockTtlMs: memcached.lockTtlMs,
       now,
-      observer: { ...deps.observer, onError },
+      observer: { ...observer, onError },
     });
     const store = createTieredStore({ l1, l2, l1TtlMs: memcached.l1TtlMs, now });
     return {
@@ -104,7 +109,7 @@ export function createSharedTier(cache: CacheOptions, deps: SharedTierDeps): Sha
     connectTimeoutMs: redis.connectTimeoutMs,
     lockTtlMs: redis.lockTtlMs,
     now,
-    observer: { ...deps.observer, onError },
+    observer: { ...observer, onError },
   });
   const store = createTieredStore({ l1, l2 });
   return {

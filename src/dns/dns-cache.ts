@@ -15,6 +15,7 @@ import type { LookupAddress, LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
+import type { Instance } from '../channels.js';
 import type { DnsError } from '../errors.js';
 import {
   familyOf,
@@ -25,6 +26,7 @@ import {
   recordTypesFor,
   requestedFamily,
 } from './address-order.js';
+import { publishLookup } from './channels.js';
 import { dnsCodeOf, dnsError, isNegativeCode, isServerFailureCode, lookupErrorFrom } from './dns-failure.js';
 import { answerState, negativeTtlMs, positiveTtlMs, prefetchAt } from './freshness.js';
 import { type DnsMode, type DnsOptions, parseDnsOptions } from './options.js';
@@ -64,7 +66,10 @@ export interface DnsCacheDeps {
   now?: () => number;
   /** Defaults to the resolver of `options.mode`. */
   resolver?: Resolver;
+  /** Told about every lookup; default: published on `sidecache:dns:lookup`. */
   onLookup?: (event: DnsLookupEvent) => void;
+  /** The instance the published lookups belong to (channels.ts). */
+  instance?: Instance;
   onQuery?: (event: DnsQueryEvent) => void;
 }
 
@@ -138,7 +143,8 @@ export function createDnsCache(input: unknown, deps: DnsCacheDeps = {}): DnsCach
   const resolver = deps.resolver ?? createResolver(options);
   const mode = resolver.mode;
   const staticHosts = compileStaticHosts(options.hosts);
-  const { onLookup, onQuery } = deps;
+  const { onQuery } = deps;
+  const onLookup = deps.onLookup ?? publishLookup(deps.instance);
 
   const entries = new LRUCache<string, Entry>({
     max: options.maxEntries,

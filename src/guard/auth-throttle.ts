@@ -6,6 +6,8 @@
  * stops failing is forgotten after `forgetAfterMs`.
  */
 import { LRUCache } from 'lru-cache';
+import type { Instance } from '../channels.js';
+import { publishAuth } from './channels.js';
 
 export interface AuthThrottleOptions {
   /** Failures in a row before the first back-off; 0 turns the throttle off. */
@@ -14,10 +16,15 @@ export interface AuthThrottleOptions {
   readonly maxBackoffMs: number;
   readonly maxClients?: number;
   readonly forgetAfterMs?: number;
-  /** Called for each failure, and with `blockedMs` > 0 when it starts a back-off. */
+  /**
+   * Called for each failure, and with `blockedMs` > 0 when it starts a back-off. Default (with
+   * `onThrottled`): published on `sidecache:auth:failure` for `instance`.
+   */
   readonly onFailure?: (blockedMs: number) => void;
-  /** Called for each attempt refused because its address is held back. */
+  /** Called for each attempt refused because its address is held back (`sidecache:auth:throttled`). */
   readonly onThrottled?: () => void;
+  /** The instance the published events belong to (channels.ts). */
+  readonly instance?: Instance;
   readonly now?: () => number;
 }
 
@@ -36,6 +43,9 @@ interface Failures {
 
 export function createAuthThrottle(opts: AuthThrottleOptions): AuthThrottle {
   const now = opts.now ?? Date.now;
+  const published = publishAuth(opts.instance);
+  const onFailure = opts.onFailure ?? published.onFailure;
+  const onThrottled = opts.onThrottled ?? published.onThrottled;
   const clients = new LRUCache<string, Failures>({
     max: opts.maxClients ?? 10_000,
     ttl: opts.forgetAfterMs ?? Math.max(15 * 60_000, opts.maxBackoffMs * 2),
@@ -46,7 +56,7 @@ export function createAuthThrottle(opts: AuthThrottleOptions): AuthThrottle {
       const f = clients.get(address);
       const wait = f === undefined ? 0 : f.until - now();
       if (wait <= 0) return 0;
-      opts.onThrottled?.();
+      onThrottled();
       return wait;
     },
     failed(address) {
@@ -60,7 +70,7 @@ export function createAuthThrottle(opts: AuthThrottleOptions): AuthThrottle {
         f.until = now() + blockedMs;
       }
       clients.set(address, f);
-      opts.onFailure?.(blockedMs);
+      onFailure(blockedMs);
     },
     succeeded(address) {
       clients.delete(address);

@@ -1,14 +1,15 @@
 /**
  * metrics/: one prom-client registry per sidecache instance. Stages never import prom-client;
- * everything here is derived from finished Exchanges and from events other modules report
- * (upstream connects, DNS lookups, tunnels). Saved time is computed by the ledger in
+ * everything here is derived from finished Exchanges and from what the stages publish on their
+ * diagnostics channels (stage-metrics.ts: upstream connects, DNS lookups, keep-warm, ...). Saved time is computed by the ledger in
  * saved-time.ts. Label values are bounded: route names and origins come from config, never from
  * raw URLs; anything else becomes `other` (origins) or `forward` (routes).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Instance } from '../channels.js';
 import type { Runtime } from '../config/runtime.js';
 import type { Exchange, ExchangeEnd } from '../exchange.js';
-import type { ConnectEvent } from '../observers.js';
+import type { ConnectEvent, WarmState } from '../observers.js';
 import { SIDECACHE_VERSION } from '../version.js';
 import {
   createSavedTimeLedger,
@@ -25,6 +26,7 @@ import { type CacheMetrics, createCacheMetrics } from './cache-metrics.js';
 import { type CountCell, DeferredCounts } from './deferred-counts.js';
 import { FastHistogram, type HistogramSeries } from './fast-histogram.js';
 import { routeLabel } from './route-label.js';
+import { listenToStages } from './stage-metrics.js';
 
 /** One route label's per-request series (createMetrics' `routeCells`). */
 interface OriginCells {
@@ -82,9 +84,17 @@ export interface Metrics {
   gaugeFrom(name: string, help: string, read: () => number): void;
   /** After a config reload: the new routes' origins and names become label values too. */
   adoptRoutes(routes: Runtime['routes']): void;
+  /** Keep-warm's state, read at scrape time. */
+  watchWarm(read: () => WarmState): void;
+  /** Stops listening to the stages' channels (the instance closed). */
+  close(): void;
 }
 
-export function createMetrics(runtime: Runtime): Metrics {
+/**
+ * The metrics of one instance. With `instance`, they listen to what its stages publish
+ * (stage-metrics.ts); without, only what is handed to the methods counts (tests).
+ */
+export function createMetrics(runtime: Runtime, instance?: Instance): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   // prom-client's gauges named *_total break the convention that _total marks a counter (promtool
@@ -322,7 +332,7 @@ export function createMetrics(runtime: Runtime): Metrics {
 
   const cache = createCacheMetrics(registry);
 
-  return {
+  const metrics: Metrics = {
     registry,
     savedTime: ledger,
     cache,
@@ -390,5 +400,20 @@ export function createMetrics(runtime: Runtime): Metrics {
         },
       });
     },
+    watchWarm(read) {
+      stages?.watchWarm(read);
+    },
+    close() {
+      stages?.close();
+    },
   };
+  const stages =
+    instance === undefined
+      ? null
+      : listenToStages(instance, runtime.config, registry, {
+          observeConnect: metrics.observeConnect,
+          observeDnsLookup: metrics.observeDnsLookup,
+          onRemove: cache.onRemove,
+        });
+  return metrics;
 }

@@ -4,8 +4,7 @@
  * like Prometheus's own `prometheus_config_last_reload_success_timestamp_seconds`.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-
-export type ReloadResult = 'ok' | 'rejected';
+import type { ReloadResult } from '../observers.js';
 
 export interface ReloadMetrics {
   observeReload(result: ReloadResult, atMs: number): void;

@@ -19,22 +19,12 @@
  * Pure bookkeeping: no prom-client, no clock. metrics.ts turns the amounts into counters.
  */
 import type { Exchange } from '../exchange.js';
-import type { ConnectEvent } from '../observers.js';
+import type { ConnectEvent, DnsLookupEvent } from '../observers.js';
+
+export type { DnsLookupEvent } from '../observers.js';
 
 export type SavedKind = 'dns' | 'connection' | 'cache';
 export const SAVED_KINDS: readonly SavedKind[] = ['dns', 'connection', 'cache'];
-
-/** What the DNS cache reports for each lookup (the DNS module's `onLookup` event). */
-export interface DnsLookupEvent {
-  readonly host: string;
-  readonly result: 'hit' | 'miss' | 'stale' | 'negative' | 'error' | 'prefetch' | 'static';
-  /** How the name was resolved: `system`, `udp`, `doh`, … (a small closed set in the DNS module). */
-  readonly mode: string;
-  /** How long this lookup took, ms (a few µs for an answer from the cache). */
-  readonly durationMs: number;
-  /** For answers from the cache: how long the last real lookup of this name took, ms. */
-  readonly savedMs?: number;
-}
 
 /** DNS results answered from the cache without asking a resolver. */
 const DNS_CACHE_ANSWERS: ReadonlySet<DnsLookupEvent['result']> = new Set(['hit', 'stale', 'negative']);

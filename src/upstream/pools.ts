@@ -19,10 +19,12 @@ import diagnostics from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { buildConnector, Pool } from 'undici';
+import type { Instance } from '../channels.js';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import type { ConnectEvent } from '../observers.js';
 import { upstreamTrust } from '../tls/trust.js';
+import { publishConnect } from './channels.js';
 
 /** What we know about one upstream connection. */
 export interface ConnectionRecord {
@@ -61,8 +63,10 @@ export type IdleListener = (origin: string, change: IdleChange, record?: Connect
 export interface PoolsDeps {
   /** Resolver for every upstream connect, by port (the egress-checked DNS cache); the OS resolver when absent. */
   lookupTo?: ConnectLookup;
-  /** Told about every connection attempt (metrics). */
+  /** Told about every connection attempt; default: published on `sidecache:upstream:connect`. */
   onConnect?: (event: ConnectEvent) => void;
+  /** The instance the published events belong to (channels.ts). */
+  instance?: Instance;
 }
 
 export interface UpstreamPools {
@@ -121,6 +125,7 @@ interface SendHeadersMessage {
 export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = {}): UpstreamPools {
   const ca = upstreamTrust(defaults.caFile);
   const records = new WeakMap<Socket, ConnectionRecord>();
+  const onConnect = deps.onConnect ?? publishConnect(deps.instance);
   /** Pools by `origin settings-key`. */
   const pools = new Map<string, { origin: string; settings: UpstreamConfig; pool: Pool }>();
   /** Retired pools still finishing their in-flight requests. */
@@ -201,7 +206,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
         const dnsMs = tLookup === undefined ? undefined : tLookup - t0;
         const tls = opts.protocol === 'https:';
         if (err || sock === null) {
-          deps.onConnect?.({
+          onConnect({
             origin,
             ok: false,
             dnsMs,
@@ -225,7 +230,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
           httpVersion: isH2(sock as Socket) ? ('2' as const) : ('1.1' as const),
         };
         records.set(sock as Socket, record);
-        deps.onConnect?.({ origin, ok: true, dnsMs, connectMs, tlsMs });
+        onConnect({ origin, ok: true, dnsMs, connectMs, tlsMs });
         callback(null, sock as Socket);
       }) as unknown as Socket | undefined;
       // The TCP socket under a TLS socket emits 'connect'; the TLS socket re-emits 'lookup'.

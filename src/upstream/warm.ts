@@ -19,9 +19,11 @@
  */
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { Instance } from '../channels.js';
 import type { Route } from '../config/runtime.js';
 import type { UpstreamConfig, WarmConfig } from '../config/schema.js';
 import type { WarmObserver, WarmStartResult, WarmState } from '../observers.js';
+import { publishWarm } from './channels.js';
 import type { ConnectionRecord, IdleChange, UpstreamPools } from './pools.js';
 
 /**
@@ -42,7 +44,9 @@ export interface KeepWarmDeps {
   readonly pools: Pick<UpstreamPools, 'preconnect' | 'idleConnections' | 'dropParked' | 'onIdleChange'>;
   /** The DNS cache, to keep route origin names fresh; absent when a test injects a resolver. */
   readonly dns?: { keepFresh(hosts: Iterable<string>): void };
+  /** Default: every event published on its `sidecache:warm:*` channel, for `instance`. */
   readonly observer?: WarmObserver;
+  readonly instance?: Instance;
   /**
    * Other work of the warm start, run in parallel with the connects and bounded by the same
    * timeout (server.ts: the interception leaf certificates of the route host names).
@@ -82,7 +86,8 @@ export function backoffMs(failures: number, warm: Pick<WarmConfig, 'retryMinMs' 
 }
 
 export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
-  const { pools, observer } = deps;
+  const { pools } = deps;
+  const observer = deps.observer ?? publishWarm(deps.instance);
   const targets = new Map<string, Target>();
   let warming = 0;
   /** The first apply (at start) is running: the only warm start /readyz waits for. */
