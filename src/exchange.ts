@@ -169,19 +169,26 @@ export interface ExchangeInit {
   /** The signal, or where to read it from when first asked for. */
   readonly signal: AbortSignal | SignalSource;
   readonly timings: Timings;
-  readonly tunnel: TunnelContext | undefined;
-  readonly interim: Exchange['interim'];
+  readonly tunnel?: TunnelContext | undefined;
+  readonly interim?: Exchange['interim'];
   readonly memoKey?: MemoKey | undefined;
+}
+
+/**
+ * The one way to make an Exchange: for every arrival (routed, unrouted, CONNECT, Upgrade,
+ * intercepted) and for the cache stage's background refreshes.
+ */
+export function createExchange(init: ExchangeInit): Exchange {
+  return new ExchangeRecord(init);
 }
 
 /**
  * The Exchange as a class: every exchange has one object shape (the fields stages fill in later
  * exist from the start), and the abort signal is read from its source only when something asks
  * for it. Most exchanges (cache hits, fast origin answers) never read it, and making an
- * AbortSignal cost about as much as the rest of building the exchange. front/ makes one per
- * request; the cache stage makes one with other request headers for what it sends upstream.
+ * AbortSignal cost about as much as the rest of building the exchange.
  */
-export class ExchangeRecord implements Exchange {
+class ExchangeRecord implements Exchange {
   readonly id: string;
   readonly mode: FrontMode;
   readonly method: string;

@@ -1,15 +1,15 @@
 /**
  * The client's exchange with other request headers, for what the cache stage sends upstream
- * (forward() in stage.ts: our Accept-Encoding, validators removed or added): an ExchangeRecord
+ * (forward() in stage.ts: our Accept-Encoding, validators removed or added): an Exchange
  * with the same fields, whose `signal` reads through to the client's exchange, so its AbortSignal
  * is still made only if something asks for it. upstream/ writes `originInfo` and `reason` here;
  * forward() carries them back.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { type Exchange, ExchangeRecord } from '../exchange.js';
+import { createExchange, type Exchange } from '../exchange.js';
 
 export function exchangeWithHeaders(base: Exchange, headers: IncomingHttpHeaders): Exchange {
-  const ex = new ExchangeRecord({
+  const ex = createExchange({
     id: base.id,
     mode: base.mode,
     method: base.method,

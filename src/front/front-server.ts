@@ -24,10 +24,10 @@ import {
 } from '../errors.js';
 import {
   type Arrival,
+  createExchange,
   type Exchange,
   type ExchangeEnd,
   type ExchangeObserver,
-  ExchangeRecord,
   type MemoKey,
   type Next,
   type RawParts,
@@ -298,7 +298,7 @@ export function createFront(opts: FrontOptions): Front {
           : resolveInterceptedTarget(req.url ?? '/', arrival.authority, rt);
       to = { mode: resolved.mode, target: resolved.url, route: resolved.route };
     }
-    const ex = new ExchangeRecord({
+    const ex = createExchange({
       id,
       mode: to.mode,
       method: req.method ?? 'GET',
@@ -485,13 +485,12 @@ export function unroutedExchange(
   startedAt: number,
   start: number,
 ): Exchange {
-  const url = new URL('http://unrouted.invalid/');
-  return {
+  return createExchange({
     id,
     mode: 'route',
     method: req.method ?? 'GET',
-    target: url,
-    origin: url.origin,
+    target: new URL(UNROUTED),
+    origin: UNROUTED,
     route: null,
     headers: req.headers,
     body: null,
@@ -503,8 +502,10 @@ export function unroutedExchange(
     },
     signal,
     timings: { startedAt, start, phases: {} },
-  };
+  });
 }
+
+const UNROUTED = 'http://unrouted.invalid';
 
 /**
  * Pipes a reply body to the client with backpressure and calls `done` exactly once with the bytes

@@ -1,6 +1,6 @@
 /**
  * The end of one response, watched through a single 'close' listener. front/ needs two things from
- * that event: "the client went away" for the Exchange (an `ExchangeRecord`, see exchange.ts), and
+ * that event: "the client went away" for the Exchange (`createExchange()`, see exchange.ts), and
  * "the response is over" to tell the observers how it ended. One listener serves both: a second
  * 'close' listener turned the emitter's slot into an array that every emit copies, which a cache
  * hit felt.

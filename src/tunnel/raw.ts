@@ -23,7 +23,14 @@ import {
   toSidecacheError,
   UpstreamResetError,
 } from '../errors.js';
-import type { Arrival, Exchange, ExchangeEnd, RawParts, Reply } from '../exchange.js';
+import {
+  type Arrival,
+  createExchange,
+  type Exchange,
+  type ExchangeEnd,
+  type RawParts,
+  type Reply,
+} from '../exchange.js';
 import type { SpliceEnding, TunnelEnd, TunnelReport } from '../observers.js';
 import { rawHead } from '../raw-head.js';
 import type { Reason } from '../reasons.js';
@@ -140,7 +147,7 @@ export function serveConnect(ctx: RawContext, req: IncomingMessage, socket: Sock
     const url = parseConnectTarget(req.url ?? '');
     const mode = ctx.parts.intercepts(url.hostname) ? 'intercept' : 'tunnel';
     const authority = `${url.hostname}:${portOf(url)}`;
-    ex = {
+    ex = createExchange({
       id,
       mode,
       method: 'CONNECT',
@@ -158,7 +165,7 @@ export function serveConnect(ctx: RawContext, req: IncomingMessage, socket: Sock
       signal,
       timings: { startedAt, start, phases: {} },
       tunnel: { authority, intercepted: mode === 'intercept' },
-    };
+    });
   } catch (err) {
     ctx.refuse(ctx.unroutedExchange(id, req, signal, startedAt, start), socket, toSidecacheError(err));
     return;

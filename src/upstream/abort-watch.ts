@@ -1,7 +1,7 @@
 /**
  * Listens for "the client went away" only on origin requests that are still waiting for their
  * response head after a short while. Most answers come within a millisecond, and for those the
- * exchange's AbortSignal is never made: front/ makes it on first read (ExchangeRecord, exchange.ts), and
+ * exchange's AbortSignal is never made: front/ makes it on first read (createExchange(), exchange.ts), and
  * making it, adding a listener and removing it again cost about 4% of a pass-through's CPU.
  *
  * Requests are noted in a young generation; every `sweepMs` the previous generation is looked at

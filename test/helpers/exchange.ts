@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Route } from '../../src/config/runtime.js';
-import type { Exchange, Reply } from '../../src/exchange.js';
+import { createExchange, type Exchange, type Reply } from '../../src/exchange.js';
 
 let seq = 0;
 
@@ -19,7 +19,7 @@ export function makeExchange(url: string, init: ExchangeInit = {}): Exchange {
   const target = new URL(url);
   const headers: IncomingHttpHeaders = {};
   for (const [k, v] of Object.entries(init.headers ?? {})) headers[k.toLowerCase()] = v;
-  return {
+  return createExchange({
     id: `t${++seq}`,
     mode: 'route',
     method: init.method ?? 'GET',
@@ -31,7 +31,7 @@ export function makeExchange(url: string, init: ExchangeInit = {}): Exchange {
     client: { address: '127.0.0.1', port: 1, protocol: 'http' },
     signal: init.signal ?? new AbortController().signal,
     timings: { startedAt: Date.now(), start: performance.now(), phases: {} },
-  };
+  });
 }
 
 export interface ReadReply {
