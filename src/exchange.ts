@@ -92,6 +92,19 @@ export interface MemoKey {
   readonly runtime: Runtime;
 }
 
+/**
+ * What is sent to the origin when it is not the client's request as it came (Varnish's `bereq`):
+ * written by the cache stage (its own Accept-Encoding, validators removed or added), read by
+ * upstream/. Absent: the client's method, path and headers.
+ */
+export interface OriginRequest {
+  readonly method: string;
+  /** Path and query, as sent on the request line. */
+  readonly path: string;
+  /** Request headers, lower-case keys, before upstream/ drops hop-by-hop ones and adds its own. */
+  readonly headers: IncomingHttpHeaders;
+}
+
 export interface ClientInfo {
   readonly address: string;
   readonly port: number;
@@ -146,6 +159,8 @@ export interface Exchange {
   readonly memoKey?: MemoKey | undefined;
   admission?: Admission;
   cache?: CacheInfo;
+  /** Set by the cache stage when it sends the origin something else than the client's request. */
+  originRequest?: OriginRequest | undefined;
   originInfo?: OriginInfo;
   reason?: Reason;
 }
@@ -204,6 +219,7 @@ class ExchangeRecord implements Exchange {
   readonly memoKey: MemoKey | undefined;
   admission: Admission | undefined = undefined;
   cache: CacheInfo | undefined = undefined;
+  originRequest: OriginRequest | undefined = undefined;
   originInfo: OriginInfo | undefined = undefined;
   reason: Reason | undefined = undefined;
   readonly #signal: AbortSignal | SignalSource;

@@ -59,7 +59,7 @@ export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions
         settings.retryDeadSocket &&
         info.reusedConnection &&
         ex.body === null &&
-        IDEMPOTENT.has(ex.method) &&
+        IDEMPOTENT.has(ex.originRequest?.method ?? ex.method) &&
         !ex.signal.aborted &&
         isDeadSocketError(err);
       if (!canRetry) throw err instanceof SidecacheError ? err : classifyUpstreamError(err, ex.origin);
@@ -95,13 +95,15 @@ function dispatchOnce(
   via: string | null,
 ): Promise<Reply> {
   ex.timings.upstreamStart = started;
+  const out = ex.originRequest;
+  const method = out?.method ?? ex.method;
   return new Promise<Reply>((resolve, reject) => {
     const handler = new OriginResponse(pools, ex, info, started, via, resolve, reject);
     pool.dispatch(
       {
         origin: ex.origin,
-        path: ex.target.pathname + ex.target.search,
-        method: ex.method as Dispatcher.HttpMethod,
+        path: out?.path ?? ex.target.pathname + ex.target.search,
+        method: method as Dispatcher.HttpMethod,
         headers,
         body: ex.body,
         signal: undefined,
@@ -247,7 +249,7 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
     if (this.#settled || this.#head !== null) return;
     const headers = endToEndHeaders(originHeaders);
     if (this.#via !== null) appendHeader(headers, 'via', this.#via);
-    this.#bodyless = ex.method === 'HEAD' || NO_BODY_STATUS(statusCode);
+    this.#bodyless = (ex.originRequest?.method ?? ex.method) === 'HEAD' || NO_BODY_STATUS(statusCode);
     this.#head = { status: statusCode, statusText: statusMessage ?? '', headers };
     ex.timings.phases.upstream = performance.now() - this.#started;
     if (undecided.push(this) === 1) queueMicrotask(decideUndecided);

@@ -1,6 +1,7 @@
 /**
  * The request headers sent to an origin, built in one place for pooled requests (fetch-origin.ts)
- * and upgrades (upgrade-relay.ts): the client's end-to-end headers (front/ already removed what
+ * and upgrades (upgrade-relay.ts): the end-to-end headers of the origin request (`ex.originRequest`,
+ * else the client's) (front/ already removed what
  * must not reach an origin, untrusted forwarding headers included) plus sidecache's Via and its
  * own forwarding hop (forwarded.ts).
  */
@@ -25,7 +26,7 @@ export function originRequestHeaders(
   drop: ReadonlySet<string>,
   opts: OriginHeaderOptions,
 ): Record<string, string | string[]> {
-  const headers = endToEndHeaders(ex.headers, drop);
+  const headers = endToEndHeaders((ex.originRequest ?? ex).headers, drop);
   if (opts.via !== null) appendHeader(headers, 'via', opts.via);
   if (opts.forwardedHeaders) addForwardingHeaders(headers, ex.client);
   if (opts.traceContext !== undefined) opts.traceContext(ex, headers);
