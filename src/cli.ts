@@ -77,7 +77,8 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
     .option('intercept', {
       type: 'string',
       array: true,
-      describe: "Decrypt CONNECT tunnels to HOST with sidecache's CA (repeatable; HOST must be allowed)",
+      describe:
+        "Decrypt CONNECT tunnels to HOST[:PORT] with sidecache's CA and keep HOST warm (repeatable; HOST must be allowed; port 443 is warmed when none is given)",
     })
     .option('ca-dir', CA_DIR_OPTION)
     .option('log-level', {

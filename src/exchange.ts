@@ -299,8 +299,8 @@ export type UpgradeOutcome =
 export interface RawParts {
   /** The guard for exchanges that do not run the pipeline: resolves when admitted, throws if refused. */
   admit: Next;
-  /** Whether a CONNECT to `host` is decrypted (`intercept`) rather than tunnelled as-is. */
-  intercepts(host: string): boolean;
+  /** Whether a CONNECT to `host`:`port` is decrypted (`intercept`) rather than tunnelled as-is. */
+  intercepts(host: string, port: number): boolean;
   /** What the guard does not check: the CONNECT port. Throws a SidecacheError. */
   checkConnect(ex: Exchange): void;
   /**

@@ -210,7 +210,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     const retired = pools.retire(poolStillCurrent(next));
     if (retired > 0) logger.info({ retired }, 'config reload: upstream pools with old settings retired');
     // Warm the new or changed route origins; ones no longer routed stop being kept warm.
-    void keepWarm.apply(next.routes);
+    void keepWarm.apply(next.warmOrigins);
   });
 
   let draining = false;
@@ -285,7 +285,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   );
   logger.flush();
   // In the background: requests are served meanwhile (on cold connections until it is done).
-  const warmStart = keepWarm.apply(runtime.routes);
+  const warmStart = keepWarm.apply(runtime.warmOrigins);
 
   let closing: Promise<ShutdownResult> | null = null;
   return {

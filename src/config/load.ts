@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import { dnsOverridesFromFlags } from '../dns/options.js';
 import { ConfigError } from '../errors.js';
 import { cidrContains, parseAddress, parseCidr } from '../guard/address-ranges.js';
+import { interceptEntries } from './intercept-entry.js';
 import { memoryLimitFile, readMemoryLimit, resolveMemoryShares } from './memory-limit.js';
 import { compileHostMatcher, normaliseHost } from './runtime.js';
 import { type Config, configSchema } from './schema.js';
@@ -388,8 +389,7 @@ function interceptProblems(config: Config): Problem[] {
   });
   const originHosts = new Set(config.routes.map((r) => normaliseHost(new URL(r.origin).hostname)));
   const everyHostAllowed = allow('an-unlisted-name.invalid') !== null;
-  const allowed = (pattern: string): boolean => {
-    const host = normaliseHost(pattern);
+  const allowed = (host: string): boolean => {
     if (everyHostAllowed) return true;
     if (host === '*') return false;
     if (host.startsWith('*.')) {
@@ -405,13 +405,14 @@ function interceptProblems(config: Config): Problem[] {
     return addr !== null && blocks.some((b) => cidrContains(b, addr));
   };
   const problems: Problem[] = [];
-  config.intercept.forEach((pattern, i) => {
-    if (allowed(pattern)) return;
+  interceptEntries(config.intercept).forEach(({ pattern, host }, i) => {
+    if (allowed(host)) return;
+    const named = host.includes(':') ? `[${host}]` : host;
     problems.push({
       path: ['intercept', i],
       text:
         `intercept[${i}]: "${pattern}" is not a route origin nor in "allow", so every CONNECT to it is refused (403) ` +
-        `and nothing is intercepted; add "${pattern}" to "allow" (intercept does not allow a host by itself)`,
+        `and nothing is intercepted; add "${named}" to "allow" (intercept does not allow a host by itself)`,
     });
   });
   return problems;

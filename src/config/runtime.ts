@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { explainPolicy, type RouteCachePolicy } from '../cache/options.js';
+import { interceptEntries, interceptOrigin, isWildcard } from './intercept-entry.js';
 import type { Config, UpstreamConfig } from './schema.js';
 
 export interface HostPort {
@@ -49,7 +50,90 @@ export interface Runtime {
   readonly routeByHost: ReadonlyMap<string, Route>;
   readonly routeByOrigin: ReadonlyMap<string, Route>;
   readonly allow: HostMatcher;
+  /**
+   * The origins keep-warm warms: every route origin, then each host named in `intercept` that no
+   * route covers (`https://host:port`, port 443 when the entry has none) with the global upstream
+   * settings, the ones its decrypted requests use.
+   */
+  readonly warmOrigins: readonly WarmOrigin[];
   explain(): string;
+}
+
+/** An origin to keep warm, and whose upstream settings apply (a Route is one). */
+export interface WarmOrigin {
+  /** The route's name, or `intercept <entry>` for an intercepted host no route covers. */
+  readonly name: string;
+  readonly origin: string;
+  readonly upstream: UpstreamConfig;
+}
+
+/**
+ * Whether a CONNECT to `host`:`port` is intercepted: an entry without a port matches the host on
+ * any port, one with a port only that port. `explicitPort` says whether an entry names that port
+ * for the host (such a port is reachable by CONNECT, as a route origin's own port is).
+ */
+export interface InterceptMatcher {
+  (host: string, port: number): boolean;
+  explicitPort(host: string, port: number): boolean;
+  /** Whether any entry names the host, whatever its port (leaf certificates are per host). */
+  host(host: string): boolean;
+}
+
+export function compileInterceptMatcher(patterns: readonly string[]): InterceptMatcher {
+  const entries = interceptEntries(patterns);
+  const anyPort = compileHostMatcher(entries.filter((e) => e.port === null).map((e) => e.host));
+  const byPort = new Map<number, string[]>();
+  for (const e of entries) if (e.port !== null) byPort.set(e.port, [...(byPort.get(e.port) ?? []), e.host]);
+  const perPort = new Map([...byPort].map(([port, hosts]) => [port, compileHostMatcher(hosts)]));
+  const everyHost = compileHostMatcher(entries.map((e) => e.host));
+  const explicitPort = (host: string, port: number): boolean => (perPort.get(port)?.(host) ?? null) !== null;
+  const match = (host: string, port: number): boolean => anyPort(host) !== null || explicitPort(host, port);
+  return Object.assign(match, { explicitPort, host: (host: string) => everyHost(host) !== null });
+}
+
+/** Route origins, then the intercepted hosts no route covers (wildcards cannot be warmed). */
+function warmOriginsOf(config: Config, routes: readonly Route[]): WarmOrigin[] {
+  const origins: WarmOrigin[] = [...routes];
+  const seen = new Set(routes.map((r) => r.origin));
+  for (const entry of interceptEntries(config.intercept)) {
+    const origin = interceptOrigin(entry);
+    if (origin === null || seen.has(origin)) continue;
+    seen.add(origin);
+    origins.push({ name: `intercept ${entry.pattern}`, origin, upstream: config.upstream });
+  }
+  return origins;
+}
+
+/** check-config's lines on warming intercepted hosts; none when `intercept` is empty. */
+function explainInterceptWarm(
+  config: Config,
+  routes: readonly Route[],
+  warm: readonly WarmOrigin[],
+): string[] {
+  const entries = interceptEntries(config.intercept);
+  if (entries.length === 0) return [];
+  const lines: string[] = [];
+  const own = warm.filter((w) => !routes.includes(w as Route));
+  if (own.length > 0) {
+    lines.push(
+      `intercepted hosts no route covers, warmed like a route origin: ${own.map((w) => w.origin).join(', ')}` +
+        `\n  ${explainWarm(config.upstream.warm)}`,
+    );
+  }
+  const covered = entries.filter((e) => {
+    const origin = interceptOrigin(e);
+    return origin !== null && routes.some((r) => r.origin === origin);
+  });
+  if (covered.length > 0) {
+    lines.push(`intercepted hosts warmed as route origins: ${covered.map((e) => e.pattern).join(', ')}`);
+  }
+  const wild = entries.filter(isWildcard);
+  if (wild.length > 0) {
+    lines.push(
+      `not warmed: ${wild.map((e) => e.pattern).join(', ')} (a wildcard names no host to resolve or connect to ahead of a CONNECT)`,
+    );
+  }
+  return lines;
 }
 
 export function parseHostPort(s: string): HostPort {
@@ -133,6 +217,7 @@ export function compileRuntime(config: Config): Runtime {
   const allow = compileHostMatcher(config.allow);
   const listen = parseHostPort(config.listen);
   const adminListen = config.admin.enabled ? parseHostPort(config.admin.listen) : null;
+  const warmOrigins = Object.freeze(warmOriginsOf(config, routes));
   return Object.freeze({
     config,
     listen,
@@ -142,6 +227,7 @@ export function compileRuntime(config: Config): Runtime {
     routeByHost,
     routeByOrigin,
     allow,
+    warmOrigins,
     explain() {
       const lines = [
         `proxy listens on ${config.listen}` +
@@ -151,7 +237,7 @@ export function compileRuntime(config: Config): Runtime {
           ? `forward proxy may also reach: ${allow.patterns.join(', ')}`
           : 'forward proxy reaches only route origins',
         explainForwarded(config.proxy),
-        `CONNECT reaches those hosts on port ${config.tunnel.ports.join(', ')} (and a route origin's own port); ` +
+        `CONNECT reaches those hosts on port ${config.tunnel.ports.join(', ')} (and a route origin's own port${interceptEntries(config.intercept).some((e) => e.port !== null) ? ", and an intercept entry's own port" : ''}); ` +
           (config.intercept.length > 0
             ? `decrypted for ${config.intercept.join(', ')} with the CA in ${config.tls.caDir}, tunnelled as-is for the rest`
             : 'tunnelled as-is (no host in "intercept")'),
@@ -164,10 +250,17 @@ export function compileRuntime(config: Config): Runtime {
           : 'cache: off',
       );
       if (routes.length === 0) lines.splice(2, 0, 'no routes configured');
-      else {
+      lines.push(...explainInterceptWarm(config, routes, warmOrigins));
+      if (warmOrigins.length > 0) {
         const w = config.upstream.warm;
+        const warmed =
+          routes.length === 0
+            ? 'intercepted hosts'
+            : warmOrigins.length > routes.length
+              ? 'route origins and intercepted hosts'
+              : 'route origins';
         lines.push(
-          `warm start: route origins resolved and connected in parallel at start, for up to ${w.timeoutMs / 1000} s; ` +
+          `warm start: ${warmed} resolved and connected in parallel at start, for up to ${w.timeoutMs / 1000} s; ` +
             (w.readyWait ? '/readyz says "warming" until then' : '/readyz does not wait for it'),
         );
       }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { cacheSchema, DEFAULT_ROUTE_POLICY, routeCachePolicySchema } from '../cache/options.js';
 import { DNS_DEFAULTS, dnsSchema } from '../dns/options.js';
 import { parseCidr } from '../guard/address-ranges.js';
+import { HOST_PATTERN, parseInterceptEntry } from './intercept-entry.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -31,10 +32,13 @@ const httpUrlSchema = z.string().refine((s) => {
 
 const hostPatternSchema = z
   .string()
-  .regex(
-    /^(\*|(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?|\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:.]+)$/,
-    'expected a host name, "*.example.com", "*" or an IP address',
-  );
+  .regex(HOST_PATTERN, 'expected a host name, "*.example.com", "*" or an IP address');
+
+/** An `intercept` entry: `HOST[:PORT]` (config/intercept-entry.ts). */
+const interceptEntrySchema = z.string().superRefine((value, ctx) => {
+  const entry = parseInterceptEntry(value);
+  if (typeof entry === 'string') ctx.addIssue({ code: 'custom', message: entry });
+});
 
 /** A host pattern, or an address block (`10.0.0.0/8`, `::1/128`) whose addresses may be reached. */
 const allowEntrySchema = z.union([
@@ -553,10 +557,10 @@ export const configSchema = z
       .describe('How upstream names are resolved and cached (docs/dns.md).'),
     cache: cacheSchema.default(cacheSchema.parse({})).describe('The shared cache (docs/cache.md).'),
     intercept: z
-      .array(hostPatternSchema)
+      .array(interceptEntrySchema)
       .default([])
       .describe(
-        'Hosts whose CONNECT tunnels are decrypted (TLS with a leaf from tls.caDir) and served like routes; other allowed hosts are tunnelled as-is. Each must also be a route origin or in allow: intercept admits no host by itself (a config error otherwise).',
+        'Hosts whose CONNECT tunnels are decrypted (leaf from tls.caDir) and served like routes; others are tunnelled as-is. HOST or HOST:PORT ("api.example.test:8443"): with a port only that port is intercepted, and reachable. Each host must be a route origin or in allow. A named host no route covers is kept warm (upstream.warm) on its port or 443.',
       ),
     tunnel: tunnelSchema.default(tunnelSchema.parse({})),
     tls: tlsSchema.default(tlsSchema.parse({})),

@@ -11,7 +11,7 @@
  * is written and read in ca.ts.
  */
 import { BlockList, isIP } from 'node:net';
-import { normaliseHost } from '../config/runtime.js';
+import { interceptEntries } from '../config/intercept-entry.js';
 import { ConfigError } from '../errors.js';
 
 /** What a CA's Name Constraints permit and exclude: DNS names and IP blocks (CIDR text). */
@@ -26,8 +26,8 @@ export interface CaNameConstraints {
 export function constraintsFor(intercept: readonly string[]): CaNameConstraints {
   const dns = new Set<string>();
   const ips = new Set<string>();
-  for (const pattern of intercept) {
-    const host = normaliseHost(pattern);
+  // Ports play no part: a certificate names hosts.
+  for (const { host } of interceptEntries(intercept)) {
     if (host === '*') {
       throw new ConfigError([
         'tls.caNameConstraints: "intercept" lists "*"; a CA constrained to every name constrains nothing. ' +
@@ -84,8 +84,7 @@ export function outsideConstraints(c: CaNameConstraints, intercept: readonly str
     (c.permittedDns.length === 0 || c.permittedDns.some((p) => dnsWithin(name, p))) &&
     !c.excludedDns.some((e) => dnsWithin(name, e));
   const outside: string[] = [];
-  for (const pattern of intercept) {
-    const host = normaliseHost(pattern);
+  for (const { pattern, host } of interceptEntries(intercept)) {
     let ok: boolean;
     if (host === '*') ok = false;
     else if (host.startsWith('*.')) {

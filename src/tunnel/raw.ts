@@ -145,7 +145,7 @@ export function serveConnect(ctx: RawContext, req: IncomingMessage, socket: Sock
   try {
     if (ctx.isDraining()) throw new ShuttingDownError('sidecache is shutting down');
     const url = parseConnectTarget(req.url ?? '');
-    const mode = ctx.parts.intercepts(url.hostname) ? 'intercept' : 'tunnel';
+    const mode = ctx.parts.intercepts(url.hostname, portOf(url)) ? 'intercept' : 'tunnel';
     const authority = `${url.hostname}:${portOf(url)}`;
     ex = createExchange({
       id,

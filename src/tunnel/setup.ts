@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
-import { compileHostMatcher, type Runtime } from '../config/runtime.js';
+import { compileInterceptMatcher, type Runtime } from '../config/runtime.js';
 import type { RuntimeRef } from '../config/runtime-ref.js';
 import type { Exchange, Next, RawParts, Reply } from '../exchange.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
@@ -122,14 +122,14 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
       ca.created ? 'interception CA created; clients must trust its certificate' : 'interception CA loaded',
     );
     for (const warning of caWarnings(runtime, ca)) deps.logger.warn({ caCert: ca.certPath }, warning);
-    const interceptFor = ref.derive((rt) => compileHostMatcher(rt.config.intercept));
+    const interceptFor = ref.derive((rt) => compileInterceptMatcher(rt.config.intercept));
     leaves = createLeafIssuer(
       ca,
       { validityMs: config.tls.leafValidityMs, cacheEntries: config.tls.leafCacheEntries },
       {
         onIssued: () => metrics.observeLeafIssued(),
         // Only hosts the current intercept list names (it follows a config reload).
-        permits: (host) => interceptFor()(host) !== null,
+        permits: (host) => interceptFor().host(host),
       },
     );
   }
@@ -166,7 +166,7 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
   const admitted = deps.guard(async () => ADMITTED);
   const raw: RawParts = {
     admit: (ex: Exchange) => admitted(ex),
-    intercepts: (host) => tunnelsFor().intercepts(host),
+    intercepts: (host, port) => tunnelsFor().intercepts(host, port),
     checkConnect: (ex) => tunnelsFor().checkConnect(ex),
     openTunnel: (ex, socket, head, established, closing) =>
       tunnelsFor().openTunnel(ex, socket, head, established, closing),
@@ -178,7 +178,7 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
     raw,
     async prepareLeaves(hosts) {
       if (leaves === null) return;
-      const intercepted = hosts.filter((h) => tunnelsFor().intercepts(h));
+      const intercepted = hosts.filter((h) => tunnelsFor().intercepts(h, null));
       await Promise.allSettled(intercepted.map((h) => leaves.leafFor(h)));
     },
     async caCertPem() {

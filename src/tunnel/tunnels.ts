@@ -18,8 +18,8 @@ import { createServer as createHttp2Server } from 'node:http2';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
-import type { HostMatcher, Runtime } from '../config/runtime.js';
-import { compileHostMatcher, normaliseHost } from '../config/runtime.js';
+import type { Runtime } from '../config/runtime.js';
+import { compileInterceptMatcher, normaliseHost } from '../config/runtime.js';
 import { ClientAbortedError, EgressDeniedError } from '../errors.js';
 import type { Arrival, Exchange } from '../exchange.js';
 import { stripBrackets } from '../guard/address-ranges.js';
@@ -49,7 +49,8 @@ export interface TunnelsDeps {
 }
 
 export interface Tunnels {
-  intercepts(host: string): boolean;
+  /** Whether a CONNECT to host:port is decrypted; `port` null: whether any entry names the host. */
+  intercepts(host: string, port: number | null): boolean;
   checkConnect(ex: Exchange): void;
   /** `closing` aborts at shutdown; `ex.signal` also when the client goes away. */
   openTunnel(
@@ -63,7 +64,7 @@ export interface Tunnels {
 
 export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
   const { config } = runtime;
-  const intercept: HostMatcher = compileHostMatcher(config.intercept);
+  const intercept = compileInterceptMatcher(config.intercept);
   const ports = new Set(config.tunnel.ports);
   /** Each route origin's own port is reachable on its host. */
   const routePorts = new Map<string, Set<number>>();
@@ -293,17 +294,20 @@ export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
   }
 
   return {
-    intercepts(host) {
-      return deps.leaves !== null && intercept(host) !== null;
+    intercepts(host, port) {
+      if (deps.leaves === null) return false;
+      return port === null ? intercept.host(host) : intercept(host, port);
     },
     checkConnect(ex) {
       const port = portOf(ex);
       const host = normaliseHost(ex.target.hostname);
       if (ports.has(port) || routePorts.get(host)?.has(port)) return;
+      // A port an intercept entry names for this host ("api.example.test:8443").
+      if (deps.leaves !== null && intercept.explicitPort(host, port)) return;
       const allowed = [...new Set([...ports, ...(routePorts.get(host) ?? [])])].sort((a, b) => a - b);
       throw new EgressDeniedError(
         `CONNECT to ${ex.target.host}: port ${port} is not allowed; allowed ports for this host: ` +
-          `${allowed.join(', ')} (tunnel.ports, and a route origin's own port)`,
+          `${allowed.join(', ')} (tunnel.ports, a route origin's own port, and a port an intercept entry names)`,
         { detail: { upstream: ex.origin } },
       );
     },

@@ -1,7 +1,8 @@
 /**
- * Keep-warm: the first request to a route origin finds a connection as ready as the hundredth.
+ * Keep-warm: the first request to a route origin, or to an intercepted host no route covers,
+ * finds a connection as ready as the hundredth.
  *
- * - Warm start (`apply(routes)`, at start and, later, on config reload): every route origin is
+ * - Warm start (`apply(origins)`, at start and, later, on config reload): every origin is
  *   resolved and connected (DNS through the same cache and egress-checked lookup as the pools, TCP,
  *   TLS with ALPN settled), `warm.connections` times, all origins in parallel; the returned promise
  *   settles when every attempt has, or after `warm.timeoutMs`, whichever is first.
@@ -11,7 +12,7 @@
  *   retried after `retryMinMs`, doubling per failure up to `retryMaxMs`; a connection the origin
  *   closes within `SHORT_LIVED_MS` counts as a failure, so a peer that accepts and drops at once
  *   cannot make this loop. Nothing polls: every attempt follows an event or one backoff timer.
- * - DNS prefetch: route origin names are handed to the DNS cache's `keepFresh`, which refreshes
+ * - DNS prefetch: origin names are handed to the DNS cache's `keepFresh`, which refreshes
  *   them before their TTL runs out even while no request asks.
  *
  * The connections themselves are opened and parked by the pools (`UpstreamPools.preconnect`);
@@ -20,7 +21,7 @@
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Instance } from '../channels.js';
-import type { Route } from '../config/runtime.js';
+import type { WarmOrigin } from '../config/runtime.js';
 import type { UpstreamConfig, WarmConfig } from '../config/schema.js';
 import type { WarmObserver, WarmStartResult, WarmState } from '../observers.js';
 import { publishWarm } from './channels.js';
@@ -42,24 +43,25 @@ export const SHORT_LIVED_MS = 1_000;
 
 export interface KeepWarmDeps {
   readonly pools: Pick<UpstreamPools, 'preconnect' | 'idleConnections' | 'dropParked' | 'onIdleChange'>;
-  /** The DNS cache, to keep route origin names fresh; absent when a test injects a resolver. */
+  /** The DNS cache, to keep origin names fresh; absent when a test injects a resolver. */
   readonly dns?: { keepFresh(hosts: Iterable<string>): void };
   /** Default: every event published on its `sidecache:warm:*` channel, for `instance`. */
   readonly observer?: WarmObserver;
   readonly instance?: Instance;
   /**
    * Other work of the warm start, run in parallel with the connects and bounded by the same
-   * timeout (server.ts: the interception leaf certificates of the route host names).
+   * timeout (server.ts: the interception leaf certificates of the intercepted host names).
    */
   readonly prepare?: (hosts: readonly string[]) => Promise<void>;
 }
 
 export interface KeepWarm {
   /**
-   * Warms the origins of `routes` and keeps them warm; origins no longer listed stop being kept
-   * warm (their parked connections close). Resolves when the warm start is done or timed out.
+   * Warms `origins` (route origins and intercepted hosts: `Runtime.warmOrigins`; a Route is one)
+   * and keeps them warm; origins no longer listed stop being kept warm (their parked connections
+   * close). Resolves when the warm start is done or timed out.
    */
-  apply(routes: readonly Route[]): Promise<WarmStartResult>;
+  apply(origins: readonly WarmOrigin[]): Promise<WarmStartResult>;
   /** For /readyz: not ready while the first warm start runs (when `readyWait`); reloads do not count. */
   ready(): { ready: boolean; why: string };
   state(): WarmState;
@@ -69,6 +71,7 @@ export interface KeepWarm {
 
 interface Target {
   readonly origin: string;
+  /** The route's name, or `intercept <entry>`. */
   readonly route: string;
   readonly settings: UpstreamConfig;
   pending: number;
@@ -223,11 +226,11 @@ export function createKeepWarm(warm: WarmConfig, deps: KeepWarmDeps): KeepWarm {
   }
 
   return {
-    async apply(routes) {
+    async apply(origins) {
       if (closed)
         return { initial: !applied, durationMs: 0, origins: 0, opened: 0, failed: 0, timedOut: false };
-      const wanted = new Map<string, Route>();
-      for (const route of routes) {
+      const wanted = new Map<string, WarmOrigin>();
+      for (const route of origins) {
         const w = route.upstream.warm;
         if (w.connections === 0 && w.minIdle === 0) continue;
         if (!wanted.has(route.origin)) wanted.set(route.origin, route);

@@ -6,6 +6,7 @@
  * questions the nameserver got, metric counters), never on timing.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
@@ -13,14 +14,18 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { parsePromText, sumOf } from '../../src/metrics/prom-text.js';
 import { runChildScript } from '../helpers/child-script.js';
 import { send } from '../helpers/client.js';
+import { connectThrough } from '../helpers/connect.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { DnsZone } from '../helpers/dns-zone.js';
 import { createTestCa, type TestCa } from '../helpers/pki.js';
 import { freePort } from '../helpers/ports.js';
-import { startTestSidecache, type TestSidecache } from '../helpers/sidecache.js';
+import { runCli, startTestSidecache, type TestSidecache } from '../helpers/sidecache.js';
+
+const runFile = promisify(execFile);
 
 const HOST = 'api.warm-test.example';
 const HANDSHAKE_DELAY_MS = 60;
@@ -41,8 +46,12 @@ interface SlowTlsOrigin {
 }
 
 /** An HTTPS origin whose every TLS handshake waits `delayMs` in its SNICallback (or until released). */
-async function startSlowTlsOrigin(ca: TestCa, delayMs: number): Promise<SlowTlsOrigin> {
-  const leaf = await createLeaf(ca);
+async function startSlowTlsOrigin(
+  ca: TestCa,
+  delayMs: number,
+  names: readonly string[] = [HOST],
+): Promise<SlowTlsOrigin> {
+  const leaf = await createLeaf(ca, names);
   let connections = 0;
   let held = false;
   const waiting: (() => void)[] = [];
@@ -93,12 +102,14 @@ async function startSlowTlsOrigin(ca: TestCa, delayMs: number): Promise<SlowTlsO
   };
 }
 
-const leaves = new WeakMap<TestCa, Promise<{ cert: string; key: string }>>();
-function createLeaf(ca: TestCa): Promise<{ cert: string; key: string }> {
-  let leaf = leaves.get(ca);
+const leaves = new WeakMap<TestCa, Map<string, Promise<{ cert: string; key: string }>>>();
+function createLeaf(ca: TestCa, names: readonly string[]): Promise<{ cert: string; key: string }> {
+  const byNames = leaves.get(ca) ?? new Map<string, Promise<{ cert: string; key: string }>>();
+  leaves.set(ca, byNames);
+  let leaf = byNames.get(names.join(','));
   if (leaf === undefined) {
-    leaf = ca.issue({ dns: [HOST], ips: ['127.0.0.1'] });
-    leaves.set(ca, leaf);
+    leaf = ca.issue({ dns: [...names], ips: ['127.0.0.1'] });
+    byNames.set(names.join(','), leaf);
   }
   return leaf;
 }
@@ -214,6 +225,136 @@ describe('warm start with interception', () => {
       await origin.close();
       rmSync(caDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('intercepted hosts no route covers are kept warm (issue 23)', () => {
+  const INTERCEPTED = 'api.intercept-warm.test';
+  let ca: TestCa;
+  let origin: SlowTlsOrigin;
+  let nameserver: TestDnsServer;
+  let caDir: string;
+  const zone = new DnsZone();
+  const started: TestSidecache[] = [];
+
+  before(async () => {
+    ca = await createTestCa();
+    origin = await startSlowTlsOrigin(ca, HANDSHAKE_DELAY_MS, [INTERCEPTED]);
+    zone.set(INTERCEPTED, { A: ['127.0.0.1'], ttl: 300 });
+    zone.delayMs = 80; // a slow nameserver: the first page would pay it
+    nameserver = await startDnsServer(zone);
+    caDir = mkdtempSync(join(tmpdir(), 'sidecache-warm-intercept-'));
+  });
+  after(async () => {
+    for (const sc of started) await sc.close();
+    await nameserver?.stop();
+    await origin?.close();
+    if (caDir) rmSync(caDir, { recursive: true, force: true });
+  });
+
+  const start = async (warm: Record<string, unknown>): Promise<TestSidecache> => {
+    const sc = await startTestSidecache({
+      // No routes: the host is reached only through CONNECT, on a port tunnel.ports does not list.
+      allow: [INTERCEPTED, '127.0.0.0/8'],
+      intercept: [`${INTERCEPTED}:${origin.port}`],
+      dns: { mode: 'udp', servers: [nameserver.address], family: 'ipv4only' },
+      tls: { caDir },
+      upstream: { caFile: ca.writeCertFile(), warm },
+    } as never);
+    started.push(sc);
+    return sc;
+  };
+
+  it('resolves and connects at start, so the first intercepted request opens nothing and asks nothing', async () => {
+    const before = { connections: origin.connections(), questions: zone.total };
+    const sc = await start({ connections: 2, minIdle: 1 });
+    const result = await sc.instance.warmStart;
+    assert.deepEqual(
+      { origins: result.origins, opened: result.opened, failed: result.failed },
+      { origins: 1, opened: 2, failed: 0 },
+    );
+    assert.equal(origin.connections() - before.connections, 2, 'two connections opened before any request');
+    assert.ok(zone.total > before.questions, 'the name was resolved at start');
+    const originUrl = `https://${INTERCEPTED}:${origin.port}`;
+    assert.deepEqual(
+      sc.instance.warm.state().origins.map((o) => [o.origin, o.route, o.parked]),
+      [[originUrl, `intercept ${INTERCEPTED}:${origin.port}`, 2]],
+    );
+    assert.equal(await metric(sc, 'sidecache_upstream_idle_connections', { origin: originUrl }), 2);
+    assert.equal((await fetch(`${sc.adminUrl}/readyz`)).status, 200);
+
+    const connections = origin.connections();
+    const questions = zone.total;
+    const { stdout } = await runFile('curl', [
+      '-sS',
+      '--fail',
+      '-D',
+      '-',
+      '-x',
+      sc.url,
+      '--cacert',
+      join(caDir, 'ca.pem'),
+      `${originUrl}/first`,
+    ]);
+    assert.match(stdout, /"url":"\/first"/);
+    assert.match(stdout, /server-timing:.*connect;dur=0(\.0+)?;desc="reused"/i);
+    assert.equal(origin.connections(), connections, 'the first request opened no connection');
+    assert.equal(zone.total, questions, 'the first request asked the nameserver nothing');
+    assert.equal(
+      await metric(sc, 'sidecache_upstream_connections_ahead_used_total', { origin: originUrl }),
+      1,
+    );
+  });
+
+  it('/readyz says "warming" until the intercepted host is connected', async () => {
+    origin.hold();
+    const sc = await start({ connections: 1, readyWait: true });
+    const warming = await fetch(`${sc.adminUrl}/readyz`);
+    assert.equal(warming.status, 503);
+    assert.equal(((await warming.json()) as { why: string }).why, 'warming');
+    origin.release();
+    assert.equal((await sc.instance.warmStart).opened, 1);
+    assert.equal((await fetch(`${sc.adminUrl}/readyz`)).status, 200);
+  });
+
+  it('the port an entry names is the one intercepted and reachable; others of the host are not', async () => {
+    const sc = await start({ connections: 0, minIdle: 0 });
+    const named = await connectThrough(sc.url, `${INTERCEPTED}:${origin.port}`);
+    assert.ok('socket' in named, `CONNECT to the named port: ${named.status}`);
+    named.socket.destroy();
+    const other = await connectThrough(
+      sc.url,
+      `${INTERCEPTED}:${origin.port === 65_535 ? 65_534 : origin.port + 1}`,
+    );
+    assert.ok('body' in other, 'CONNECT to another port of the host was opened');
+    assert.equal(other.status, 403);
+    assert.match(other.body, /port \d+ is not allowed/);
+  });
+
+  it('check-config lists the warmed host and says a wildcard cannot be warmed', async () => {
+    const out = await runCli([
+      'check-config',
+      '--allow',
+      INTERCEPTED,
+      '--allow',
+      '*.wild.test',
+      '--intercept',
+      `${INTERCEPTED}:8443`,
+      '--intercept',
+      '*.wild.test',
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(
+      out.stdout,
+      new RegExp(
+        `intercepted hosts no route covers, warmed like a route origin: https://${INTERCEPTED.replaceAll('.', '\\.')}:8443`,
+      ),
+    );
+    assert.match(out.stdout, /not warmed: \*\.wild\.test \(a wildcard names no host/);
+    assert.match(out.stdout, /warm start: intercepted hosts resolved and connected in parallel/);
+    const bad = await runCli(['check-config', '--allow', INTERCEPTED, '--intercept', `${INTERCEPTED}:0`]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr + bad.stdout, /intercept\[0\].*port 0 is out of range \(1-65535\)/);
   });
 });
 
