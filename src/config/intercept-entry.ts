@@ -34,20 +34,20 @@ const EXPECTED =
 
 /** Parses one entry; a string is the reason it is not one (for a config error). */
 export function parseInterceptEntry(pattern: string): InterceptEntry | string {
-  if (pattern.includes('/')) return `"${pattern}": a host, not a URL or path; ${EXPECTED}`;
+  if (pattern.includes('/')) return `a host, not a URL or path; ${EXPECTED}`;
   let hostPart = pattern;
   let portPart: string | null = null;
   if (pattern.startsWith('[')) {
     const close = pattern.indexOf(']');
-    if (close < 0) return `"${pattern}": no closing "]"; ${EXPECTED}`;
+    if (close < 0) return `no closing "]"; ${EXPECTED}`;
     hostPart = pattern.slice(0, close + 1);
     const rest = pattern.slice(close + 1);
     if (rest !== '') {
-      if (!rest.startsWith(':')) return `"${pattern}": unexpected "${rest}" after "]"; ${EXPECTED}`;
+      if (!rest.startsWith(':')) return `unexpected "${rest}" after "]"; ${EXPECTED}`;
       portPart = rest.slice(1);
     }
     if (isIP(hostPart.slice(1, -1)) !== 6) {
-      return `"${pattern}": brackets hold an IPv6 address only; ${EXPECTED}`;
+      return `brackets hold an IPv6 address only; ${EXPECTED}`;
     }
   } else {
     const colons = pattern.split(':').length - 1;
@@ -57,17 +57,17 @@ export function parseInterceptEntry(pattern: string): InterceptEntry | string {
       hostPart = pattern.slice(0, colon);
       portPart = pattern.slice(colon + 1);
     } else if (colons > 1 && isIP(pattern) !== 6) {
-      return `"${pattern}": not an IPv6 address (write "[ADDRESS]:PORT" for one with a port); ${EXPECTED}`;
+      return `not an IPv6 address (write "[ADDRESS]:PORT" for one with a port); ${EXPECTED}`;
     }
   }
-  if (hostPart === '') return `"${pattern}": the host is empty; ${EXPECTED}`;
-  if (!HOST_PATTERN.test(hostPart)) return `"${pattern}": ${EXPECTED}`;
+  if (hostPart === '') return `the host is empty; ${EXPECTED}`;
+  if (!HOST_PATTERN.test(hostPart)) return EXPECTED;
   let port: number | null = null;
   if (portPart !== null) {
-    if (portPart === '') return `"${pattern}": the port after ":" is empty (leave out ":" for port 443)`;
-    if (!/^[0-9]{1,5}$/.test(portPart)) return `"${pattern}": port "${portPart}" is not a number 1-65535`;
+    if (portPart === '') return `the port after ":" is empty (leave out ":" for port 443)`;
+    if (!/^[0-9]{1,5}$/.test(portPart)) return `port "${portPart}" is not a number 1-65535`;
     port = Number(portPart);
-    if (port < 1 || port > 65_535) return `"${pattern}": port ${port} is out of range (1-65535)`;
+    if (port < 1 || port > 65_535) return `port ${port} is out of range (1-65535)`;
   }
   let host = hostPart.toLowerCase();
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
