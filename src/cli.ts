@@ -37,6 +37,7 @@ interface CommonArgs {
   redis?: string | undefined;
   memcached?: string[] | undefined;
   acceptors?: number | undefined;
+  advisor?: boolean | undefined;
 }
 
 const CONFIG_OPTION = {
@@ -103,6 +104,10 @@ function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
       type: 'number',
       describe:
         'Listening handles for the proxy listener, 1 to 64 (proxy.acceptors; env SIDECACHE_ACCEPTORS)',
+    })
+    .option('advisor', {
+      type: 'boolean',
+      describe: 'Run the policy advisor (--no-advisor turns it off; advisor.enabled)',
     }) as Argv<T & CommonArgs>;
 }
 
@@ -122,6 +127,7 @@ function runtimeFrom(args: CommonArgs): Runtime {
     redis: args.redis,
     memcached: args.memcached,
     acceptors: args.acceptors,
+    advisor: args.advisor,
   };
   const { config } = loadConfig({ file: args.config, env: process.env, argv });
   return compileRuntime(config);

@@ -163,6 +163,17 @@ export interface Exchange {
   originRequest?: OriginRequest | undefined;
   originInfo?: OriginInfo;
   reason?: Reason;
+  /**
+   * Set by the policy advisor's stage (src/advisor/) on a request whose answer it compares:
+   * upstream/ hands it each chunk of the origin's response body as it arrives, in the body's own
+   * path (no stream of its own).
+   */
+  bodyTap?: BodyTap | undefined;
+}
+
+/** Sees the origin's response body, chunk by chunk, as upstream/ receives it. */
+export interface BodyTap {
+  update(chunk: Buffer): void;
 }
 
 /** Whatever holds an exchange's AbortSignal and makes it on first read (front/'s ResponseWatch, or another exchange). */
@@ -222,6 +233,7 @@ class ExchangeRecord implements Exchange {
   originRequest: OriginRequest | undefined = undefined;
   originInfo: OriginInfo | undefined = undefined;
   reason: Reason | undefined = undefined;
+  bodyTap: BodyTap | undefined = undefined;
   readonly #signal: AbortSignal | SignalSource;
 
   constructor(init: ExchangeInit) {

@@ -11,8 +11,8 @@ import type { AddressInfo, LookupFunction } from 'node:net';
 import { createAdminServer } from './admin/admin-server.js';
 import { createCacheListHandler } from './admin/cache-list.js';
 import { createPurgeHandler } from './admin/purge.js';
-import { createAdvisor } from './advisor/observe.js';
-import { advise } from './advisor/suggest.js';
+import { type Advisor, createAdvisor } from './advisor/observe.js';
+import { adviceOff, advise } from './advisor/suggest.js';
 import { publishCache } from './cache/channels.js';
 import { createCacheStage, DEFAULT_ROUTE_POLICY } from './cache/index.js';
 import type { Instance } from './channels.js';
@@ -49,6 +49,8 @@ export interface Sidecache {
   readonly warm: KeepWarm;
   /** The warm start begun at start: settles when every route origin is connected or it timed out. */
   readonly warmStart: Promise<WarmStartResult>;
+  /** The policy advisor; null when `advisor.enabled` is false (no stage, no observer). */
+  readonly advisor: Advisor | null;
   /** The running config (it changes on reload). */
   runtime(): Runtime;
   /**
@@ -151,7 +153,8 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     );
     return (ex) => guardFor()(ex);
   };
-  const advisor = createAdvisor();
+  // advisor.enabled: false leaves the stage and its observer out entirely.
+  const advisor = config.advisor.enabled ? createAdvisor() : null;
   // Loads the OpenTelemetry packages only when tracing is on (tracing/index.ts).
   const tracing = await startTracing({
     ref,
@@ -161,7 +164,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   });
   const pipeline = createPipeline({
     guard,
-    advisor: advisor.stage,
+    advisor: advisor?.stage,
     cache: cache ?? undefined,
     upstream: createOriginFetch(pools, {
       // Read per exchange: the forward-proxy defaults follow a reload.
@@ -173,7 +176,8 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
       ...(tracing ? { traceContext: tracing.traceContext } : {}),
     }),
   });
-  const observers = [metrics.observeExchange, metrics.cache.observeExchange, advisor.observe];
+  const observers = [metrics.observeExchange, metrics.cache.observeExchange];
+  if (advisor) observers.push(advisor.observe);
   if (config.log.access) observers.push(createAccessLog(logger));
   if (tracing) observers.push(tracing.observe);
   // CONNECT, interception and upgrades; decrypted requests come back through front.serve.
@@ -228,7 +232,10 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
         },
         purge: createPurgeHandler(cache, ref.current),
         cacheList: createCacheListHandler(cache, ref.current),
-        advice: () => advise(advisor.observations(), ref.current().routes, Date.now()),
+        advice: () =>
+          advisor
+            ? advise(advisor.observations(), ref.current().routes, Date.now())
+            : adviceOff(ref.current().routes, Date.now()),
         ...(deps.loadRuntime ? { reload: () => reload(deps.loadRuntime as () => Runtime) } : {}),
       })
     : null;
@@ -294,6 +301,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     metrics,
     warm: keepWarm,
     warmStart,
+    advisor,
     runtime: ref.current,
     reload,
     onRuntimeChange(listener) {

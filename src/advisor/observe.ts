@@ -6,7 +6,7 @@
  * - calls, upstream time and body bytes;
  * - per cache key (URL + credential hash, in a fixed table of KEY_SLOTS slots per template: a key
  *   whose slot another key took is forgotten), whether the body was byte-identical to the
- *   previous one (the first 8 bytes of its SHA-1), how long a body stayed unchanged and the
+ *   previous one (a 64-bit hash of it, BodyHash), how long a body stayed unchanged and the
  *   shortest time a body was seen unchanged before it changed;
  * - how many distinct credentials called (a set of at most CREDENTIAL_SLOTS 32-bit hashes under a
  *   per-process random seed: a credential is never stored);
@@ -15,16 +15,18 @@
  * - what the origin's headers said: no-store, no-cache, private, validators, explicit freshness,
  *   Set-Cookie, and whether the cache stored the answer.
  *
- * Cost on the pass-through path: the stage wraps origin bodies of GET 200 answers no longer than
- * `hashCapBytes` in a hashing Transform (a body already in memory is hashed in one call; a longer
- * one is not hashed and never buffered); the observer does a template split, one LRU lookup and
- * two FNV-1a string hashes. Hits (the hit memo included) cost one WeakMap lookup.
+ * Cost on the pass-through path: no stream of its own. The stage hands upstream/ a BodyHash
+ * (Exchange.bodyTap) for each GET on a route; upstream/ feeds it the origin's body chunks where it
+ * already counts them, and the hash (not cryptographic: a 64-bit multiply-rotate hash over the
+ * body's 32-bit words, chunk boundaries aside) stops at `hashCapBytes`. The observer does a
+ * memoised template lookup, one LRU lookup and two FNV-1a string hashes. Hits (the hit memo
+ * included) cost one WeakMap lookup. `advisor.enabled: false` leaves the stage out of the pipeline.
  */
-import { createHash, type Hash, hash as oneShotHash, randomInt } from 'node:crypto';
-import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { randomInt } from 'node:crypto';
+import { endianness } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import { credentialParts } from '../cache/key.js';
-import type { Exchange, ExchangeEnd, Stage } from '../exchange.js';
+import type { BodyTap, Exchange, ExchangeEnd, Reply, Stage } from '../exchange.js';
 import { pathTemplate } from './path-template.js';
 
 /** Cache keys remembered per template (a fixed table; colliding keys replace each other). */
@@ -124,10 +126,8 @@ interface Probe {
   readonly explicitFreshness: boolean;
   readonly setCookie: boolean;
   readonly varyStar: boolean;
-  /** 8 bytes of the body's SHA-1 as two uint32, when the whole body was hashed. */
-  hi: number;
-  lo: number;
-  hashed: boolean;
+  /** The body's hash, fed by upstream/; null when the answer is not compared (not a GET 200). */
+  readonly hash: BodyHash | null;
 }
 
 class TemplateRecord {
@@ -281,6 +281,126 @@ function headerText(v: unknown): string {
   return Array.isArray(v) ? v.join(', ') : String(v);
 }
 
+/** Paths whose template is remembered (the memo starts over when full). */
+const TEMPLATE_MEMO = 4096;
+const LITTLE_ENDIAN = endianness() === 'LE';
+const C1 = 0xcc9e2d51;
+const C2 = 0x1b873593;
+const C3 = 0x85ebca6b;
+const C4 = 0xc2b2ae35;
+
+/** murmur3's 32-bit finaliser. */
+function fmix(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), C3);
+  h = Math.imul(h ^ (h >>> 13), C4);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * A body's 64-bit hash, fed chunk by chunk (Exchange.bodyTap): two lanes of murmur3-style
+ * multiply-rotate steps over the body's little-endian 32-bit words, the same for the same bytes
+ * however they were split into chunks. Not cryptographic: it tells "the same bytes as last time"
+ * from "other bytes" (a changed body passes for the same one about once in 2^64), which is all the
+ * advisor asks, and costs about a third of a SHA-1. Past `capBytes` it only counts.
+ */
+export class BodyHash implements BodyTap {
+  /** Body bytes seen. */
+  bytes = 0;
+  private h1 = 0x2f8b3a1d;
+  private h2 = 0x6a09e667;
+  /** A word not yet complete at the end of the last chunk, and how many of its bytes came. */
+  private word = 0;
+  private have = 0;
+  private done = false;
+
+  constructor(private readonly capBytes: number) {}
+
+  update(chunk: Buffer): void {
+    const n = chunk.length;
+    this.bytes += n;
+    if (this.bytes > this.capBytes) return;
+    let h1 = this.h1;
+    let h2 = this.h2;
+    let i = 0;
+    let word = this.word;
+    let have = this.have;
+    while (have !== 0 && have < 4 && i < n) word |= (chunk[i++] as number) << (8 * have++);
+    if (have === 4) {
+      h1 = step1(h1, word);
+      h2 = step2(h2, word);
+      word = 0;
+      have = 0;
+    }
+    if (have === 0) {
+      const words = (n - i) >>> 2;
+      if (LITTLE_ENDIAN && ((chunk.byteOffset + i) & 3) === 0) {
+        const a = new Int32Array(chunk.buffer, chunk.byteOffset + i, words);
+        for (let k = 0; k < words; k++) {
+          const w = a[k] as number;
+          h1 = step1(h1, w);
+          h2 = step2(h2, w);
+        }
+      } else {
+        for (let k = 0, j = i; k < words; k++, j += 4) {
+          const w =
+            (chunk[j] as number) |
+            ((chunk[j + 1] as number) << 8) |
+            ((chunk[j + 2] as number) << 16) |
+            ((chunk[j + 3] as number) << 24);
+          h1 = step1(h1, w);
+          h2 = step2(h2, w);
+        }
+      }
+      i += words * 4;
+      while (i < n) word |= (chunk[i++] as number) << (8 * have++);
+    }
+    this.h1 = h1;
+    this.h2 = h2;
+    this.word = word;
+    this.have = have;
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    let h1 = this.h1;
+    let h2 = this.h2;
+    if (this.have > 0) {
+      h1 ^= Math.imul(rotl(Math.imul(this.word, C1), 15), C2);
+      h2 ^= Math.imul(rotl(Math.imul(this.word, C3), 17), C4);
+    }
+    h1 = fmix(h1 ^ this.bytes);
+    h2 = fmix(h2 ^ this.bytes);
+    this.h1 = (h1 + h2) >>> 0;
+    this.h2 = (h2 + this.h1) >>> 0;
+  }
+
+  /** The high 32 bits of the hash of everything fed (once fed completely). */
+  hi(): number {
+    this.finish();
+    return this.h1;
+  }
+
+  lo(): number {
+    this.finish();
+    return this.h2;
+  }
+}
+
+function rotl(x: number, r: number): number {
+  return (x << r) | (x >>> (32 - r));
+}
+
+function step1(h: number, w: number): number {
+  h ^= Math.imul(rotl(Math.imul(w, C1), 15), C2);
+  return (Math.imul(rotl(h, 13), 5) + 0xe6546b64) | 0;
+}
+
+function step2(h: number, w: number): number {
+  h ^= Math.imul(rotl(Math.imul(w, C3), 17), C4);
+  return (Math.imul(rotl(h, 11), 9) + 0x38b34ae5) | 0;
+}
+
 export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
   const now = opts.now ?? Date.now;
   const hashCap = opts.hashCapBytes ?? 256 * 1024;
@@ -299,72 +419,49 @@ export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
     return rec;
   };
 
-  const setHash = (probe: Probe, digest: Buffer): void => {
-    probe.hi = digest.readUInt32BE(0);
-    probe.lo = digest.readUInt32BE(4);
-    probe.hashed = true;
+  // Paths seen lately and their templates (a path's template never changes).
+  const templates = new Map<string, string>();
+  const templateOf = (pathname: string): string => {
+    let t = templates.get(pathname);
+    if (t === undefined) {
+      t = pathTemplate(pathname);
+      if (templates.size >= TEMPLATE_MEMO) templates.clear();
+      templates.set(pathname, t);
+    }
+    return t;
   };
 
-  /** The body, passed on unchanged, hashed on the way when it stays within the cap. */
-  const hashing = (body: Readable, probe: Probe): Readable => {
-    let h: Hash | null = createHash('sha1');
-    let bytes = 0;
-    const tee = new Transform({
-      transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-        if (h !== null) {
-          bytes += chunk.length;
-          if (bytes > hashCap) h = null;
-          else h.update(chunk);
-        }
-        cb(null, chunk);
-      },
-      flush(cb: TransformCallback) {
-        if (h !== null) setHash(probe, h.digest());
-        cb();
-      },
-    });
-    // As body-capture.ts: the client going away (tee destroyed) destroys the origin body too.
-    pipeline(body, tee, () => {
-      // Errors reach the client through the tee; nothing is recorded for a failed body.
-    });
-    return tee;
-  };
-
-  const stage: Stage = (next) => async (ex) => {
-    const reply = await next(ex);
-    if (reply.source !== 'origin' || ex.route === null) return reply;
+  /** What the origin's answer said, kept for the observer (origin answers on a route only). */
+  const probe = (ex: Exchange, reply: Reply, hash: BodyHash | null): void => {
+    if (reply.source !== 'origin') return;
     if (ex.method !== 'GET' && ex.method !== 'HEAD') {
       probes.set(ex, null);
-      return reply;
+      return;
     }
     const h = reply.headers;
-    const probe: Probe = {
+    const cacheControl = headerText(h['cache-control']).toLowerCase();
+    probes.set(ex, {
       status: reply.status,
-      cacheControl: headerText(h['cache-control']).toLowerCase(),
+      cacheControl,
       validators: h['etag'] !== undefined || h['last-modified'] !== undefined,
-      explicitFreshness: false,
+      explicitFreshness: FRESHNESS.test(cacheControl) || h['expires'] !== undefined,
       setCookie: h['set-cookie'] !== undefined,
       varyStar: headerText(h['vary']).includes('*'),
-      hi: 0,
-      lo: 0,
-      hashed: false,
-    };
-    (probe as { explicitFreshness: boolean }).explicitFreshness =
-      FRESHNESS.test(probe.cacheControl) || h['expires'] !== undefined;
-    probes.set(ex, probe);
-    if (reply.status !== 200 || ex.method !== 'GET') return reply;
-    const body = reply.body;
-    if (body === null) {
-      setHash(probe, oneShotHash('sha1', '', 'buffer'));
-      return reply;
+      hash: reply.status === 200 ? hash : null,
+    });
+  };
+
+  const stage: Stage = (next) => (ex) => {
+    if (ex.route === null) return next(ex);
+    let hash: BodyHash | null = null;
+    if (ex.method === 'GET') {
+      hash = new BodyHash(hashCap);
+      ex.bodyTap = hash;
     }
-    if (Buffer.isBuffer(body)) {
-      if (body.length <= hashCap) setHash(probe, oneShotHash('sha1', body, 'buffer'));
+    return next(ex).then((reply) => {
+      probe(ex, reply, hash);
       return reply;
-    }
-    const length = Number(headerText(h['content-length']) || Number.NaN);
-    if (length > hashCap) return reply;
-    return { ...reply, body: hashing(body, probe) };
+    });
   };
 
   const observe = (end: ExchangeEnd): void => {
@@ -375,7 +472,7 @@ export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
     const route = ex.route;
     if (route === null) return;
     const at = now();
-    const rec = recordFor(route.name, pathTemplate(ex.target.pathname), at);
+    const rec = recordFor(route.name, templateOf(ex.target.pathname), at);
     rec.lastAt = at;
     const urlHash = fnv1a(ex.target.href, seed);
     if (probe === null) {
@@ -412,9 +509,12 @@ export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
     else rec.countCredential(credential);
     if (probe.status !== 200) return;
     rec.ok++;
-    if (!probe.hashed || end.error !== undefined) return;
+    const hash = probe.hash;
+    // Compared only when the whole body came (as many bytes as upstream/ counted) within the cap.
+    if (hash === null || end.error !== undefined || hash.bytes > hashCap) return;
+    if (hash.bytes !== (ex.originInfo?.bodyBytes ?? -1)) return;
     const key = credential === 0 ? urlHash : fnv1a(`${ex.target.href}\n${credential}`, seed);
-    rec.compare(key, urlHash, probe.hi, probe.lo, at, upstreamMs);
+    rec.compare(key, urlHash, hash.hi(), hash.lo(), at, upstreamMs);
   };
 
   return {

@@ -62,6 +62,10 @@ export interface NotSuggested {
 export interface Advice {
   /** Wall clock of this advice, ms. */
   readonly at: number;
+  /** false when the advisor is off (`advisor.enabled: false`): nothing was observed. */
+  readonly enabled: boolean;
+  /** Set when off: says so, and which setting turns it on. */
+  readonly why?: string;
   /** Most useful first (saved time). */
   readonly suggestions: readonly Suggestion[];
   readonly notSuggested: readonly NotSuggested[];
@@ -211,17 +215,28 @@ export function advise(
     suggestions.push(c);
   }
   suggestions.sort((a, b) => b.savedSeconds - a.savedSeconds || b.calls - a.calls);
+  return { at, enabled: true, suggestions, notSuggested, routes: adviceRoutes(routes) };
+}
+
+/** What `/advice.json` carries while the advisor is off. */
+export function adviceOff(routes: readonly Route[], at: number): Advice {
   return {
     at,
-    suggestions,
-    notSuggested,
-    routes: routes.map((r) => ({
-      name: r.name,
-      origin: `${r.origin}${r.basePath}`,
-      prefix: r.prefix === null ? false : r.prefix,
-      hosts: r.hosts,
-    })),
+    enabled: false,
+    why: 'the policy advisor is off (advisor.enabled: false, or --no-advisor): nothing is observed',
+    suggestions: [],
+    notSuggested: [],
+    routes: adviceRoutes(routes),
   };
+}
+
+function adviceRoutes(routes: readonly Route[]): AdviceRoute[] {
+  return routes.map((r) => ({
+    name: r.name,
+    origin: `${r.origin}${r.basePath}`,
+    prefix: r.prefix === null ? false : r.prefix,
+    hosts: r.hosts,
+  }));
 }
 
 /** One line per suggestion, for `sidecache report` and the status page. */

@@ -2,7 +2,7 @@
  * The client's exchange with other request headers, for what the cache stage sends upstream
  * (forward() in stage.ts: our Accept-Encoding, validators removed or added): an Exchange
  * with the same fields, whose `signal` reads through to the client's exchange, so its AbortSignal
- * is still made only if something asks for it. upstream/ writes `originInfo` and `reason` here;
+ * is still made only if something asks for it. upstream/ writes `originInfo` and `reason` here (and feeds `bodyTap`);
  * forward() carries them back.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -29,5 +29,6 @@ export function exchangeWithHeaders(base: Exchange, headers: IncomingHttpHeaders
   ex.cache = base.cache;
   ex.originInfo = base.originInfo;
   ex.reason = base.reason;
+  ex.bodyTap = base.bodyTap;
   return ex;
 }

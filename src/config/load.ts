@@ -40,6 +40,8 @@ export interface CliOverrides {
   memcached?: readonly string[] | undefined;
   /** `--acceptors N`: listening handles for the proxy listener (`proxy.acceptors`). */
   acceptors?: number | undefined;
+  /** `--advisor` / `--no-advisor`: turn the policy advisor on or off (`advisor.enabled`). */
+  advisor?: boolean | undefined;
 }
 
 export interface ConfigSources {
@@ -242,6 +244,7 @@ function overridesFromArgv(argv: CliOverrides): Overrides {
     o.set.push([['cache', 'memcached', 'servers'], [...argv.memcached], '--memcached']);
   }
   if (argv.acceptors !== undefined) o.set.push([['proxy', 'acceptors'], argv.acceptors, '--acceptors']);
+  if (argv.advisor !== undefined) o.set.push([['advisor', 'enabled'], argv.advisor, '--advisor']);
   return o;
 }
 

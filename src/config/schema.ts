@@ -616,6 +616,17 @@ export const configSchema = z
       })
       .strict()
       .default({ serverTiming: true }),
+    advisor: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Run the policy advisor (docs/observability.md): observe origin answers on routes and suggest cache policies (/advice.json, sidecache report). false leaves it out of the pipeline: nothing is observed, /advice.json says it is off.',
+          ),
+      })
+      .strict()
+      .default({ enabled: true }),
     tracing: tracingSchema
       .default(tracingSchema.parse({}))
       .describe('OpenTelemetry traces (docs/observability.md); off by default.'),

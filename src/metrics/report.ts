@@ -108,6 +108,8 @@ export async function runReport(opts: ReportOptions): Promise<string> {
 
 export function formatSuggestions(advice: Advice | null): string {
   if (advice === null) return '';
+  if (advice.enabled === false)
+    return `\nsuggested cache policy: none, ${advice.why ?? 'the policy advisor is off'}\n`;
   const lines = ['', 'suggested cache policy (sidecache report --suggest-config FILE writes it)'];
   if (advice.suggestions.length === 0)
     lines.push('  none yet: nothing observed is both repeated and unchanged');
@@ -126,6 +128,8 @@ export async function writeSuggestedConfig(opts: {
 }): Promise<string> {
   const advice = await fetchAdvice(opts.admin, 5_000, opts.token);
   if (advice === null) throw new ReportError(`${opts.admin} has no /advice.json (an older sidecache?)`);
+  if (advice.enabled === false)
+    throw new ReportError(`${opts.admin}: ${advice.why ?? 'the policy advisor is off'}`);
   const text = suggestedConfigText(advice, readFileSync(opts.baseFile, 'utf8'), opts.baseFile);
   writeFileSync(opts.file, text, { mode: 0o600 });
   return `wrote ${opts.file}: ${advice.suggestions.length} suggestion(s) merged into ${opts.baseFile}\n${formatSuggestions(advice)}`;

@@ -312,6 +312,7 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
 
   onResponseData(ctrl: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#info.bodyBytes += chunk.length;
+    this.ex.bodyTap?.update(chunk);
     const body = this.#body;
     if (body !== null) {
       if (!body.push(chunk)) ctrl.pause();

@@ -6,12 +6,12 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createAdvisor, KEY_SLOTS } from '../../../src/advisor/observe.js';
+import { BodyHash, createAdvisor, KEY_SLOTS } from '../../../src/advisor/observe.js';
 import { idLike, pathTemplate } from '../../../src/advisor/path-template.js';
 import { advise } from '../../../src/advisor/suggest.js';
 import { parseRouteCachePolicy } from '../../../src/cache/options.js';
 import type { Route } from '../../../src/config/runtime.js';
-import type { ExchangeEnd, Reply } from '../../../src/exchange.js';
+import type { Exchange, ExchangeEnd, Reply } from '../../../src/exchange.js';
 import { makeExchange, manualClock, readReply } from '../../helpers/exchange.js';
 
 function route(name: string, cache: unknown = {}): Route {
@@ -41,13 +41,33 @@ function harness(opts: { hashCapBytes?: number; maxTemplates?: number } = {}) {
       headers: init.auth ? { authorization: init.auth } : {},
     });
     const body = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
-    const reply: Reply = {
-      status: answer.status ?? 200,
-      headers: answer.headers ?? {},
-      body,
-      source: 'origin',
+    // As upstream/ does: every body chunk goes to the exchange's bodyTap and is counted.
+    const upstream = async (up: Exchange): Promise<Reply> => {
+      const info = { origin: up.origin, reusedConnection: false, retried: false, bodyBytes: 0 };
+      up.originInfo = info;
+      const seen = (chunk: Buffer): void => {
+        info.bodyBytes += chunk.length;
+        up.bodyTap?.update(chunk);
+      };
+      let replyBody: Reply['body'] = body;
+      if (Buffer.isBuffer(body)) seen(body);
+      else if (body !== null)
+        replyBody = Readable.from(
+          (async function* () {
+            for await (const chunk of body) {
+              seen(chunk as Buffer);
+              yield chunk;
+            }
+          })(),
+        );
+      return {
+        status: answer.status ?? 200,
+        headers: answer.headers ?? {},
+        body: replyBody,
+        source: 'origin',
+      };
     };
-    const out = await advisor.stage(async () => reply)(ex);
+    const out = await advisor.stage(upstream)(ex);
     const text = (await readReply(out)).text;
     ex.timings.phases.upstream = init.upstreamMs ?? 100;
     if (init.stored) ex.cache = { outcome: 'miss', stored: true };
@@ -68,6 +88,37 @@ describe('path templates', () => {
     assert.equal(pathTemplate('/v1/plans'), '/v1/plans');
     assert.equal(idLike('v1'), false);
     assert.equal(idLike('deadbeef'), false, 'hex without a digit is a word');
+  });
+});
+
+describe('body hash', () => {
+  const hashOf = (chunks: readonly Buffer[]): string => {
+    const h = new BodyHash(1 << 20);
+    for (const c of chunks) h.update(c);
+    return `${h.hi()}:${h.lo()}`;
+  };
+  it('is the same for the same bytes however they are split and aligned, and differs when a byte differs', () => {
+    const body = Buffer.from(Array.from({ length: 1031 }, (_, i) => (i * 7 + 3) & 0xff));
+    const whole = hashOf([body]);
+    // An unaligned copy (byteOffset 1) and splits at every offset of the first 9 bytes and beyond.
+    const pool = Buffer.alloc(body.length + 1);
+    body.copy(pool, 1);
+    assert.equal(hashOf([pool.subarray(1)]), whole);
+    for (const cut of [1, 2, 3, 4, 5, 7, 9, 513, 1030]) {
+      assert.equal(hashOf([body.subarray(0, cut), body.subarray(cut)]), whole, `split at ${cut}`);
+    }
+    assert.equal(hashOf([...body].map((b) => Buffer.of(b))), whole, 'byte by byte');
+    const seen = new Set([whole]);
+    for (const at of [0, 1, 2, 3, 4, 500, 1027, 1028, 1030]) {
+      const other = Buffer.from(body);
+      other[at] = (other[at] as number) ^ 1;
+      seen.add(hashOf([other]));
+    }
+    seen.add(hashOf([body.subarray(0, 1030)]));
+    seen.add(hashOf([body, Buffer.of(0)]));
+    seen.add(hashOf([]));
+    assert.equal(seen.size, 13, 'every changed, shortened or longer body hashes differently');
+    assert.equal(hashOf([]), hashOf([Buffer.alloc(0)]));
   });
 });
 
