@@ -18,7 +18,7 @@
  *     background refresh as stale-while-revalidate, bounded by `refreshAheadConcurrency`;
  *   upstream compression (compression.ts): GET/HEAD go upstream with `Accept-Encoding: br, gzip`
  *     (`ctx.headers`, also used for keys and Vary), coded bodies are stored as they came (after a
- *     decode check), and every reply leaves through decorate(core, ), which decodes for clients that do
+ *     decode check), and every reply leaves through decorate(), which decodes for clients that do
  *     not accept the coding.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -27,11 +27,11 @@ import type { Readable } from 'node:stream';
 import type { Route } from '../config/runtime.js';
 import { SidecacheError } from '../errors.js';
 import type { CacheInfo, Exchange, Next, Reply, Stage } from '../exchange.js';
+import { admit, declaredLength, decodable, judge, refreshed, storedResponseFrom } from './admit.js';
 import { captureBody, discard, readBody } from './body-capture.js';
-import { joinField, parseRequestDirectives, parseResponseDirectives } from './cache-control.js';
+import { joinField, parseRequestDirectives } from './cache-control.js';
 import type { ForwardReason } from './cache-status.js';
 import type { FlightResult } from './coalesce.js';
-import { checkDecodable, storedCoding } from './compression.js';
 import {
   type CacheDeps,
   type Ctx,
@@ -41,12 +41,10 @@ import {
   type Fetched,
   forward,
   isRange,
-  lifetimeFrom,
   lifetimeOf,
   type MemoServingCtx,
   markCacheTime,
   pathPolicy,
-  policyHeaders,
   refreshAheadPlan,
   select,
   storeDeletePrefix,
@@ -65,26 +63,12 @@ import {
   reuseDecision,
   untransformed,
 } from './deliver.js';
-import {
-  currentAgeMs,
-  type Lifetime,
-  type RevalidateWhy,
-  retentionMs,
-  type StaleOnError,
-  staleOnError,
-} from './freshness.js';
-import { firstValue, type HeaderSource } from './headers.js';
+import { currentAgeMs, type RevalidateWhy, type StaleOnError, staleOnError } from './freshness.js';
+import { firstValue } from './headers.js';
 import type { HitMemo, MemoDecision } from './hit-memo.js';
 import { invalidatedUrls, SAFE_METHODS } from './invalidation.js';
-import {
-  cacheUrl,
-  cookieFallbackKey,
-  credentialHash,
-  primaryKey,
-  urlKeyPrefix,
-  variantKey,
-  varyValues,
-} from './key.js';
+import { cacheUrl, cookieFallbackKey, credentialHash, primaryKey, urlKeyPrefix } from './key.js';
+import { fetch, miss } from './miss.js';
 import { hasNoTransform } from './no-transform.js';
 import {
   type CacheOptions,
@@ -108,15 +92,8 @@ import {
   validatorsMatch,
 } from './partial.js';
 import { inRefreshWindow, type RefreshAheadResult } from './refresh-ahead.js';
-import {
-  headersToStore,
-  type NotStoredReason,
-  notStoredDetail,
-  storability,
-  varyFields,
-} from './storability.js';
 import type { CacheStore, StoredResponse, StoreStats } from './store.js';
-import { CLIENT_VALIDATORS, conditionalHeaders, notModifiedMatches, updateHeaders } from './validation.js';
+import { CLIENT_VALIDATORS, conditionalHeaders, notModifiedMatches } from './validation.js';
 
 export type { CacheObserver } from '../observers.js';
 export type { CacheDeps } from './core.js';
@@ -185,20 +162,6 @@ export function policyByRoute(
 
 const DISABLED_POLICY: RouteCachePolicy = Object.freeze({ ...DEFAULT_ROUTE_POLICY, enabled: false });
 
-/** Not-stored reasons that depend on the response alone: worth a hit-for-miss marker. */
-const RESPONSE_REASONS: ReadonlySet<NotStoredReason> = new Set([
-  'status',
-  'partial',
-  'must-understand',
-  'no-store',
-  'private',
-  'authorization',
-  'set-cookie',
-  'vary-star',
-  'no-freshness',
-  'too-large',
-]);
-
 /** Statuses that count as an origin error for stale-if-error (RFC 5861 §4). */
 const ERROR_STATUS: ReadonlySet<number> = new Set([500, 502, 503, 504]);
 
@@ -225,12 +188,6 @@ function isUnreachable(err: unknown): boolean {
 
 /** The request fields a remembered hit depends on when it varies on nothing and has no key fields. */
 const ACCEPT_ENCODING_ONLY: readonly string[] = Object.freeze(['accept-encoding']);
-
-/**
- * Cache-Status `detail` of a miss keyed by the request's cookies (nothing stored under them, and
- * no usable entry fetched without cookies): the response is stored for those cookies only.
- */
-const COOKIE_DETAIL = 'cookie';
 
 export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheStage {
   const opts = parseCacheOptions(options);
@@ -282,262 +239,6 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     });
   }
 
-  // ------------------------------------------------------------------------- pure-ish helpers
-
-  /**
-   * Parses an origin answer's directives and decides whether it may be stored. The freshness
-   * lifetime is worked out only when asked for (`lifetime()`, once): storability needs it only for
-   * its last rule, so an answer refused earlier (`no-store`, `private`, ...) never computes it.
-   */
-  function judge(ctx: Ctx, method: string, reply: Reply, requestTime: number, responseTime: number) {
-    const { policy } = ctx;
-    const view = policyHeaders(core, reply.headers);
-    const res = parseResponseDirectives(view['cache-control']);
-    const times = { headers: view, requestTime, responseTime };
-    let life: Lifetime | undefined;
-    const lifetime = (): Lifetime => {
-      life ??= lifetimeFrom(core, reply.status, times, res, policy);
-      return life;
-    };
-    const verdict = storability({
-      method,
-      status: reply.status,
-      req: ctx.req,
-      res,
-      resHeaders: view,
-      authorization: ctx.ex.headers['authorization'] !== undefined,
-      lifetimeMs: () => lifetime().ms,
-      policy: {
-        storePrivate: policy.storePrivate,
-        storeSetCookie: policy.storeSetCookie,
-        ttlOverride: policy.ttlMs !== null,
-        ignoreNoStore: policy.ignoreNoStore,
-      },
-    });
-    return { res, times, lifetime, verdict };
-  }
-
-  /**
-   * Whether a complete origin body may be stored as far as its coding goes: a body in a coding we
-   * decode must decode cleanly (a corrupt one is never stored); its decoded size is reported.
-   */
-  async function decodable(headers: HeaderSource, body: Uint8Array): Promise<boolean> {
-    const coding = storedCoding(headers);
-    if (coding === null || body.byteLength === 0) return true;
-    const identity = await checkDecodable(body, coding, opts.maxEntryBytes * 64 + 64 * 1024 * 1024);
-    if (identity === null) return false;
-    observer.onUpstreamCoding?.(body.byteLength, identity);
-    return true;
-  }
-
-  // ------------------------------------------------------------------------------------ admit
-
-  /** Decides whether an origin response is stored; captures its body while it streams on. */
-  async function admit(ctx: Ctx, f: Fetched): Promise<Reply> {
-    const { ex, key } = ctx;
-    const { reply } = f;
-    const { res, times, lifetime, verdict } = judge(ctx, ex.method, reply, f.requestTime, f.responseTime);
-    let notStored: NotStoredReason | null = verdict.storable ? null : verdict.reason;
-    let expectedBytes: number | undefined;
-    if (notStored === null) {
-      const lengthHeader = firstValue(reply.headers, 'content-length');
-      if (lengthHeader !== undefined && /^\d+$/.test(lengthHeader)) expectedBytes = Number(lengthHeader);
-      if (expectedBytes !== undefined && expectedBytes > opts.maxEntryBytes) notStored = 'too-large';
-    }
-    if (notStored !== null) {
-      // Not storable (decided from the head alone): the body passes as it came, never captured.
-      f.settle?.('not-stored');
-      if (RESPONSE_REASONS.has(notStored)) coalescer.markHitForMiss(key, notStored, opts.hitForMissTtlMs);
-      ex.cache = { outcome: 'miss', stored: false, detail: f.detail ?? notStored };
-      markCacheTime(ctx);
-      return decorate(core, ctx, reply, {
-        fwd: f.fwd,
-        fwdStatus: reply.status,
-        detail: notStoredDetail(notStored),
-      });
-    }
-    coalescer.clearHitForMiss(key);
-    const vary = varyFields(reply.headers);
-    const values = varyValues(vary, ctx.headers);
-    const storedDetail = f.detail ?? (ctx.cookieless === null ? undefined : COOKIE_DETAIL);
-    const info: CacheInfo = storedDetail
-      ? { outcome: 'miss', stored: true, detail: storedDetail }
-      : { outcome: 'miss', stored: true };
-    ex.cache = info;
-    markCacheTime(ctx);
-    const life = lifetime();
-    const ttlS = Math.floor((life.ms - currentAgeMs(times, now())) / 1000);
-    const makeEntry = (body: Uint8Array): StoredResponse => ({
-      key,
-      variantKey: variantKey(vary, values),
-      vary,
-      varyValues: values,
-      status: reply.status,
-      statusText: reply.statusText ?? '',
-      headers: headersToStore(reply.headers, res),
-      body,
-      requestTime: f.requestTime,
-      responseTime: f.responseTime,
-      fetchMs: performance.now() - f.sentAt,
-      deleteAt: f.responseTime + retentionMs(life.ms, res, opts.staleRetentionMs),
-    });
-    const finish = (ok: boolean): void => {
-      info.stored = ok;
-      if (!ok && info.detail !== 'undecodable') info.detail = 'store-refused';
-      f.settle?.(ok ? 'stored' : 'not-stored');
-    };
-    /** Stores a complete body once its coding checks out. */
-    const put = async (body: Uint8Array): Promise<boolean> => {
-      if (!(await decodable(reply.headers, body))) {
-        info.detail = 'undecodable';
-        return false;
-      }
-      return storePut(core, makeEntry(body));
-    };
-    // Cache-Status says `stored` only when the store is done before the head goes out (no body);
-    // otherwise the outcome is known later, and only the log and metrics (ex.cache) carry it.
-    const decorated = (body: Readable | Buffer | null, stored = false): Reply =>
-      decorate(
-        core,
-        ctx,
-        { ...reply, body },
-        storedDetail === COOKIE_DETAIL
-          ? { fwd: f.fwd, fwdStatus: reply.status, stored, ttlS, detail: COOKIE_DETAIL }
-          : { fwd: f.fwd, fwdStatus: reply.status, stored, ttlS },
-        undefined,
-        true,
-      );
-    if (reply.body === null) {
-      finish(await track(core, put(new Uint8Array(0))));
-      return decorated(null, info.stored);
-    }
-    if (Buffer.isBuffer(reply.body)) {
-      // A body upstream/ already had whole: the client need not wait for the store (as when streamed).
-      track(core, put(reply.body).then(finish));
-      return decorated(reply.body);
-    }
-    const body = captureBody(reply.body, opts.maxEntryBytes, expectedBytes, {
-      onComplete: (buf) => {
-        track(core, put(buf).then(finish));
-      },
-      onOverflow: () => {
-        info.stored = false;
-        info.detail = 'too-large';
-        coalescer.markHitForMiss(key, 'too-large', opts.hitForMissTtlMs);
-        f.settle?.('not-stored');
-      },
-      onFail: () => {
-        info.stored = false;
-        info.detail = 'incomplete';
-        f.settle?.('failed');
-      },
-    });
-    return decorated(body);
-  }
-
-  // ------------------------------------------------------------------------------------ fetch
-
-  /** Fetches from the origin to fill the cache (client validators stripped: we answer them). */
-  async function fetch(
-    ctx: Ctx,
-    next: Next,
-    fwd: ForwardReason,
-    settle: ((r: FlightResult) => void) | null,
-    detail?: string,
-  ): Promise<Reply> {
-    const { ex } = ctx;
-    const hasValidators = CLIENT_VALIDATORS.some((h) => ctx.headers[h] !== undefined);
-    // The outcome is known before the origin answers (or fails); admit() refines it.
-    // Whole literals, no conditional spreads: a spread literal costs ~2 µs on Node 20 (V8 11.3).
-    const why = detail ?? (ctx.cookieless === null ? undefined : COOKIE_DETAIL);
-    ex.cache = why === undefined ? { outcome: 'miss' } : { outcome: 'miss', detail: why };
-    markCacheTime(ctx);
-    const requestTime = now();
-    const sentAt = performance.now();
-    let reply: Reply;
-    try {
-      reply = await forward(ctx, next, hasValidators ? withoutClientValidators(ctx.headers) : ctx.headers);
-    } catch (err) {
-      settle?.('failed');
-      throw err;
-    }
-    try {
-      const responseTime = now();
-      const fetched: Fetched =
-        detail === undefined
-          ? { reply, fwd, requestTime, responseTime, sentAt, settle }
-          : { reply, fwd, requestTime, responseTime, sentAt, settle, detail };
-      return await admit(ctx, fetched);
-    } catch (err) {
-      settle?.('failed');
-      discard(reply.body);
-      throw err;
-    }
-  }
-
-  // ------------------------------------------------------------------------------------- miss
-
-  async function miss(ctx: Ctx, next: Next, fwd: ForwardReason): Promise<Reply> {
-    const { ex, key } = ctx;
-    if (ex.method === 'HEAD') {
-      // A HEAD miss goes to the origin as it is; only GET responses are stored.
-      markCacheTime(ctx);
-      const reply = await forward(ctx, next);
-      ex.cache = { outcome: 'miss', stored: false, detail: 'method' };
-      return decorate(core, ctx, reply, { fwd, fwdStatus: reply.status, detail: 'method' });
-    }
-    const marker = coalescer.hitForMiss(key);
-    if (marker !== undefined) return fetch(ctx, next, fwd, null, 'hit-for-miss');
-    if (ctx.req.noStore) return fetch(ctx, next, fwd, null);
-    for (let round = 0; round < 3; round++) {
-      const flight = coalescer.join(key);
-      if (flight.role === 'leader') return lead(ctx, next, fwd, flight.settle);
-      const result = await flight.wait(opts.coalesceTimeoutMs, ex.signal);
-      if (result === 'stored') {
-        const entry = select(await storeGet(core, key), ctx.headers);
-        if (entry !== undefined) {
-          return deliver(core, ctx, entry, { outcome: 'coalesced', status: { fwd, collapsed: true } });
-        }
-        continue; // stored a variant this request does not match: elect a leader again
-      }
-      if (result === 'failed') continue; // the leader failed or was aborted: do not inherit it
-      break; // not-stored or timeout: fetch for ourselves
-    }
-    return fetch(ctx, next, fwd, null, coalescer.hitForMiss(key) === undefined ? undefined : 'hit-for-miss');
-  }
-
-  /**
-   * The in-process leader of a miss. A store shared by several processes may coordinate fills
-   * (`store.fill`): the leader claims the key first, and when another process is already fetching
-   * it, waits for that fill and delivers what it stored (fetching itself only if nothing usable
-   * arrived). Without `store.fill` this is just `fetch`.
-   */
-  async function lead(
-    ctx: Ctx,
-    next: Next,
-    fwd: ForwardReason,
-    settle: (r: FlightResult) => void,
-  ): Promise<Reply> {
-    if (store.fill === undefined) return fetch(ctx, next, fwd, settle);
-    const claim = await store.fill.claim(ctx.key);
-    if (claim.role === 'leader') {
-      return fetch(ctx, next, fwd, (r) => {
-        claim.release();
-        settle(r);
-      });
-    }
-    try {
-      await claim.wait(opts.coalesceTimeoutMs, ctx.ex.signal);
-    } catch (err) {
-      settle('failed');
-      throw err;
-    }
-    const entry = select(await storeGet(core, ctx.key), ctx.headers);
-    if (entry === undefined) return fetch(ctx, next, fwd, settle);
-    settle('stored');
-    return deliver(core, ctx, entry, { outcome: 'coalesced', status: { fwd, collapsed: true } });
-  }
-
   // ------------------------------------------------------------------------------- revalidate
 
   function staleOnErrorFor(ctx: Ctx, entry: StoredResponse, unreachable: boolean): StaleOnError {
@@ -551,21 +252,6 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       staleIfErrorMs: opts.staleIfErrorMs,
       serveStaleIfUnreachable: opts.serveStaleIfUnreachable,
     });
-  }
-
-  /** The stored response after a 304 from the origin (§3.2, §4.3.4). */
-  function refreshed(
-    ctx: Ctx,
-    entry: StoredResponse,
-    notModified: HeaderSource,
-    requestTime: number,
-    responseTime: number,
-  ): StoredResponse {
-    const headers = updateHeaders(entry.headers, notModified);
-    const updated = { ...entry, headers, requestTime, responseTime };
-    const res = directivesOf(core, headers);
-    const life = lifetimeOf(core, entry.status, updated, ctx.policy);
-    return { ...updated, deleteAt: responseTime + retentionMs(life.ms, res, opts.staleRetentionMs) };
   }
 
   async function revalidate(ctx: Ctx, next: Next, entry: StoredResponse, why: RevalidateWhy): Promise<Reply> {
@@ -618,9 +304,9 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       discard(reply.body);
       if (!notModifiedMatches(entry.headers, reply.headers)) {
         // The 304 is about another representation: fetch the full response.
-        return fetch(ctx, next, fwd, settle);
+        return fetch(core, ctx, next, fwd, settle);
       }
-      const updated = refreshed(ctx, entry, reply.headers, requestTime, responseTime);
+      const updated = refreshed(core, ctx, entry, reply.headers, requestTime, responseTime);
       const ok = await track(core, storePut(core, updated));
       settle?.(ok ? 'stored' : 'not-stored');
       return deliver(core, ctx, updated, {
@@ -641,7 +327,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       }
     }
     try {
-      return await admit(ctx, { reply, fwd, requestTime, responseTime, sentAt, settle });
+      return await admit(core, ctx, { reply, fwd, requestTime, responseTime, sentAt, settle });
     } catch (err) {
       settle?.('failed');
       discard(reply.body);
@@ -688,41 +374,33 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       const responseTime = now();
       if (reply.status === 304 && notModifiedMatches(entry.headers, reply.headers)) {
         discard(reply.body);
-        const updated = refreshed(ctx, entry, reply.headers, requestTime, responseTime);
+        const updated = refreshed(core, ctx, entry, reply.headers, requestTime, responseTime);
         result = 'not_modified';
         if (await storePut(core, updated)) stored = updated;
         return;
       }
       result = 'not_stored';
-      const { res, lifetime, verdict } = judge(ctx, 'GET', reply, requestTime, responseTime);
+      const { res, lifetime, verdict } = judge(core, ctx, 'GET', reply, requestTime, responseTime);
       if (!verdict.storable || ERROR_STATUS.has(reply.status) || reply.status === 304) {
         discard(reply.body);
         return;
       }
-      const lengthHeader = firstValue(reply.headers, 'content-length');
-      const expected =
-        lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
       const body =
         reply.body === null || Buffer.isBuffer(reply.body)
           ? (reply.body ?? Buffer.alloc(0))
-          : await readBody(reply.body, opts.maxEntryBytes, expected);
-      if (body === null || !(await decodable(reply.headers, body))) return;
-      const vary = varyFields(reply.headers);
-      const values = varyValues(vary, ctx.headers);
-      const replacement: StoredResponse = {
-        key: entry.key,
-        variantKey: variantKey(vary, values),
-        vary,
-        varyValues: values,
-        status: reply.status,
-        statusText: reply.statusText ?? '',
-        headers: headersToStore(reply.headers, res),
+          : await readBody(reply.body, opts.maxEntryBytes, declaredLength(reply.headers));
+      if (body === null || !(await decodable(core, reply.headers, body))) return;
+      const times = { requestTime, responseTime, sentAt };
+      const replacement = storedResponseFrom(
+        core,
+        entry.key,
+        ctx.headers,
+        reply,
         body,
-        requestTime,
-        responseTime,
-        fetchMs: performance.now() - sentAt,
-        deleteAt: responseTime + retentionMs(lifetime().ms, res, opts.staleRetentionMs),
-      };
+        res,
+        lifetime().ms,
+        times,
+      );
       if (await storePut(core, replacement)) {
         result = 'replaced';
         stored = replacement;
@@ -792,7 +470,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         });
       case 'revalidate':
         if (ctx.req.onlyIfCached) return onlyIfCachedMiss(core, ctx);
-        if (ctx.ex.method === 'HEAD') return miss(ctx, next, 'stale');
+        if (ctx.ex.method === 'HEAD') return miss(core, ctx, next, 'stale');
         if (isRange(ctx.ex)) return passRange(ctx, next, 'stale');
         return revalidate(ctx, next, entry, d.why);
       default: {
@@ -846,7 +524,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       const completed = await completePart(ctx, next, fwd);
       if (completed !== null) return completed;
     }
-    return miss(ctx, next, fwd);
+    return miss(core, ctx, next, fwd);
   }
 
   // ---------------------------------------------------------------------- partial content
@@ -881,23 +559,21 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const headers = completeHeaders(reply.headers, part.span.last - part.span.first + 1);
     if (!complete)
       headers['content-range'] = `bytes ${part.span.first}-${part.span.last}/${part.span.length}`;
-    const { res, lifetime } = judge(ctx, 'GET', { ...reply, status: 200 }, f.requestTime, f.responseTime);
-    const vary = varyFields(reply.headers);
-    const values = varyValues(vary, ctx.ex.headers);
-    const ok = await storePut(core, {
-      key: complete ? ctx.key : partKeyOf(ctx.key),
-      variantKey: variantKey(vary, values),
-      vary,
-      varyValues: values,
-      status: complete ? 200 : 206,
-      statusText: complete ? 'OK' : 'Partial Content',
-      headers: headersToStore(headers, res),
-      body: part.body,
-      requestTime: f.requestTime,
-      responseTime: f.responseTime,
-      fetchMs: performance.now() - f.sentAt,
-      deleteAt: f.responseTime + retentionMs(lifetime().ms, res, opts.staleRetentionMs),
-    });
+    const { res, lifetime } = judge(
+      core,
+      ctx,
+      'GET',
+      { ...reply, status: 200 },
+      f.requestTime,
+      f.responseTime,
+    );
+    const head = complete
+      ? { status: 200, statusText: 'OK', headers }
+      : { status: 206, statusText: 'Partial Content', headers };
+    const key = complete ? ctx.key : partKeyOf(ctx.key);
+    // Parts are fetched without our headers: the variant is of the client's own request.
+    const entry = storedResponseFrom(core, key, ctx.ex.headers, head, part.body, res, lifetime().ms, f);
+    const ok = await storePut(core, entry);
     if (ok && complete) await storeDeletePrefix(core, partKeyOf(ctx.key));
     if (ok && !complete) {
       if (partKeys.size >= PART_KEYS_MAX) partKeys.delete(partKeys.values().next().value as string);
@@ -913,7 +589,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   function partToStore(ctx: Ctx, f: Fetched): Span | null {
     const { reply } = f;
     if (reply.status !== 206 || ctx.ex.method !== 'GET' || reply.body === null) return null;
-    const { verdict } = judge(ctx, 'GET', { ...reply, status: 200 }, f.requestTime, f.responseTime);
+    const { verdict } = judge(core, ctx, 'GET', { ...reply, status: 200 }, f.requestTime, f.responseTime);
     return verdict.storable ? storablePart(reply.headers, opts.maxEntryBytes) : null;
   }
 
@@ -991,7 +667,15 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     const reply = await forward(c, next, headers);
     const responseTime = now();
     if (reply.status === 200) {
-      return admit(c, { reply, fwd, requestTime, responseTime, sentAt, settle: null, detail: 'partial' });
+      return admit(core, c, {
+        reply,
+        fwd,
+        requestTime,
+        responseTime,
+        sentAt,
+        settle: null,
+        detail: 'partial',
+      });
     }
     const f: Fetched = { reply, fwd, requestTime, responseTime, sentAt, settle: null };
     const span = partToStore(c, f);
@@ -1017,7 +701,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       source: 'origin',
     };
     track(core, storeDeletePrefix(core, partKeyOf(ctx.key)));
-    return admit(c, {
+    return admit(core, c, {
       reply: whole,
       fwd,
       requestTime,
