@@ -12,8 +12,8 @@
  * X-Forwarded pair is what most origins read, and two sets of fields could disagree.
  */
 
+import { type Cidr, cidrContains, parseAddress, parseCidr, unmapV4 } from './address-ranges.js';
 import type { ClientInfo } from './exchange.js';
-import { type Cidr, cidrContains, parseAddress, parseCidr, unmapV4 } from './guard/address-ranges.js';
 import { appendHeader } from './hop-by-hop.js';
 
 /** Request headers by which proxies describe the original request and client (lower-case). */

@@ -4,7 +4,7 @@
  * Every part can explain itself (`sidecache check-config` prints the explanations).
  */
 import { createHash } from 'node:crypto';
-import { explainPolicy, type RouteCachePolicy } from '../cache/options.js';
+import { explainPolicy, type RouteCachePolicy } from './cache-schema.js';
 import { interceptEntries, interceptOrigin, isWildcard } from './intercept-entry.js';
 import type { Config, UpstreamConfig } from './schema.js';
 

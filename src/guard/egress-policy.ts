@@ -20,8 +20,6 @@
  */
 import type { LookupAddress, LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
-import type { Route } from '../config/runtime.js';
-import { ConfigError, PrivateAddressError } from '../errors.js';
 import {
   type Cidr,
   cidrContains,
@@ -29,7 +27,9 @@ import {
   parseCidr,
   rangeOf,
   stripBrackets,
-} from './address-ranges.js';
+} from '../address-ranges.js';
+import type { Route } from '../config/runtime.js';
+import { ConfigError, PrivateAddressError } from '../errors.js';
 
 /**
  * The resolver a connector uses for a connection to `port` (the egress policy needs the port: a

@@ -9,9 +9,10 @@
  *   a pattern whose names evidently do (a private-use suffix such as `.internal`, or a route
  *   origin under it resolving privately), is refused unless the address block is in `allow`.
  */
+
+import { parseAddress, rangeOfText, stripBrackets } from '../address-ranges.js';
 import type { Runtime } from '../config/runtime.js';
 import { dnsCodeOf } from '../dns/dns-failure.js';
-import { parseAddress, rangeOfText, stripBrackets } from './address-ranges.js';
 import { createEgressPolicy } from './egress-policy.js';
 
 /** Resolves a name to its addresses; rejects with an error carrying a DNS `code` when it cannot. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseCidr, rangeOfText } from '../../../src/guard/address-ranges.js';
+import { parseCidr, rangeOfText } from '../../../src/address-ranges.js';
 import { createEgressPolicy } from '../../../src/guard/egress-policy.js';
 
 describe('special-purpose address ranges (RFC 6890 registries)', () => {

@@ -1,7 +1,8 @@
 /**
- * Pure IP address logic for the egress policy: parsing IPv4/IPv6 text into bytes, CIDR blocks, and
- * the special-purpose ranges (IANA IPv4/IPv6 Special-Purpose Address Registries, RFC 6890) that a
- * proxy must never reach by default. No I/O.
+ * Pure IP address logic for the egress policy (guard/), the config's address blocks (config/) and
+ * forwarded.ts: parsing IPv4/IPv6 text into bytes, CIDR blocks, and the special-purpose ranges
+ * (IANA IPv4/IPv6 Special-Purpose Address Registries, RFC 6890) that a proxy must never reach by
+ * default. No I/O; a leaf module.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 
