@@ -136,7 +136,10 @@ export function deliver(core: CacheCore, ctx: Ctx, entry: StoredResponse, how: D
   const ageMs = d.initialAgeMs + Math.max(0, core.now() - entry.responseTime);
   const ageS = Math.floor(ageMs / 1000);
   const ttlS = Math.floor((d.lifeMs - ageMs) / 1000);
-  const current = entry.status >= 200 && entry.status < 300 && clientCopyIsCurrent(ex.headers, entry.headers);
+  const current =
+    entry.status >= 200 &&
+    entry.status < 300 &&
+    clientCopyIsCurrent(ex.headers, entry.headers, entry.responseTime);
   let status = entry.status;
   let statusText = entry.statusText;
   let headers: OutgoingHttpHeaders;

@@ -76,10 +76,12 @@ export function updateHeaders(stored: StoredHeaders, notModified: HeaderSource):
 
 /**
  * Evaluates a client's If-None-Match / If-Modified-Since against a stored response (§4.3.2).
- * If-None-Match takes precedence; If-Modified-Since compares with Last-Modified, or the stored
- * Date when there is none. Returns true when the client's copy is current (answer 304).
+ * If-None-Match takes precedence; If-Modified-Since compares with Last-Modified, or, without
+ * one, the stored Date, or, without a valid Date either, `receivedAt` (when the stored response
+ * was received, ms since the epoch; HTTP-dates count whole seconds). Returns true when the
+ * client's copy is current (answer 304): the modification date is at or before the client's.
  */
-export function clientCopyIsCurrent(req: HeaderSource, stored: HeaderSource): boolean {
+export function clientCopyIsCurrent(req: HeaderSource, stored: HeaderSource, receivedAt?: number): boolean {
   const inm = req['if-none-match'];
   if (inm !== undefined) {
     const tags = splitList(joinField(inm));
@@ -90,7 +92,9 @@ export function clientCopyIsCurrent(req: HeaderSource, stored: HeaderSource): bo
   const ims = parseHttpDate(firstValue(req, 'if-modified-since'));
   if (ims === undefined) return false;
   const modified =
-    parseHttpDate(firstValue(stored, 'last-modified')) ?? parseHttpDate(firstValue(stored, 'date'));
+    parseHttpDate(firstValue(stored, 'last-modified')) ??
+    parseHttpDate(firstValue(stored, 'date')) ??
+    (receivedAt === undefined ? undefined : Math.floor(receivedAt / 1000) * 1000);
   return modified !== undefined && modified <= ims;
 }
 

@@ -1,6 +1,7 @@
 /** Validation (RFC 9111 §4.3) with a real origin that answers conditionals. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { formatHttpDate } from '../../../src/cache/http-date.js';
 import { cacheStatus, startHarness } from '../../helpers/cache-harness.js';
 import { send } from '../../helpers/counting-origin.js';
 
@@ -143,4 +144,25 @@ test('the conditional request goes out on a derived exchange; its originInfo is 
   assert.equal(ex.headers['if-none-match'], '"client"');
   assert.equal(sent.headers['if-none-match'], '"o"');
   assert.equal(ex.originInfo?.origin, h.origin.url);
+});
+
+test('§4.3.2 a client If-Modified-Since against a stored response with no Last-Modified nor Date: the receipt time', async (t) => {
+  const h = await startHarness(t, (_req, res) => {
+    res.sendDate = false;
+    res.removeHeader('date');
+    return send(res, 200, { 'cache-control': 'max-age=100' }, 'undated');
+  });
+  const received = h.clock.now();
+  const first = await h.get('/undated');
+  assert.equal(first.text, 'undated');
+  await h.stage.idle();
+  h.clock.advance(5_000);
+  const at = (ms: number) => ({ headers: { 'if-modified-since': formatHttpDate(ms) } });
+  const current = await h.get('/undated', at(received + 1_000));
+  assert.equal(current.status, 304);
+  assert.equal(current.ex.cache?.outcome, 'hit');
+  const older = await h.get('/undated', at(received - 10_000));
+  assert.equal(older.status, 200);
+  assert.equal(older.text, 'undated');
+  assert.equal(h.origin.total(), 1);
 });

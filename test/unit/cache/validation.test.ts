@@ -102,6 +102,30 @@ describe('validation (RFC 9111 §4.3)', () => {
   for (const [name, req, stored, expected] of conds) {
     test(name, () => assert.equal(clientCopyIsCurrent(req, stored), expected));
   }
+
+  describe('§4.3.2 without Last-Modified or Date: the time the stored response was received', () => {
+    const received = Date.parse('Sun, 06 Nov 1994 08:00:00 GMT') + 999; // within that second
+    const ims = (date: string) => ({ 'if-modified-since': date });
+    test('a client date at or after the receipt second: current (304)', () => {
+      assert.equal(clientCopyIsCurrent(ims('Sun, 06 Nov 1994 08:00:00 GMT'), {}, received), true);
+      assert.equal(clientCopyIsCurrent(ims('Sun, 06 Nov 1994 09:00:00 GMT'), {}, received), true);
+    });
+    test('a client date before it: not current (200)', () => {
+      assert.equal(clientCopyIsCurrent(ims('Sun, 06 Nov 1994 07:59:59 GMT'), {}, received), false);
+    });
+    test('an invalid Date counts as none', () => {
+      const stored = { date: 'yesterday' };
+      assert.equal(clientCopyIsCurrent(ims('Sun, 06 Nov 1994 08:00:00 GMT'), stored, received), true);
+      assert.equal(clientCopyIsCurrent(ims('Sun, 06 Nov 1994 07:00:00 GMT'), stored, received), false);
+    });
+    test('a valid Date is preferred to the receipt time', () => {
+      const stored = { date: 'Sun, 06 Nov 1994 10:00:00 GMT' };
+      assert.equal(clientCopyIsCurrent(ims('Sun, 06 Nov 1994 09:00:00 GMT'), stored, received), false);
+    });
+    test('with no receipt time known either, not current', () => {
+      assert.equal(clientCopyIsCurrent(ims('Sun, 06 Nov 1994 09:00:00 GMT'), {}), false);
+    });
+  });
 });
 
 describe('invalidation (RFC 9111 §4.4)', () => {
