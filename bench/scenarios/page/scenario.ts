@@ -4,6 +4,8 @@
 //   intercept  HTTPS_PROXY at sidecache, which intercepts TLS (its own CA) and serves each call
 //              from its cache or a warm pool, resolving with `--dns` at the same slow nameserver;
 //   routes     the app's base URLs on sidecache's reverse routes (plain HTTP on loopback).
+//   intercept-flags  as intercept, with sidecache started from flags only (`--intercept HOST:PORT`
+//              per API, no routes, no cache policies): keep-warm of intercepted hosts; keep-warm on only.
 // Each proxied mode starts its own sidecache, once per keep-warm setting (`keepWarm`: on = the
 // defaults of upstream.warm, off = no connection opened ahead of need), waits for /readyz (as an
 // orchestrator would), and measures the first page (cache cold; connections and DNS cold unless
@@ -29,7 +31,7 @@ import { API_NAMES, CREDENTIALS, HOSTNAMES, type OriginRequest, startWorld, type
 export const PYTHON = '/usr/bin/python3';
 const APP = fileURLToPath(new URL('./app.py', import.meta.url));
 
-export const MODES = ['direct', 'intercept', 'routes'] as const;
+export const MODES = ['direct', 'intercept', 'routes', 'intercept-flags'] as const;
 export type Mode = (typeof MODES)[number];
 export const KEEP_WARM = ['off', 'on'] as const;
 export type KeepWarm = (typeof KEEP_WARM)[number];
@@ -214,6 +216,19 @@ export function sidecacheConfig(
   };
 }
 
+/** `intercept-flags`: sidecache from flags only, interception of the three hosts on their ports, no routes. */
+export function sidecacheFlags(world: World, caDir: string): string[] {
+  return [
+    ...API_NAMES.flatMap((api) => [
+      '--intercept',
+      `${world.hosts[api].name}:${world.hosts[api].port}`,
+      '--allow',
+      world.hosts[api].name,
+    ]),
+    ...['--allow', '127.0.0.1', '--dns', world.dns.address, '--ca-file', world.caFile, '--ca-dir', caDir],
+  ];
+}
+
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return Number.NaN;
@@ -272,10 +287,13 @@ export async function runScenario(
       );
     };
 
-    const purgeCache = async (): Promise<void> => {
+    const purgeCache = async (mode: Mode): Promise<void> => {
       if (!sc) throw new Error('no sidecache');
       for (const api of API_NAMES) {
-        const res = await fetch(`${sc.adminUrl}/purge?route=${api}`, { method: 'POST' });
+        // Without routes (intercept-flags), by the origin's URL prefix.
+        const what =
+          mode === 'intercept-flags' ? `prefix=${encodeURIComponent(`${world.urls[api]}/`)}` : `route=${api}`;
+        const res = await fetch(`${sc.adminUrl}/purge?${what}`, { method: 'POST' });
         if (!res.ok) throw new Error(`purge ${api}: ${res.status} ${await res.text()}`);
       }
     };
@@ -303,14 +321,19 @@ export async function runScenario(
         app = null;
         continue;
       }
-      for (const keepWarm of opts.keepWarm) {
+      // Flags only: keep-warm has its defaults (on).
+      for (const keepWarm of mode === 'intercept-flags'
+        ? opts.keepWarm.filter((k) => k === 'on')
+        : opts.keepWarm) {
         const caDir = join(work, `ca-${mode}-${keepWarm}`);
         const configFile = join(work, `sidecache-${mode}-${keepWarm}.yaml`);
         writeFileSync(configFile, stringify(sidecacheConfig(world, caDir, keepWarm)));
-        sc = await spawnSidecache(['--config', configFile]);
+        sc = await spawnSidecache(
+          mode === 'intercept-flags' ? sidecacheFlags(world, caDir) : ['--config', configFile],
+        );
         const common = { REQUESTS_CA_BUNDLE: join(caDir, 'ca.pem'), DNS_SERVER: world.dns.address };
         app = await startApp(
-          mode === 'intercept'
+          mode !== 'routes'
             ? {
                 ...common,
                 GITHUB_API: world.urls.github,
@@ -328,12 +351,12 @@ export async function runScenario(
         await waitReady();
         await renderPage(mode, 'first', keepWarm);
         for (let i = 0; i < opts.pages; i++) {
-          await purgeCache();
+          await purgeCache(mode);
           await renderPage(mode, 'purged', keepWarm);
         }
         for (let i = 0; i < opts.pages; i++) await renderPage(mode, 'warm', keepWarm);
         for (let i = 0; opts.idleMs > 0 && i < opts.idlePages; i++) {
-          await purgeCache();
+          await purgeCache(mode);
           await sleep(opts.idleMs);
           await renderPage(mode, 'idle', keepWarm);
         }
@@ -453,7 +476,7 @@ export function formatScenario(result: ScenarioResult): string {
       (r) => r.mode === mode && r.phase === phase && (keepWarm === null || r.keepWarm === keepWarm),
     );
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
-  for (const mode of ['intercept', 'routes'] as const) {
+  for (const mode of ['intercept', 'routes', 'intercept-flags'] as const) {
     const warm = find(mode, 'warm');
     const purged = find(mode, 'purged');
     const first = find(mode, 'first');
@@ -466,7 +489,7 @@ export function formatScenario(result: ScenarioResult): string {
   }
   // Issue 11: the first page (and the page after idle) within 1.5x of a page on warm connections
   // and DNS with the same cold cache (the "cache purged" page of the same run).
-  for (const mode of ['intercept', 'routes'] as const) {
+  for (const mode of ['intercept', 'routes', 'intercept-flags'] as const) {
     for (const keepWarm of KEEP_WARM) {
       const purged = find(mode, 'purged', keepWarm);
       const first = find(mode, 'first', keepWarm);
