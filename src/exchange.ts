@@ -24,7 +24,10 @@ export interface Timings {
   readonly start: number;
   /** Durations in ms of the phases that happened. */
   readonly phases: Partial<Record<Phase, number>>;
-  /** `performance.now()` when the last request to the origin was sent (tracing places its spans by it). */
+  /**
+   * `performance.now()` when the last request to the origin was sent; set by tracing's hook
+   * (origin-request-headers.ts) only, which places its spans by it.
+   */
   upstreamStart?: number;
   /** `performance.now()` when the response was fully sent or the exchange failed. */
   end?: number;

@@ -20,6 +20,8 @@
  * Attributes never carry credentials: no request or response header values, and `url.full` has
  * the values of credential-like query parameters redacted (admin/cache-list.ts, redactUrl).
  */
+
+import { performance } from 'node:perf_hooks';
 import {
   type Attributes,
   type Context,
@@ -293,7 +295,13 @@ export function createOtelTracing(cfg: TracingConfig, deps: TracingDeps): Tracin
     delete headers.tracestate;
     const propagate = ex.route ? propagateFor().get(ex.route.name) : undefined;
     // An upgrade's exchange has no upstream span to name as the origin's parent: removed only.
-    if (!(propagate ?? cfg.propagateUpstream) || ex.headers.upgrade !== undefined) return;
+    if ((propagate ?? cfg.propagateUpstream) && ex.headers.upgrade === undefined) inject(ex, headers);
+    // The request goes out right after its headers are built: the upstream span starts here.
+    ex.timings.upstreamStart = performance.now();
+  }
+
+  /** Our traceparent (naming the upstream span to come) and the caller's tracestate, into `headers`. */
+  function inject(ex: Exchange, headers: Record<string, string | string[]>): void {
     const parentCtx = parentOf(ex);
     const parent = trace.getSpanContext(parentCtx);
     let preset = presets.get(ex.timings);

@@ -65,8 +65,11 @@ export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions
       if (!canRetry) throw err instanceof SidecacheError ? err : classifyUpstreamError(err, ex.origin);
       info.retried = true;
       info.reusedConnection = false;
+      const again = performance.now();
+      // Tracing noted when the first attempt went out (its traceContext hook); the span is the retry's.
+      if (ex.timings.upstreamStart !== undefined) ex.timings.upstreamStart = again;
       try {
-        return await dispatchOnce(pool, pools, watch, ex, headers, info, performance.now(), opts.via);
+        return await dispatchOnce(pool, pools, watch, ex, headers, info, again, opts.via);
       } catch (retryErr) {
         // The retry fails like any first attempt: a typed error (502 upstream_reset, ...), not a 500.
         throw retryErr instanceof SidecacheError ? retryErr : classifyUpstreamError(retryErr, ex.origin);
@@ -94,7 +97,6 @@ function dispatchOnce(
   started: number,
   via: string | null,
 ): Promise<Reply> {
-  ex.timings.upstreamStart = started;
   const out = ex.originRequest;
   const method = out?.method ?? ex.method;
   return new Promise<Reply>((resolve, reject) => {

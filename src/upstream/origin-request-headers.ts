@@ -16,7 +16,9 @@ export interface OriginHeaderOptions {
   readonly forwardedHeaders: boolean;
   /**
    * Tracing's last word on the trace context sent upstream (tracing/): removes the client's
-   * traceparent and tracestate, or puts in sidecache's. Absent when tracing is off.
+   * traceparent and tracestate, or puts in sidecache's, and notes when the request goes out
+   * (`timings.upstreamStart`). Absent when tracing is off: then this module's check for it is all
+   * the request path does for tracing.
    */
   readonly traceContext?: ((ex: Exchange, headers: Record<string, string | string[]>) => void) | undefined;
 }
