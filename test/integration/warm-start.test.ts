@@ -437,7 +437,7 @@ describe('report after a reload (issue 19)', () => {
       assert.equal(await metric(sc, 'sidecache_warm_start_duration_seconds'), startFigure);
       const reloadFigure = await metric(sc, 'sidecache_warm_reload_duration_seconds');
       assert.ok(reloadFigure < startFigure, `reload ${reloadFigure} vs start ${startFigure}`);
-      const { runReport, formatSeconds } = await import('../../src/metrics/report.js');
+      const { runReport, formatSeconds } = await import('../../src/commands/report.js');
       const text = await runReport({ admin: sc.adminUrl, json: false });
       assert.ok(text.includes(`warm start took ${formatSeconds(startFigure)};`), text);
       assert.ok(

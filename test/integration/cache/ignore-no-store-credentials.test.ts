@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { runReport } from '../../../src/metrics/report.js';
+import { runReport } from '../../../src/commands/report.js';
 import { send } from '../../helpers/client.js';
 import { startOrigin, type TestOrigin } from '../../helpers/origin.js';
 import { startTestSidecache, type TestSidecache } from '../../helpers/sidecache.js';

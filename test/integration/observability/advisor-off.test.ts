@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Advice } from '../../../src/advisor/suggest.js';
+import { ReportError, runReport, writeSuggestedConfig } from '../../../src/commands/report.js';
 import { loadConfig } from '../../../src/config/load.js';
-import { ReportError, runReport, writeSuggestedConfig } from '../../../src/metrics/report.js';
 import { startOrigin, type TestOrigin } from '../../helpers/origin.js';
 import { startTestSidecache, type TestSidecache } from '../../helpers/sidecache.js';
 

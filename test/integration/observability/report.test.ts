@@ -5,7 +5,7 @@ import { Agent } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { ReportError, runReport } from '../../../src/metrics/report.js';
+import { ReportError, runReport } from '../../../src/commands/report.js';
 import type { Summary } from '../../../src/metrics/summary.js';
 import { send } from '../../helpers/client.js';
 import { startOrigin, type TestOrigin } from '../../helpers/origin.js';

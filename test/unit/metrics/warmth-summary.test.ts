@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { formatReport } from '../../../src/commands/report.js';
 import { parsePromText } from '../../../src/metrics/prom-text.js';
-import { formatReport } from '../../../src/metrics/report.js';
 import { summarise } from '../../../src/metrics/summary.js';
 
 const SCRAPE = `

@@ -2,8 +2,9 @@
  * `sidecache cache ls`: reads `GET /cache` from a running instance's admin listener
  * (cache-list.ts) and prints one line per cached URL, or the listing as JSON.
  */
-import { readAdmin } from '../metrics/report.js';
-import type { CacheListing, CacheListRow } from './cache-list.js';
+
+import type { CacheListing, CacheListRow } from '../admin/cache-list.js';
+import { readAdmin } from './report.js';
 
 export interface CacheLsOptions {
   /** Base URL of the admin listener, e.g. http://127.0.0.1:9090. */

@@ -1,6 +1,6 @@
 /**
  * `sidecache report`: reads a running instance's /metrics over its admin listener and prints a
- * short summary for humans (or the summary as JSON for scripts). See summary.ts for definitions.
+ * short summary for humans (or the summary as JSON for scripts). See metrics/summary.ts for definitions.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { type Advice, suggestionLine } from '../advisor/suggest.js';
@@ -9,8 +9,8 @@ import { type NotStoredReason, notStoredDetail } from '../cache/storability.js';
 import type { HostPort } from '../config/runtime.js';
 import { SidecacheError } from '../errors.js';
 import { httpUrl } from '../log.js';
-import { type MetricFamily, parsePromText } from './prom-text.js';
-import { type Summary, summarise } from './summary.js';
+import { type MetricFamily, parsePromText } from '../metrics/prom-text.js';
+import { type Summary, summarise } from '../metrics/summary.js';
 
 export interface ReportOptions {
   /** Base URL of the admin listener, e.g. http://127.0.0.1:9090. */
