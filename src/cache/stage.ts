@@ -25,19 +25,16 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Route } from '../config/runtime.js';
-import { SidecacheError } from '../errors.js';
 import type { CacheInfo, Exchange, Next, Reply, Stage } from '../exchange.js';
-import { admit, declaredLength, decodable, judge, refreshed, storedResponseFrom } from './admit.js';
+import { admit, judge, storedResponseFrom } from './admit.js';
 import { captureBody, discard, readBody } from './body-capture.js';
 import { joinField, parseRequestDirectives } from './cache-control.js';
 import type { ForwardReason } from './cache-status.js';
-import type { FlightResult } from './coalesce.js';
 import {
   type CacheDeps,
   type Ctx,
   createCacheCore,
   type Derived,
-  directivesOf,
   type Fetched,
   forward,
   isRange,
@@ -51,7 +48,6 @@ import {
   storeGet,
   storePut,
   track,
-  variantId,
   withoutClientValidators,
 } from './core.js';
 import {
@@ -63,12 +59,12 @@ import {
   reuseDecision,
   untransformed,
 } from './deliver.js';
-import { currentAgeMs, type RevalidateWhy, type StaleOnError, staleOnError } from './freshness.js';
+import { currentAgeMs } from './freshness.js';
 import { firstValue } from './headers.js';
 import type { HitMemo, MemoDecision } from './hit-memo.js';
 import { invalidatedUrls, SAFE_METHODS } from './invalidation.js';
 import { cacheUrl, cookieFallbackKey, credentialHash, primaryKey, urlKeyPrefix } from './key.js';
-import { fetch, miss } from './miss.js';
+import { miss } from './miss.js';
 import { hasNoTransform } from './no-transform.js';
 import {
   type CacheOptions,
@@ -91,9 +87,10 @@ import {
   storablePart,
   validatorsMatch,
 } from './partial.js';
-import { inRefreshWindow, type RefreshAheadResult } from './refresh-ahead.js';
+import { refreshAhead, refreshInBackground } from './refresh.js';
+import { revalidate } from './revalidate.js';
 import type { CacheStore, StoredResponse, StoreStats } from './store.js';
-import { CLIENT_VALIDATORS, conditionalHeaders, notModifiedMatches } from './validation.js';
+import { CLIENT_VALIDATORS } from './validation.js';
 
 export type { CacheObserver } from '../observers.js';
 export type { CacheDeps } from './core.js';
@@ -162,37 +159,13 @@ export function policyByRoute(
 
 const DISABLED_POLICY: RouteCachePolicy = Object.freeze({ ...DEFAULT_ROUTE_POLICY, enabled: false });
 
-/** Statuses that count as an origin error for stale-if-error (RFC 5861 §4). */
-const ERROR_STATUS: ReadonlySet<number> = new Set([500, 502, 503, 504]);
-
-/**
- * Errors that mean no response came from the origin at all (RFC 9111 §4.2.4 "disconnected"): it
- * could not be reached, or it closed the connection before answering.
- */
-const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
-  'SC_ERR_DNS',
-  'SC_ERR_UPSTREAM_CONNECT',
-  'SC_ERR_UPSTREAM_CONNECT_TIMEOUT',
-  'SC_ERR_UPSTREAM_RESET',
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
-
-function isUnreachable(err: unknown): boolean {
-  const code = err instanceof SidecacheError ? err.code : (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && UNREACHABLE_CODES.has(code);
-}
-
 /** The request fields a remembered hit depends on when it varies on nothing and has no key fields. */
 const ACCEPT_ENCODING_ONLY: readonly string[] = Object.freeze(['accept-encoding']);
 
 export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheStage {
   const opts = parseCacheOptions(options);
   const core = createCacheCore(opts, deps);
-  const { now, observer, store, policyFor, coalescer, refreshing, hitTracker, askCoding, pending } = core;
+  const { now, store, policyFor, coalescer, refreshing, askCoding, pending } = core;
   const { peekOnly, memo, derivedByEntry, decodedCopies, partKeys } = core;
   /**
    * After a plain fresh hit: remember the decision (hit-memo.ts) when the exchange is one the memo
@@ -239,210 +212,6 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     });
   }
 
-  // ------------------------------------------------------------------------------- revalidate
-
-  function staleOnErrorFor(ctx: Ctx, entry: StoredResponse, unreachable: boolean): StaleOnError {
-    const res = directivesOf(core, entry.headers);
-    return staleOnError({
-      ageMs: currentAgeMs(entry, now()),
-      lifetimeMs: lifetimeOf(core, entry.status, entry, ctx.policy).ms,
-      req: ctx.req,
-      res,
-      unreachable,
-      staleIfErrorMs: opts.staleIfErrorMs,
-      serveStaleIfUnreachable: opts.serveStaleIfUnreachable,
-    });
-  }
-
-  async function revalidate(ctx: Ctx, next: Next, entry: StoredResponse, why: RevalidateWhy): Promise<Reply> {
-    const { ex, key } = ctx;
-    const fwd: ForwardReason = why === 'stale' || why === 'response-no-cache' ? 'stale' : 'request';
-    // Concurrent revalidations of one key collapse like misses.
-    const flight = coalescer.join(key);
-    if (flight.role === 'follower') {
-      const result = await flight.wait(opts.coalesceTimeoutMs, ex.signal);
-      if (result === 'stored') {
-        const fresh = select(await storeGet(core, key), ctx.headers);
-        if (fresh !== undefined) {
-          return deliver(core, ctx, fresh, { outcome: 'coalesced', status: { fwd, collapsed: true } });
-        }
-      }
-      return revalidateAlone(ctx, next, entry, fwd, null);
-    }
-    return revalidateAlone(ctx, next, entry, fwd, flight.settle);
-  }
-
-  async function revalidateAlone(
-    ctx: Ctx,
-    next: Next,
-    entry: StoredResponse,
-    fwd: ForwardReason,
-    settle: ((r: FlightResult) => void) | null,
-  ): Promise<Reply> {
-    const { ex } = ctx;
-    const headers = Object.assign(withoutClientValidators(ctx.headers), conditionalHeaders(entry.headers));
-    ex.cache = { outcome: 'miss', detail: 'revalidating' };
-    markCacheTime(ctx);
-    const requestTime = now();
-    const sentAt = performance.now();
-    let reply: Reply;
-    try {
-      reply = await forward(ctx, next, headers);
-    } catch (err) {
-      settle?.('failed');
-      const stale = staleOnErrorFor(ctx, entry, isUnreachable(err));
-      if (stale === null) throw err;
-      const code = err instanceof SidecacheError ? err.code : 'error';
-      return deliver(core, ctx, entry, {
-        outcome: 'stale',
-        detail: stale,
-        status: { fwd: 'stale', detail: `${stale}:${code}` },
-      });
-    }
-    const responseTime = now();
-    if (reply.status === 304) {
-      discard(reply.body);
-      if (!notModifiedMatches(entry.headers, reply.headers)) {
-        // The 304 is about another representation: fetch the full response.
-        return fetch(core, ctx, next, fwd, settle);
-      }
-      const updated = refreshed(core, ctx, entry, reply.headers, requestTime, responseTime);
-      const ok = await track(core, storePut(core, updated));
-      settle?.(ok ? 'stored' : 'not-stored');
-      return deliver(core, ctx, updated, {
-        outcome: 'revalidated',
-        status: { fwd, fwdStatus: 304, stored: ok },
-      });
-    }
-    if (ERROR_STATUS.has(reply.status)) {
-      const stale = staleOnErrorFor(ctx, entry, false);
-      if (stale !== null) {
-        settle?.('not-stored');
-        discard(reply.body);
-        return deliver(core, ctx, entry, {
-          outcome: 'stale',
-          detail: stale,
-          status: { fwd: 'stale', fwdStatus: reply.status, detail: stale },
-        });
-      }
-    }
-    try {
-      return await admit(core, ctx, { reply, fwd, requestTime, responseTime, sentAt, settle });
-    } catch (err) {
-      settle?.('failed');
-      discard(reply.body);
-      throw err;
-    }
-  }
-
-  /**
-   * Refreshes a variant once in the background: stale-while-revalidate, or refresh-ahead (`ahead`
-   * is told how it ended and what was stored). Always a GET (a HEAD that triggers it must not store
-   * an empty body), with the triggering request's headers (its credential) and the stored
-   * validators; nothing of that request is kept once the refresh ends. Returns false when a refresh
-   * of that variant was already in flight.
-   */
-  function refreshInBackground(
-    ctx: Ctx,
-    next: Next,
-    entry: StoredResponse,
-    ahead?: (result: RefreshAheadResult, stored: StoredResponse | null) => void,
-  ): boolean {
-    const id = variantId(entry);
-    if (refreshing.has(id)) return false;
-    const { ex } = ctx;
-    const controller = new AbortController();
-    let result: RefreshAheadResult = 'error';
-    let stored: StoredResponse | null = null;
-    const job = (async () => {
-      const headers = Object.assign(withoutClientValidators(ctx.headers), conditionalHeaders(entry.headers));
-      const bg: Exchange = {
-        ...ex,
-        method: 'GET',
-        headers,
-        body: null,
-        interim: undefined, // nobody waits for a background refresh
-        signal: controller.signal,
-        timings: { startedAt: Date.now(), start: performance.now(), phases: {} },
-      };
-      delete bg.cache;
-      delete bg.originInfo;
-      delete bg.reason;
-      const requestTime = now();
-      const sentAt = performance.now();
-      const reply = await next(bg);
-      const responseTime = now();
-      if (reply.status === 304 && notModifiedMatches(entry.headers, reply.headers)) {
-        discard(reply.body);
-        const updated = refreshed(core, ctx, entry, reply.headers, requestTime, responseTime);
-        result = 'not_modified';
-        if (await storePut(core, updated)) stored = updated;
-        return;
-      }
-      result = 'not_stored';
-      const { res, lifetime, verdict } = judge(core, ctx, 'GET', reply, requestTime, responseTime);
-      if (!verdict.storable || ERROR_STATUS.has(reply.status) || reply.status === 304) {
-        discard(reply.body);
-        return;
-      }
-      const body =
-        reply.body === null || Buffer.isBuffer(reply.body)
-          ? (reply.body ?? Buffer.alloc(0))
-          : await readBody(reply.body, opts.maxEntryBytes, declaredLength(reply.headers));
-      if (body === null || !(await decodable(core, reply.headers, body))) return;
-      const times = { requestTime, responseTime, sentAt };
-      const replacement = storedResponseFrom(
-        core,
-        entry.key,
-        ctx.headers,
-        reply,
-        body,
-        res,
-        lifetime().ms,
-        times,
-      );
-      if (await storePut(core, replacement)) {
-        result = 'replaced';
-        stored = replacement;
-      }
-    })()
-      .catch((err: unknown) => {
-        result = 'error';
-        observer.onRefreshError?.(err, ex.target.href);
-      })
-      .finally(() => {
-        refreshing.delete(id);
-        ahead?.(result, stored);
-      });
-    refreshing.set(id, job);
-    return true;
-  }
-
-  /**
-   * After a fresh hit: counts it, and starts a refresh-ahead when the entry is hot (minHits), on a
-   * hot path, in its refresh window, not already refreshing, and under the global cap.
-   */
-  function refreshAhead(ctx: Ctx, next: Next, entry: StoredResponse, ageMs: number, lifeMs: number): void {
-    const plan = refreshAheadPlan(core, ctx.policy);
-    if (plan === null || !plan.matches(ctx.ex.target.pathname)) return;
-    const id = variantId(entry);
-    const hits = hitTracker.hit(id, entry.responseTime);
-    if (hitTracker.thanksToRefresh(id, entry.responseTime, now())) observer.onRefreshAheadHit?.();
-    if (hits < plan.options.minHits || ctx.req.onlyIfCached) return;
-    if (!inRefreshWindow(ageMs, lifeMs, plan.options) || refreshing.has(id)) return;
-    if (core.refreshingAhead >= opts.refreshAheadConcurrency) {
-      observer.onRefreshAheadDeferred?.();
-      return;
-    }
-    const expiredAt = entry.responseTime + (lifeMs - derive(core, entry, ctx.policy).initialAgeMs);
-    core.refreshingAhead++;
-    refreshInBackground(ctx, next, entry, (result, stored) => {
-      core.refreshingAhead--;
-      if (stored !== null) hitTracker.refreshed(variantId(stored), stored.responseTime, expiredAt);
-      observer.onRefreshAhead?.(result);
-    });
-  }
-
   // -------------------------------------------------------------------------------- lookup/hit
 
   async function reuse(ctx: Ctx, next: Next, entry: StoredResponse): Promise<Reply> {
@@ -450,7 +219,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     switch (d.kind) {
       case 'fresh': {
         const reply = deliver(core, ctx, entry, PLAIN_HIT);
-        refreshAhead(ctx, next, entry, ageMs, derived.lifeMs);
+        refreshAhead(core, ctx, next, entry, ageMs, derived.lifeMs);
         rememberHit(ctx, entry, derived);
         return reply;
       }
@@ -462,7 +231,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         });
       case 'stale-while-revalidate':
         // only-if-cached asks the cache not to contact the origin (§5.2.1.7), even in the background.
-        if (!ctx.req.onlyIfCached) refreshInBackground(ctx, next, entry);
+        if (!ctx.req.onlyIfCached) refreshInBackground(core, ctx, next, entry);
         return deliver(core, ctx, entry, {
           outcome: 'stale',
           detail: 'stale-while-revalidate',
@@ -472,7 +241,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
         if (ctx.req.onlyIfCached) return onlyIfCachedMiss(core, ctx);
         if (ctx.ex.method === 'HEAD') return miss(core, ctx, next, 'stale');
         if (isRange(ctx.ex)) return passRange(ctx, next, 'stale');
-        return revalidate(ctx, next, entry, d.why);
+        return revalidate(core, ctx, next, entry, d.why);
       default: {
         const never: never = d;
         throw new Error(`unknown reuse decision ${String(never)}`);
