@@ -16,6 +16,16 @@ import { runCli, type SidecacheProcess, spawnSidecache } from '../helpers/sideca
 
 const TOKENS = ['sk_test_alice_0001', 'sk_test_bob_0002'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Every request is bounded: a proxy that stops answering fails the test instead of hanging it. */
+const REQUEST_MS = 10_000;
+/** The whole test (it takes about 20 s): past this it fails and the after hook stops everything. */
+const TEST_MS = 120_000;
+const json = async <T>(url: string): Promise<T> => {
+  const res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_MS) });
+  const text = await res.text();
+  assert.equal(res.status, 200, `${url}: ${text}`);
+  return JSON.parse(text) as T;
+};
 
 /** What the origin answers, by path and credential (bodies differ per credential). */
 let counter = 0;
@@ -86,10 +96,10 @@ describe('policy advisor: flags-only traffic → suggested config → hits', () 
       res.writeHead(a.status, a.headers).end(a.body);
     });
   });
+  // Each step runs even when one before it failed; a child that ignores SIGTERM is killed.
   after(async () => {
-    await first?.stop();
-    await second?.stop();
-    await origin.close();
+    const steps = [() => first?.stop(), () => second?.stop(), () => origin?.close()];
+    for (const step of steps) await Promise.resolve(step()).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -108,10 +118,19 @@ describe('policy advisor: flags-only traffic → suggested config → hits', () 
     { path: '/users/time', creds: [undefined] },
     { path: '/gh/repos/octo/hello', creds: TOKENS },
   ];
-  const get = (base: string, path: string, token: string | undefined) =>
-    fetch(`${base}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  /** A GET whose body is always read (an unread body would hold the connection open). */
+  type Answer = { status: number; body: string; cache: string };
+  const get = async (base: string, path: string, token: string | undefined): Promise<Answer> => {
+    const res = await fetch(`${base}${path}`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      signal: AbortSignal.timeout(REQUEST_MS),
+    });
+    return { status: res.status, body: await res.text(), cache: res.headers.get('cache-status') ?? '' };
+  };
 
-  it('suggests caching the stable endpoints per credential, never the changing one, in a config that loads and serves hits', async () => {
+  it('suggests caching the stable endpoints per credential, never the changing one, in a config that loads and serves hits', {
+    timeout: TEST_MS,
+  }, async () => {
     first = await spawnSidecache([...routes()]);
     // Three rounds a little over a second apart: bodies seen unchanged for over 2 s.
     for (let round = 0; round < 3; round++) {
@@ -119,11 +138,10 @@ describe('policy advisor: flags-only traffic → suggested config → hits', () 
       for (const e of ENDPOINTS)
         for (const c of e.creds) {
           const res = await get(first.url, e.path, c);
-          await res.text();
-          assert.equal(res.status, 200, e.path);
+          assert.equal(res.status, 200, `${e.path}: ${res.body}`);
         }
     }
-    const advice = (await (await fetch(`${first.adminUrl}/advice.json`)).json()) as Advice;
+    const advice = await json<Advice>(`${first.adminUrl}/advice.json`);
     const by = (route: string, template: string) =>
       advice.suggestions.find((s) => s.route === route && s.template === template);
     const plans = by('stripe', '/v1/plans');
@@ -145,7 +163,7 @@ describe('policy advisor: flags-only traffic → suggested config → hits', () 
     assert.equal(report.code, 0, report.stderr);
     assert.match(report.stdout, /suggested cache policy/);
     assert.match(report.stdout, /stripe \/v1\/plans: ttlMs \d+, ignoreNoStore, storePrivate/);
-    const status = (await (await fetch(`${first.adminUrl}/status.json`)).json()) as { suggestions: string[] };
+    const status = await json<{ suggestions: string[] }>(`${first.adminUrl}/status.json`);
     assert.ok(status.suggestions.some((l) => l.startsWith('users /users/{}')));
 
     const file = join(dir, 'suggested.yaml');
@@ -182,15 +200,7 @@ describe('policy advisor: flags-only traffic → suggested config → hits', () 
     second = await spawnSidecache(['--config', file]);
     for (const e of ENDPOINTS) {
       for (const c of e.creds) {
-        const answers = [];
-        for (let i = 0; i < 2; i++) {
-          const res = await get(second.url, e.path, c);
-          answers.push({
-            status: res.status,
-            body: await res.text(),
-            cache: res.headers.get('cache-status') ?? '',
-          });
-        }
+        const answers: Answer[] = [await get(second.url, e.path, c), await get(second.url, e.path, c)];
         const routePath = e.path.replace(/^\/[a-z]+/, '');
         if (routePath === '/time') {
           assert.ok(
@@ -212,7 +222,7 @@ describe('policy advisor: flags-only traffic → suggested config → hits', () 
     for (const path of ['/stripe/v1/plans', '/gh/repos/octo/hello']) {
       const anon = await get(second.url, path, undefined);
       assert.equal(anon.status, 401);
-      assert.doesNotMatch(await anon.text(), /alice|bob/);
+      assert.doesNotMatch(anon.body, /alice|bob/);
     }
   });
 });

@@ -81,8 +81,11 @@ export interface SidecacheProcess {
   readonly adminUrl: string;
   /** Everything written to stdout/stderr so far. */
   output(): string;
-  /** Sends SIGTERM and resolves with the exit code. */
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * Sends SIGTERM and resolves with the exit code; a child still running after `killAfterMs`
+   * (default 15 s: past the default shutdown grace) gets SIGKILL.
+   */
+  stop(signal?: NodeJS.Signals, killAfterMs?: number): Promise<number | null>;
 }
 
 /**
@@ -128,11 +131,17 @@ export async function spawnSidecache(
     url: `http://${started.listen}`,
     adminUrl: `http://${started.admin}`,
     output: () => out,
-    async stop(signal = 'SIGTERM') {
-      if (child.exitCode !== null) return child.exitCode;
+    async stop(signal = 'SIGTERM', killAfterMs = 15_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      const exited = once(child, 'exit');
       child.kill(signal);
-      const [code] = (await once(child, 'exit')) as [number | null];
-      return code;
+      const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+      try {
+        const [code] = (await exited) as [number | null];
+        return code;
+      } finally {
+        clearTimeout(timer);
+      }
     },
   };
 }
