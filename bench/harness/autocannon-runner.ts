@@ -42,9 +42,11 @@ const report: LoadResult = {
   rps: result.requests.total / durationS,
   p50Ms: latencyUs.count ? latencyUs.percentile(50) / 1000 : 0,
   p99Ms: latencyUs.count ? latencyUs.percentile(99) / 1000 : 0,
+  maxMs: latencyUs.count ? latencyUs.max / 1000 : 0,
   non2xx: result.non2xx,
   // autocannon's `errors` already includes `timeouts`.
   socketErrors: result.errors,
+  timeouts: result.timeouts,
 };
 process.stdout.write(`BENCH_RESULT ${JSON.stringify(report)}\n`);
 process.exit(0);

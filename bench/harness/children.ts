@@ -1,6 +1,10 @@
-// Every process the harness starts goes through one ChildGroup, so all of them are stopped at the
-// end of a run, on SIGINT/SIGTERM and on errors. Output is kept (a bounded tail) for diagnostics.
+// Every process a benchmark starts goes through one ChildGroup, so all of them are stopped at the
+// end of a run, on SIGINT/SIGTERM and on errors. Output is kept (bounded) for diagnostics.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { parseListening } from './child-contract.js';
+
+/** How long a started process may take to be ready (listening, /readyz 200, announced port). */
+export const READY_TIMEOUT_MS = 15_000;
 
 export interface ChildSpec {
   /** Short name used in messages, e.g. `origin`, `http-proxy`, `wrk`. */
@@ -17,13 +21,16 @@ export interface ChildExit {
 
 export interface Child {
   readonly label: string;
+  /** The process measured and pinned: the spawned one, or one it started (Varnish's worker). */
   readonly pid: number;
   readonly process: ChildProcess;
   readonly exited: Promise<ChildExit>;
   hasExited(): boolean;
   /** Everything printed on stdout so far (bounded). */
   stdout(): string;
-  /** The last few KiB of stderr and stdout, for error messages. */
+  /** stdout and stderr as they arrived (bounded). */
+  output(): string;
+  /** The last few KiB of output, for error messages. */
   outputTail(): string;
   /** Resolves with the first stdout line `match` accepts; rejects on exit or after `timeoutMs`. */
   waitForLine<T>(match: (line: string) => T | null, timeoutMs: number): Promise<T>;
@@ -37,51 +44,40 @@ export interface ChildGroup {
   stopAll(graceMs?: number): Promise<void>;
   /** Last resort from a synchronous `exit` handler: SIGKILL every child still running. */
   killAllNow(): void;
-  running(): Child[];
 }
 
-const TAIL_BYTES = 8192;
-const STDOUT_BYTES = 1 << 20;
-
-function appendBounded(buffer: string, chunk: string, limit: number): string {
-  const joined = buffer + chunk;
-  return joined.length > limit ? joined.slice(joined.length - limit) : joined;
-}
+const KEPT_BYTES = 1 << 20;
+const bounded = (text: string): string => (text.length > KEPT_BYTES ? text.slice(-KEPT_BYTES) : text);
 
 export function createChildGroup(cwd: string): ChildGroup {
   const children = new Set<Child>();
 
   function spawnChild(spec: ChildSpec): Child {
-    const proc = spawn(spec.command, [...spec.args], {
-      cwd,
-      env: spec.env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    if (proc.pid === undefined) {
-      throw new Error(`${spec.label}: could not start ${spec.command}`);
-    }
+    const proc = spawn(spec.command, [...spec.args], { cwd, env: spec.env ?? process.env });
+    if (proc.pid === undefined) throw new Error(`${spec.label}: could not start ${spec.command}`);
     let stdoutText = '';
-    let tail = '';
+    let all = '';
     let partialLine = '';
     let exit: ChildExit | null = null;
     const lineListeners = new Set<(line: string) => void>();
     const exitListeners = new Set<(e: ChildExit) => void>();
-
     proc.stdout.setEncoding('utf8');
     proc.stderr.setEncoding('utf8');
     proc.stdout.on('data', (chunk: string) => {
-      stdoutText = appendBounded(stdoutText, chunk, STDOUT_BYTES);
-      tail = appendBounded(tail, chunk, TAIL_BYTES);
+      stdoutText = bounded(stdoutText + chunk);
+      all = bounded(all + chunk);
       const lines = (partialLine + chunk).split('\n');
       partialLine = lines.pop() ?? '';
       for (const line of lines) for (const listener of lineListeners) listener(line);
     });
     proc.stderr.on('data', (chunk: string) => {
-      tail = appendBounded(tail, chunk, TAIL_BYTES);
+      all = bounded(all + chunk);
     });
     // A child that exits closes its end of stdin; writing there later would raise EPIPE.
     proc.stdin.on('error', () => {});
-
+    proc.on('error', (err) => {
+      all = bounded(`${all}\n[spawn error] ${err.message}\n`);
+    });
     const exited = new Promise<ChildExit>((resolve) => {
       proc.on('exit', (code, signal) => {
         exit = { code, signal };
@@ -89,9 +85,6 @@ export function createChildGroup(cwd: string): ChildGroup {
         for (const listener of exitListeners) listener(exit);
         resolve(exit);
       });
-    });
-    proc.on('error', (err) => {
-      tail = appendBounded(tail, `\n[spawn error] ${err.message}\n`, TAIL_BYTES);
     });
 
     const child: Child = {
@@ -101,36 +94,30 @@ export function createChildGroup(cwd: string): ChildGroup {
       exited,
       hasExited: () => exit !== null,
       stdout: () => stdoutText,
-      outputTail: () => tail.trim(),
+      output: () => all,
+      outputTail: () => all.slice(-8192).trim(),
       waitForLine<T>(match: (line: string) => T | null, timeoutMs: number): Promise<T> {
         return new Promise<T>((resolve, reject) => {
-          const cleanup = (): void => {
+          const settle = (done: () => void): void => {
             clearTimeout(timer);
             lineListeners.delete(onLine);
             exitListeners.delete(onExit);
+            done();
           };
           const onLine = (line: string): void => {
             const found = match(line);
-            if (found === null) return;
-            cleanup();
-            resolve(found);
+            if (found !== null) settle(() => resolve(found));
           };
-          const onExit = (e: ChildExit): void => {
-            cleanup();
-            reject(
-              new Error(`${spec.label} exited (code ${e.code}, signal ${e.signal}) before it was ready`),
-            );
-          };
-          const timer = setTimeout(() => {
-            cleanup();
-            reject(new Error(`${spec.label} did not become ready within ${timeoutMs} ms`));
-          }, timeoutMs);
+          const onExit = (e: ChildExit): void =>
+            settle(() => reject(new Error(`${spec.label} exited (code ${e.code}, signal ${e.signal})`)));
+          const timer = setTimeout(
+            () => settle(() => reject(new Error(`${spec.label}: no ready line within ${timeoutMs} ms`))),
+            timeoutMs,
+          );
           lineListeners.add(onLine);
           exitListeners.add(onExit);
-          for (const line of stdoutText.split('\n')) {
-            if (lineListeners.has(onLine)) onLine(line);
-          }
-          if (exit) onExit(exit);
+          for (const line of stdoutText.split('\n')) if (lineListeners.has(onLine)) onLine(line);
+          if (exit && lineListeners.has(onLine)) onExit(exit);
         });
       },
       async stop(graceMs = 3000): Promise<void> {
@@ -153,6 +140,52 @@ export function createChildGroup(cwd: string): ChildGroup {
     killAllNow(): void {
       for (const child of children) child.process.kill('SIGKILL');
     },
-    running: () => [...children],
   };
+}
+
+/**
+ * Polls `ready` every 100 ms until it resolves true. When `child` exits first or the time is up,
+ * stops the child and throws with the end of its output.
+ */
+export async function waitUntilReady(
+  child: Child,
+  what: string,
+  ready: () => Promise<boolean>,
+  timeoutMs = READY_TIMEOUT_MS,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let failure = `${child.label}: ${what} not ready within ${timeoutMs} ms`;
+  while (!(await ready().catch(() => false))) {
+    if (child.hasExited()) failure = `${child.label} exited before ${what} was ready`;
+    else if (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
+    }
+    await child.stop();
+    throw new Error(`${failure}\n${child.outputTail()}`);
+  }
+}
+
+/**
+ * Starts a TypeScript server of bench/ that follows child-contract.ts (through tsx, with
+ * `--listen 127.0.0.1:0` and `args`); resolves with its URL once it announced its port.
+ */
+export async function startNodeServer(
+  children: ChildGroup,
+  label: string,
+  script: string,
+  args: readonly string[] = [],
+): Promise<{ url: string; child: Child }> {
+  const child = children.spawn({
+    label,
+    command: process.execPath,
+    args: ['--import', 'tsx', script, '--listen', '127.0.0.1:0', ...args],
+  });
+  try {
+    const port = await child.waitForLine(parseListening, READY_TIMEOUT_MS);
+    return { url: `http://127.0.0.1:${port}`, child };
+  } catch (err) {
+    await child.stop();
+    throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
+  }
 }

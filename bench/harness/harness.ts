@@ -1,6 +1,6 @@
-// What the bench scripts (run.ts and the stand-alone sweep.ts, entries.ts) share: one ChildGroup that
-// is stopped on exit and on SIGINT/SIGTERM, CPU pinning, the /proc CPU clock, the load generator,
-// and a sidecache config file in a throw-away directory.
+// What every benchmark shares: one ChildGroup that is stopped on exit and on SIGINT/SIGTERM, CPU
+// pinning, the load generator, a sidecache config file in a throw-away directory, /metrics reads,
+// and the main of the stand-alone scripts.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -8,16 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { type ChildGroup, createChildGroup } from './children.js';
 import { chooseLoadGenerator, type LoadGenerator, type LoadGeneratorName } from './load.js';
 import { createPinning, type Pinning } from './pinning.js';
-import { type CpuClock, createCpuClock } from './proc.js';
 import { writeJson } from './report.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const READY_TIMEOUT_MS = 15_000;
 
 export interface Harness {
   readonly children: ChildGroup;
   readonly pinning: Pinning;
-  readonly cpu: CpuClock | null;
   readonly load: LoadGenerator;
   /** CPUs available to this process before pinning. */
   readonly cpuCount: number;
@@ -50,18 +47,13 @@ export async function withHarness<T>(setup: HarnessSetup, body: (h: Harness) => 
   process.on('exit', () => children.killAllNow());
   try {
     const pinning = createPinning(setup.pin);
-    const cpu = createCpuClock();
-    const { generator: load, note } = chooseLoadGenerator(setup.loadgen ?? 'auto', {
-      children,
-      pinning,
-      benchDir: join(repoRoot, 'bench'),
-    });
+    const { generator: load, note } = chooseLoadGenerator(setup.loadgen ?? 'auto', { children, pinning });
     const header = [
       `node ${process.version}, ${cpuCount} CPUs, load generator ${load.name}, load average ${loadAverage()}`,
       `CPU: ${pinning.description}`,
       ...(note ? [`note: ${note}`] : []),
     ];
-    return await body({ children, pinning, cpu, load, cpuCount, loadNote: note, header });
+    return await body({ children, pinning, load, cpuCount, loadNote: note, header });
   } finally {
     await children.stopAll();
     process.off('SIGINT', onSignal);
@@ -70,18 +62,18 @@ export async function withHarness<T>(setup: HarnessSetup, body: (h: Harness) => 
 }
 
 /**
- * The main of a stand-alone sweep script (sweep.ts, entries.ts): runs `sweep` in a harness, prints
- * its table, writes `{ generatedAt, header, ...opts, ...results }` to `opts.json` (relative to the
- * repository) and exits 1 when the sweep `failed`, else 0.
+ * The main of a stand-alone script: runs `script` in a harness, prints its table, writes
+ * `{ generatedAt, header, ...opts, ...results }` to `opts.json` (relative to the repository) and
+ * exits 1 when it `failed`, else 0.
  */
-export async function runSweepScript(
+export async function runScript(
   opts: { readonly pin: boolean; readonly json: string },
-  sweep: (h: Harness) => Promise<{ table: string; results: Record<string, unknown>; failed: boolean }>,
+  script: (h: Harness) => Promise<{ table: string; results: Record<string, unknown>; failed: boolean }>,
 ): Promise<never> {
   const code = await withHarness({ pin: opts.pin }, async (h) => {
-    const { table, results, failed } = await sweep(h);
+    const { table, results, failed } = await script(h);
     console.log(table);
-    writeJson(`${repoRoot}/${opts.json}`, {
+    writeJson(resolve(repoRoot, opts.json), {
       generatedAt: new Date().toISOString(),
       header: h.header,
       ...opts,
@@ -100,28 +92,63 @@ export function loadAverage(): string {
     .join(' ');
 }
 
-/** Writes a sidecache YAML config into a fresh temp directory; `remove()` deletes it. */
-export function sidecacheConfigFile(yaml: string): { path: string; remove(): void } {
+/** Runs `body` with a sidecache YAML config in a fresh temp directory, removed afterwards. */
+export async function withConfigFile<T>(yaml: string, body: (path: string) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'sidecache-bench-config-'));
-  const path = join(dir, 'sidecache.yaml');
-  writeFileSync(path, yaml);
-  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  try {
+    writeFileSync(join(dir, 'sidecache.yaml'), yaml);
+    return await body(join(dir, 'sidecache.yaml'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
-/** Reads one unlabelled sample (`name value`) from a Prometheus text page, or null. */
-export async function metricValue(adminUrl: string, name: string): Promise<number | null> {
+/** The sum of every sample of `name` (a regular expression; all label sets) on a /metrics page, or null. */
+export async function metric(adminUrl: string, name: string): Promise<number | null> {
   const res = await fetch(`${adminUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
-  const text = await res.text();
-  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
-  return match ? Number(match[1]) : null;
+  const samples = [
+    ...(await res.text()).matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm')),
+  ];
+  return samples.length === 0 ? null : samples.reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
-/** Sum of every sample of `name` (all label sets) on a Prometheus text page. */
-export async function metricSum(adminUrl: string, name: string): Promise<number> {
-  const res = await fetch(`${adminUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
-  const text = await res.text();
-  let sum = 0;
-  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm')))
-    sum += Number(m[1]);
-  return sum;
+/** A bad command line: the scripts print it with their usage and exit 2. */
+export class UsageError extends Error {}
+
+/** `raw` seconds (or `fallback` when absent) in [min, max], as milliseconds. */
+export function seconds(
+  name: string,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new UsageError(`${name}: "${raw}" is not a number of seconds in [${min}, ${max}]`);
+  }
+  return Math.round(value * 1000);
 }
+
+/** The integers of `raw` (comma-separated; `fallback` when absent), each in [min, max]. */
+export function integers(
+  name: string,
+  raw: string | undefined,
+  fallback: string,
+  min: number,
+  max: number,
+): number[] {
+  const values = (raw || fallback).split(',').map(Number);
+  if (values.some((v) => !Number.isInteger(v) || v < min || v > max)) {
+    throw new UsageError(`${name}: "${raw}" is not a list of integers in [${min}, ${max}]`);
+  }
+  return values;
+}
+
+export const integer = (
+  name: string,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number => integers(name, raw, String(fallback), min, max)[0] as number;

@@ -1,4 +1,4 @@
--- wrk script used by bench/harness/wrk.ts.
+-- wrk script of the load generator (bench/harness/load.ts).
 -- Input (environment): BENCH_REQUEST_TARGET, the request-target to send (origin-form `/origin/x`
 -- or absolute-form `http://127.0.0.1:PORT/x` for forward-proxy scenarios); BENCH_HOST, the Host header;
 -- BENCH_ACCEPT_ENCODING, an Accept-Encoding header (none when empty).

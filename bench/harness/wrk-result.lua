@@ -1,6 +1,6 @@
 -- What the bench wrk scripts (wrk-report.lua, wrk-keys.lua) share: a per-thread count of responses
 -- whose status is not 2xx (wrk itself only counts status > 399), and the `BENCH_RESULT {json}` line
--- from done() with exact percentiles. Loaded with require("wrk-result"): bench/harness/wrk.ts puts
+-- from done() with exact percentiles. Loaded with require("wrk-result"): bench/harness/load.ts puts
 -- this directory on LUA_PATH. Run with one thread (-t1) or more: counters are summed over threads.
 
 local M = {}
@@ -35,9 +35,9 @@ end
 function M.report(summary, latency, extra)
   local e = summary.errors
   local fields = string.format(
-    '"requests":%d,"durationUs":%d,"p50Us":%d,"p99Us":%d,"non2xx":%d,' ..
+    '"requests":%d,"durationUs":%d,"p50Us":%d,"p99Us":%d,"maxUs":%d,"non2xx":%d,' ..
     '"connectErrors":%d,"readErrors":%d,"writeErrors":%d,"timeouts":%d',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
     M.sum("non2xx"), e.connect, e.read, e.write, e.timeout)
   for _, field in ipairs(extra or {}) do
     fields = fields .. string.format(',"%s":%d', field[1], field[2])

@@ -5,14 +5,16 @@
 // shows how long each waited for the first byte of its answer (connect + accept + serve), how
 // many were answered within wrk's default timeout (2 s) and at all (within 10 s), and wrk's rate
 // and timeouts. Every run is bounded (at most 30 s); only 127.0.0.1.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { loadavg } from 'node:os';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createCpuClock } from '../harness/proc.js';
+import { type Child, startNodeServer } from '../harness/children.js';
+import { type Harness, withHarness } from '../harness/harness.js';
+import { wrkInstalled } from '../harness/load.js';
+import { cpuSeconds } from '../harness/proc.js';
 
 const { values } = parseArgs({
   options: {
@@ -44,33 +46,24 @@ const ANSWER_TIMEOUT_MS = 10_000;
 const WRK_DEFAULT_TIMEOUT_MS = 2_000;
 const SERVER = fileURLToPath(new URL('../targets/accept-server.ts', import.meta.url));
 
-if (spawnSync('wrk', ['--version']).error) {
+if (!wrkInstalled()) {
   process.stderr.write('bench:accept needs wrk (Debian package wrk)\n');
   process.exit(1);
 }
 
-async function startServer(mode: string): Promise<{ child: ChildProcess; port: number }> {
-  const [kind, count] = mode.split(':');
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, kind ?? 'inline', count ?? '8'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${mode}: server did not start in 20 s`)), 20_000);
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${mode}: server exited (${code})`));
-    });
-  });
-  return { child, port };
+/** The accept server in `mode` (`inline`, `acceptors:N`, `cluster`), stopped after `body`. */
+async function withServer<T>(
+  h: Harness,
+  mode: string,
+  body: (child: Child, port: number) => Promise<T>,
+): Promise<T> {
+  const [kind = 'inline', count = '8'] = mode.split(':');
+  const { url, child } = await startNodeServer(h.children, mode, SERVER, ['--mode', kind, '--count', count]);
+  try {
+    return await body(child, Number(new URL(url).port));
+  } finally {
+    await child.stop();
+  }
 }
 
 /** Milliseconds from connect() to the first byte of the answer, or null (error or 10 s). */
@@ -108,23 +101,22 @@ interface Row {
   wrkTimeouts: number;
 }
 
-async function measure(mode: string, round: number): Promise<Row> {
+function measure(h: Harness, mode: string, round: number): Promise<Row> {
   const load = loadavg()[0]?.toFixed(1) ?? '?';
-  const { child, port } = await startServer(mode);
-  try {
-    const wrk = spawn(
-      'wrk',
-      ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--timeout', '10s', `http://127.0.0.1:${port}/`],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    let wrkOut = '';
-    wrk.stdout?.on('data', (d: Buffer) => {
-      wrkOut += d.toString();
-    });
-    const wrkDone = once(wrk, 'exit');
+  return withServer(h, mode, async (_child, port) => {
+    // Plain wrk, no Lua script: as little work per response on the load side as it can do.
+    const wrkArgs = [
+      '-t1',
+      `-c${CONNECTIONS}`,
+      `-d${SECONDS}s`,
+      '--timeout',
+      '10s',
+      `http://127.0.0.1:${port}/`,
+    ];
+    const wrk = h.children.spawn({ label: 'wrk', command: 'wrk', args: wrkArgs });
     await new Promise((r) => setTimeout(r, BURST_AFTER_MS));
     const waits = await Promise.all(Array.from({ length: BURST }, () => oneRequest(port)));
-    await wrkDone;
+    await wrk.exited;
     const answered = waits.filter((w): w is number => w !== null).sort((a, b) => a - b);
     return {
       mode,
@@ -135,13 +127,10 @@ async function measure(mode: string, round: number): Promise<Row> {
       p50: quantile(answered, 0.5),
       p99: quantile(answered, 0.99),
       max: answered.at(-1) ?? Number.NaN,
-      wrkRate: Number(/Requests\/sec:\s+([\d.]+)/.exec(wrkOut)?.[1] ?? Number.NaN),
-      wrkTimeouts: Number(/timeout (\d+)/.exec(wrkOut)?.[1] ?? 0),
+      wrkRate: Number(/Requests\/sec:\s+([\d.]+)/.exec(wrk.stdout())?.[1] ?? Number.NaN),
+      wrkTimeouts: Number(/timeout (\d+)/.exec(wrk.stdout())?.[1] ?? 0),
     };
-  } finally {
-    child.kill('SIGTERM');
-    if (child.exitCode === null) await once(child, 'exit');
-  }
+  });
 }
 
 const modes = (values.modes ?? '').split(',').filter((m) => m !== '');
@@ -150,55 +139,51 @@ const modes = (values.modes ?? '').split(',').filter((m) => m !== '');
  * Server CPU µs per request, for 5 s: `fresh` = one client, a new connection per request;
  * otherwise 32 keep-alive connections (the per-request cost, where accepting plays no part).
  */
-async function churn(mode: string, round: number, fresh: boolean): Promise<string> {
-  const clock = createCpuClock();
-  if (!clock) throw new Error('--churn needs /proc');
+function churn(h: Harness, mode: string, round: number, fresh: boolean): Promise<string> {
   const load = loadavg()[0]?.toFixed(1) ?? '?';
-  const { child, port } = await startServer(mode);
-  try {
-    const pid = child.pid as number;
-    const before = clock.cpuSeconds(pid);
+  return withServer(h, mode, async (child, port) => {
+    const before = cpuSeconds(child.pid) ?? Number.NaN;
     const args = fresh ? ['-c1', '-H', 'Connection: close'] : ['-c32'];
     const wrk = spawnSync('wrk', ['-t1', ...args, '-d5s', `http://127.0.0.1:${port}/`], {
       encoding: 'utf8',
       timeout: 20_000,
     });
-    const cpu = clock.cpuSeconds(pid) - before;
+    const cpu = (cpuSeconds(child.pid) ?? Number.NaN) - before;
     const requests = Number(/(\d+) requests in/.exec(wrk.stdout)?.[1] ?? Number.NaN);
     return `| ${fresh ? 'new connection each' : '32 keep-alive'} | ${mode} | ${round} | ${load} | ${requests} | ${Math.round(requests / 5)} | ${((cpu / requests) * 1e6).toFixed(0)} |`;
-  } finally {
-    child.kill('SIGTERM');
-    if (child.exitCode === null) await once(child, 'exit');
-  }
+  });
 }
 
-if (values.churn) {
-  const lines: string[] = [];
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const fresh of [true, false]) {
-      for (const mode of modes.filter((m) => m !== 'cluster')) lines.push(await churn(mode, round, fresh));
+await withHarness({ pin: false }, async (h) => {
+  if (values.churn) {
+    const lines: string[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const fresh of [true, false]) {
+        for (const mode of modes.filter((m) => m !== 'cluster'))
+          lines.push(await churn(h, mode, round, fresh));
+      }
     }
+    process.stdout.write(
+      `\nserver CPU per request, 5 s each (handler ${process.env.ACCEPT_BENCH_BUSY_US ?? '100'} µs)\n\n` +
+        '| clients | mode | round | load avg | requests | req/s | server CPU µs/req |\n| --- | --- | --: | --: | --: | --: | --: |\n' +
+        `${lines.join('\n')}\n`,
+    );
+    return;
   }
+  const rows: Row[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const mode of modes) rows.push(await measure(h, mode, round));
+  }
+  const ms = (v: number): string => (Number.isNaN(v) ? '-' : `${Math.round(v)}`);
   process.stdout.write(
-    `\nserver CPU per request, 5 s each (handler ${process.env.ACCEPT_BENCH_BUSY_US ?? '100'} µs)\n\n` +
-      '| clients | mode | round | load avg | requests | req/s | server CPU µs/req |\n| --- | --- | --: | --: | --: | --: | --: |\n' +
-      `${lines.join('\n')}\n`,
+    `\n${CONNECTIONS} busy wrk connections for ${SECONDS} s (handler ${process.env.ACCEPT_BENCH_BUSY_US ?? '100'} µs), ` +
+      `${BURST} new connections at ${BURST_AFTER_MS / 1000} s; wait = connect() to first answer byte\n\n` +
+      '| mode | round | load avg | burst answered ≤ 2 s | answered ≤ 10 s | wait p50 ms | p99 ms | max ms | wrk req/s | wrk timeouts |\n' +
+      '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n',
   );
-  process.exit(0);
-}
-const rows: Row[] = [];
-for (let round = 1; round <= ROUNDS; round++) {
-  for (const mode of modes) rows.push(await measure(mode, round));
-}
-const ms = (v: number): string => (Number.isNaN(v) ? '-' : `${Math.round(v)}`);
-process.stdout.write(
-  `\n${CONNECTIONS} busy wrk connections for ${SECONDS} s (handler ${process.env.ACCEPT_BENCH_BUSY_US ?? '100'} µs), ` +
-    `${BURST} new connections at ${BURST_AFTER_MS / 1000} s; wait = connect() to first answer byte\n\n` +
-    '| mode | round | load avg | burst answered ≤ 2 s | answered ≤ 10 s | wait p50 ms | p99 ms | max ms | wrk req/s | wrk timeouts |\n' +
-    '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n',
-);
-for (const r of rows) {
-  process.stdout.write(
-    `| ${r.mode} | ${r.round} | ${r.load} | ${r.answered2s}/${BURST} | ${r.answered}/${BURST} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${Math.round(r.wrkRate)} | ${r.wrkTimeouts} |\n`,
-  );
-}
+  for (const r of rows) {
+    process.stdout.write(
+      `| ${r.mode} | ${r.round} | ${r.load} | ${r.answered2s}/${BURST} | ${r.answered}/${BURST} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${Math.round(r.wrkRate)} | ${r.wrkTimeouts} |\n`,
+    );
+  }
+});

@@ -4,22 +4,14 @@
 // each step the entry count is read from /metrics and hits are measured on random stored keys
 // (wrk-keys.lua). Reports entries, RSS, req/s, p50/p99, CPU µs/req, and the upstream requests seen
 // during the hit window (0 when every request was a hit). See bench/README.md ("Entries sweep").
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  type Harness,
-  metricSum,
-  metricValue,
-  READY_TIMEOUT_MS,
-  repoRoot,
-  runSweepScript,
-  sidecacheConfigFile,
-} from '../harness/harness.js';
+import { type Harness, integers, metric, runScript, seconds, withConfigFile } from '../harness/harness.js';
+import { type KeysResult, runWrkKeys } from '../harness/load.js';
+import { cpuSeconds, statusMib } from '../harness/proc.js';
 import { columnLines, fixed } from '../harness/report.js';
-import { rssMib } from '../harness/rss.js';
-import { type KeysResult, runWrkKeys } from '../harness/wrk-keys.js';
-import { sidecacheBuild, startOrigin, startSidecache } from '../targets/index.js';
-import { ROUTE_NAME } from './requests.js';
+import { startOrigin } from '../targets/index.js';
+import { ROUTE_NAME } from '../targets/route-table.js';
+import { sidecacheBuildLabel, startSidecache } from '../targets/sidecache.js';
 
 export interface EntriesOptions {
   readonly sizes: readonly number[];
@@ -69,90 +61,70 @@ export async function runEntriesSweep(
   h: Harness,
   opts: EntriesOptions,
 ): Promise<{ rows: EntriesRow[]; table: string }> {
-  const config = sidecacheConfigFile(ENTRIES_CONFIG);
   const rows: EntriesRow[] = [];
-  try {
-    const origin = await startOrigin(h.children, repoRoot, READY_TIMEOUT_MS);
-    const sidecache = await startSidecache(
-      { children: h.children, repoRoot, origin, readyTimeoutMs: READY_TIMEOUT_MS },
-      {
-        serveArgs: ['--config', config.path],
-        nodeArgs: ['--max-old-space-size=8192'],
-        fromSource: sidecacheBuild(repoRoot).fromSource,
-      },
-    );
-    h.pinning.isolate(sidecache.child.pid, [origin.child.pid, process.pid]);
-    const wrkDeps = { children: h.children, pinning: h.pinning, benchDir: join(repoRoot, 'bench') };
-    const keys = { connectUrl: sidecache.url, host: new URL(sidecache.url).host, prefix: KEY_PREFIX };
-    let filledTo = 0;
-    for (const size of opts.sizes) {
-      try {
-        const started = performance.now();
-        const fill = await runWrkKeys(wrkDeps, {
-          ...keys,
-          from: filledTo,
-          to: size,
-          mode: 'fill',
-          connections: opts.fillConnections,
-          durationMs: 30_000 + ((size - filledTo) / 1000) * FILL_MS_PER_1000,
-          stopWhen: async () =>
-            ((await metricValue(sidecache.adminUrl, 'sidecache_cache_entries')) ?? 0) >= size,
-        });
-        const fillS = (performance.now() - started) / 1000;
-        if (fill.non2xx + fill.socketErrors > 0)
-          throw new Error(`fill: ${fill.non2xx} non-2xx, ${fill.socketErrors} socket errors/timeouts`);
-        const entries = await metricValue(sidecache.adminUrl, 'sidecache_cache_entries');
-        const fillRps = (size - filledTo) / fillS;
-        filledTo = size;
-        const filled = { entries, fillS, fillRps };
-        if (entries === null || entries < size) {
-          rows.push({
-            ...notMeasured(size, `the fill stored ${entries} of ${size} entries`),
-            ...filled,
-            rssMib: rssMib(sidecache.child.pid),
-          });
-          break;
-        }
-        const hitPlan = {
-          ...keys,
-          from: 0,
-          to: size,
-          mode: 'random' as const,
-          connections: opts.connections,
-        };
-        if (opts.warmupMs > 0) await runWrkKeys(wrkDeps, { ...hitPlan, durationMs: opts.warmupMs });
-        const upstreamBefore = await metricSum(sidecache.adminUrl, 'sidecache_upstream_requests_total');
-        const cpuBefore = h.cpu?.cpuSeconds(sidecache.child.pid) ?? null;
-        const hits = await runWrkKeys(wrkDeps, { ...hitPlan, durationMs: opts.durationMs });
-        const cpuAfter = h.cpu?.cpuSeconds(sidecache.child.pid) ?? null;
-        const upstreamDuringHits =
-          (await metricSum(sidecache.adminUrl, 'sidecache_upstream_requests_total')) - upstreamBefore;
-        rows.push({
-          target: size,
-          ...filled,
-          rssMib: rssMib(sidecache.child.pid),
-          hits,
-          cpuUsPerReq:
-            cpuBefore !== null && cpuAfter !== null && hits.requests > 0
-              ? ((cpuAfter - cpuBefore) * 1e6) / hits.requests
-              : null,
-          upstreamDuringHits,
-          failure:
-            hits.requests === 0
-              ? 'no hit completed'
-              : hits.non2xx + hits.socketErrors > 0
-                ? `${hits.non2xx} non-2xx, ${hits.socketErrors} socket errors/timeouts`
-                : null,
-        });
-      } catch (err) {
-        rows.push(notMeasured(size, (err as Error).message));
+  const origin = await startOrigin(h.children);
+  const sidecache = await withConfigFile(ENTRIES_CONFIG, (config) =>
+    startSidecache(h.children, {
+      origin: origin.url,
+      serveArgs: ['--config', config],
+      nodeArgs: ['--max-old-space-size=8192'],
+    }),
+  );
+  h.pinning.isolate(sidecache.child.pid, [origin.child.pid, process.pid]);
+  const entries = () => metric(sidecache.adminUrl, 'sidecache_cache_entries');
+  const upstream = async () => (await metric(sidecache.adminUrl, 'sidecache_upstream_requests_total')) ?? 0;
+  const keys = { connectUrl: sidecache.url, host: new URL(sidecache.url).host, prefix: KEY_PREFIX };
+  let filledTo = 0;
+  for (const size of opts.sizes) {
+    try {
+      const started = performance.now();
+      const fill = await runWrkKeys(h, {
+        ...keys,
+        from: filledTo,
+        to: size,
+        mode: 'fill',
+        connections: opts.fillConnections,
+        durationMs: 30_000 + ((size - filledTo) / 1000) * FILL_MS_PER_1000,
+        stopWhen: async () => ((await entries()) ?? 0) >= size,
+      });
+      const fillS = (performance.now() - started) / 1000;
+      if (fill.non2xx + fill.socketErrors > 0)
+        throw new Error(`fill: ${fill.non2xx} non-2xx, ${fill.socketErrors} socket errors/timeouts`);
+      const filled = { entries: await entries(), fillS, fillRps: (size - filledTo) / fillS };
+      filledTo = size;
+      if (filled.entries === null || filled.entries < size) {
+        const failure = `the fill stored ${filled.entries} of ${size} entries`;
+        rows.push({ ...notMeasured(size, failure), ...filled, rssMib: statusMib(sidecache.child.pid) });
         break;
       }
+      const hitPlan = { ...keys, from: 0, to: size, mode: 'random' as const, connections: opts.connections };
+      if (opts.warmupMs > 0) await runWrkKeys(h, { ...hitPlan, durationMs: opts.warmupMs });
+      const [upstreamBefore, cpuBefore] = [await upstream(), cpuSeconds(sidecache.child.pid)];
+      const hits = await runWrkKeys(h, { ...hitPlan, durationMs: opts.durationMs });
+      const cpuAfter = cpuSeconds(sidecache.child.pid);
+      rows.push({
+        target: size,
+        ...filled,
+        rssMib: statusMib(sidecache.child.pid),
+        hits,
+        cpuUsPerReq:
+          cpuBefore !== null && cpuAfter !== null && hits.requests > 0
+            ? ((cpuAfter - cpuBefore) * 1e6) / hits.requests
+            : null,
+        upstreamDuringHits: (await upstream()) - upstreamBefore,
+        failure:
+          hits.requests === 0
+            ? 'no hit completed'
+            : hits.non2xx + hits.socketErrors > 0
+              ? `${hits.non2xx} non-2xx, ${hits.socketErrors} socket errors/timeouts`
+              : null,
+      });
+    } catch (err) {
+      rows.push(notMeasured(size, (err as Error).message));
+      break;
     }
-    await Promise.all([sidecache.child.stop(), origin.child.stop()]);
-  } finally {
-    config.remove();
   }
+  await Promise.all([sidecache.child.stop(), origin.child.stop()]);
   return { rows, table: formatEntries(rows, h, opts) };
 }
 
@@ -193,7 +165,7 @@ export function formatEntries(rows: readonly EntriesRow[], h: Harness, opts: Ent
   return [
     `entries sweep: ${h.header[0]}`,
     ...h.header.slice(1),
-    `sidecache: ${sidecacheBuild(repoRoot).label}, cache.maxSizeBytes ${ENTRIES_CONFIG.match(/maxSizeBytes: (\d+)/)?.[1]}; ` +
+    `sidecache: ${sidecacheBuildLabel()}, cache.maxSizeBytes ${ENTRIES_CONFIG.match(/maxSizeBytes: (\d+)/)?.[1]}; ` +
       `32-byte bodies, key = path ${KEY_PREFIX}<n>; fill: keys in order, pass after pass, ${opts.fillConnections} connections, until /metrics shows the count`,
     `hits: random stored keys, ${opts.connections} connections, ${opts.warmupMs / 1000} s warm-up + ${opts.durationMs / 1000} s; ` +
       'RSS: VmRSS of sidecache after the hits; ΔRSS B/entry: its growth per entry added since the previous step; upstream: requests sidecache sent upstream during the hit window',
@@ -203,10 +175,8 @@ export function formatEntries(rows: readonly EntriesRow[], h: Harness, opts: Ent
   ].join('\n');
 }
 
-function parseEntriesArgs(argv: readonly string[]): EntriesOptions & { pin: boolean; json: string } {
+if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
     options: {
       quick: { type: 'boolean' },
       sizes: { type: 'string' },
@@ -216,36 +186,21 @@ function parseEntriesArgs(argv: readonly string[]): EntriesOptions & { pin: bool
     },
   });
   const quick = values.quick === true;
-  const sizes = (values.sizes ?? (quick ? '100,1000' : '1000,100000,1000000')).split(',').map(Number);
-  if (
-    sizes.some(
-      (n, i) => !Number.isInteger(n) || n < 1 || n > 5_000_000 || (i > 0 && n <= (sizes[i - 1] as number)),
-    )
-  ) {
-    throw new Error(`--sizes: "${values.sizes}" is not an increasing list of integers in [1, 5000000]`);
-  }
-  const duration = Number(values.duration ?? (quick ? 0.5 : 5));
-  if (!Number.isFinite(duration) || duration <= 0 || duration > 120)
-    throw new Error(`--duration: "${values.duration}" is not in (0, 120] s`);
-  return {
+  const sizes = integers('--sizes', values.sizes, quick ? '100,1000' : '1000,100000,1000000', 1, 5_000_000);
+  if (sizes.some((n, i) => i > 0 && n <= (sizes[i - 1] as number)))
+    throw new Error('--sizes: not increasing');
+  const opts = {
     sizes,
     fillConnections: 64,
     connections: 32,
     warmupMs: quick ? 200 : 1000,
-    durationMs: Math.round(duration * 1000),
+    durationMs: seconds('--duration', values.duration, quick ? 0.5 : 5, 0.1, 120),
     pin: values['no-pin'] !== true,
     json: values.json ?? 'bench/results/entries.json',
   };
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const opts = parseEntriesArgs(process.argv.slice(2));
-  await runSweepScript(opts, async (h) => {
+  await runScript(opts, async (h) => {
     const { rows, table } = await runEntriesSweep(h, opts);
-    return {
-      table,
-      results: { rows },
-      failed: rows.some((r) => r.failure) || rows.length < opts.sizes.length,
-    };
+    const failed = rows.some((r) => r.failure) || rows.length < opts.sizes.length;
+    return { table, results: { rows }, failed };
   });
 }

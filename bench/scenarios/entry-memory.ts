@@ -1,4 +1,4 @@
-// `npm run bench:memory`: what one stored entry really costs, against what the store counts.
+// `npm run bench:entry-memory`: what one stored entry really costs, against what the store counts.
 // sidecache runs in this process (so that its heap can be measured after a forced GC); the bench
 // origin is a child process; an undici Pool in this process fills N distinct keys through the
 // reverse route (the ordinary miss-and-store path), then requests every key once more (hits: what
@@ -14,14 +14,12 @@ import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Pool } from 'undici';
-import { parseConfig } from '../../src/config/load.js';
-import { compileRuntime } from '../../src/config/runtime.js';
-import { createLogger } from '../../src/log.js';
-import { startSidecache } from '../../src/server.js';
-import { metricValue, READY_TIMEOUT_MS, repoRoot, withHarness } from '../harness/harness.js';
+import { startTestSidecache } from '../../test/helpers/sidecache.js';
+import { metric, withHarness } from '../harness/harness.js';
+import { sendEach } from '../harness/load.js';
+import { columnLines } from '../harness/report.js';
 import { startOrigin } from '../targets/index.js';
-import { ROUTE_NAME } from './requests.js';
+import { ROUTE_NAME } from '../targets/route-table.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -37,27 +35,6 @@ function reading(): MemoryReading {
   for (let i = 0; i < 3; i++) gc();
   const m = process.memoryUsage();
   return { heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, rss: m.rss };
-}
-
-/** Sends GET `path(i)` for i in [from, to) over `pool`, `concurrency` at a time; throws on non-2xx. */
-async function sendAll(
-  pool: Pool,
-  host: string,
-  from: number,
-  to: number,
-  concurrency: number,
-  path: (i: number) => string,
-): Promise<void> {
-  let next = from;
-  const worker = async (): Promise<void> => {
-    while (next < to) {
-      const i = next++;
-      const res = await pool.request({ method: 'GET', path: path(i), headers: { host } });
-      await res.body.dump();
-      if (res.statusCode !== 200) throw new Error(`${path(i)}: status ${res.statusCode}`);
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
 interface SnapshotSummary {
@@ -164,42 +141,36 @@ export async function measureEntryMemory(opts: {
   snapshot: boolean;
 }): Promise<{ rows: MemoryRow[]; table: string; snapshot: string | null }> {
   return withHarness({ pin: false }, async (h) => {
-    const origin = await startOrigin(h.children, repoRoot, READY_TIMEOUT_MS);
-    const config = parseConfig({
-      listen: '127.0.0.1:0',
-      admin: { listen: '127.0.0.1:0' },
-      log: { level: 'silent' },
+    const origin = await startOrigin(h.children);
+    const sc = await startTestSidecache({
       routes: [{ name: ROUTE_NAME, origin: origin.url }],
       cache: { maxSizeBytes: 4 * 1024 ** 3, maxEntryBytes: 65536 },
-    } as never);
-    const sc = await startSidecache(compileRuntime(config), { logger: createLogger('silent') });
-    const url = `http://127.0.0.1:${sc.proxyAddress.port}`;
-    const adminUrl = `http://127.0.0.1:${sc.adminAddress?.port ?? 0}`;
-    const host = new URL(url).host;
-    const pool = new Pool(url, { connections: opts.connections });
+    });
     const key = (i: number): string => `/${ROUTE_NAME}/small/k${i}`;
+    const send = (n: number, path: (i: number) => string) =>
+      sendEach(sc.url, n, path, { concurrency: opts.connections });
     const storeBytes = async (): Promise<number> =>
-      (await metricValue(adminUrl, 'sidecache_cache_size_bytes')) ?? 0;
+      (await metric(sc.adminUrl, 'sidecache_cache_size_bytes')) ?? 0;
     const storeEntries = async (): Promise<number> =>
-      (await metricValue(adminUrl, 'sidecache_cache_entries')) ?? 0;
+      (await metric(sc.adminUrl, 'sidecache_cache_entries')) ?? 0;
     try {
       // Warm-up: pools, JIT, metric label sets; these 2,000 entries are in the baseline.
-      await sendAll(pool, host, 0, 2000, opts.connections, (i) => key(-1 - i));
-      await sendAll(pool, host, 0, 2000, opts.connections, (i) => key(-1 - i));
+      await send(2000, (i) => key(-1 - i));
+      await send(2000, (i) => key(-1 - i));
       const entries0 = await storeEntries();
       const bytes0 = await storeBytes();
       const snapA = opts.snapshot ? snapshotSummary() : null;
       const base = reading();
       const n = opts.entries;
       let t = performance.now();
-      const gcFill = await gcDuring(() => sendAll(pool, host, 0, n, opts.connections, key));
+      const gcFill = await gcDuring(() => send(n, key).then(() => {}));
       const fillS = (performance.now() - t) / 1000;
       const filled = reading();
       const entries1 = await storeEntries();
       const bytes1 = await storeBytes();
       const snapFilled = opts.snapshot ? snapshotSummary() : null;
       t = performance.now();
-      const gcHits = await gcDuring(() => sendAll(pool, host, 0, n, opts.connections, key));
+      const gcHits = await gcDuring(() => send(n, key).then(() => {}));
       const hitS = (performance.now() - t) / 1000;
       const hit = reading();
       const entries2 = await storeEntries();
@@ -240,8 +211,7 @@ export async function measureEntryMemory(opts: {
           : null;
       return { rows, table, snapshot };
     } finally {
-      await pool.close();
-      await sc.close(1000);
+      await sc.close();
       await origin.child.stop();
     }
   });
@@ -274,17 +244,13 @@ function formatRows(rows: readonly MemoryRow[], machine: string, n: number): str
     r.gc.majorMs.toFixed(0),
     r.gc.minorMs.toFixed(0),
   ]);
-  const widths = columns.map((c, i) => Math.max(c.length, ...body.map((r) => (r[i] as string).length)));
-  const line = (v: readonly string[]) => v.map((x, i) => x.padStart(widths[i] as number)).join('  ');
   return [
     `entry memory: ${machine}`,
     `${n} distinct 32-byte responses stored through the reverse route (in-process sidecache), then each hit once;`,
     'per entry (B/e): deltas after forced GC over the baseline before the fill; store: sidecache_cache_size_bytes;',
     'req/s: of the phase (client, sidecache and this measurement share one process); GCs: during the phase',
     '',
-    line(columns),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...body.map(line),
+    ...columnLines(columns, body, 0),
   ].join('\n');
 }
 

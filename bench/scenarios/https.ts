@@ -1,5 +1,6 @@
-// HTTPS with a new connection per request (what Python `requests.get` without a Session does),
-// direct vs through sidecache with interception, in one run. The origin (bench/targets/https-origin.ts)
+// `npm run bench:https` (and `npm run bench -- --https`): HTTPS with a new connection per request
+// (what Python `requests.get` without a Session does), direct vs through sidecache with
+// interception, in one run. The origin (bench/targets/https-origin.ts)
 // adds `delayMs` to every TLS handshake round trip. The client is this process: for each request a
 // fresh TCP connection and TLS handshake (https.request with agent: false), either straight to the
 // origin or inside a fresh CONNECT tunnel to sidecache. Sidecache reaches the origin over its warm
@@ -11,16 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
-import type { ChildGroup } from '../harness/children.js';
-import { metricSum } from '../harness/harness.js';
-import { HIT_LOOKUPS, startInterceptingSidecache } from '../targets/intercepting-sidecache.js';
+import { type ChildGroup, createChildGroup } from '../harness/children.js';
+import { metric, repoRoot } from '../harness/harness.js';
+import { HIT_LOOKUPS, startInterceptingSidecache } from '../targets/sidecache.js';
 
 export interface HttpsBenchOptions {
-  readonly children: ChildGroup;
-  readonly repoRoot: string;
   readonly requests: number;
   readonly delayMs: number;
-  readonly readyTimeoutMs: number;
 }
 
 export interface HttpsSeries {
@@ -115,15 +113,15 @@ async function series(
   return { name, requests: n, totalMs, meanMs: totalMs / n, p50Ms: at(0.5), p99Ms: at(0.99) };
 }
 
-export async function runHttpsNewConnection(opts: HttpsBenchOptions): Promise<HttpsBenchResult> {
+export async function runHttpsNewConnection(
+  children: ChildGroup,
+  opts: HttpsBenchOptions,
+): Promise<HttpsBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sidecache-bench-https-'));
   try {
-    const { origin, sidecache: sc } = await startInterceptingSidecache({
-      children: opts.children,
-      repoRoot: opts.repoRoot,
+    const { origin, sidecache: sc } = await startInterceptingSidecache(children, {
       dir,
       handshakeDelayMs: opts.delayMs,
-      readyTimeoutMs: opts.readyTimeoutMs,
       label: 'sidecache-intercept',
     });
     const originCa = readFileSync(origin.caFile, 'utf8');
@@ -140,14 +138,18 @@ export async function runHttpsNewConnection(opts: HttpsBenchOptions): Promise<Ht
     const through = await series('sidecache-intercept', opts.requests, () =>
       getOnce(
         async () =>
-          tlsOn({ socket: await connectTunnel(sc.port, authority), servername: 'localhost', ca: scCa }),
+          tlsOn({
+            socket: await connectTunnel(Number(new URL(sc.url).port), authority),
+            servername: 'localhost',
+            ca: scCa,
+          }),
         authority,
         '/item',
       ),
     );
     // What sidecache did, read from its own metrics rather than assumed.
-    const hits = await metricSum(sc.adminUrl, HIT_LOOKUPS);
-    const upstream = await metricSum(sc.adminUrl, 'sidecache_upstream_requests_total');
+    const hits = (await metric(sc.adminUrl, HIT_LOOKUPS)) ?? 0;
+    const upstream = (await metric(sc.adminUrl, 'sidecache_upstream_requests_total')) ?? 0;
     await sc.child.stop();
     await origin.child.stop();
     return {
@@ -178,4 +180,20 @@ export function formatHttpsResult(r: HttpsBenchResult): string {
     `  direct / sidecache (total time): ${r.speedup.toFixed(1)}x`,
     `  note: ${r.note}`,
   ].join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const children = createChildGroup(repoRoot);
+  process.on('exit', () => children.killAllNow());
+  const requests = Number(process.env.BENCH_HTTPS_REQUESTS ?? 200);
+  const delayMs = Number(process.env.BENCH_HTTPS_DELAY_MS ?? 20);
+  let code = 0;
+  try {
+    console.log(formatHttpsResult(await runHttpsNewConnection(children, { requests, delayMs })));
+  } catch (err) {
+    console.error(`bench:https failed: ${(err as Error).message}`);
+    code = 1;
+  }
+  await children.stopAll();
+  process.exit(code);
 }

@@ -7,34 +7,20 @@
 // bytes, with the same load in the same run. With `--tiers` the idle and 8 KiB rows are repeated
 // with the Redis and memcached tiers on (where redis-server / memcached are installed).
 // See docs/BENCHMARKS.md ("Memory").
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Pool } from 'undici';
 import { LISTENING_PREFIX, parseListening } from '../harness/child-contract.js';
-import type { Child } from '../harness/children.js';
-import {
-  type Harness,
-  metricValue,
-  READY_TIMEOUT_MS,
-  repoRoot,
-  runSweepScript,
-  sidecacheConfigFile,
-} from '../harness/harness.js';
+import { type Child, READY_TIMEOUT_MS } from '../harness/children.js';
+import { type Harness, metric, repoRoot, runScript, withConfigFile } from '../harness/harness.js';
+import { sendEach } from '../harness/load.js';
+import { statusMib } from '../harness/proc.js';
 import { columnLines, fixed } from '../harness/report.js';
-import { rssMib, vmHwmKb } from '../harness/rss.js';
-import { findBinary, waitForPort } from '../targets/caches.js';
-import {
-  freePort,
-  type RunningOrigin,
-  sidecacheBuild,
-  startOrigin,
-  startSidecache,
-  startVarnish,
-  type TargetContext,
-} from '../targets/index.js';
-import { ROUTE_NAME } from './requests.js';
+import { findBinary, startTierServer, startVarnish } from '../targets/caches.js';
+import { startOrigin, type TargetContext } from '../targets/index.js';
+import { ROUTE_NAME } from '../targets/route-table.js';
+import { sidecacheBuildLabel, sidecacheBuilt, startSidecache } from '../targets/sidecache.js';
 
 const MiB = 1024 * 1024;
 
@@ -71,7 +57,7 @@ const scale = quick ? 0.1 : 1;
 function launcherFlags(): string[] {
   if (values['node-flags'] !== undefined) return values['node-flags'].split(/\s+/).filter((f) => f !== '');
   if (values['no-launcher-flags']) return [];
-  const file = join(repoRoot, sidecacheBuild(repoRoot).fromSource ? 'src/cli.ts' : 'dist/cli.js');
+  const file = join(repoRoot, sidecacheBuilt() ? 'dist/cli.js' : 'src/cli.ts');
   const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
   const m = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
   return m
@@ -122,76 +108,29 @@ function configYaml(extra = ''): string {
   return `cache:\n  maxSizeBytes: ${capBytes}\n  maxEntryBytes: ${2 * MiB}\n${extra}`;
 }
 
-/** Sends GET path(i) for i in [0, count) to `url` through one keep-alive Pool; bounded by `deadline`. */
-async function fillTarget(url: string, fill: Fill, deadline: number): Promise<number> {
-  const pool = new Pool(url, { connections: FILL_CONCURRENCY, pipelining: 1 });
-  const run = `${Date.now().toString(36)}`;
-  let next = 0;
-  let sent = 0;
-  const worker = async (): Promise<void> => {
-    while (next < fill.count) {
-      if (Date.now() > deadline) throw new Error(`fill ${fill.name}: not done within its time bound`);
-      const i = next++;
-      const res = await pool.request({
-        method: 'GET',
-        path: `/${ROUTE_NAME}/sized/${fill.bytes(i)}/${run}-${i}`,
-        headersTimeout: 30_000,
-        bodyTimeout: 30_000,
-      });
-      await res.body.dump({ limit: 4 * MiB });
-      if (res.statusCode !== 200) throw new Error(`fill ${fill.name} #${i}: status ${res.statusCode}`);
-      sent++;
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: FILL_CONCURRENCY }, worker));
-  } finally {
-    await pool.close();
-  }
-  return sent;
-}
-
-function mib(kb: number | null): number | null {
-  return kb === null ? null : kb / 1024;
+/** Sends GET /origin/sized/BYTES/RUN-i for every i of the fill to `url`; bounded in time. */
+function fillTarget(url: string, fill: Fill): Promise<number> {
+  const run = Date.now().toString(36);
+  return sendEach(url, fill.count, (i) => `/${ROUTE_NAME}/sized/${fill.bytes(i)}/${run}-${i}`, {
+    concurrency: FILL_CONCURRENCY,
+    deadline: Date.now() + 30_000 + (fill.count / 1000) * FILL_MS_PER_1000,
+  });
 }
 
 /** `varnishstat` MAIN.n_object of the instance in `workDir`, or null. */
-async function varnishObjects(workDir: string): Promise<number | null> {
+function varnishObjects(workDir: string): Promise<number | null> {
   const bin = findBinary('varnishstat');
-  if (bin === null) return null;
+  if (bin === null) return Promise.resolve(null);
   return new Promise((resolve) => {
-    const p = spawn(bin, ['-n', workDir, '-1', '-f', 'MAIN.n_object'], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
-    p.on('close', () => {
-      clearTimeout(timer);
-      const m = /MAIN\.n_object\s+(\d+)/.exec(out);
+    execFile(bin, ['-n', workDir, '-1', '-f', 'MAIN.n_object'], { timeout: 10_000 }, (_err, out) => {
+      const m = /MAIN\.n_object\s+(\d+)/.exec(String(out));
       resolve(m ? Number(m[1]) : null);
     });
   });
 }
 
-async function sidecacheEntries(adminUrl: string): Promise<number | null> {
-  return metricValue(adminUrl, 'sidecache_cache_entries');
-}
-
-async function withConfig<T>(yaml: string, body: (path: string) => Promise<T>): Promise<T> {
-  const config = sidecacheConfigFile(yaml);
-  try {
-    return await body(config.path);
-  } finally {
-    config.remove();
-  }
-}
-
-async function sleep(ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms));
-}
+const sidecacheEntries = (adminUrl: string) => metric(adminUrl, 'sidecache_cache_entries');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function stopped<T>(child: Child, body: () => Promise<T>): Promise<T> {
   try {
@@ -201,61 +140,61 @@ async function stopped<T>(child: Child, body: () => Promise<T>): Promise<T> {
   }
 }
 
-function fillDeadline(fill: Fill): number {
-  return Date.now() + 30_000 + (fill.count / 1000) * FILL_MS_PER_1000;
+/** A fresh sidecache with the cap (and `extra` config under `cache:`) for `body`, stopped afterwards. */
+function withSidecache<T>(
+  ctx: TargetContext,
+  extra: string,
+  body: (sc: { url: string; adminUrl: string; child: Child }) => Promise<T>,
+): Promise<T> {
+  return withConfigFile(configYaml(extra), async (path) => {
+    const sc = await startSidecache(ctx.children, {
+      origin: ctx.origin.url,
+      nodeArgs,
+      serveArgs: ['--config', path],
+    });
+    return stopped(sc.child, () => body(sc));
+  });
 }
 
-async function sidecacheFill(ctx: TargetContext, fill: Fill, label: string, extra = ''): Promise<Row> {
-  const build = sidecacheBuild(repoRoot);
-  return withConfig(configYaml(extra), async (path) => {
-    const sc = await startSidecache(ctx, { ...build, nodeArgs, serveArgs: ['--config', path] });
-    return stopped(sc.child, async () => {
-      const sent = await fillTarget(sc.url, fill, fillDeadline(fill));
-      return {
-        test: fill.description,
-        target: label,
-        sent,
-        entries: await sidecacheEntries(sc.adminUrl),
-        peakRssMib: mib(vmHwmKb(sc.child.pid)),
-        endRssMib: rssMib(sc.child.pid),
-        note: '',
-      };
-    });
+/** Peak and current RSS of one process. */
+const rss = (pid: number) => ({ peakRssMib: statusMib(pid, 'VmHWM'), endRssMib: statusMib(pid) });
+
+function sidecacheFill(ctx: TargetContext, fill: Fill, label: string, extra = ''): Promise<Row> {
+  return withSidecache(ctx, extra, async (sc) => {
+    const sent = await fillTarget(sc.url, fill);
+    const entries = await sidecacheEntries(sc.adminUrl);
+    return { test: fill.description, target: label, sent, entries, ...rss(sc.child.pid), note: '' };
   });
 }
 
 async function varnishFill(ctx: TargetContext, fill: Fill): Promise<Row> {
-  const v = await startVarnish(ctx, `${Math.round(capBytes / MiB)}m`);
+  const v = await startVarnish(ctx.children, ctx.origin.url, `${Math.round(capBytes / MiB)}m`);
   return stopped(v.child, async () => {
-    const sent = await fillTarget(v.url, fill, fillDeadline(fill));
+    const sent = await fillTarget(v.url, fill);
+    const entries = await varnishObjects(join(v.dir, 'work'));
+    const target = `varnish -s malloc,${Math.round(capBytes / MiB)}m`;
     return {
       test: fill.description,
-      target: `varnish -s malloc,${Math.round(capBytes / MiB)}m`,
+      target,
       sent,
-      entries: await varnishObjects(v.workDir),
-      peakRssMib: mib(vmHwmKb(v.child.pid)),
-      endRssMib: rssMib(v.child.pid),
+      entries,
+      ...rss(v.child.pid),
       note: 'cache worker process',
     };
   });
 }
 
-async function sidecacheIdle(ctx: TargetContext, label: string, extra = ''): Promise<Row> {
-  const build = sidecacheBuild(repoRoot);
-  return withConfig(configYaml(extra), async (path) => {
-    const sc = await startSidecache(ctx, { ...build, nodeArgs, serveArgs: ['--config', path] });
-    return stopped(sc.child, async () => {
-      await sleep(IDLE_SETTLE_MS);
-      return {
-        test: 'idle after start',
-        target: label,
-        sent: null,
-        entries: null,
-        peakRssMib: mib(vmHwmKb(sc.child.pid)),
-        endRssMib: rssMib(sc.child.pid),
-        note: '',
-      };
-    });
+function sidecacheIdle(ctx: TargetContext, label: string, extra = ''): Promise<Row> {
+  return withSidecache(ctx, extra, async (sc) => {
+    await sleep(IDLE_SETTLE_MS);
+    return {
+      test: 'idle after start',
+      target: label,
+      sent: null,
+      entries: null,
+      ...rss(sc.child.pid),
+      note: '',
+    };
   });
 }
 
@@ -280,13 +219,11 @@ async function startBareNode(ctx: TargetContext): Promise<{ url: string; child: 
     command: process.execPath,
     args: ['-e', BARE_NODE_JS],
   });
-  try {
-    const port = await child.waitForLine(parseListening, READY_TIMEOUT_MS);
-    return { url: `http://127.0.0.1:${port}`, child };
-  } catch (err) {
+  const port = await child.waitForLine(parseListening, READY_TIMEOUT_MS).catch(async (err: Error) => {
     await child.stop();
-    throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
-  }
+    throw new Error(`${err.message}\n${child.outputTail()}`);
+  });
+  return { url: `http://127.0.0.1:${port}`, child };
 }
 
 async function hitLoad(h: Harness, url: string, target: string, requestTarget: string): Promise<string> {
@@ -302,96 +239,37 @@ async function hitLoad(h: Harness, url: string, target: string, requestTarget: s
 
 async function hitRows(h: Harness, ctx: TargetContext): Promise<Row[]> {
   const path = `/sized/${HIT_BYTES}/hot`;
+  const test = `after ${hitMs / 1000} s hit load, one 2 KiB entry`;
   const bare = await startBareNode(ctx);
   const bareRow = await stopped(bare.child, async () => {
-    const idle = rssMib(bare.child.pid);
-    const note = await hitLoad(h, bare.url, 'bare-node', path);
-    return {
-      test: `after ${hitMs / 1000} s hit load, one 2 KiB entry`,
-      target: 'bare node:http',
-      sent: null,
-      entries: null,
-      peakRssMib: mib(vmHwmKb(bare.child.pid)),
-      endRssMib: rssMib(bare.child.pid),
-      note: `${note}; idle ${fixed(idle ?? 0, 1)} MiB`,
-    };
+    const idle = statusMib(bare.child.pid);
+    const note = `${await hitLoad(h, bare.url, 'bare-node', path)}; idle ${fixed(idle ?? 0, 1)} MiB`;
+    return { test, target: 'bare node:http', sent: null, entries: null, ...rss(bare.child.pid), note };
   });
-  const build = sidecacheBuild(repoRoot);
-  const scRow = await withConfig(configYaml(), async (cfg) => {
-    const sc = await startSidecache(ctx, { ...build, nodeArgs, serveArgs: ['--config', cfg] });
-    return stopped(sc.child, async () => {
-      const warm = await fetch(`${sc.url}/${ROUTE_NAME}${path}`, { signal: AbortSignal.timeout(5000) });
-      await warm.arrayBuffer();
-      const idle = rssMib(sc.child.pid);
-      const note = await hitLoad(h, sc.url, 'sidecache', `/${ROUTE_NAME}${path}`);
-      return {
-        test: `after ${hitMs / 1000} s hit load, one 2 KiB entry`,
-        target: 'sidecache',
-        sent: null,
-        entries: await sidecacheEntries(sc.adminUrl),
-        peakRssMib: mib(vmHwmKb(sc.child.pid)),
-        endRssMib: rssMib(sc.child.pid),
-        note: `${note}; idle ${fixed(idle ?? 0, 1)} MiB`,
-      };
-    });
+  const scRow = await withSidecache(ctx, '', async (sc) => {
+    const warm = await fetch(`${sc.url}/${ROUTE_NAME}${path}`, { signal: AbortSignal.timeout(5000) });
+    await warm.arrayBuffer();
+    const idle = statusMib(sc.child.pid);
+    const note = `${await hitLoad(h, sc.url, 'sidecache', `/${ROUTE_NAME}${path}`)}; idle ${fixed(idle ?? 0, 1)} MiB`;
+    const entries = await sidecacheEntries(sc.adminUrl);
+    return { test, target: 'sidecache', sent: null, entries, ...rss(sc.child.pid), note };
   });
   const ratio =
     scRow.endRssMib !== null && bareRow.endRssMib !== null ? scRow.endRssMib / bareRow.endRssMib : null;
   return [bareRow, { ...scRow, note: `${scRow.note}; ${ratio === null ? '?' : fixed(ratio, 2)}x bare` }];
 }
 
-interface TierServer {
-  readonly label: string;
-  /** Config lines under `cache:` that turn the tier on. */
-  readonly extra: string;
-  readonly child: Child;
-}
-
-/** redis-server or memcached on a free port (no persistence), where installed; null otherwise. */
-async function startTierServer(ctx: TargetContext, kind: 'redis' | 'memcached'): Promise<TierServer | null> {
-  const binary = findBinary(kind === 'redis' ? 'redis-server' : 'memcached');
-  if (binary === null) return null;
-  const port = await freePort();
-  const child = ctx.children.spawn({
-    label: kind,
-    command: binary,
-    args:
-      kind === 'redis'
-        ? ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
-        : [
-            '-p',
-            String(port),
-            '-l',
-            '127.0.0.1',
-            '-U',
-            '0',
-            '-m',
-            '256',
-            ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []),
-          ],
-  });
-  try {
-    await waitForPort(port, child, READY_TIMEOUT_MS);
-  } catch (err) {
-    await child.stop();
-    throw err;
-  }
-  return {
-    label: `sidecache + ${kind} tier`,
-    extra:
-      kind === 'redis'
-        ? `  redis:\n    url: redis://127.0.0.1:${port}\n`
-        : `  memcached:\n    servers: ["127.0.0.1:${port}"]\n`,
-    child,
-  };
-}
-
+/** Idle and the first fill again, with the Redis or memcached tier on (redis-server / memcached). */
 async function tierRows(ctx: TargetContext, kind: 'redis' | 'memcached', fill: Fill): Promise<Row[]> {
-  const tier = await startTierServer(ctx, kind);
-  if (tier === null) throw new Error(`${kind}: not installed`);
+  const tier = await startTierServer(ctx.children, kind);
+  const label = `sidecache + ${kind} tier`;
+  const extra =
+    kind === 'redis'
+      ? `  redis:\n    url: redis://127.0.0.1:${tier.port}\n`
+      : `  memcached:\n    servers: ["127.0.0.1:${tier.port}"]\n`;
   return stopped(tier.child, async () => [
-    await sidecacheIdle(ctx, tier.label, tier.extra),
-    await sidecacheFill(ctx, fill, tier.label, tier.extra),
+    await sidecacheIdle(ctx, label, extra),
+    await sidecacheFill(ctx, fill, label, extra),
   ]);
 }
 
@@ -415,10 +293,8 @@ function table(rows: readonly Row[]): string {
   ).join('\n');
 }
 
-await runSweepScript({ pin: false, json: values.json }, async (h) => {
-  const originStart = await startOrigin(h.children, repoRoot, READY_TIMEOUT_MS);
-  const origin: RunningOrigin = originStart;
-  const ctx: TargetContext = { children: h.children, repoRoot, origin, readyTimeoutMs: READY_TIMEOUT_MS };
+await runScript({ pin: false, json: values.json }, async (h) => {
+  const ctx: TargetContext = { children: h.children, origin: await startOrigin(h.children) };
   const want = (name: string): boolean => only === null || only.has(name);
   const withVarnish = !values['no-varnish'] && findBinary('varnishd') !== null;
   const rows: Row[] = [];
@@ -446,7 +322,7 @@ await runSweepScript({ pin: false, json: values.json }, async (h) => {
   }
   const header = [
     ...h.header,
-    `cache cap ${capBytes / MiB} MiB (sidecache cache.maxSizeBytes, varnish -s malloc); fills with ${FILL_CONCURRENCY} connections; sidecache ${sidecacheBuild(repoRoot).label}, node flags: ${nodeArgs.join(' ') || 'none'}${quick ? '; --quick: a tenth of each fill' : ''}`,
+    `cache cap ${capBytes / MiB} MiB (sidecache cache.maxSizeBytes, varnish -s malloc); fills with ${FILL_CONCURRENCY} connections; sidecache ${sidecacheBuildLabel()}, node flags: ${nodeArgs.join(' ') || 'none'}${quick ? '; --quick: a tenth of each fill' : ''}`,
     ...(withVarnish ? [] : ['varnish: not installed or --no-varnish (apt-get install -y varnish)']),
   ];
   const text = [...header, '', table(rows), ...(failures.length ? ['', 'FAILED:', ...failures] : [])].join(

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type ChildGroup, createChildGroup } from '../harness/children.js';
-import { loadAverage, metricSum, READY_TIMEOUT_MS, repoRoot } from '../harness/harness.js';
-import { HIT_LOOKUPS, startInterceptingSidecache } from '../targets/intercepting-sidecache.js';
-import { ROUTE_NAME } from './requests.js';
+import { loadAverage, metric, repoRoot } from '../harness/harness.js';
+import { ROUTE_NAME } from '../targets/route-table.js';
+import { HIT_LOOKUPS, startInterceptingSidecache } from '../targets/sidecache.js';
 
 export const PYTHON = '/usr/bin/python3';
 
@@ -107,12 +107,9 @@ export async function runPythonCost(
   const dir = mkdtempSync(join(tmpdir(), 'sidecache-bench-pycost-'));
   try {
     const profDir = join(dir, 'cpu-prof');
-    const { origin, sidecache: sc } = await startInterceptingSidecache({
-      children,
-      repoRoot,
+    const { origin, sidecache: sc } = await startInterceptingSidecache(children, {
       dir,
       handshakeDelayMs: 0,
-      readyTimeoutMs: READY_TIMEOUT_MS,
       label: 'sidecache',
       nodeArgs: opts.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
     });
@@ -145,10 +142,11 @@ export async function runPythonCost(
       PythonCostResult,
       'sidecache' | 'cpuProfile'
     >;
+    const count = async (name: string) => (await metric(sc.adminUrl, name)) ?? 0;
     const sidecache = {
-      cacheHits: await metricSum(sc.adminUrl, HIT_LOOKUPS),
-      upstreamRequests: await metricSum(sc.adminUrl, 'sidecache_upstream_requests_total'),
-      leafCertsIssued: await metricSum(sc.adminUrl, 'sidecache_tls_leaf_certificates_issued_total'),
+      cacheHits: await count(HIT_LOOKUPS),
+      upstreamRequests: await count('sidecache_upstream_requests_total'),
+      leafCertsIssued: await count('sidecache_tls_leaf_certificates_issued_total'),
     };
     await sc.child.stop(10_000);
     await origin.child.stop();

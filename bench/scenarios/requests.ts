@@ -2,6 +2,8 @@
 // the origin path (its first segment picks the caching headers, see targets/origin.ts), how proxies
 // are addressed, and optionally a fixed number of connections.
 import type { LoadRequest } from '../harness/load.js';
+import type { Endpoint } from '../targets/index.js';
+import { ROUTE_NAME } from '../targets/route-table.js';
 
 /** How a proxy is addressed; the names follow sidecache's front modes. */
 export type AddressingMode = 'route' | 'forward';
@@ -20,9 +22,6 @@ export interface Scenario {
   /** Run when no `--scenario` is given. */
   readonly byDefault: boolean;
 }
-
-/** The route name every proxy is started with: `--route origin=ORIGIN`. */
-export const ROUTE_NAME = 'origin';
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -69,12 +68,6 @@ export const SCENARIOS: readonly Scenario[] = [
     byDefault: true,
   },
 ];
-
-export interface Endpoint {
-  /** `http://127.0.0.1:PORT` */
-  readonly url: string;
-  readonly role: 'origin' | 'proxy';
-}
 
 /** The request the load generator sends to `endpoint` for `scenario`; the origin is always hit directly. */
 export function requestFor(scenario: Scenario, endpoint: Endpoint, originUrl: string): LoadRequest {

@@ -16,14 +16,17 @@
  *
  * Exit status 0 when every check passed, 1 otherwise, 2 for a bad option.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { Child } from '../harness/children.js';
+import { type Harness, withHarness } from '../harness/harness.js';
+import { type LoadResult, runWrkScript, wrkInstalled } from '../harness/load.js';
+import { cpuSeconds, statusMib } from '../harness/proc.js';
+import { startSidecache } from '../targets/sidecache.js';
 import {
   type AttackCount,
   runAttacks,
@@ -90,7 +93,6 @@ const RSS_LIMIT_MIB = 512;
 /** After the load, pooled keep-alive connections to the origin may stay open (up to this many). */
 const FD_SLACK = 40;
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const failures: string[] = [];
 const check = (ok: boolean, what: string): void => {
   process.stdout.write(`${ok ? 'ok  ' : 'FAIL'}  ${what}\n`);
@@ -118,14 +120,19 @@ const GRACE_MS = 5_000;
 /** The attack probes' host on the intercept list (CONNECT to it is decrypted). */
 const INTERCEPT_HOST = 'localhost';
 
-async function startSidecache(dir: string, originPort: number, reflectPort: number, upgradePort: number) {
+/** sidecache from source (tsx), with the soak's routes, interception and limits, logging at info. */
+async function startSoaked(
+  h: Harness,
+  dir: string,
+  originPort: number,
+  reflectPort: number,
+  upgradePort: number,
+) {
   const file = join(dir, 'soak.yaml');
   writeFileSync(
     file,
     [
-      'listen: 127.0.0.1:0',
-      'admin: { listen: "127.0.0.1:0" }',
-      'log: { level: info, access: false }',
+      'log: { access: false }',
       'routes:',
       `  - { name: o, origin: "http://127.0.0.1:${originPort}"${POOL ? `, upstream: { connectionsPerOrigin: ${POOL} }` : ''} }`,
       `  - { name: r, origin: "http://127.0.0.1:${reflectPort}" }`,
@@ -138,39 +145,11 @@ async function startSidecache(dir: string, originPort: number, reflectPort: numb
       '',
     ].join('\n'),
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', file], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    out = (out + d.toString()).slice(-200_000);
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    out = (out + d.toString()).slice(-200_000);
-  });
-  const started = await new Promise<{ listen: string; admin: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sidecache did not start in 20 s:\n${out}`)), 20_000);
-    const poll = setInterval(() => {
-      const line = out.split('\n').find((l) => l.includes('"sidecache started"'));
-      if (!line) return;
-      clearInterval(poll);
-      clearTimeout(timer);
-      resolve(JSON.parse(line) as { listen: string; admin: string });
-    }, 50);
-    child.once('exit', (code) => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      reject(new Error(`sidecache exited with ${code}:\n${out}`));
-    });
-  });
-  return { child, url: `http://${started.listen}`, admin: `http://${started.admin}`, output: () => out };
+  return startSidecache(h.children, { fromSource: true, logLevel: 'info', serveArgs: ['--config', file] });
 }
 
 const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
-function rssMiB(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-}
+const rssMiB = (pid: number): number => statusMib(pid) ?? Number.NaN;
 
 async function normalRequest(url: string): Promise<boolean> {
   try {
@@ -181,47 +160,22 @@ async function normalRequest(url: string): Promise<boolean> {
   }
 }
 
-interface WrkResult {
-  requests: number;
-  socketErrors: number;
-  /** wrk's `timeout` count: requests with no answer within --timeout. */
-  timeouts: number;
-  non2xx: number;
-  summary: string;
-  /** Latency percentiles and max as wrk prints them (e.g. `12.3ms`). */
-  latency: string;
+/** wrk (two threads) on one path of the soaked process, with its latency percentiles as a line. */
+async function wrk(h: Harness, url: string, connections: number, seconds: number) {
+  const { load } = await runWrkScript(h, {
+    script: 'wrk-report.lua',
+    connectUrl: new URL(url).origin,
+    connections,
+    durationMs: seconds * 1000,
+    timeout: '10s',
+    threads: 2,
+    env: { BENCH_REQUEST_TARGET: new URL(url).pathname, BENCH_HOST: new URL(url).host },
+  });
+  const ms = (v: number) => `${v.toFixed(2)}ms`;
+  return { ...load, latency: `p50 ${ms(load.p50Ms)}, p99 ${ms(load.p99Ms)}, max ${ms(load.maxMs)}` };
 }
 
-function wrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      'wrk',
-      ['-t', '2', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '10s', '--latency', url],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 30) * 1000);
-    let text = '';
-    child.stdout.on('data', (d: Buffer) => {
-      text += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      text += d.toString();
-    });
-    child.on('close', () => {
-      clearTimeout(killer);
-      const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? 0);
-      const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-      const socketErrors = se ? se.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
-      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
-      const summary = se?.[0] ?? 'Socket errors: none';
-      const pct = (p: string) => new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(text)?.[1] ?? '?';
-      const max = /^\s+Latency\s+\S+\s+\S+\s+(\S+)/m.exec(text)?.[1] ?? '?';
-      const latency = `p50 ${pct('50')}, p99 ${pct('99')}, max ${max}`;
-      const timeouts = Number(se?.[4] ?? 0);
-      resolve({ requests, socketErrors, timeouts, non2xx, summary, latency });
-    });
-  });
-}
+const summary = (r: LoadResult): string => `socket errors ${r.socketErrors} (timeouts ${r.timeouts})`;
 
 // ---- tunnels -------------------------------------------------------------------------------------
 
@@ -329,14 +283,6 @@ async function loopLag(admin: string): Promise<string> {
   } catch (err) {
     return `unknown (${String(err)})`;
   }
-}
-
-/** CPU seconds (user + system) a process has used, from /proc/PID/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 (utime, stime) are at indexes 11 and 12 after the command name.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 // ---- fuzz ---------------------------------------------------------------------------------------
@@ -521,8 +467,8 @@ async function fuzz(port: number, count: number, seconds: number): Promise<FuzzR
 
 // ---- main ---------------------------------------------------------------------------------------
 
-async function main(): Promise<void> {
-  if (spawnSync('wrk', ['--version']).error) {
+async function main(h: Harness): Promise<void> {
+  if (!wrkInstalled()) {
     process.stderr.write('soak: wrk is not installed (apt-get install wrk)\n');
     process.exit(1);
   }
@@ -531,10 +477,10 @@ async function main(): Promise<void> {
   const originPort = (origin.address() as AddressInfo).port;
   const reflecting = await startReflectingOrigin();
   const truncating = await startTruncatingOrigin();
-  let sc: Awaited<ReturnType<typeof startSidecache>> | null = null;
+  let sc: Awaited<ReturnType<typeof startSoaked>> | null = null;
   try {
-    sc = await startSidecache(dir, originPort, reflecting.port, truncating.port);
-    const pid = sc.child.pid as number;
+    sc = await startSoaked(h, dir, originPort, reflecting.port, truncating.port);
+    const pid = sc.child.pid;
     process.stdout.write(
       `soak (${QUICK ? 'quick' : 'full'}): sidecache pid ${pid} at ${sc.url}, origin 127.0.0.1:${originPort}\n`,
     );
@@ -551,31 +497,31 @@ async function main(): Promise<void> {
         `load: ${wrkConnections} wrk connections for ${LOAD.seconds} s (hits + misses), ${LOAD.tunnels} tunnel clients` +
           `${POOL ? `, pool ${POOL}` : ''}\n`,
       );
-      await loopLag(sc.admin); // resets the event-loop delay histogram
+      await loopLag(sc.adminUrl); // resets the event-loop delay histogram
       const machineBefore = machineCpu();
       const overflowsBefore = listenOverflows();
-      const cpuBefore = cpuSeconds(pid);
+      const cpuBefore = cpuSeconds(pid) ?? Number.NaN;
       const selfBefore = process.cpuUsage();
       const t0 = Date.now();
       const [hits, misses, tunnels] = await Promise.all([
-        wrk(`${sc.url}/o/hit`, half, LOAD.seconds),
-        wrk(`${sc.url}/o/miss`, wrkConnections - half, LOAD.seconds),
+        wrk(h, `${sc.url}/o/hit`, half, LOAD.seconds),
+        wrk(h, `${sc.url}/o/miss`, wrkConnections - half, LOAD.seconds),
         tunnelLoad(Number(new URL(sc.url).port), originPort, LOAD.tunnels, LOAD.seconds),
       ]);
       const wall = (Date.now() - t0) / 1000;
       const machineAfter = machineCpu();
       const busy =
         1 - (machineAfter.idle - machineBefore.idle) / Math.max(1, machineAfter.total - machineBefore.total);
-      const lag = await loopLag(sc.admin);
+      const lag = await loopLag(sc.adminUrl);
       const overflows = listenOverflows() - overflowsBefore;
       const self = process.cpuUsage(selfBefore);
       const rssAfter = rssMiB(pid);
       process.stdout.write(
-        `load: hits ${hits.requests} req (${(hits.requests / LOAD.seconds).toFixed(0)}/s; ${hits.latency}; ${hits.summary}, non-2xx ${hits.non2xx})\n` +
-          `load: misses ${misses.requests} req (${(misses.requests / LOAD.seconds).toFixed(0)}/s; ${misses.latency}; ${misses.summary}, non-2xx ${misses.non2xx})\n` +
+        `load: hits ${hits.requests} req (${(hits.requests / LOAD.seconds).toFixed(0)}/s; ${hits.latency}; ${summary(hits)}, non-2xx ${hits.non2xx})\n` +
+          `load: misses ${misses.requests} req (${(misses.requests / LOAD.seconds).toFixed(0)}/s; ${misses.latency}; ${summary(misses)}, non-2xx ${misses.non2xx})\n` +
           `load: tunnels ${tunnels.tunnels} opened, ${tunnels.requests} requests through them, errors ${tunnels.errors}` +
           `${tunnels.errors > 0 ? ` (${[...tunnels.errorKinds].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}\n` +
-          `load: CPU over ${wall.toFixed(1)} s: sidecache ${(((cpuSeconds(pid) - cpuBefore) / wall) * 100).toFixed(0)}%, ` +
+          `load: CPU over ${wall.toFixed(1)} s: sidecache ${((((cpuSeconds(pid) ?? Number.NaN) - cpuBefore) / wall) * 100).toFixed(0)}%, ` +
           `origin + tunnel clients ${(((self.user + self.system) / 1e6 / wall) * 100).toFixed(0)}% (100% = one core); ` +
           `whole machine ${(busy * 100).toFixed(0)}% busy\n` +
           `load: sidecache event-loop delay during the load: ${lag}\n` +
@@ -628,11 +574,11 @@ async function main(): Promise<void> {
         ours.length === 0,
         `every 5xx names an upstream failure (${ours.length > 0 ? ours.join('; ') : `${f.byStatus.get('5xx') ?? 0} 5xx, all upstream`})`,
       );
+      check(!sc.child.hasExited(), 'sidecache still running after the fuzz');
       check(
-        sc.child.exitCode === null && sc.child.signalCode === null,
-        'sidecache still running after the fuzz',
+        !/uncaught|unhandled/i.test(sc.child.output()),
+        'no uncaught exception or unhandled rejection logged',
       );
-      check(!/uncaught|unhandled/i.test(sc.output()), 'no uncaught exception or unhandled rejection logged');
       check(await normalRequest(sc.url), 'a normal request is served correctly after the fuzz');
       await sleep(500);
       const fdEnd = fdCount(pid);
@@ -643,7 +589,7 @@ async function main(): Promise<void> {
       process.stdout.write(`attacks: ${ATTACKS} attempts of each kind\n`);
       const targets = {
         proxyPort: Number(new URL(sc.url).port),
-        adminUrl: sc.admin,
+        adminUrl: sc.adminUrl,
         reflectRoute: '/r',
         reflectPort: reflecting.port,
         interceptHost: INTERCEPT_HOST,
@@ -661,10 +607,7 @@ async function main(): Promise<void> {
       reportAttacks(counts);
       const through = counts.reduce((n, c) => n + c.through, 0);
       check(through === 0, `no attack got through (${through})`);
-      check(
-        sc.child.exitCode === null && sc.child.signalCode === null,
-        'sidecache still running after the attacks',
-      );
+      check(!sc.child.hasExited(), 'sidecache still running after the attacks');
       check(await normalRequest(sc.url), 'a normal request is served correctly after the attacks');
     }
     process.stdout.write(`RSS at the end ${rssMiB(pid).toFixed(0)} MiB\n`);
@@ -674,7 +617,7 @@ async function main(): Promise<void> {
       if (stopped !== null) {
         check(
           stopped.code === 0 && stopped.ms < GRACE_MS + 2_000,
-          `SIGTERM after the soak: exited with ${stopped.code ?? stopped.signal} in ${stopped.ms} ms (graceMs ${GRACE_MS}); ${stoppedLine(sc.output())}`,
+          `SIGTERM after the soak: exited with ${stopped.code ?? stopped.signal} in ${stopped.ms} ms (graceMs ${GRACE_MS}); ${stoppedLine(sc.child.output())}`,
         );
       }
     }
@@ -714,21 +657,15 @@ function stoppedLine(output: string): string {
 
 /** SIGTERM, then SIGKILL after 15 s; how it ended (null when it had already exited). */
 async function stop(
-  child: ChildProcess,
+  child: Child,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number } | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return null;
+  if (child.hasExited()) return null;
   const started = Date.now();
-  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
-    child.once('exit', (code, signal) => r([code, signal])),
-  );
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  const [code, signal] = await exited;
-  clearTimeout(t);
-  return { code, signal, ms: Date.now() - started };
+  await child.stop(15_000);
+  return { ...(await child.exited), ms: Date.now() - started };
 }
 
-main().catch((err: unknown) => {
+withHarness({ pin: false }, main).catch((err: unknown) => {
   process.stderr.write(`soak: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

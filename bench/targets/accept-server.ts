@@ -5,14 +5,20 @@
 //   acceptors N   N handles on the same socket (src/front/acceptors.ts, what proxy.acceptors does)
 //   cluster       node:cluster, round-robin, one worker: the primary accepts and hands each
 //                 connection to the worker over IPC
-// Prints "listening PORT" on stdout once it accepts.
+// Usage: node --import tsx bench/targets/accept-server.ts --listen 127.0.0.1:0 [--mode M] [--count N]
 import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import process from 'node:process';
+import { parseArgs } from 'node:util';
 import { addAcceptors } from '../../src/front/acceptors.js';
+import { LISTENING_PREFIX } from '../harness/child-contract.js';
 
-const [mode = 'inline', countArg = '8'] = process.argv.slice(2);
+const { values } = parseArgs({
+  options: { listen: { type: 'string' }, mode: { type: 'string' }, count: { type: 'string' } },
+});
+const [mode, countArg] = [values.mode ?? 'inline', values.count ?? '8'];
+const announce = (port: number) => process.stdout.write(`${LISTENING_PREFIX}${JSON.stringify({ port })}\n`);
 const busyMs = Number(process.env.ACCEPT_BENCH_BUSY_US ?? '100') / 1000;
 const BACKLOG = 4096;
 
@@ -27,7 +33,7 @@ function serve(_req: IncomingMessage, res: ServerResponse): void {
 if (mode === 'cluster' && cluster.isPrimary) {
   cluster.schedulingPolicy = cluster.SCHED_RR;
   const worker = cluster.fork();
-  worker.on('message', (m: { port: number }) => process.stdout.write(`listening ${m.port}\n`));
+  worker.on('message', (m: { port: number }) => announce(m.port));
   worker.on('exit', (code) => process.exit(code ?? 1));
   process.on('SIGTERM', () => worker.kill('SIGTERM'));
 } else {
@@ -37,8 +43,9 @@ if (mode === 'cluster' && cluster.isPrimary) {
       if (mode === 'acceptors') await addAcceptors(server, { count: Number(countArg), backlog: BACKLOG });
       const { port } = server.address() as AddressInfo;
       if (cluster.isWorker) process.send?.({ port });
-      else process.stdout.write(`listening ${port}\n`);
+      else announce(port);
     })();
   });
   process.on('SIGTERM', () => process.exit(0));
 }
+process.stdin.on('close', () => process.exit(0)).resume();

@@ -7,7 +7,7 @@ import { createServer as createNetServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { loadOrCreateCa } from '../../src/tls/ca.js';
 import { createLeafIssuer } from '../../src/tls/leaf-certs.js';
-import { parseListen } from '../harness/child-contract.js';
+import { parseListen, serveBenchTarget } from '../harness/child-contract.js';
 import { fixedJsonBody } from './body.js';
 import { delayHandshakeFlights } from './handshake-delay.js';
 
@@ -42,17 +42,4 @@ const https = createHttpsServer(
 const tcp = createNetServer({ noDelay: true }, (raw) => {
   https.emit('connection', delayHandshakeFlights(raw, delayMs));
 });
-tcp.listen(port, host, () => {
-  const address = tcp.address() as { port: number };
-  process.stdout.write(`BENCH_LISTENING ${JSON.stringify({ port: address.port })}\n`);
-});
-const leave = (): void => {
-  https.closeAllConnections();
-  tcp.close();
-  process.exit(0);
-};
-process.on('SIGTERM', leave);
-process.on('SIGINT', leave);
-process.stdin.on('end', leave);
-process.stdin.on('close', leave);
-process.stdin.resume();
+serveBenchTarget(tcp, { host, port }, https);

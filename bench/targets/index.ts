@@ -1,24 +1,15 @@
-// The contenders. Each runs as its own process, so its CPU can be read apart from the load
-// generator's, and exposes one base URL. Adding a target is adding an entry to TARGETS.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseListening } from '../harness/child-contract.js';
-import type { Child, ChildGroup } from '../harness/children.js';
-import type { Endpoint } from '../scenarios/requests.js';
-import { ROUTE_NAME } from '../scenarios/requests.js';
-import {
-  childPids,
-  findBinary,
-  measuring,
-  nginxConfig,
-  scratchDir,
-  varnishVcl,
-  waitForPort,
-  writeFile,
-} from './caches.js';
-import { freePort, SIDECACHE_NOT_BUILT, startSidecache } from './sidecache.js';
-import { sidecacheL2 } from './sidecache-l2.js';
-import { squidBinary, startSquid } from './squid.js';
+// The contenders of `npm run bench` and of the peer table. Each runs as its own process, so its CPU
+// is read apart from the load generator's, and exposes one base URL. Adding a target is adding an
+// entry to TARGETS (bench/README.md, "Adding a scenario or a target").
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Child, type ChildGroup, startNodeServer } from '../harness/children.js';
+import { findBinary, startNginx, startSquid, startTierServer, startVarnish } from './caches.js';
+import { ROUTE_NAME } from './route-table.js';
+import { SIDECACHE_NOT_BUILT, sidecacheBuilt, startSidecache } from './sidecache.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
 
 export type TargetName =
   | 'direct'
@@ -34,6 +25,12 @@ export type TargetName =
   | 'varnish'
   | 'squid';
 
+export interface Endpoint {
+  /** `http://127.0.0.1:PORT` */
+  readonly url: string;
+  readonly role: 'origin' | 'proxy';
+}
+
 export interface RunningOrigin {
   readonly url: string;
   readonly child: Child;
@@ -41,9 +38,7 @@ export interface RunningOrigin {
 
 export interface TargetContext {
   readonly children: ChildGroup;
-  readonly repoRoot: string;
   readonly origin: RunningOrigin;
-  readonly readyTimeoutMs: number;
 }
 
 export interface RunningTarget extends Endpoint {
@@ -57,196 +52,55 @@ export interface TargetSpec {
   readonly description: string;
   /** The scenarios this target makes sense in; absent: every scenario. */
   readonly scenarios?: readonly string[];
-  /** Why the target cannot run in this tree (for example, not built), or null. Never faked. */
-  skipReason(repoRoot: string): string | null;
+  /** Why the target cannot run here (not built, not installed), or null. Never faked. */
+  skipReason(): string | null;
   start(ctx: TargetContext): Promise<RunningTarget>;
 }
 
-/** Starts a bench/ TypeScript server that follows child-contract.ts and returns its URL. */
-export async function startBenchServer(
-  children: ChildGroup,
-  label: string,
-  script: string,
-  args: readonly string[],
-  readyTimeoutMs: number,
-): Promise<{ url: string; child: Child }> {
-  const child = children.spawn({
-    label,
-    command: process.execPath,
-    args: ['--import', 'tsx', script, '--listen', '127.0.0.1:0', ...args],
-  });
-  try {
-    const port = await child.waitForLine(parseListening, readyTimeoutMs);
-    return { url: `http://127.0.0.1:${port}`, child };
-  } catch (err) {
-    await child.stop();
-    throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
-  }
+/** The bench origin (origin.ts): every target is measured against it. */
+export function startOrigin(children: ChildGroup): Promise<RunningOrigin> {
+  return startNodeServer(children, 'origin', join(HERE, 'origin.ts'));
 }
 
-export async function startOrigin(children: ChildGroup, repoRoot: string, readyTimeoutMs: number) {
-  return startBenchServer(children, 'origin', join(repoRoot, 'bench/targets/origin.ts'), [], readyTimeoutMs);
-}
+const CACHE_SCENARIOS = ['fresh-hit', 'fresh-hit-gzip'];
 
-export {
-  freePort,
-  SIDECACHE_NOT_BUILT,
-  type SidecacheLaunch,
-  sidecacheBuild,
-  startSidecache,
-  waitForReady,
-} from './sidecache.js';
-
-function referenceProxy(
+/** A server of this folder (child-contract.ts); a proxy gets `--route origin=ORIGIN`. */
+function nodeServer(
   name: TargetName,
-  file: string,
   description: string,
-  args: readonly string[] = [],
+  file: string,
+  args: readonly string[],
+  kind: 'proxy' | 'cache-hit limit',
 ): TargetSpec {
   return {
     name,
     description,
+    ...(kind === 'proxy' ? {} : { scenarios: CACHE_SCENARIOS }),
     skipReason: () => null,
     async start(ctx) {
-      const { url, child } = await startBenchServer(
-        ctx.children,
-        name,
-        join(ctx.repoRoot, 'bench/targets', file),
-        ['--route', `${ROUTE_NAME}=${ctx.origin.url}`, ...args],
-        ctx.readyTimeoutMs,
-      );
+      const route = kind === 'proxy' ? ['--route', `${ROUTE_NAME}=${ctx.origin.url}`] : [];
+      const { url, child } = await startNodeServer(ctx.children, name, join(HERE, file), [...route, ...args]);
       return { name, url, role: 'proxy', child };
     },
   };
 }
 
-const sidecache: TargetSpec = {
-  name: 'sidecache',
-  description: 'node dist/cli.js serve (npm run build first)',
-  skipReason: (repoRoot) => (existsSync(join(repoRoot, 'dist/cli.js')) ? null : SIDECACHE_NOT_BUILT),
-  async start(ctx) {
-    const { url, child } = await startSidecache(ctx);
-    return { name: 'sidecache', url, role: 'proxy', child };
-  },
-};
-
-const CACHE_SCENARIOS = ['fresh-hit', 'fresh-hit-gzip'] as const;
-
-/**
- * The limit for a Node process: the stored bytes written by a bare node:http server; with the
- * whole head of a sidecache hit (Date, Via, Age, Cache-Status, Server-Timing) as `bare-node-hit-head`.
- */
-function bareNode(name: 'bare-node' | 'bare-node-hit-head', description: string, args: string[]): TargetSpec {
+/** A cache-hit target that needs `binary` installed; skipped with a note where it is not. */
+function installed(
+  name: TargetName,
+  binary: string,
+  description: string,
+  start: (ctx: TargetContext) => Promise<{ url: string; child: Child }>,
+  skip: () => string | null = () => null,
+): TargetSpec {
   return {
     name,
     description,
     scenarios: CACHE_SCENARIOS,
-    skipReason: () => null,
-    async start(ctx) {
-      const { url, child } = await startBenchServer(
-        ctx.children,
-        name,
-        join(ctx.repoRoot, 'bench/targets/bare-node.ts'),
-        args,
-        ctx.readyTimeoutMs,
-      );
-      return { name, url, role: 'proxy', child };
-    },
+    skipReason: () => skip() ?? (findBinary(binary) ? null : `skipped: ${binary} is not installed`),
+    start: async (ctx) => ({ name, role: 'proxy', ...(await start(ctx)) }),
   };
 }
-
-const nginxCache: TargetSpec = {
-  name: 'nginx-cache',
-  description: 'nginx proxy_cache, one process (only where nginx is installed)',
-  scenarios: CACHE_SCENARIOS,
-  skipReason: () => (findBinary('nginx') ? null : 'skipped: nginx is not installed'),
-  async start(ctx) {
-    const port = await freePort();
-    const scratch = scratchDir('nginx');
-    const conf = writeFile(scratch.dir, 'nginx.conf', nginxConfig(scratch.dir, port, ctx.origin.url));
-    const child = ctx.children.spawn({
-      label: 'nginx-cache',
-      command: findBinary('nginx') as string,
-      args: ['-p', scratch.dir, '-c', conf],
-    });
-    void child.exited.then(() => scratch.remove());
-    try {
-      await waitForPort(port, child, ctx.readyTimeoutMs);
-    } catch (err) {
-      await child.stop();
-      throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
-    }
-    return { name: 'nginx-cache', url: `http://127.0.0.1:${port}`, role: 'proxy', child };
-  },
-};
-
-/**
- * Starts varnishd with malloc storage of `mallocSize` (varnishd's syntax, e.g. `64m`); the returned
- * child measures its cache worker process. `workDir` is Varnish's -n directory (for varnishstat).
- */
-export async function startVarnish(
-  ctx: TargetContext,
-  mallocSize: string,
-): Promise<{ url: string; child: Child; workDir: string }> {
-  const port = await freePort();
-  const scratch = scratchDir('varnish');
-  const vcl = writeFile(scratch.dir, 'bench.vcl', varnishVcl(ctx.origin.url));
-  const workDir = join(scratch.dir, 'work');
-  const manager = ctx.children.spawn({
-    label: 'varnish',
-    command: findBinary('varnishd') as string,
-    args: [
-      '-F',
-      '-j',
-      'none',
-      '-n',
-      workDir,
-      '-a',
-      `127.0.0.1:${port}`,
-      '-f',
-      vcl,
-      '-s',
-      `malloc,${mallocSize}`,
-    ],
-  });
-  void manager.exited.then(() => scratch.remove());
-  try {
-    await waitForPort(port, manager, ctx.readyTimeoutMs);
-    const workers = childPids(manager.pid);
-    if (workers.length !== 1) throw new Error(`varnish: expected one cache worker, found ${workers.length}`);
-    return { url: `http://127.0.0.1:${port}`, child: measuring(manager, workers[0] as number), workDir };
-  } catch (err) {
-    await manager.stop();
-    throw new Error(`${(err as Error).message}\n${manager.outputTail()}`);
-  }
-}
-
-const varnish: TargetSpec = {
-  name: 'varnish',
-  description: 'varnishd, malloc storage; its cache worker process is measured (only where installed)',
-  scenarios: CACHE_SCENARIOS,
-  skipReason: () => (findBinary('varnishd') ? null : 'skipped: varnishd is not installed'),
-  async start(ctx) {
-    const { url, child } = await startVarnish(ctx, '64m');
-    return { name: 'varnish', url, role: 'proxy', child };
-  },
-};
-
-const squid: TargetSpec = {
-  name: 'squid',
-  description: 'squid -N, reverse proxy (accelerator) caching in memory (only where installed)',
-  scenarios: CACHE_SCENARIOS,
-  skipReason: () => (squidBinary() ? null : 'skipped: squid is not installed (apt-get install -y squid)'),
-  async start(ctx) {
-    const { url, child } = await startSquid(
-      ctx.children,
-      await freePort(),
-      ctx.origin.url,
-      ctx.readyTimeoutMs,
-    );
-    return { name: 'squid', url, role: 'proxy', child };
-  },
-};
 
 export const TARGETS: readonly TargetSpec[] = [
   {
@@ -255,31 +109,83 @@ export const TARGETS: readonly TargetSpec[] = [
     skipReason: () => null,
     start: async (ctx) => ({ name: 'direct', url: ctx.origin.url, role: 'origin', child: ctx.origin.child }),
   },
-  referenceProxy('http-proxy', 'http-proxy.ts', 'http-proxy pass-through with a keep-alive Agent'),
-  referenceProxy('undici-pool', 'undici-pool.ts', 'undici Pool pass-through (pool.request + pipeline)'),
-  referenceProxy(
-    'undici-pool-stream',
+  nodeServer('http-proxy', 'http-proxy pass-through with a keep-alive Agent', 'http-proxy.ts', [], 'proxy'),
+  nodeServer(
+    'undici-pool',
+    'undici Pool pass-through (pool.request + pipeline)',
     'undici-pool.ts',
-    'undici Pool pass-through writing into the response (pool.stream)',
-    ['--stream'],
+    [],
+    'proxy',
   ),
-  sidecache,
-  sidecacheL2(CACHE_SCENARIOS),
-  bareNode('bare-node', 'bare node:http serving the same bytes from memory (cache-hit reference)', []),
-  bareNode(
-    'bare-node-hit-head',
-    "bare-node sending a sidecache hit's whole head from memory (what the head alone costs)",
-    ['--hit-head'],
+  nodeServer(
+    'undici-pool-stream',
+    'undici Pool pass-through writing into the response (pool.stream)',
+    'undici-pool.ts',
+    ['--stream'],
+    'proxy',
   ),
   {
-    ...referenceProxy(
+    name: 'sidecache',
+    description: 'node dist/cli.js serve (npm run build first)',
+    skipReason: () => (sidecacheBuilt() ? null : SIDECACHE_NOT_BUILT),
+    async start(ctx) {
+      const { url, child } = await startSidecache(ctx.children, { origin: ctx.origin.url });
+      return { name: 'sidecache', url, role: 'proxy', child };
+    },
+  },
+  // Every hit read from Redis: sidecache's in-process cache off (`cache.redis.l1: false`).
+  installed(
+    'sidecache-l2',
+    'redis-server',
+    'sidecache, in-process cache off, hits read from a local redis-server (L2)',
+    async (ctx) => {
+      const redis = await startTierServer(ctx.children, 'redis');
+      const config = join(redis.dir, 'sidecache.yaml');
+      writeFileSync(config, 'cache:\n  redis:\n    l1: false\n');
+      const sidecache = await startSidecache(ctx.children, {
+        origin: ctx.origin.url,
+        label: 'sidecache-l2',
+        serveArgs: ['--config', config, '--redis', `redis://127.0.0.1:${redis.port}`],
+      }).catch(async (err: unknown) => {
+        await redis.child.stop();
+        throw err;
+      });
+      void sidecache.child.exited.then(() => redis.child.stop());
+      return sidecache;
+    },
+    () => (sidecacheBuilt() ? null : SIDECACHE_NOT_BUILT),
+  ),
+  nodeServer(
+    'bare-node',
+    'bare node:http serving the same bytes from memory',
+    'bare-node.ts',
+    [],
+    'cache-hit limit',
+  ),
+  nodeServer(
+    'bare-node-hit-head',
+    "bare-node sending a sidecache hit's whole head from memory (what the head alone costs)",
+    'bare-node.ts',
+    ['--hit-head'],
+    'cache-hit limit',
+  ),
+  {
+    ...nodeServer(
       'node-min-cache',
+      'the least a Node cache can do: Map by URL, max-age, Age and Cache-Status',
       'node-min-cache.ts',
-      'the least a Node cache can do: Map by URL, max-age, Age and Cache-Status (cache-hit reference)',
+      [],
+      'proxy',
     ),
     scenarios: CACHE_SCENARIOS,
   },
-  nginxCache,
-  varnish,
-  squid,
+  installed('nginx-cache', 'nginx', 'nginx proxy_cache, one process', (ctx) =>
+    startNginx(ctx.children, ctx.origin.url),
+  ),
+  installed('varnish', 'varnishd', 'varnishd, malloc storage; its cache worker process is measured', (ctx) =>
+    startVarnish(ctx.children, ctx.origin.url, '64m'),
+  ),
+  installed('squid', 'squid', 'squid -N, an accelerator caching in memory', (ctx) =>
+    startSquid(ctx.children, ctx.origin.url),
+  ),
 ];

@@ -15,7 +15,7 @@
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { announceListening, exitWhenParentLeaves, parseListen } from '../harness/child-contract.js';
+import { parseListen, serveBenchTarget } from '../harness/child-contract.js';
 import { fixedJsonBody } from './body.js';
 
 const CACHE_CONTROL_BY_SEGMENT: Readonly<Record<string, string>> = {
@@ -87,8 +87,5 @@ const server = createServer((req, res) => {
 });
 // Pooled connections from the proxies sit idle while other targets are measured: keep them open
 // longer than a whole benchmark run, so no run starts on a connection the origin is closing.
-server.keepAliveTimeout = 300_000;
-server.headersTimeout = 310_000;
 server.requestTimeout = 0;
-server.listen(listen.port, listen.host, () => announceListening(server));
-exitWhenParentLeaves(server);
+serveBenchTarget(server, listen);

@@ -2,6 +2,9 @@
 // `--route NAME=ORIGIN` sends `/NAME/rest` to `ORIGIN/rest` (reverse route), and an absolute-form
 // request `GET http://ORIGIN-HOST/rest` is forwarded when ORIGIN is one of the routes (forward proxy).
 
+/** The route every proxy in the bench is started with: `--route origin=ORIGIN`. */
+export const ROUTE_NAME = 'origin';
+
 export interface Route {
   readonly name: string;
   /** `http://host:port`, no trailing slash. */

@@ -1,96 +1,114 @@
-// Starting a sidecache process for the bench (startSidecache: the sidecache targets, the sweeps, the
-// HTTPS and Python interception benches), and what it needs: free ports to give it, a /readyz poll.
+// Starting sidecache for the bench: `node dist/cli.js serve` (the TypeScript source through tsx when
+// not built, or when asked) on free loopback ports, ready once its /readyz answers 200.
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
-import type { Child } from '../harness/children.js';
-import { ROUTE_NAME } from '../scenarios/requests.js';
-import type { TargetContext } from './index.js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../test/helpers/ports.js';
+import { type Child, type ChildGroup, startNodeServer, waitUntilReady } from '../harness/children.js';
+import { repoRoot } from '../harness/harness.js';
+import { ROUTE_NAME } from './route-table.js';
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('could not reserve a port');
-  return address.port;
-}
+export const SIDECACHE_NOT_BUILT = 'not built, skipped (no dist/cli.js: run npm run build first)';
 
-/** Polls `readyzUrl` until it answers 200; fails early when `child` exits. */
-export async function waitForReady(child: Child, readyzUrl: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no answer';
-  while (Date.now() < deadline) {
-    if (child.hasExited()) throw new Error(`${child.label} exited before it was ready`);
-    try {
-      const res = await fetch(readyzUrl, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-      last = `status ${res.status}`;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${child.label}: ${readyzUrl} not 200 within ${timeoutMs} ms (last: ${last})`);
-}
+export const sidecacheBuilt = (): boolean => existsSync(join(repoRoot, 'dist/cli.js'));
+
+/** What `startSidecache` runs by default, for table headers. */
+export const sidecacheBuildLabel = (): string =>
+  sidecacheBuilt() ? 'dist/cli.js' : 'src/cli.ts through tsx (not built)';
 
 export interface SidecacheLaunch {
+  /** Adds `--route origin=ORIGIN` to this origin URL. */
+  readonly origin?: string;
   /** Extra `serve` arguments, e.g. `--config FILE`. */
   readonly serveArgs?: readonly string[];
   /** Node flags before the script, e.g. `--max-old-space-size=8192`. */
   readonly nodeArgs?: readonly string[];
-  /** Run src/cli.ts through tsx instead of dist/cli.js (for scripts that work without a build). */
+  /** src/cli.ts through tsx instead of dist/cli.js; default: only when not built. */
   readonly fromSource?: boolean;
   /** The process label in messages; default `sidecache`. */
   readonly label?: string;
+  /** Default `warn`: no access log line per request. */
+  readonly logLevel?: string;
 }
 
-/** dist/cli.js when built, else the TypeScript source through tsx; `label` says which. */
-export function sidecacheBuild(repoRoot: string): { fromSource: boolean; label: string } {
-  return existsSync(join(repoRoot, 'dist/cli.js'))
-    ? { fromSource: false, label: 'dist/cli.js' }
-    : { fromSource: true, label: 'src/cli.ts through tsx (not built)' };
-}
-
-/** Starts `node dist/cli.js serve` with the origin route and `launch`'s extra arguments; resolves once /readyz answers 200. */
 export async function startSidecache(
-  ctx: TargetContext,
+  children: ChildGroup,
   launch: SidecacheLaunch = {},
 ): Promise<{ url: string; adminUrl: string; child: Child }> {
-  const port = await freePort();
-  const adminPort = await freePort();
-  const child = ctx.children.spawn({
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const fromSource = launch.fromSource ?? !sidecacheBuilt();
+  const child = children.spawn({
     label: launch.label ?? 'sidecache',
     command: process.execPath,
     args: [
       ...(launch.nodeArgs ?? []),
-      ...(launch.fromSource
-        ? ['--import', 'tsx', join(ctx.repoRoot, 'src/cli.ts')]
-        : [join(ctx.repoRoot, 'dist/cli.js')]),
-      'serve',
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--admin-listen',
-      `127.0.0.1:${adminPort}`,
-      '--route',
-      `${ROUTE_NAME}=${ctx.origin.url}`,
-      '--log-level',
-      'warn',
-      ...(launch.serveArgs ?? []),
+      ...(fromSource ? ['--import', 'tsx', join(repoRoot, 'src/cli.ts')] : [join(repoRoot, 'dist/cli.js')]),
+      ...['serve', '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`],
+      ...(launch.origin ? ['--route', `${ROUTE_NAME}=${launch.origin}`] : []),
+      ...['--log-level', launch.logLevel ?? 'warn', ...(launch.serveArgs ?? [])],
     ],
   });
   const adminUrl = `http://127.0.0.1:${adminPort}`;
-  try {
-    await waitForReady(child, `${adminUrl}/readyz`, ctx.readyTimeoutMs);
-  } catch (err) {
-    await child.stop();
-    throw new Error(`${(err as Error).message}\n${child.outputTail()}`);
-  }
+  await waitUntilReady(child, '/readyz', async () => {
+    const res = await fetch(`${adminUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
+    await res.arrayBuffer();
+    return res.status === 200;
+  });
   return { url: `http://127.0.0.1:${port}`, adminUrl, child };
 }
 
-export const SIDECACHE_NOT_BUILT = 'not built, skipped (no dist/cli.js: run npm run build first)';
+/** sidecache's cache lookups that were hits, as a metric() name pattern (every label set). */
+export const HIT_LOOKUPS = 'sidecache_cache_lookups_total\\{[^}]*result="hit"[^}]*\\}';
+
+export interface RunningIntercept {
+  readonly origin: {
+    readonly child: Child;
+    readonly port: number;
+    /** `localhost:PORT`: what clients ask for, and the certificate's name. */
+    readonly authority: string;
+    readonly caFile: string;
+  };
+  readonly sidecache: {
+    readonly child: Child;
+    readonly url: string;
+    readonly adminUrl: string;
+    readonly caFile: string;
+  };
+}
+
+/**
+ * What the HTTPS new-connection bench and the Python per-call bench start: the HTTPS origin
+ * (https-origin.ts) with a CA of its own, adding `handshakeDelayMs` to each TLS handshake round trip,
+ * and sidecache from source (a stale dist/ never runs) intercepting `localhost` in front of it,
+ * trusting the origin's CA and minting leaves from its own. Both CAs are made under `dir`.
+ */
+export async function startInterceptingSidecache(
+  children: ChildGroup,
+  setup: { dir: string; handshakeDelayMs: number; label: string; nodeArgs?: readonly string[] },
+): Promise<RunningIntercept> {
+  const originCaDir = join(setup.dir, 'origin-ca');
+  const origin = await startNodeServer(
+    children,
+    'https-origin',
+    join(dirname(fileURLToPath(import.meta.url)), 'https-origin.ts'),
+    ['--ca-dir', originCaDir, '--handshake-delay-ms', String(setup.handshakeDelayMs)],
+  );
+  const port = Number(new URL(origin.url).port);
+  const caFile = join(originCaDir, 'ca.pem');
+  const sidecache = await startSidecache(children, {
+    label: setup.label,
+    fromSource: true,
+    nodeArgs: setup.nodeArgs ?? [],
+    // `localhost` resolves to loopback, which the egress policy admits only by address.
+    serveArgs: ['--intercept', 'localhost', '--allow', '127.0.0.1/32'].concat([
+      '--ca-dir',
+      join(setup.dir, 'sidecache-ca'),
+      '--ca-file',
+      caFile,
+    ]),
+  });
+  return {
+    origin: { child: origin.child, port, authority: `localhost:${port}`, caFile },
+    sidecache: { ...sidecache, caFile: join(setup.dir, 'sidecache-ca', 'ca.pem') },
+  };
+}

@@ -20,17 +20,7 @@ describe('bench peer table smoke run', () => {
     timeout: 90_000,
   }, async () => {
     await withHarness({ pin: false }, async (h) => {
-      const result = await runPeerTable(
-        {
-          children: h.children,
-          repoRoot: process.cwd(),
-          load: h.load,
-          pinning: h.pinning,
-          cpu: h.cpu,
-          readyTimeoutMs: 20_000,
-        },
-        { rounds: 1, warmupMs: 0, durationMs: 300, connections: 4 },
-      );
+      const result = await runPeerTable(h, { rounds: 1, warmupMs: 0, durationMs: 300, connections: 4 });
       assert.deepEqual(
         result.rows.filter((r) => r.failure).map((r) => `${r.workload}/${r.target}: ${r.failure}`),
         [],

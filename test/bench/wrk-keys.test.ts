@@ -1,7 +1,7 @@
 /**
  * The entries sweep's "missed key": wrk 4.x calls the script's request() once on its first thread
  * before any connection opens (to check the request) and never sends that request, so a fill that
- * advanced on every call skipped its first key. bench/load/wrk-keys.lua now leaves the first call
+ * advanced on every call skipped its first key. bench/harness/wrk-keys.lua now leaves the first call
  * unadvanced. An origin on loopback logs the paths it receives; with one connection the order is
  * exact: the first pass must be k0..k(n-1), k0 first. Needs wrk: required under CI=true.
  */
@@ -10,9 +10,8 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { it } from 'node:test';
-import { repoRoot, withHarness } from '../../bench/harness/harness.js';
-import { wrkInstalled } from '../../bench/harness/load.js';
-import { runWrkKeys } from '../../bench/harness/wrk-keys.js';
+import { withHarness } from '../../bench/harness/harness.js';
+import { runWrkKeys, wrkInstalled } from '../../bench/harness/load.js';
 
 it('wrk-keys fill: the first pass sends every key of the range, the first key first', {
   timeout: 30_000,
@@ -33,20 +32,17 @@ it('wrk-keys fill: the first pass sends every key of the range, the first key fi
   const n = 40;
   try {
     await withHarness({ pin: false }, async (h) => {
-      const result = await runWrkKeys(
-        { children: h.children, pinning: h.pinning, benchDir: `${repoRoot}/bench` },
-        {
-          connectUrl: url,
-          host: new URL(url).host,
-          prefix: '/k',
-          from: 100,
-          to: 100 + n,
-          mode: 'fill',
-          connections: 1,
-          durationMs: 5_000,
-          stopWhen: async () => seen.length >= 2 * n,
-        },
-      );
+      const result = await runWrkKeys(h, {
+        connectUrl: url,
+        host: new URL(url).host,
+        prefix: '/k',
+        from: 100,
+        to: 100 + n,
+        mode: 'fill',
+        connections: 1,
+        durationMs: 5_000,
+        stopWhen: async () => seen.length >= 2 * n,
+      });
       assert.ok(result.requests >= n, `wrk sent ${result.requests} requests`);
     });
   } finally {

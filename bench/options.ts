@@ -1,8 +1,9 @@
 // Command line and environment of `npm run bench`, checked once. Flags win over environment.
 import { parseArgs } from 'node:util';
-import { SCENARIOS, type Scenario } from '../scenarios/requests.js';
-import { TARGETS, type TargetSpec } from '../targets/index.js';
-import type { LoadGeneratorName } from './load.js';
+import { integer, seconds, UsageError } from './harness/harness.js';
+import type { LoadGeneratorName } from './harness/load.js';
+import { SCENARIOS, type Scenario } from './scenarios/requests.js';
+import { TARGETS, type TargetSpec } from './targets/index.js';
 
 export interface BenchOptions {
   readonly quick: boolean;
@@ -25,7 +26,7 @@ export interface BenchOptions {
   readonly help: boolean;
 }
 
-export class UsageError extends Error {}
+export { UsageError };
 
 export const USAGE = `Usage: npm run bench -- [options]
 
@@ -49,24 +50,6 @@ export const USAGE = `Usage: npm run bench -- [options]
 Scenarios:
 ${SCENARIOS.map((s) => `  ${s.name.padEnd(20)}${s.byDefault ? '' : '(opt-in) '}${s.description}`).join('\n')}
 `;
-
-function seconds(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
-  if (raw === undefined || raw === '') return fallback * 1000;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) {
-    throw new UsageError(`${name}: "${raw}" is not a number of seconds in [${min}, ${max}]`);
-  }
-  return Math.round(value * 1000);
-}
-
-function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new UsageError(`${name}: "${raw}" is not an integer in [${min}, ${max}]`);
-  }
-  return value;
-}
 
 function pick<T extends { name: string }>(
   name: string,
