@@ -2,7 +2,7 @@
 // (a target that answers anything but the origin's 2xx body fails here, with its status, instead of
 // being measured serving error pages), the measured process pinned to a CPU of its own, a warm-up,
 // then the load, with the CPU the process used over it.
-import { request } from 'node:http';
+import { send } from '../../test/helpers/client.js';
 import type { Child } from './children.js';
 import type { Harness } from './harness.js';
 import type { LoadRequest, LoadResult } from './load.js';
@@ -66,33 +66,14 @@ export async function measureRun(h: Pick<Harness, 'load' | 'pinning'>, plan: Run
 }
 
 /** One GET before any load; throws unless it answers 2xx with `expectedBytes` of body. */
-export async function probe(req: LoadRequest, expectedBytes: number, timeoutMs = 5000): Promise<void> {
-  const url = new URL(req.connectUrl);
-  const { status, bytes } = await new Promise<{ status: number; bytes: number }>((resolve, reject) => {
-    const clientReq = request(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: req.requestTarget,
-        headers: { host: req.host },
-        agent: false,
-      },
-      (res) => {
-        let bytes = 0;
-        res.on('data', (chunk: Buffer) => {
-          bytes += chunk.length;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
-        res.on('error', reject);
-      },
-    );
-    clientReq.setTimeout(timeoutMs, () => clientReq.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    clientReq.on('error', reject);
-    clientReq.end();
+export async function probe(req: LoadRequest, expectedBytes: number): Promise<void> {
+  const res = await send(req.connectUrl, req.requestTarget, {
+    headers: { host: req.host },
+    signal: AbortSignal.timeout(5000),
   });
-  if (status < 200 || status > 299 || bytes !== expectedBytes) {
+  if (res.status < 200 || res.status > 299 || res.body.length !== expectedBytes) {
     throw new Error(
-      `GET ${req.requestTarget} answered ${status} with ${bytes} bytes (want 2xx, ${expectedBytes})`,
+      `GET ${req.requestTarget} answered ${res.status} with ${res.body.length} bytes (want 2xx, ${expectedBytes})`,
     );
   }
 }

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { send } from '../../test/helpers/client.js';
 import { startDnsServer } from '../../test/helpers/dns-server.js';
 import { DnsZone } from '../../test/helpers/dns-zone.js';
 import type { ChildGroup } from '../harness/children.js';
@@ -16,17 +17,9 @@ import { startSidecache } from '../targets/sidecache.js';
 const NAME = 'api.slow-dns.bench.example';
 export const DNS_DELAY_MS = 250;
 
-function get(host: string, port: number, path: string, hostHeader: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path, agent: false, headers: { host: hostHeader } }, (res) => {
-      res.resume();
-      res.on('end', () =>
-        res.statusCode === 200 ? resolve() : reject(new Error(`${path}: ${res.statusCode}`)),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
+async function get(server: string, path: string, host: string): Promise<void> {
+  const res = await send(server, path, { headers: { host } });
+  if (res.status !== 200) throw new Error(`${path}: ${res.status}`);
 }
 
 async function timed(requests: number, once: () => Promise<void>): Promise<number[]> {
@@ -66,7 +59,7 @@ export async function runSlowDnsBench(
     resolver.setServers([nameserver.address]);
     const direct = await timed(opts.requests, async () => {
       const [address] = await resolver.resolve4(NAME);
-      await get(address as string, originPort, '/item', authority);
+      await get(`http://${address}:${originPort}`, '/item', authority);
     });
     // 2. Through sidecache: the app connects to sidecache (loopback); sidecache resolves and pools.
     const sc = await startSidecache(children, {
@@ -80,10 +73,7 @@ export async function runSlowDnsBench(
         '127.0.0.1/32',
       ],
     });
-    const port = Number(new URL(sc.url).port);
-    const through = await timed(opts.requests, () =>
-      get('127.0.0.1', port, '/api/item', `127.0.0.1:${port}`),
-    );
+    const through = await timed(opts.requests, () => get(sc.url, '/api/item', new URL(sc.url).host));
     await sc.child.stop();
     const ratio = direct.reduce((a, b) => a + b, 0) / through.reduce((a, b) => a + b, 0);
     return {

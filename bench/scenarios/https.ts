@@ -6,12 +6,12 @@
 // origin or inside a fresh CONNECT tunnel to sidecache. Sidecache reaches the origin over its warm
 // pool, so the delayed origin handshake is paid once, not per request.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
+import { connectThrough } from '../../test/helpers/connect.js';
 import { type ChildGroup, createChildGroup } from '../harness/children.js';
 import { metric, repoRoot } from '../harness/harness.js';
 import { HIT_LOOKUPS, startInterceptingSidecache } from '../targets/sidecache.js';
@@ -69,22 +69,10 @@ function getOnce(connect: Connector, hostHeader: string, path: string): Promise<
   });
 }
 
-function connectTunnel(proxyPort: number, authority: string): Promise<import('node:net').Socket> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1',
-      port: proxyPort,
-      method: 'CONNECT',
-      path: authority,
-      agent: false,
-    });
-    req.once('connect', (res, socket) =>
-      res.statusCode === 200 ? resolve(socket) : reject(new Error(`CONNECT answered ${res.statusCode}`)),
-    );
-    req.once('response', (res) => reject(new Error(`CONNECT answered ${res.statusCode}`)));
-    req.once('error', reject);
-    req.end();
-  });
+async function connectTunnel(proxyUrl: string, authority: string): Promise<import('node:net').Socket> {
+  const tunnel = await connectThrough(proxyUrl, authority);
+  if (!('socket' in tunnel)) throw new Error(`CONNECT answered ${tunnel.status}`);
+  return tunnel.socket;
 }
 
 function tlsOn(options: tls.ConnectionOptions): Promise<tls.TLSSocket> {
@@ -139,7 +127,7 @@ export async function runHttpsNewConnection(
       getOnce(
         async () =>
           tlsOn({
-            socket: await connectTunnel(Number(new URL(sc.url).port), authority),
+            socket: await connectTunnel(sc.url, authority),
             servername: 'localhost',
             ca: scCa,
           }),

@@ -96,6 +96,7 @@ export async function startInterceptingSidecache(
   const port = Number(new URL(origin.url).port);
   const caFile = join(originCaDir, 'ca.pem');
   const sidecache = await startSidecache(children, {
+    origin: `https://localhost:${port}`,
     label: setup.label,
     fromSource: true,
     nodeArgs: setup.nodeArgs ?? [],
