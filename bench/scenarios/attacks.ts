@@ -1,21 +1,8 @@
-/**
- * The soak's attack probes (issue 18), against a running sidecache process: each attempt ends as
- * `refused` (sidecache said no, or the attacker's values never reached anything), `contained`
- * (the attacker got something for itself, but nothing it could use against anyone else) or
- * `through` (the attack worked). Each probe decides from what a client, the origin or the TLS
- * peer actually saw, never from what sidecache says about itself. Only 127.0.0.1 traffic; every
- * wait is bounded.
- *
- * - forwarding: forged `Forwarded` / `X-Forwarded-*` / `X-Real-IP` to a reflecting, cacheable
- *   origin (reverse route and forward proxy); through when the next plain client sees a forged value.
- * - sni: CONNECT to an intercepted host, then TLS with another SNI; through when a leaf for that
- *   name is presented.
- * - admin: cross-site POST /purge and /reload (`Origin: http://evil.example`, `Sec-Fetch-Site:
- *   cross-site`), `GET /status.json` with `Host: evil.example`; through on a 2xx.
- * - upgrade: an Upgrade whose origin answers a truncated or empty non-101; through when the client
- *   gets no answer or no close within 4 s, or when the cut answer is stored (a plain GET of the
- *   same URL does not reach the origin).
- */
+// The soak's attack probes (issue 18) against a running sidecache: forged forwarding headers, SNI
+// mismatches inside an intercepted tunnel, cross-site admin calls, truncated answers to upgrades
+// (bench/README.md, "attacks"). Each attempt ends `refused`, `contained` (the attacker got something
+// only for itself) or `through`, decided from what a client, the origin or the TLS peer saw, never
+// from what sidecache says about itself. Only 127.0.0.1 traffic; every wait is bounded.
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';

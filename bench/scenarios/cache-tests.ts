@@ -1,22 +1,10 @@
-/**
- * `npm run cache-tests -- CHECKOUT [--id TEST] [--json FILE] [--from FILE] [--log FILE] [--compare]`: runs the public HTTP
- * caching test suite (github: http-tests/cache-tests, the suite behind cache-tests.fyi) against
- * sidecache as a reverse proxy. A dev tool, kept apart from `npm test`; the suite stays outside
- * this repository (CHECKOUT is a directory holding a copy of it, with `npm install` run there).
- *
- *   origin:    the suite's own request handlers (CHECKOUT/test-engine/server/handle-*.mjs), served
- *              by a node:http server of ours on 127.0.0.1 (its server.mjs listens on every address)
- *   sidecache: in this process, one route `/origin/` to that server, defaults otherwise
- *   client:    CHECKOUT/test-engine/cli.mjs in a child process, base URL http://127.0.0.1:P/origin
- *
- * Prints pass/fail counts by section in the suite's own terms (required, optimal, check; a test
- * whose dependency failed counts as "dep"), then every required or optimal test that did not pass
- * with its message. `--compare` adds the published results of reverse proxies in
- * CHECKOUT/results. `--json` saves the raw results; `--from` tallies a saved file without running
- * anything. `--log` writes sidecache's log (an access line per exchange) to FILE. `--id` runs one test and prints the suite's request/response dump.
- * Traffic goes to 127.0.0.1 only. Exit status 0 when the run completed, 1 when it did not, 2 for
- * a bad option.
- */
+// `npm run cache-tests -- CHECKOUT [--id TEST] [--json FILE] [--from FILE] [--log FILE] [--compare]`:
+// the public HTTP caching test suite (github: http-tests/cache-tests, behind cache-tests.fyi)
+// against sidecache as a reverse proxy: the suite's own handlers (CHECKOUT/test-engine/server) behind
+// a node:http server of ours on 127.0.0.1, sidecache in this process with one route `/origin/` to
+// it, and the suite's CLI in a child process. CHECKOUT is a copy of the suite with `npm install` run
+// there; options and output: bench/README.md. Exit 0 when the run completed, 1 when not, 2 for a
+// bad option.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

@@ -14,10 +14,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
-import { parseConfig } from '../../src/config/load.js';
-import { compileRuntime } from '../../src/config/runtime.js';
-import { createLogger } from '../../src/log.js';
-import { startSidecache } from '../../src/server.js';
+import { startTestSidecache } from '../../test/helpers/sidecache.js';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '200' } } });
 const N = Math.max(1, Math.min(10_000, Number(values.requests) || 200));
@@ -117,15 +114,11 @@ async function run(
   codings: ('br' | 'gzip')[] = ['br', 'gzip'],
 ): Promise<Row> {
   const origin = await startOrigin();
-  const config = parseConfig({
-    listen: '127.0.0.1:0',
-    admin: { listen: '127.0.0.1:0' },
-    log: { level: 'silent', access: false },
+  const sc = await startTestSidecache({
     routes: [{ name: 'api', origin: origin.url }],
     cache: { upstreamCompression: compression, upstreamCodings: codings },
   });
-  const sc = await startSidecache(compileRuntime(config), { logger: createLogger('silent') });
-  const base = `http://127.0.0.1:${sc.proxyAddress.port}`;
+  const base = sc.url;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const warm = new Set<Socket>();
   const measured = new Set<Socket>();
@@ -142,7 +135,7 @@ async function run(
     return { mode, originBytes: (origin.bytes() - originBefore) / N, clientBytes: clientBytes / N, ms };
   } finally {
     agent.destroy();
-    await sc.close(2_000);
+    await sc.close();
     await origin.close();
   }
 }

@@ -1,21 +1,8 @@
-/**
- * `npm run soak -- [--quick]`: a bounded load and fuzz run against one sidecache process, kept
- * apart from `npm test`. Only 127.0.0.1 traffic; every loop is bounded in count and in time.
- *
- * (a) load: wrk (many connections) over a cacheable path (hits) and a no-store path (misses) at
- *     once; then asserts no socket errors and no non-2xx answers, sidecache's RSS (from /proc)
- *     under a bound, and its open file descriptors back near the count taken before the load.
- * (b) fuzz: N malformed requests over raw TCP (random methods, broken request lines, invalid header
- *     names and values, CL/TE combinations, truncations); then asserts the process is alive and
- *     still answers a normal request correctly.
- * (c) attacks (bench/attacks.ts): forged forwarding headers, SNI mismatches inside an intercepted
- *     tunnel, cross-site admin calls, truncated answers to upgrades; counts what was tried, refused
- *     and what got through, which must be nothing.
- * Then SIGTERM must end the process within shutdown.graceMs plus a margin, with exit status 0:
- * nothing was left in flight after all of it.
- *
- * Exit status 0 when every check passed, 1 otherwise, 2 for a bad option.
- */
+// `npm run soak -- [--quick]`: a bounded load (wrk on hits and misses, CONNECT tunnels), fuzz
+// (malformed requests over raw TCP) and attack (attacks.ts) run against one sidecache process, kept
+// apart from `npm test`; then SIGTERM must end it within shutdown.graceMs plus a margin. Only
+// 127.0.0.1 traffic; every loop bounded in count and time. What each part checks: bench/README.md
+// ("Soak"). Exit status 0 when every check passed, 1 otherwise, 2 for a bad option.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
