@@ -34,47 +34,39 @@ const DROP_REQUEST = new Set(['host', 'expect']);
 const EMPTY_BODY = Buffer.alloc(0);
 /** How often requests still waiting for a head start listening for the client leaving (abort-watch.ts). */
 const ABORT_SWEEP_MS = 50;
+const noop = (): void => {};
 const NO_BODY_STATUS = (status: number): boolean => status === 204 || status === 304 || status < 200;
 
+/** What every request of one fetcher shares (one object, so a handler holds one reference). */
+interface Shared {
+  readonly pools: UpstreamPools;
+  readonly watch: AbortWatch;
+  readonly via: string | null;
+}
+
 export function createOriginFetch(pools: UpstreamPools, opts: OriginFetchOptions): Next {
-  const watch = createAbortWatch(ABORT_SWEEP_MS);
-  return async function fetchOrigin(ex: Exchange): Promise<Reply> {
-    const settings = ex.route?.upstream ?? opts.defaults;
-    const pool = pools.poolFor(ex.origin, settings);
-    const headers = originRequestHeaders(ex, DROP_REQUEST, opts);
-    const started = performance.now();
-    // httpVersion from the start (set once the connection is known): one object shape.
-    const info: OriginInfoMutable = {
-      origin: ex.origin,
-      reusedConnection: false,
-      retried: false,
-      bodyBytes: 0,
-      httpVersion: undefined,
-    };
-    ex.originInfo = info;
+  const shared: Shared = { pools, watch: createAbortWatch(ABORT_SWEEP_MS), via: opts.via };
+  // Not async: one promise per request, settled by the handler (a retry included), no await chain.
+  return function fetchOrigin(ex: Exchange): Promise<Reply> {
+    let handler: OriginResponse;
     try {
-      return await dispatchOnce(pool, pools, watch, ex, headers, info, started, opts.via);
+      const settings = ex.route?.upstream ?? opts.defaults;
+      const pool = pools.poolFor(ex.origin, settings);
+      const headers = originRequestHeaders(ex, DROP_REQUEST, opts);
+      // httpVersion from the start (set once the connection is known): one object shape.
+      const info: OriginInfoMutable = {
+        origin: ex.origin,
+        reusedConnection: false,
+        retried: false,
+        bodyBytes: 0,
+        httpVersion: undefined,
+      };
+      ex.originInfo = info;
+      handler = new OriginResponse(shared, pool, ex, headers, info, settings.retryDeadSocket);
     } catch (err) {
-      const canRetry =
-        settings.retryDeadSocket &&
-        info.reusedConnection &&
-        ex.body === null &&
-        IDEMPOTENT.has(ex.originRequest?.method ?? ex.method) &&
-        !ex.signal.aborted &&
-        isDeadSocketError(err);
-      if (!canRetry) throw err instanceof SidecacheError ? err : classifyUpstreamError(err, ex.origin);
-      info.retried = true;
-      info.reusedConnection = false;
-      const again = performance.now();
-      // Tracing noted when the first attempt went out (its traceContext hook); the span is the retry's.
-      if (ex.timings.upstreamStart !== undefined) ex.timings.upstreamStart = again;
-      try {
-        return await dispatchOnce(pool, pools, watch, ex, headers, info, again, opts.via);
-      } catch (retryErr) {
-        // The retry fails like any first attempt: a typed error (502 upstream_reset, ...), not a 500.
-        throw retryErr instanceof SidecacheError ? retryErr : classifyUpstreamError(retryErr, ex.origin);
-      }
+      return Promise.reject(err instanceof SidecacheError ? err : classifyUpstreamError(err, ex.origin));
     }
+    return new Promise<Reply>((resolve, reject) => handler.send(resolve, reject));
   };
 }
 
@@ -85,36 +77,6 @@ interface OriginInfoMutable {
   bodyBytes: number;
   preconnectedMs?: number;
   httpVersion?: '1.1' | '2';
-}
-
-function dispatchOnce(
-  pool: Dispatcher,
-  pools: UpstreamPools,
-  watch: AbortWatch,
-  ex: Exchange,
-  headers: Record<string, string | string[]>,
-  info: OriginInfoMutable,
-  started: number,
-  via: string | null,
-): Promise<Reply> {
-  const out = ex.originRequest;
-  const method = out?.method ?? ex.method;
-  return new Promise<Reply>((resolve, reject) => {
-    const handler = new OriginResponse(pools, ex, info, started, via, resolve, reject);
-    pool.dispatch(
-      {
-        origin: ex.origin,
-        path: out?.path ?? ex.target.pathname + ex.target.search,
-        method: method as Dispatcher.HttpMethod,
-        headers,
-        body: ex.body,
-        signal: undefined,
-      } as Dispatcher.DispatchOptions,
-      handler,
-    );
-    // A client already gone, or leaving while the origin is slow, is noticed by the watch.
-    watch.note(handler);
-  });
 }
 
 /**
@@ -146,14 +108,16 @@ function decideUndecided(): void {
  */
 class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaimer {
   readonly ex: Exchange;
-  readonly #pools: UpstreamPools;
+  readonly #shared: Shared;
+  readonly #pool: Dispatcher;
+  readonly #headers: Record<string, string | string[]>;
   readonly #info: OriginInfoMutable;
-  readonly #started: number;
-  readonly #via: string | null;
-  readonly #resolve: (reply: Reply) => void;
-  readonly #reject: (err: unknown) => void;
+  readonly #retryDeadSocket: boolean;
+  #started = 0;
+  #resolve: (reply: Reply) => void = noop;
+  #reject: (err: unknown) => void = noop;
   #controller: Dispatcher.DispatchController | null = null;
-  /** The promise is resolved or rejected. */
+  /** The promise is resolved or rejected (or handed to a retry). */
   #settled = false;
   /** The origin ended the body cleanly, or failed. */
   #ended = false;
@@ -168,21 +132,75 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
   #body: Readable | null = null;
 
   constructor(
-    pools: UpstreamPools,
+    shared: Shared,
+    pool: Dispatcher,
     ex: Exchange,
+    headers: Record<string, string | string[]>,
     info: OriginInfoMutable,
-    started: number,
-    via: string | null,
-    resolve: (reply: Reply) => void,
-    reject: (err: unknown) => void,
+    retryDeadSocket: boolean,
   ) {
     this.ex = ex;
-    this.#pools = pools;
+    this.#shared = shared;
+    this.#pool = pool;
+    this.#headers = headers;
     this.#info = info;
-    this.#started = started;
-    this.#via = via;
+    this.#retryDeadSocket = retryDeadSocket;
+  }
+
+  /** Sends the request; `resolve` gets the Reply once the head is in, `reject` a typed error. */
+  send(resolve: (reply: Reply) => void, reject: (err: unknown) => void): void {
     this.#resolve = resolve;
     this.#reject = reject;
+    const ex = this.ex;
+    const out = ex.originRequest;
+    this.#started = performance.now();
+    try {
+      this.#pool.dispatch(
+        {
+          origin: ex.origin,
+          path: out?.path ?? ex.target.pathname + ex.target.search,
+          method: (out?.method ?? ex.method) as Dispatcher.HttpMethod,
+          headers: this.#headers,
+          body: ex.body,
+          signal: undefined,
+        } as Dispatcher.DispatchOptions,
+        this,
+      );
+    } catch (err) {
+      if (this.#settled) return;
+      this.#settled = true;
+      reject(err instanceof SidecacheError ? err : classifyUpstreamError(err, ex.origin));
+      return;
+    }
+    // A client already gone, or leaving while the origin is slow, is noticed by the watch.
+    this.#shared.watch.note(this);
+  }
+
+  /**
+   * An idempotent, bodiless request whose reused pooled socket turned out dead before any
+   * response byte: sent once more, on a fresh connection, settling the same promise.
+   */
+  #retried(err: Error): boolean {
+    const ex = this.ex;
+    const info = this.#info;
+    if (
+      !this.#retryDeadSocket ||
+      info.retried ||
+      !info.reusedConnection ||
+      ex.body !== null ||
+      !IDEMPOTENT.has(ex.originRequest?.method ?? ex.method) ||
+      ex.signal.aborted ||
+      !isDeadSocketError(err)
+    ) {
+      return false;
+    }
+    info.retried = true;
+    info.reusedConnection = false;
+    const again = new OriginResponse(this.#shared, this.#pool, ex, this.#headers, info, true);
+    again.send(this.#resolve, this.#reject);
+    // Tracing noted when the first attempt went out (its traceContext hook); the span is the retry's.
+    if (ex.timings.upstreamStart !== undefined) ex.timings.upstreamStart = again.#started;
+    return true;
   }
 
   get waiting(): boolean {
@@ -210,7 +228,7 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
       ctrl.abort(new ClientAbortedError('client disconnected'));
       return;
     }
-    this.#pools.claimNextSocket(this);
+    this.#shared.pools.claimNextSocket(this);
   }
 
   /** The connection this request went out on (pools.ts, right after onRequestStart). */
@@ -250,7 +268,8 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
     }
     if (this.#settled || this.#head !== null) return;
     const headers = endToEndHeaders(originHeaders);
-    if (this.#via !== null) appendHeader(headers, 'via', this.#via);
+    const via = this.#shared.via;
+    if (via !== null) appendHeader(headers, 'via', via);
     this.#bodyless = (ex.originRequest?.method ?? ex.method) === 'HEAD' || NO_BODY_STATUS(statusCode);
     this.#head = { status: statusCode, statusText: statusMessage ?? '', headers };
     ex.timings.phases.upstream = performance.now() - this.#started;
@@ -334,7 +353,9 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
     this.#failed = true;
     if (!this.#settled && this.#head === null) {
       this.#settled = true;
-      this.#reject(err);
+      // The retry fails like any first attempt: a typed error (502 upstream_reset, ...), not a 500.
+      if (!this.#retried(err))
+        this.#reject(err instanceof SidecacheError ? err : classifyUpstreamError(err, this.ex.origin));
       return;
     }
     if (this.#body !== null) this.#body.destroy(classifyUpstreamError(err, this.ex.origin));

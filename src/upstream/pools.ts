@@ -130,6 +130,11 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
   const pools = new Map<string, { origin: string; settings: UpstreamConfig; pool: Pool }>();
   /** Retired pools still finishing their in-flight requests. */
   const retiring = new Map<Pool, Promise<void>>();
+  /**
+   * The current pool by settings object, then origin: what `poolFor` answers per request without
+   * building the `origin settings-key` string. Emptied whenever a pool leaves `pools`.
+   */
+  let bySettings = new WeakMap<UpstreamConfig, Map<string, Pool>>();
   /** Settings objects are frozen per route and runtime: their key is computed once. */
   const settingsKeys = new WeakMap<UpstreamConfig, string>();
   const keyOf = (origin: string, settings: UpstreamConfig): string => {
@@ -304,6 +309,9 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
   }
 
   function poolFor(origin: string, settings: UpstreamConfig): Pool {
+    let byOrigin = bySettings.get(settings);
+    const known = byOrigin?.get(origin);
+    if (known !== undefined) return known;
     const key = keyOf(origin, settings);
     let pool = pools.get(key)?.pool;
     if (pool === undefined) {
@@ -324,6 +332,11 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
       pool.on('disconnect', () => tellIdle(origin, 'disconnect'));
       pools.set(key, { origin, settings, pool });
     }
+    if (byOrigin === undefined) {
+      byOrigin = new Map();
+      bySettings.set(settings, byOrigin);
+    }
+    byOrigin.set(origin, pool);
     return pool;
   }
 
@@ -334,6 +347,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
       for (const [key, entry] of pools) {
         if (isCurrent(entry.origin, entry.settings)) continue;
         pools.delete(key);
+        bySettings = new WeakMap();
         dropParkedOf(key);
         retired++;
         // undici's close waits for queued and running requests, then closes the connections.
@@ -422,6 +436,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
       const draining = [...retiring.entries()];
       const all = [...current, ...draining.map(([pool]) => pool)];
       pools.clear();
+      bySettings = new WeakMap();
       retiring.clear();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
