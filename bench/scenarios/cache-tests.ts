@@ -1,23 +1,26 @@
-// `npm run cache-tests -- CHECKOUT [--id TEST] [--json FILE] [--from FILE] [--log FILE] [--compare]`:
-// the public HTTP caching test suite (github: http-tests/cache-tests, behind cache-tests.fyi)
-// against sidecache as a reverse proxy: the suite's own handlers (CHECKOUT/test-engine/server) behind
-// a node:http server of ours on 127.0.0.1, sidecache in this process with one route `/origin/` to
-// it, and the suite's CLI in a child process. CHECKOUT is a copy of the suite with `npm install` run
-// there; options and output: bench/README.md. Exit 0 when the run completed, 1 when not, 2 for a
-// bad option.
+// `npm run cache-tests -- CHECKOUT [--forward] [--id TEST] [--json FILE] [--from FILE] [--log FILE]
+// [--compare] [--min-scored N] [--min-required N]`: the public HTTP caching test suite (github:
+// http-tests/cache-tests, behind cache-tests.fyi) against sidecache as a reverse proxy, or with
+// `--forward` as a forward proxy (./cache-tests-forward.mjs, preloaded into the client, sends its
+// requests in absolute form): the suite's own handlers (CHECKOUT/test-engine/server) behind a
+// node:http server of ours on 127.0.0.1, sidecache in this process with one route `/origin/` to it
+// (no prefix with `--forward`), and the suite's CLI in a child process. CHECKOUT is a copy of the
+// suite with `npm install` run there; options and output: bench/README.md. Exit 0 when the run
+// completed (and reached `--min-scored` / `--min-required`), 1 when not, 2 for a bad option.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseConfig } from '../../src/config/load.js';
 import { compileRuntime } from '../../src/config/runtime.js';
 import { createLogger } from '../../src/log.js';
 import { startSidecache } from '../../src/server.js';
 
 const USAGE =
-  'usage: npm run cache-tests -- CHECKOUT [--id TEST] [--json FILE] [--from FILE] [--log FILE] [--compare]';
+  'usage: npm run cache-tests -- CHECKOUT [--forward] [--id TEST] [--json FILE] [--from FILE] [--log FILE] [--compare] [--min-scored N] [--min-required N]';
+const FORWARD_PRELOAD = fileURLToPath(new URL('./cache-tests-forward.mjs', import.meta.url));
 /** The whole suite takes about a minute; a run that takes this long is stuck. */
 const CLIENT_TIMEOUT_MS = 10 * 60_000;
 /** Published reverse-proxy results worth comparing with (file names in CHECKOUT/results). */
@@ -32,6 +35,11 @@ interface Options {
   readonly from: string | null;
   /** Write sidecache's log (one access line per exchange) to this file. */
   readonly log: string | null;
+  /** Forward-proxy mode instead of reverse. */
+  readonly forward: boolean;
+  /** Fail (exit 1) below these counts. */
+  readonly minScored: number;
+  readonly minRequired: number;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -41,8 +49,29 @@ function parseArgs(argv: readonly string[]): Options {
   let compare = false;
   let from: string | null = null;
   let log: string | null = null;
+  let forward = false;
+  let minScored = 0;
+  let minRequired = 0;
+  const count = (flag: string, raw: string | undefined): number => {
+    const n = Number(raw);
+    if (raw === undefined || !Number.isInteger(n) || n < 0)
+      throw new Error(`${flag}: expected a count, got "${raw}"`);
+    return n;
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
+    if (a === '--forward') {
+      forward = true;
+      continue;
+    }
+    if (a === '--min-scored') {
+      minScored = count(a, argv[++i]);
+      continue;
+    }
+    if (a === '--min-required') {
+      minRequired = count(a, argv[++i]);
+      continue;
+    }
     if (a === '--id' && i + 1 < argv.length) id = argv[++i]!;
     else if (a === '--json' && i + 1 < argv.length) json = argv[++i]!;
     else if (a === '--from' && i + 1 < argv.length) from = argv[++i]!;
@@ -58,7 +87,7 @@ function parseArgs(argv: readonly string[]): Options {
   if (from === null && !existsSync(join(checkout, 'node_modules', 'undici'))) {
     throw new Error(`${checkout}/node_modules/undici is missing: run npm install in the checkout first`);
   }
-  return { checkout, id, json, compare, from, log };
+  return { checkout, id, json, compare, from, log, forward, minScored, minRequired };
 }
 
 // ------------------------------------------------------------------- the suite's own modules
@@ -135,12 +164,19 @@ async function startSuiteOrigin(checkout: string): Promise<Server> {
 }
 
 /** Runs the suite's CLI; resolves with its stdout (JSON results, or a dump with `--id`). */
-function runClient(checkout: string, base: string, id: string): Promise<string> {
+function runClient(checkout: string, base: string, id: string, forwardProxy: string | null): Promise<string> {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, ['--no-warnings', 'test-engine/cli.mjs'], {
+    const preload = forwardProxy === null ? [] : ['--import', pathToFileURL(FORWARD_PRELOAD).href];
+    const child = spawn(process.execPath, ['--no-warnings', ...preload, 'test-engine/cli.mjs'], {
       cwd: checkout,
       // cli.mjs reads npm's config variables: `npm_config_*`, falling back to `npm_package_config_*`.
-      env: { ...process.env, npm_config_base: base, npm_config_id: id, npm_package_config_id: id },
+      env: {
+        ...process.env,
+        npm_config_base: base,
+        npm_config_id: id,
+        npm_package_config_id: id,
+        ...(forwardProxy === null ? {} : { SIDECACHE_PROXY: forwardProxy, SUITE_ORIGIN: base }),
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -210,6 +246,18 @@ function pad(s: string | number, n: number): string {
   return v.length >= n ? v : v + ' '.repeat(n - v.length);
 }
 
+/** Scored (required + optimal) and required passes over every section. */
+function totals(m: SuiteModules, results: RawResults): { scored: number; required: number } {
+  let scored = 0;
+  let required = 0;
+  for (const suite of m.suites) {
+    const t = tally(m, suite.tests, results);
+    scored += t.requiredPass + t.optimalPass;
+    required += t.requiredPass;
+  }
+  return { scored, required };
+}
+
 function formatSections(m: SuiteModules, results: RawResults): string {
   const lines = [
     `${pad('section', 20)} ${pad('required', 10)} ${pad('optimal', 10)} ${pad('check(yes)', 11)} ${pad('dep', 4)} ${pad('setup', 6)} harness`,
@@ -254,13 +302,7 @@ function formatFailures(m: SuiteModules, results: RawResults): string {
 function formatComparison(m: SuiteModules, checkout: string, results: RawResults): string {
   const lines = [`${pad('cache', 16)} ${pad('scored', 8)} required`];
   const line = (name: string, r: RawResults): string => {
-    let scored = 0;
-    let required = 0;
-    for (const suite of m.suites) {
-      const t = tally(m, suite.tests, r);
-      scored += t.requiredPass + t.optimalPass;
-      required += t.requiredPass;
-    }
+    const { scored, required } = totals(m, r);
     return `${pad(name, 16)} ${pad(scored, 8)} ${required}`;
   };
   lines.push(line('sidecache', results));
@@ -279,6 +321,16 @@ function report(suite: SuiteModules, opts: Options, results: RawResults): void {
 
 // ------------------------------------------------------------------------------------ main
 
+/** Whether the run reached `--min-scored` and `--min-required`; says so on stderr when not. */
+function meetsMinimum(suite: SuiteModules, opts: Options, results: RawResults): boolean {
+  const { scored, required } = totals(suite, results);
+  if (scored >= opts.minScored && required >= opts.minRequired) return true;
+  process.stderr.write(
+    `cache-tests: scored ${scored} (at least ${opts.minScored} expected), required ${required} (at least ${opts.minRequired} expected)\n`,
+  );
+  return false;
+}
+
 async function main(): Promise<number> {
   let opts: Options;
   try {
@@ -289,8 +341,9 @@ async function main(): Promise<number> {
   }
   const suite = await loadSuite(opts.checkout);
   if (opts.from !== null) {
-    report(suite, opts, JSON.parse(readFileSync(opts.from, 'utf8')) as RawResults);
-    return 0;
+    const saved = JSON.parse(readFileSync(opts.from, 'utf8')) as RawResults;
+    report(suite, opts, saved);
+    return meetsMinimum(suite, opts, saved) ? 0 : 1;
   }
   const origin = await startSuiteOrigin(opts.checkout);
   const originPort = (origin.address() as AddressInfo).port;
@@ -298,14 +351,23 @@ async function main(): Promise<number> {
     listen: '127.0.0.1:0',
     admin: { enabled: false },
     log: { level: opts.log === null ? 'silent' : 'info' },
-    routes: [{ name: 'origin', origin: `http://127.0.0.1:${originPort}` }],
+    // Forward mode: the same route without a path prefix, reached by absolute-form requests.
+    routes: [
+      {
+        name: 'origin',
+        origin: `http://127.0.0.1:${originPort}`,
+        ...(opts.forward ? { prefix: false } : {}),
+      },
+    ],
   });
   const logger =
     opts.log === null ? createLogger('silent') : createLogger('info', createWriteStream(opts.log));
   const sidecache = await startSidecache(compileRuntime(config), { logger });
-  const base = `http://127.0.0.1:${sidecache.proxyAddress.port}/origin`;
+  const proxy = `http://127.0.0.1:${sidecache.proxyAddress.port}`;
+  const base = opts.forward ? `http://127.0.0.1:${originPort}` : `${proxy}/origin`;
   try {
-    const out = await runClient(opts.checkout, base, opts.id);
+    process.stdout.write(`mode: ${opts.forward ? 'forward proxy' : 'reverse proxy'}\n`);
+    const out = await runClient(opts.checkout, base, opts.id, opts.forward ? proxy : null);
     if (opts.id !== '') {
       process.stdout.write(out);
       return 0;
@@ -313,7 +375,7 @@ async function main(): Promise<number> {
     const results = JSON.parse(out) as RawResults;
     if (opts.json !== null) writeFileSync(opts.json, `${JSON.stringify(results, null, 2)}\n`);
     report(suite, opts, results);
-    return 0;
+    return meetsMinimum(suite, opts, results) ? 0 : 1;
   } finally {
     await sidecache.close(2_000);
     await new Promise<void>((ok) => {
