@@ -281,6 +281,8 @@ describe('intercepted hosts no route covers are kept warm (issue 23)', () => {
       [[originUrl, `intercept ${INTERCEPTED}:${origin.port}`, 2]],
     );
     assert.equal(await metric(sc, 'sidecache_upstream_idle_connections', { origin: originUrl }), 2);
+    // Its leaf certificate was minted during the warm start too.
+    assert.equal(await metric(sc, 'sidecache_tls_leaf_certificates_issued_total'), 1);
     assert.equal((await fetch(`${sc.adminUrl}/readyz`)).status, 200);
 
     const connections = origin.connections();
