@@ -15,18 +15,18 @@
  * - what the origin's headers said: no-store, no-cache, private, validators, explicit freshness,
  *   Set-Cookie, and whether the cache stored the answer.
  *
- * Cost on the pass-through path: no stream of its own. The stage hands upstream/ a BodyHash
- * (Exchange.bodyTap) for each GET on a route; upstream/ feeds it the origin's body chunks where it
- * already counts them, and the hash (not cryptographic: a 64-bit multiply-rotate hash over the
- * body's 32-bit words, chunk boundaries aside) stops at `hashCapBytes`. The observer does a
- * memoised template lookup, one LRU lookup and two FNV-1a string hashes. Hits (the hit memo
- * included) cost one WeakMap lookup. `advisor.enabled: false` leaves the stage out of the pipeline.
+ * Cost on the pass-through path: no stream of its own. The stage puts a Probe on each exchange
+ * on a route (Exchange.bodyTap); upstream/ feeds it the origin's body chunks where it already
+ * counts them, and for a GET it hashes them (not cryptographic: a 64-bit multiply-rotate hash over
+ * the body's 32-bit words, chunk boundaries aside) up to `hashCapBytes`. The observer does a
+ * memoised template lookup, two Map lookups and one or two FNV-1a string hashes. A cache hit costs
+ * the Probe and one property check; a hit-memo hit the check. `advisor.enabled: false` leaves the
+ * stage and the observer out.
  */
 import { randomInt } from 'node:crypto';
 import { endianness } from 'node:os';
-import { LRUCache } from 'lru-cache';
 import { credentialParts } from '../cache/key.js';
-import type { BodyTap, Exchange, ExchangeEnd, Reply, Stage } from '../exchange.js';
+import type { BodyTap, ExchangeEnd, Reply, Stage } from '../exchange.js';
 import { pathTemplate } from './path-template.js';
 
 /** Cache keys remembered per template (a fixed table; colliding keys replace each other). */
@@ -116,18 +116,6 @@ export interface Advisor {
   observations(): TemplateObservation[];
   /** Drops every record (tests, or after applying suggestions). */
   clear(): void;
-}
-
-/** What the stage learnt about one origin answer, read by the observer when the exchange ends. */
-interface Probe {
-  readonly status: number;
-  readonly cacheControl: string;
-  readonly validators: boolean;
-  readonly explicitFreshness: boolean;
-  readonly setCookie: boolean;
-  readonly varyStar: boolean;
-  /** The body's hash, fed by upstream/; null when the answer is not compared (not a GET 200). */
-  readonly hash: BodyHash | null;
 }
 
 class TemplateRecord {
@@ -387,6 +375,45 @@ export class BodyHash implements BodyTap {
   }
 }
 
+/**
+ * One exchange on a route as the advisor sees it, carried on the exchange itself (as its bodyTap,
+ * so no side table): the body hash upstream/ feeds (GET only; any other method's body is only
+ * counted), and what the origin's answer said, read by the observer when the exchange ends.
+ */
+class Probe extends BodyHash {
+  /** Set when the answer came from the origin: the observer looks at nothing else. */
+  fromOrigin = false;
+  status = 0;
+  cacheControl = '';
+  validators = false;
+  explicitFreshness = false;
+  setCookie = false;
+  varyStar = false;
+
+  constructor(
+    /** The advisor that made it (several may run in one process: tests). */
+    readonly owner: object,
+    /** GET or HEAD; false for the methods that may change what a URL answers. */
+    readonly safe: boolean,
+    capBytes: number,
+  ) {
+    super(capBytes);
+  }
+
+  answered(reply: Reply): void {
+    this.fromOrigin = true;
+    if (!this.safe) return;
+    const h = reply.headers;
+    const cacheControl = headerText(h['cache-control']).toLowerCase();
+    this.status = reply.status;
+    this.cacheControl = cacheControl;
+    this.validators = h['etag'] !== undefined || h['last-modified'] !== undefined;
+    this.explicitFreshness = FRESHNESS.test(cacheControl) || h['expires'] !== undefined;
+    this.setCookie = h['set-cookie'] !== undefined;
+    this.varyStar = headerText(h['vary']).includes('*');
+  }
+}
+
 function rotl(x: number, r: number): number {
   return (x << r) | (x >>> (32 - r));
 }
@@ -406,16 +433,36 @@ export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
   const hashCap = opts.hashCapBytes ?? 256 * 1024;
   // A fresh seed per process: a credential's 32-bit hash means nothing outside this process.
   const seed = randomInt(1, 2 ** 31);
-  const records = new LRUCache<string, TemplateRecord>({ max: opts.maxTemplates ?? 500 });
-  const probes = new WeakMap<Exchange, Probe | null>();
+  const maxTemplates = opts.maxTemplates ?? 500;
+  // Records by route name, then template; the least recently seen goes when a new one would
+  // exceed maxTemplates (a scan, only when a template is new and the table full).
+  const records = new Map<string, Map<string, TemplateRecord>>();
+  let count = 0;
+  const owner = {};
+
+  const dropLeastRecent = (): void => {
+    let oldest: TemplateRecord | null = null;
+    for (const byTemplate of records.values())
+      for (const rec of byTemplate.values()) if (oldest === null || rec.lastAt < oldest.lastAt) oldest = rec;
+    if (oldest === null) return;
+    const byTemplate = records.get(oldest.route);
+    byTemplate?.delete(oldest.template);
+    if (byTemplate?.size === 0) records.delete(oldest.route);
+    count--;
+  };
 
   const recordFor = (route: string, template: string, at: number): TemplateRecord => {
-    const id = `${route} ${template}`;
-    let rec = records.get(id);
-    if (rec === undefined) {
-      rec = new TemplateRecord(route, template, at);
-      records.set(id, rec);
+    let byTemplate = records.get(route);
+    let rec = byTemplate?.get(template);
+    if (rec !== undefined) return rec;
+    if (count >= maxTemplates) dropLeastRecent();
+    if (byTemplate === undefined || byTemplate.size === 0) {
+      byTemplate = new Map();
+      records.set(route, byTemplate);
     }
+    rec = new TemplateRecord(route, template, at);
+    byTemplate.set(template, rec);
+    count++;
     return rec;
   };
 
@@ -431,51 +478,29 @@ export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
     return t;
   };
 
-  /** What the origin's answer said, kept for the observer (origin answers on a route only). */
-  const probe = (ex: Exchange, reply: Reply, hash: BodyHash | null): void => {
-    if (reply.source !== 'origin') return;
-    if (ex.method !== 'GET' && ex.method !== 'HEAD') {
-      probes.set(ex, null);
-      return;
-    }
-    const h = reply.headers;
-    const cacheControl = headerText(h['cache-control']).toLowerCase();
-    probes.set(ex, {
-      status: reply.status,
-      cacheControl,
-      validators: h['etag'] !== undefined || h['last-modified'] !== undefined,
-      explicitFreshness: FRESHNESS.test(cacheControl) || h['expires'] !== undefined,
-      setCookie: h['set-cookie'] !== undefined,
-      varyStar: headerText(h['vary']).includes('*'),
-      hash: reply.status === 200 ? hash : null,
-    });
-  };
-
   const stage: Stage = (next) => (ex) => {
     if (ex.route === null) return next(ex);
-    let hash: BodyHash | null = null;
-    if (ex.method === 'GET') {
-      hash = new BodyHash(hashCap);
-      ex.bodyTap = hash;
-    }
+    const method = ex.method;
+    const probe = new Probe(owner, method === 'GET' || method === 'HEAD', method === 'GET' ? hashCap : -1);
+    ex.bodyTap = probe;
     return next(ex).then((reply) => {
-      probe(ex, reply, hash);
+      if (reply.source === 'origin') probe.answered(reply);
       return reply;
     });
   };
 
   const observe = (end: ExchangeEnd): void => {
     const { ex } = end;
-    const probe = probes.get(ex);
-    if (probe === undefined) return;
-    probes.delete(ex);
+    const probe = ex.bodyTap;
+    if (!(probe instanceof Probe) || probe.owner !== owner || !probe.fromOrigin) return;
+    probe.fromOrigin = false;
     const route = ex.route;
     if (route === null) return;
     const at = now();
     const rec = recordFor(route.name, templateOf(ex.target.pathname), at);
     rec.lastAt = at;
     const urlHash = fnv1a(ex.target.href, seed);
-    if (probe === null) {
+    if (!probe.safe) {
       rec.written(urlHash, at);
       return;
     }
@@ -509,18 +534,24 @@ export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
     else rec.countCredential(credential);
     if (probe.status !== 200) return;
     rec.ok++;
-    const hash = probe.hash;
-    // Compared only when the whole body came (as many bytes as upstream/ counted) within the cap.
-    if (hash === null || end.error !== undefined || hash.bytes > hashCap) return;
-    if (hash.bytes !== (ex.originInfo?.bodyBytes ?? -1)) return;
+    // Compared only for a GET whose whole body came (as many bytes as upstream/ counted) within the cap.
+    if (ex.method !== 'GET' || end.error !== undefined || probe.bytes > hashCap) return;
+    if (probe.bytes !== (ex.originInfo?.bodyBytes ?? -1)) return;
     const key = credential === 0 ? urlHash : fnv1a(`${ex.target.href}\n${credential}`, seed);
-    rec.compare(key, urlHash, hash.hi(), hash.lo(), at, upstreamMs);
+    rec.compare(key, urlHash, probe.hi(), probe.lo(), at, upstreamMs);
   };
 
   return {
     stage,
     observe,
-    observations: () => [...records.values()].map((r) => r.snapshot()),
-    clear: () => records.clear(),
+    observations: () =>
+      [...records.values()]
+        .flatMap((byTemplate) => [...byTemplate.values()])
+        .sort((a, b) => b.lastAt - a.lastAt)
+        .map((r) => r.snapshot()),
+    clear: () => {
+      records.clear();
+      count = 0;
+    },
   };
 }
