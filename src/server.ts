@@ -13,7 +13,6 @@ import { createCacheListHandler } from './admin/cache-list.js';
 import { createPurgeHandler } from './admin/purge.js';
 import { type Advisor, createAdvisor } from './advisor/observe.js';
 import { adviceOff, advise } from './advisor/suggest.js';
-import { publishCache } from './cache/channels.js';
 import { createCacheStage, DEFAULT_ROUTE_POLICY } from './cache/index.js';
 import type { Instance } from './channels.js';
 import { poolStillCurrent } from './config/reload.js';
@@ -131,7 +130,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     ? createCacheStage(config.cache, {
         ...(sharedTier ? { store: sharedTier.store } : {}),
         policyFor: (ex) => ex.route?.cache ?? DEFAULT_ROUTE_POLICY,
-        observer: publishCache(instance),
+        instance,
       })
     : null;
   if (cache) metrics.cache.watch(cache);

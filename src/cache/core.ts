@@ -9,10 +9,12 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { Instance } from '../channels.js';
 import type { CacheOutcome, Exchange, Next, Reply } from '../exchange.js';
 import type { CacheObserver } from '../observers.js';
 import { parseResponseDirectives, type RequestDirectives, type ResponseDirectives } from './cache-control.js';
 import type { CacheStatusEntry, ForwardReason } from './cache-status.js';
+import { publishCache } from './channels.js';
 import { type Coalescer, createCoalescer, type FlightResult } from './coalesce.js';
 import { type Coding, DecodedCopies, upstreamAcceptEncoding } from './compression.js';
 import { exchangeWithHeaders } from './exchange-with-headers.js';
@@ -40,7 +42,9 @@ export interface CacheDeps {
   readonly now?: () => number;
   /** The policy of the exchange's route. Default: `policyByRoute({})` (defaults for every route). */
   readonly policyFor?: (ex: Exchange) => RouteCachePolicy;
+  /** Default: every event published on its `sidecache:cache:*` channel (cache/channels.ts), for `instance`. */
   readonly observer?: CacheObserver;
+  readonly instance?: Instance;
   /**
    * Secret for hashing credentials into keys (HMAC-SHA256). Without it keys use plain SHA-256;
    * give one when the store is shared (a low-entropy credential such as Basic auth could otherwise
@@ -173,7 +177,7 @@ export interface PlainHit {
 
 export function createCacheCore(opts: CacheOptions, deps: CacheDeps): CacheCore {
   const now = deps.now ?? Date.now;
-  const observer = deps.observer ?? {};
+  const observer = deps.observer ?? publishCache(deps.instance);
   const store: CacheStore =
     deps.store ??
     createMemoryStore({

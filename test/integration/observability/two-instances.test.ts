@@ -1,11 +1,12 @@
 /**
  * Two sidecache instances in one process: the stages publish on process-global diagnostics
  * channels, and each instance's metrics count only its own stages' events (upstream connects, DNS
- * lookups, keep-warm, config reloads).
+ * lookups, keep-warm, the cache's upstream coding, config reloads).
  */
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { type MetricFamily, parsePromText, sumOf } from '../../../src/metrics/prom-text.js';
 import { send } from '../../helpers/client.js';
 import { startOrigin, type TestOrigin } from '../../helpers/origin.js';
@@ -13,6 +14,8 @@ import { startTestSidecache, type TestSidecache } from '../../helpers/sidecache.
 
 const HOST = 'origin.test';
 const N = 3;
+const PLAIN = Buffer.from('sidecache '.repeat(100));
+const GZIPPED = gzipSync(PLAIN);
 
 async function scrape(sc: TestSidecache): Promise<Map<string, MetricFamily>> {
   return parsePromText(await (await fetch(`${sc.adminUrl}/metrics`)).text());
@@ -27,7 +30,16 @@ describe('two instances in one process', () => {
   let fb: Map<string, MetricFamily>;
 
   before(async () => {
-    origin = await startOrigin((_req, res) => {
+    origin = await startOrigin((req, res) => {
+      if (req.url === '/gz') {
+        res.writeHead(200, {
+          'content-type': 'text/plain',
+          'content-encoding': 'gzip',
+          'cache-control': 'max-age=60',
+        });
+        res.end(GZIPPED);
+        return;
+      }
       res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' }).end('ok');
     });
     routeOrigin = `http://${HOST}:${new URL(origin.url).port}`;
@@ -46,6 +58,9 @@ describe('two instances in one process', () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
       for (let i = 0; i < N; i++) assert.equal((await send(a.url, `/r/item/${i}`, { agent })).status, 200);
+      // A stores a gzip body: the cache stage reports its coded and decoded sizes.
+      const gz = await send(a.url, '/r/gz', { agent, headers: { 'accept-encoding': 'gzip' } });
+      assert.equal(gz.status, 200);
     } finally {
       agent.destroy();
     }
@@ -67,7 +82,7 @@ describe('two instances in one process', () => {
     assert.equal(opened(fb), 1, 'B opened one warm connection');
     assert.equal(sumOf(fa, 'sidecache_upstream_connections_ahead_total', { origin: routeOrigin }), 0);
     assert.equal(sumOf(fb, 'sidecache_upstream_connections_ahead_total', { origin: routeOrigin }), 1);
-    assert.equal(sumOf(fa, 'sidecache_upstream_requests_total', { origin: routeOrigin }), N);
+    assert.equal(sumOf(fa, 'sidecache_upstream_requests_total', { origin: routeOrigin }), N + 1);
     assert.equal(sumOf(fb, 'sidecache_upstream_requests_total', { origin: routeOrigin }), 0);
   });
 
@@ -75,6 +90,14 @@ describe('two instances in one process', () => {
     const lookups = (f: Map<string, MetricFamily>) => sumOf(f, 'sidecache_dns_lookups_total', {});
     assert.equal(lookups(fa), 1, 'A resolved the origin once, for its one connection');
     assert.equal(lookups(fb), 1, 'B resolved it once, for its warm connection');
+  });
+
+  test('upstream coding: counted by the instance whose cache stored the body', () => {
+    const identity = (f: Map<string, MetricFamily>) =>
+      sumOf(f, 'sidecache_upstream_identity_bytes_total', {});
+    assert.equal(identity(fa), PLAIN.length);
+    assert.equal(sumOf(fa, 'sidecache_upstream_compressed_bytes_total', {}), GZIPPED.length);
+    assert.equal(identity(fb), 0);
   });
 
   test('config reloads: only the instance reloaded counts one', () => {
