@@ -21,7 +21,7 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 function usage(message: string): never {
   console.error(`bench:scenario: ${message}
-usage: npm run bench:scenario -- [--pages N] [--modes direct,intercept,routes,intercept-flags] [--dns-delay-ms MS]
+usage: npm run bench:scenario -- [--pages N] [--modes direct,intercept,routes,intercept-flags,advised] [--dns-delay-ms MS]
        [--handshake-delay-ms MS] [--think-min-ms MS] [--think-max-ms MS] [--keep-warm off,on]
        [--idle-ms MS] [--idle-pages N] [--origin-idle-ms MS] [--dns-ttl-s S] [--json PATH]`);
   process.exit(2);

@@ -6,6 +6,10 @@
 //   routes     the app's base URLs on sidecache's reverse routes (plain HTTP on loopback).
 //   intercept-flags  as intercept, with sidecache started from flags only (`--intercept HOST:PORT`
 //              per API, no routes, no cache policies): keep-warm of intercepted hosts; keep-warm on only.
+//   advised    the policy advisor's loop (issue 22): `pages` pages through reverse routes given as
+//              flags only (`--route NAME=ORIGIN`, no cache policies), then `sidecache report
+//              --suggest-config FILE`, then a sidecache serving FILE: its first page and `pages` warm
+//              pages. Keep-warm on only.
 // Each proxied mode starts its own sidecache, once per keep-warm setting (`keepWarm`: on = the
 // defaults of upstream.warm, off = no connection opened ahead of need), waits for /readyz (as an
 // orchestrator would), and measures the first page (cache cold; connections and DNS cold unless
@@ -25,13 +29,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePort } from '../../../test/helpers/ports.js';
-import { type SidecacheProcess, spawnSidecache } from '../../../test/helpers/sidecache.js';
+import { runCli, type SidecacheProcess, spawnSidecache } from '../../../test/helpers/sidecache.js';
 import { API_NAMES, CREDENTIALS, HOSTNAMES, type OriginRequest, startWorld, type World } from './world.js';
 
 export const PYTHON = '/usr/bin/python3';
 const APP = fileURLToPath(new URL('./app.py', import.meta.url));
 
-export const MODES = ['direct', 'intercept', 'routes', 'intercept-flags'] as const;
+export const MODES = ['direct', 'intercept', 'routes', 'intercept-flags', 'advised'] as const;
 export type Mode = (typeof MODES)[number];
 export const KEEP_WARM = ['off', 'on'] as const;
 export type KeepWarm = (typeof KEEP_WARM)[number];
@@ -66,7 +70,7 @@ export const DEFAULT_OPTIONS: ScenarioOptions = {
   dnsTtlS: 1,
 };
 
-type Phase = 'direct' | 'first' | 'purged' | 'warm' | 'idle';
+type Phase = 'direct' | 'flags' | 'first' | 'purged' | 'warm' | 'idle';
 
 export interface Page {
   readonly mode: Mode;
@@ -229,6 +233,19 @@ export function sidecacheFlags(world: World, caDir: string): string[] {
   ];
 }
 
+/** `advised`, before the advice: one reverse route per API from flags, no cache policy, no config file. */
+export function sidecacheRouteFlags(world: World): string[] {
+  return [
+    ...API_NAMES.flatMap((api) => ['--route', `${api}=${world.urls[api]}`]),
+    ...advisedCommonFlags(world),
+  ];
+}
+
+/** What `advised` gives `serve` besides its routes (a suggested config does not carry flags). */
+function advisedCommonFlags(world: World): string[] {
+  return ['--allow', '127.0.0.1', '--dns', world.dns.address, '--ca-file', world.caFile];
+}
+
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return Number.NaN;
@@ -321,6 +338,38 @@ export async function runScenario(
         app = null;
         continue;
       }
+      if (mode === 'advised') {
+        const routeEnv = (base: string) => ({
+          DNS_SERVER: world.dns.address,
+          GITHUB_API: `${base}/github`,
+          STRIPE_API: `${base}/stripe`,
+          USERS_API: `${base}/users/api`,
+        });
+        sc = await spawnSidecache(sidecacheRouteFlags(world));
+        app = await startApp(routeEnv(sc.url));
+        await waitReady();
+        for (let i = 0; i < opts.pages; i++) await renderPage(mode, 'flags', 'on');
+        const suggested = join(work, 'suggested.yaml');
+        const wrote = await runCli(['report', '--admin', sc.adminUrl, '--suggest-config', suggested], {
+          timeoutMs: 30_000,
+        });
+        if (wrote.code !== 0) throw new Error(`report --suggest-config failed:\n${wrote.stderr}`);
+        progress(wrote.stdout.trimEnd().replace(/^/gm, '    '));
+        await app.stop();
+        app = null;
+        await sc.stop();
+        sc = null;
+        sc = await spawnSidecache(['--config', suggested, ...advisedCommonFlags(world)]);
+        app = await startApp(routeEnv(sc.url));
+        await waitReady();
+        await renderPage(mode, 'first', 'on');
+        for (let i = 0; i < opts.pages; i++) await renderPage(mode, 'warm', 'on');
+        await app.stop();
+        app = null;
+        await sc.stop();
+        sc = null;
+        continue;
+      }
       // Flags only: keep-warm has its defaults (on).
       for (const keepWarm of mode === 'intercept-flags'
         ? opts.keepWarm.filter((k) => k === 'on')
@@ -387,6 +436,7 @@ export async function runScenario(
     const rows: Row[] = [];
     const labels: Record<Phase, string> = {
       direct: 'direct (new connection + DNS per call)',
+      flags: 'flags-only routes, advisor watching',
       first: 'first page after start',
       purged: 'cache purged (pools, DNS warm)',
       warm: 'warm cache',
@@ -394,14 +444,19 @@ export async function runScenario(
     };
     for (const mode of opts.modes) {
       for (const keepWarm of mode === 'direct' ? [null] : opts.keepWarm) {
-        for (const phase of ['direct', 'first', 'purged', 'warm', 'idle'] as const) {
+        for (const phase of ['direct', 'flags', 'first', 'purged', 'warm', 'idle'] as const) {
           const ps = pages.filter((p) => p.mode === mode && p.phase === phase && p.keepWarm === keepWarm);
           if (ps.length === 0) continue;
           const per = (f: (p: Page) => number) => ps.reduce((s, p) => s + f(p), 0) / ps.length;
           const medianMs = median(ps.map((p) => p.ms));
           const floorMs = median(ps.map((p) => p.floorMs));
           rows.push({
-            label: mode === 'direct' ? labels.direct : `${mode}, keep-warm ${keepWarm}: ${labels[phase]}`,
+            label:
+              mode === 'direct'
+                ? labels.direct
+                : mode === 'advised' && phase !== 'flags'
+                  ? `advised, suggested config: ${labels[phase]}`
+                  : `${mode}, keep-warm ${keepWarm}: ${labels[phase]}`,
             mode,
             keepWarm,
             phase,
@@ -502,6 +557,16 @@ export function formatScenario(result: ScenarioResult): string {
           (idle ? `, page after idle ${fmtNum(r2, 2)}x (<= 1.5x: ${verdict(r2 <= 1.5)})` : ''),
       );
     }
+  }
+  // Issue 22: the policy advisor's loop, flags-only pages against pages served with its suggestions.
+  const flags = find('advised', 'flags');
+  const advised = find('advised', 'warm');
+  if (flags && advised) {
+    lines.push(
+      `advisor loop: flags-only page ${fmtNum(flags.medianMs)} ms (${fmtNum(flags.speedup, 1)}x direct), ` +
+        `with the suggested config ${fmtNum(advised.medianMs)} ms (${fmtNum(advised.speedup, 1)}x direct, ` +
+        `${fmtNum(flags.medianMs / advised.medianMs, 1)}x faster than flags only)`,
+    );
   }
   lines.push(
     result.failures.length === 0
