@@ -140,7 +140,9 @@ export function integers(
 ): number[] {
   const values = (raw || fallback).split(',').map(Number);
   if (values.some((v) => !Number.isInteger(v) || v < min || v > max)) {
-    throw new UsageError(`${name}: "${raw}" is not a list of integers in [${min}, ${max}]`);
+    throw new UsageError(
+      `${name}: "${raw}" is not ${values.length > 1 ? 'a list of integers' : 'an integer'} in [${min}, ${max}]`,
+    );
   }
   return values;
 }

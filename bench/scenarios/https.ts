@@ -14,6 +14,7 @@ import tls from 'node:tls';
 import { connectThrough } from '../../test/helpers/connect.js';
 import { type ChildGroup, createChildGroup } from '../harness/children.js';
 import { metric, repoRoot } from '../harness/harness.js';
+import { columnLines } from '../harness/report.js';
 import { HIT_LOOKUPS, startInterceptingSidecache } from '../targets/sidecache.js';
 
 export interface HttpsBenchOptions {
@@ -156,15 +157,21 @@ export async function runHttpsNewConnection(
 }
 
 export function formatHttpsResult(r: HttpsBenchResult): string {
-  const rows = r.series.map(
-    (s) =>
-      `  ${s.name.padEnd(22)} ${String(s.requests).padStart(5)} ${s.totalMs.toFixed(0).padStart(9)} ` +
-      `${s.meanMs.toFixed(2).padStart(9)} ${s.p50Ms.toFixed(2).padStart(8)} ${s.p99Ms.toFixed(2).padStart(8)}`,
-  );
+  const ms = (v: number, digits = 2) => v.toFixed(digits);
   return [
     `https-new-connection: sequential HTTPS GETs, a new TCP+TLS connection per request; origin TLS handshake +${r.delayMs} ms per round trip`,
-    `  ${'target'.padEnd(22)} ${'reqs'.padStart(5)} ${'total ms'.padStart(9)} ${'mean ms'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)}`,
-    ...rows,
+    ...columnLines(
+      ['target', 'reqs', 'total ms', 'mean ms', 'p50 ms', 'p99 ms'],
+      r.series.map((s) => [
+        s.name,
+        String(s.requests),
+        ms(s.totalMs, 0),
+        ms(s.meanMs),
+        ms(s.p50Ms),
+        ms(s.p99Ms),
+      ]),
+      1,
+    ).map((line) => `  ${line}`),
     `  direct / sidecache (total time): ${r.speedup.toFixed(1)}x`,
     `  note: ${r.note}`,
   ].join('\n');

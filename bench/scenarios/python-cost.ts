@@ -10,6 +10,7 @@ import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type ChildGroup, createChildGroup } from '../harness/children.js';
 import { loadAverage, metric, repoRoot } from '../harness/harness.js';
+import { columnLines } from '../harness/report.js';
 import { ROUTE_NAME } from '../targets/route-table.js';
 import { HIT_LOOKUPS, startInterceptingSidecache } from '../targets/sidecache.js';
 
@@ -161,31 +162,34 @@ export async function runPythonCost(
   }
 }
 
-function row(name: string, s: Stats | null): string {
-  if (!s) return `  ${name.padEnd(52)} -`;
-  return `  ${name.padEnd(52)} ${s.mean.toFixed(2).padStart(8)} ${s.p50.toFixed(2).padStart(8)} ${s.p90.toFixed(2).padStart(8)}`;
-}
-
 export function formatPythonCost(r: PythonCostResult): string {
-  const head = `  ${''.padEnd(52)} ${'mean ms'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p90 ms'.padStart(8)}`;
+  const row = (name: string, s: Stats | null) =>
+    s ? [name, s.mean.toFixed(2), s.p50.toFixed(2), s.p90.toFixed(2)] : [name, '-', '-', '-'];
+  const calls = r.modes['requests.get via HTTPS_PROXY (intercept)']?.calls ?? 1;
+  const table = columnLines(
+    ['', 'mean ms', 'p50 ms', 'p90 ms'],
+    [
+      ...Object.entries(r.modes).map(([k, v]) => row(k, v)),
+      ['one intercepted call by hand (socket + ssl, no requests):', '', '', ''],
+      ...Object.entries(r.byHand).map(([k, v]) => row(`  ${k}`, v)),
+      ['ssl.create_default_context():', '', '', ''],
+      row('  cafile = sidecache CA (1 certificate)', r.sslContextWithCaFile),
+      row('  system default store', r.sslContextSystemDefault),
+      row('  cafile = certifi / system bundle file', r.sslContextCertifi),
+    ],
+    1,
+  );
   return [
     `python interception per-call cost: Python ${r.python}, requests ${r.requests}, ${r.openssl}; load average ${loadAverage()}`,
     `origin: HTTPS on loopback, no added delay, Cache-Control: public, max-age=60 (sidecache answers from its cache)`,
-    head,
-    ...Object.entries(r.modes).map(([k, v]) => row(k, v)),
-    '  one intercepted call by hand (socket + ssl, no requests):',
-    ...Object.entries(r.byHand).map(([k, v]) => row(`    ${k}`, v)),
-    '  ssl.create_default_context():',
-    row('    cafile = sidecache CA (1 certificate)', r.sslContextWithCaFile),
-    row('    system default store', r.sslContextSystemDefault),
-    row('    cafile = certifi / system bundle file', r.sslContextCertifi),
+    ...table.map((line) => `  ${line}`),
     `  sidecache: ${r.sidecache.cacheHits} cache hits, ${r.sidecache.upstreamRequests} upstream requests, ` +
       `${r.sidecache.leafCertsIssued} leaf certificate(s) issued`,
     ...(r.cpuProfile
       ? [
           `  sidecache CPU profile (node --cpu-prof) while the intercepted requests.get loop ran: ` +
             `${r.cpuProfile.busyMs.toFixed(0)} ms busy of ${r.cpuProfile.windowMs.toFixed(0)} ms, ` +
-            `${(r.cpuProfile.busyMs / (r.modes['requests.get via HTTPS_PROXY (intercept)']?.calls ?? 1)).toFixed(2)} ms CPU per call; self time by function:`,
+            `${(r.cpuProfile.busyMs / calls).toFixed(2)} ms CPU per call; self time by function:`,
           ...r.cpuProfile.top.map(
             (p) =>
               `    ${(p.share * 100).toFixed(1).padStart(5)}%  ${p.ms.toFixed(0).padStart(6)} ms  ${p.fn}`,
@@ -202,7 +206,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       calls: { type: 'string' },
       quick: { type: 'boolean' },
       'no-profile': { type: 'boolean' },
-      json: { type: 'string' },
     },
   });
   if (!existsSync(PYTHON)) {

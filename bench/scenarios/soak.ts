@@ -9,8 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import type { Child } from '../harness/children.js';
-import { type Harness, withHarness } from '../harness/harness.js';
+import { type Harness, integer, UsageError, withHarness } from '../harness/harness.js';
 import { type LoadResult, runWrkScript, wrkInstalled } from '../harness/load.js';
 import { cpuSeconds, statusMib } from '../harness/proc.js';
 import { startSidecache } from '../targets/sidecache.js';
@@ -32,39 +33,31 @@ const USAGE = `usage: npm run soak -- [options]
   --attacks N        attempts of each attack kind (default 40; quick 10)
   --only load|fuzz|attacks   run one part only
   --help             this text`;
-const opts = new Map<string, string>();
-{
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === '--help' || a === '-h') {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
-    }
-    if (a === '--quick') {
-      opts.set('quick', '1');
-      continue;
-    }
-    const name = a.replace(/^--/, '');
-    const value = argv[i + 1];
-    if (
-      !['connections', 'seconds', 'tunnels', 'pool', 'fuzz', 'attacks', 'only'].includes(name) ||
-      value === undefined
-    ) {
-      process.stderr.write(`soak: unknown option or missing value: ${a}\n${USAGE}\n`);
-      process.exit(2);
-    }
-    if (name === 'only' ? !['load', 'fuzz', 'attacks'].includes(value) : !/^\d+$/.test(value)) {
-      process.stderr.write(`soak: bad value for ${a}: ${value}\n`);
-      process.exit(2);
-    }
-    opts.set(name, value);
-    i++;
-  }
+let values: Record<string, string | boolean | undefined>;
+try {
+  const numeric = ['connections', 'seconds', 'tunnels', 'pool', 'fuzz', 'attacks'] as const;
+  ({ values } = parseArgs({
+    options: {
+      quick: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      only: { type: 'string' },
+      ...Object.fromEntries(numeric.map((n) => [n, { type: 'string' as const }])),
+    },
+  }));
+  for (const n of numeric) if (values[n] !== undefined) integer(`--${n}`, values[n] as string, 0, 0, 1e9);
+  if (values.only !== undefined && !['load', 'fuzz', 'attacks'].includes(values.only as string))
+    throw new UsageError(`--only: "${values.only}" is not load, fuzz or attacks`);
+} catch (err) {
+  process.stderr.write(`soak: ${(err as Error).message}\n${USAGE}\n`);
+  process.exit(2);
 }
-const QUICK = opts.has('quick');
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const QUICK = values.quick === true;
 const num = (name: string, full: number, quick: number): number =>
-  opts.has(name) ? Number(opts.get(name)) : QUICK ? quick : full;
+  values[name] !== undefined ? Number(values[name]) : QUICK ? quick : full;
 const LOAD = {
   connections: num('connections', 1000, 200),
   seconds: Math.min(30, num('seconds', 20, 3)),
@@ -72,8 +65,8 @@ const LOAD = {
 };
 const FUZZ = { requests: num('fuzz', 100_000, 5_000), seconds: QUICK ? 20 : 60 };
 const ATTACKS = num('attacks', 40, 10);
-const POOL = opts.has('pool') ? Number(opts.get('pool')) : null;
-const ONLY = opts.get('only') ?? null;
+const POOL = values.pool !== undefined ? Number(values.pool) : null;
+const ONLY = (values.only as string | undefined) ?? null;
 const FUZZ_CONCURRENCY = 64;
 /** RSS bound for sidecache after the load, MiB. */
 const RSS_LIMIT_MIB = 512;
