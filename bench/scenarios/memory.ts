@@ -4,8 +4,9 @@
 // reads that process's peak RSS (VmHWM) and its RSS and entry count at the end, beside Varnish with
 // `-s malloc,32m` (its cache worker process) as the anchor. Then: idle RSS right after start, and
 // RSS after a cache-hit load on one 2 KiB entry against a bare node:http server serving the same
-// bytes, with the same load in the same run. With `--tiers` the idle and 8 KiB rows are repeated
-// with the Redis and memcached tiers on (where redis-server / memcached are installed).
+// bytes, with the same load in the same run; beside each row, the CPU the process used per request
+// (from /proc: noisy on a shared machine, unlike RSS). With `--tiers` the idle row and each fill
+// are repeated with the Redis and memcached tiers on (where redis-server / memcached are installed).
 // See docs/BENCHMARKS.md ("Memory").
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { LISTENING_PREFIX, parseListening } from '../harness/child-contract.js';
 import { type Child, READY_TIMEOUT_MS } from '../harness/children.js';
 import { type Harness, metric, repoRoot, runScript, withConfigFile } from '../harness/harness.js';
 import { sendEach } from '../harness/load.js';
-import { statusMib } from '../harness/proc.js';
+import { cpuSeconds, statusMib } from '../harness/proc.js';
 import { columnLines, fixed } from '../harness/report.js';
 import { findBinary, startTierServer, startVarnish } from '../targets/caches.js';
 import { startOrigin, type TargetContext } from '../targets/index.js';
@@ -40,7 +41,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(
-    'npm run bench:memory [-- --quick] [--cap-mib 32] [--hit-seconds 15] [--tiers] [--no-varnish] [--only 8k,512,mix,idle,hit] [--json PATH]',
+    'npm run bench:memory [-- --quick] [--cap-mib 32] [--hit-seconds 15] [--tiers] [--no-varnish] [--only 8k,512,mix,idle,hit] [--json PATH] [--no-launcher-flags | --node-flags="FLAGS"]',
   );
   process.exit(0);
 }
@@ -88,8 +89,12 @@ const FILLS: readonly Fill[] = [
   },
 ];
 const FILL_CONCURRENCY = 16;
-/** A fill may take this long per 1,000 responses (plus 30 s) before it is cut short (a failure). */
-const FILL_MS_PER_1000 = 3_000;
+/**
+ * A fill may take 30 s plus this long per 1,000 responses and per MiB sent before it is cut short
+ * (a failure): generous, so that a loaded machine slows a fill without failing it.
+ */
+const FILL_MS_PER_1000 = 10_000;
+const FILL_MS_PER_MIB = 100;
 const HIT_CONNECTIONS = 32;
 const HIT_BYTES = 2048;
 const IDLE_SETTLE_MS = 2_000;
@@ -101,7 +106,25 @@ interface Row {
   readonly entries: number | null;
   readonly peakRssMib: number | null;
   readonly endRssMib: number | null;
+  /** CPU time the process used per request (the fill's or the hit load's), in µs; null if unknown. */
+  readonly cpuUsPerReq: number | null;
   readonly note: string;
+}
+
+/** Runs `body`, which sends `requests(result)` requests, and the CPU µs `pid` used per request. */
+async function cpuPerRequest<T>(
+  pid: number,
+  body: () => Promise<T>,
+  requests: (r: T) => number,
+): Promise<{ result: T; cpuUsPerReq: number | null }> {
+  const before = cpuSeconds(pid);
+  const result = await body();
+  const after = cpuSeconds(pid);
+  const n = requests(result);
+  return {
+    result,
+    cpuUsPerReq: before === null || after === null || n === 0 ? null : ((after - before) * 1e6) / n,
+  };
 }
 
 function configYaml(extra = ''): string {
@@ -113,8 +136,18 @@ function fillTarget(url: string, fill: Fill): Promise<number> {
   const run = Date.now().toString(36);
   return sendEach(url, fill.count, (i) => `/${ROUTE_NAME}/sized/${fill.bytes(i)}/${run}-${i}`, {
     concurrency: FILL_CONCURRENCY,
-    deadline: Date.now() + 30_000 + (fill.count / 1000) * FILL_MS_PER_1000,
+    deadline:
+      Date.now() +
+      30_000 +
+      (fill.count / 1000) * FILL_MS_PER_1000 +
+      (fillBytes(fill) / MiB) * FILL_MS_PER_MIB,
   });
+}
+
+function fillBytes(fill: Fill): number {
+  let bytes = 0;
+  for (let i = 0; i < fill.count; i++) bytes += fill.bytes(i);
+  return bytes;
 }
 
 /** `varnishstat` MAIN.n_object of the instance in `workDir`, or null. */
@@ -161,16 +194,32 @@ const rss = (pid: number) => ({ peakRssMib: statusMib(pid, 'VmHWM'), endRssMib: 
 
 function sidecacheFill(ctx: TargetContext, fill: Fill, label: string, extra = ''): Promise<Row> {
   return withSidecache(ctx, extra, async (sc) => {
-    const sent = await fillTarget(sc.url, fill);
+    const { result: sent, cpuUsPerReq } = await cpuPerRequest(
+      sc.child.pid,
+      () => fillTarget(sc.url, fill),
+      (n) => n,
+    );
     const entries = await sidecacheEntries(sc.adminUrl);
-    return { test: fill.description, target: label, sent, entries, ...rss(sc.child.pid), note: '' };
+    return {
+      test: fill.description,
+      target: label,
+      sent,
+      entries,
+      ...rss(sc.child.pid),
+      cpuUsPerReq,
+      note: '',
+    };
   });
 }
 
 async function varnishFill(ctx: TargetContext, fill: Fill): Promise<Row> {
   const v = await startVarnish(ctx.children, ctx.origin.url, `${Math.round(capBytes / MiB)}m`);
   return stopped(v.child, async () => {
-    const sent = await fillTarget(v.url, fill);
+    const { result: sent, cpuUsPerReq } = await cpuPerRequest(
+      v.child.pid,
+      () => fillTarget(v.url, fill),
+      (n) => n,
+    );
     const entries = await varnishObjects(join(v.dir, 'work'));
     const target = `varnish -s malloc,${Math.round(capBytes / MiB)}m`;
     return {
@@ -179,6 +228,7 @@ async function varnishFill(ctx: TargetContext, fill: Fill): Promise<Row> {
       sent,
       entries,
       ...rss(v.child.pid),
+      cpuUsPerReq,
       note: 'cache worker process',
     };
   });
@@ -193,6 +243,7 @@ function sidecacheIdle(ctx: TargetContext, label: string, extra = ''): Promise<R
       sent: null,
       entries: null,
       ...rss(sc.child.pid),
+      cpuUsPerReq: null,
       note: '',
     };
   });
@@ -226,15 +277,27 @@ async function startBareNode(ctx: TargetContext): Promise<{ url: string; child: 
   return { url: `http://127.0.0.1:${port}`, child };
 }
 
-async function hitLoad(h: Harness, url: string, target: string, requestTarget: string): Promise<string> {
-  const r = await h.load.run({
-    request: { connectUrl: url, requestTarget, host: new URL(url).host },
-    connections: HIT_CONNECTIONS,
-    durationMs: hitMs,
-  });
+/** The hit load on `url`: its req/s, and the CPU µs per request of `pid` (the process that served). */
+async function hitLoad(
+  h: Harness,
+  pid: number,
+  url: string,
+  target: string,
+  requestTarget: string,
+): Promise<{ rps: string; cpuUsPerReq: number | null }> {
+  const { result: r, cpuUsPerReq } = await cpuPerRequest(
+    pid,
+    () =>
+      h.load.run({
+        request: { connectUrl: url, requestTarget, host: new URL(url).host },
+        connections: HIT_CONNECTIONS,
+        durationMs: hitMs,
+      }),
+    (res) => res.requests,
+  );
   if (r.non2xx > 0 || r.socketErrors > 0)
     throw new Error(`hit load on ${target}: ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
-  return `${fixed(r.rps, 0)} req/s`;
+  return { rps: `${fixed(r.rps, 0)} req/s`, cpuUsPerReq };
 }
 
 async function hitRows(h: Harness, ctx: TargetContext): Promise<Row[]> {
@@ -243,34 +306,37 @@ async function hitRows(h: Harness, ctx: TargetContext): Promise<Row[]> {
   const bare = await startBareNode(ctx);
   const bareRow = await stopped(bare.child, async () => {
     const idle = statusMib(bare.child.pid);
-    const note = `${await hitLoad(h, bare.url, 'bare-node', path)}; idle ${fixed(idle ?? 0, 1)} MiB`;
-    return { test, target: 'bare node:http', sent: null, entries: null, ...rss(bare.child.pid), note };
+    const { rps, cpuUsPerReq } = await hitLoad(h, bare.child.pid, bare.url, 'bare-node', path);
+    const note = `${rps}; idle ${fixed(idle ?? 0, 1)} MiB`;
+    const target = 'bare node:http';
+    return { test, target, sent: null, entries: null, ...rss(bare.child.pid), cpuUsPerReq, note };
   });
   const scRow = await withSidecache(ctx, '', async (sc) => {
     const warm = await fetch(`${sc.url}/${ROUTE_NAME}${path}`, { signal: AbortSignal.timeout(5000) });
     await warm.arrayBuffer();
     const idle = statusMib(sc.child.pid);
-    const note = `${await hitLoad(h, sc.url, 'sidecache', `/${ROUTE_NAME}${path}`)}; idle ${fixed(idle ?? 0, 1)} MiB`;
+    const { rps, cpuUsPerReq } = await hitLoad(h, sc.child.pid, sc.url, 'sidecache', `/${ROUTE_NAME}${path}`);
+    const note = `${rps}; idle ${fixed(idle ?? 0, 1)} MiB`;
     const entries = await sidecacheEntries(sc.adminUrl);
-    return { test, target: 'sidecache', sent: null, entries, ...rss(sc.child.pid), note };
+    return { test, target: 'sidecache', sent: null, entries, ...rss(sc.child.pid), cpuUsPerReq, note };
   });
   const ratio =
     scRow.endRssMib !== null && bareRow.endRssMib !== null ? scRow.endRssMib / bareRow.endRssMib : null;
   return [bareRow, { ...scRow, note: `${scRow.note}; ${ratio === null ? '?' : fixed(ratio, 2)}x bare` }];
 }
 
-/** Idle and the first fill again, with the Redis or memcached tier on (redis-server / memcached). */
-async function tierRows(ctx: TargetContext, kind: 'redis' | 'memcached', fill: Fill): Promise<Row[]> {
+/** `body` beside a fresh Redis or memcached server (redis-server / memcached), sidecache's tier. */
+async function withTier<T>(
+  ctx: TargetContext,
+  kind: 'redis' | 'memcached',
+  body: (label: string, extra: string) => Promise<T>,
+): Promise<T> {
   const tier = await startTierServer(ctx.children, kind);
-  const label = `sidecache + ${kind} tier`;
   const extra =
     kind === 'redis'
       ? `  redis:\n    url: redis://127.0.0.1:${tier.port}\n`
       : `  memcached:\n    servers: ["127.0.0.1:${tier.port}"]\n`;
-  return stopped(tier.child, async () => [
-    await sidecacheIdle(ctx, label, extra),
-    await sidecacheFill(ctx, fill, label, extra),
-  ]);
+  return stopped(tier.child, () => body(`sidecache + ${kind} tier`, extra));
 }
 
 function table(rows: readonly Row[]): string {
@@ -278,7 +344,17 @@ function table(rows: readonly Row[]): string {
   const over = (v: number | null): string =>
     v === null ? '-' : `${v - cap >= 0 ? '+' : ''}${fixed(v - cap, 0)}`;
   return columnLines(
-    ['test', 'target', 'sent', 'entries', 'peak RSS MiB', 'peak - cap', 'RSS at end MiB', 'note'],
+    [
+      'test',
+      'target',
+      'sent',
+      'entries',
+      'peak RSS MiB',
+      'peak - cap',
+      'RSS at end MiB',
+      'CPU µs/req',
+      'note',
+    ],
     rows.map((r) => [
       r.test,
       r.target,
@@ -287,6 +363,7 @@ function table(rows: readonly Row[]): string {
       r.peakRssMib === null ? '-' : fixed(r.peakRssMib, 1),
       r.test.startsWith('distinct') || r.test.startsWith('mix') ? over(r.peakRssMib) : '-',
       r.endRssMib === null ? '-' : fixed(r.endRssMib, 1),
+      r.cpuUsPerReq === null ? '-' : fixed(r.cpuUsPerReq, 0),
       r.note,
     ]),
     2,
@@ -317,8 +394,16 @@ await runScript({ pin: false, json: values.json }, async (h) => {
   }
   if (want('hit')) await attempt('hit', () => hitRows(h, ctx));
   if (values.tiers) {
-    const fill = FILLS[0] as Fill;
-    for (const kind of ['redis', 'memcached'] as const) await attempt(kind, () => tierRows(ctx, kind, fill));
+    for (const kind of ['redis', 'memcached'] as const) {
+      if (want('idle'))
+        await attempt(`${kind} idle`, () =>
+          withTier(ctx, kind, (label, extra) => sidecacheIdle(ctx, label, extra)),
+        );
+      for (const fill of FILLS.filter((f) => want(f.name)))
+        await attempt(`${kind} ${fill.name}`, () =>
+          withTier(ctx, kind, (label, extra) => sidecacheFill(ctx, fill, label, extra)),
+        );
+    }
   }
   const header = [
     ...h.header,

@@ -27,7 +27,7 @@ export interface MemoryStoreOptions {
   readonly now?: () => number;
   /** Called for every entry that leaves the store (eviction, expiry, delete, replacement). */
   readonly onRemove?: (info: EvictionInfo) => void;
-  /** Ask V8 for a full GC after a quarter of the cap has left the store (reclaim.ts); default true. */
+  /** Ask V8 for a full GC after a sixteenth of the cap has left the store (reclaim.ts); default true. */
   readonly reclaim?: boolean;
 }
 

@@ -5,8 +5,8 @@
  * memory grow by 64 MiB past what the last GC left (a constant in V8), so a store that turns over
  * quickly (many distinct responses) kept up to 64 MiB of dropped bodies resident beside its cap.
  *
- * The reclaimer counts the bytes that leave the store; once a quarter of the cap has left since
- * the last collection, it asks V8 for a full GC (asynchronous: V8 runs it as a task of its own, not
+ * The reclaimer counts the bytes that leave the store; once a sixteenth of the cap (at least 1 MiB)
+ * has left since the last collection, it asks V8 for a full GC (asynchronous: V8 runs it as a task of its own, not
  * inside the caller), at most once per `minIntervalMs`. A full GC of the small heap a sidecar has
  * costs a few milliseconds; a store that turns over slowly never triggers one. The gc function is
  * V8's (`--expose-gc`), exposed to this module alone at first use.
@@ -52,9 +52,9 @@ export interface ReclaimOptions {
 
 const MIN_THRESHOLD_BYTES = 1024 * 1024;
 
-/** The threshold for a store of `maxSizeBytes`: a quarter of it, at least 1 MiB. */
+/** The threshold for a store of `maxSizeBytes`: a sixteenth of it, at least 1 MiB. */
 export function reclaimThresholdBytes(maxSizeBytes: number): number {
-  return Math.max(MIN_THRESHOLD_BYTES, Math.floor(maxSizeBytes / 4));
+  return Math.max(MIN_THRESHOLD_BYTES, Math.floor(maxSizeBytes / 16));
 }
 
 export function createReclaimer(opts: ReclaimOptions): Reclaimer {

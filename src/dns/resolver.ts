@@ -8,8 +8,9 @@
  */
 import { Resolver as NodeResolver, lookup as systemLookup } from 'node:dns/promises';
 import type { RequestFunction, Tangerine as TangerineClass } from 'tangerine';
-import { Agent, request } from 'undici';
+import type { request as undiciRequest } from 'undici';
 import { upstreamTrust } from '../tls/trust.js';
+import { Agent } from '../undici-parts.js';
 import type { RecordType } from './address-order.js';
 import { DnsTransportError } from './dns-failure.js';
 import type { DnsMode, DnsOptions } from './options.js';
@@ -46,6 +47,11 @@ export interface Resolver {
  */
 async function loadTangerine(): Promise<typeof TangerineClass> {
   return (await import('tangerine')).default as unknown as typeof TangerineClass;
+}
+
+/** undici's `request`, from its index (all of undici), loaded with tangerine: DoH only. */
+async function loadRequest(): Promise<typeof undiciRequest> {
+  return (await import('undici')).request;
 }
 
 type ResolverOptions = Pick<DnsOptions, 'mode' | 'servers' | 'doh' | 'timeoutMs' | 'tries'>;
@@ -175,8 +181,8 @@ function createDohResolver(servers: readonly ServerAddress[], options: ResolverO
   // tangerine keeps only HTTP status failures and reports a transport failure (refused, TLS) as
   // ECANCELLED: the last one of each query is kept here, by the query's signal, to report instead.
   const transportErrors = new WeakMap<AbortSignal, DnsTransportError>();
-  const made = loadTangerine().then(
-    (Tangerine) =>
+  const made = Promise.all([loadTangerine(), loadRequest()]).then(
+    ([Tangerine, request]) =>
       new Tangerine(
         {
           servers: servers.map(formatAuthority),
@@ -187,7 +193,7 @@ function createDohResolver(servers: readonly ServerAddress[], options: ResolverO
           logger: false,
         },
         ((url, requestOptions) =>
-          request(url, { ...requestOptions, dispatcher: agent } as Parameters<typeof request>[1]).catch(
+          request(url, { ...requestOptions, dispatcher: agent } as Parameters<typeof undiciRequest>[1]).catch(
             (err: unknown) => {
               const signal = (requestOptions as { signal?: AbortSignal } | undefined)?.signal;
               if (signal !== undefined && !signal.aborted) {

@@ -18,12 +18,13 @@
 import diagnostics from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { buildConnector, Pool } from 'undici';
+import type { buildConnector } from 'undici';
 import type { Instance } from '../channels.js';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import type { ConnectEvent } from '../observers.js';
 import { upstreamTrust } from '../tls/trust.js';
+import { connectorBuilder, Pool } from '../undici-parts.js';
 import { publishConnect } from './channels.js';
 
 /** What we know about one upstream connection. */
@@ -194,7 +195,7 @@ export function createUpstreamPools(defaults: UpstreamConfig, deps: PoolsDeps = 
   }
 
   function measuredDialer(origin: string, settings: UpstreamConfig): Dialer {
-    const base = buildConnector({
+    const base = connectorBuilder({
       timeout: settings.connectTimeoutMs,
       allowH2: settings.http2,
       ...(ca ? { ca } : {}),
