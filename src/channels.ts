@@ -2,7 +2,7 @@
  * The diagnostics channels (node:diagnostics_channel) on which the stages publish what they cannot
  * put on one Exchange, and metrics/ and the log subscribe: the channel names and what each carries.
  * A leaf module, like observers.ts: a stage folder makes its channels from it (upstream/channels.ts,
- * dns/channels.ts, cache/channels.ts, guard/channels.ts) and publishes only when someone listens
+ * dns/channels.ts, cache/channels.ts, guard/channels.ts, tunnel/channels.ts) and publishes only when someone listens
  * (`if (ch.hasSubscribers) ch.publish(...)`, one check when no one does); metrics/ subscribes by
  * name and so imports no stage.
  *
@@ -15,9 +15,12 @@ import type {
   ConnectEvent,
   DnsLookupEvent,
   EvictionInfo,
+  HandshakeFailure,
+  HandshakeRefusal,
   RefreshAheadResult,
   ReloadResult,
   SharedTierOp,
+  TunnelReport,
   WarmStartResult,
 } from './observers.js';
 
@@ -74,6 +77,24 @@ export interface ChannelEvents {
   'sidecache:auth:failure': { readonly blockedMs: number };
   /** guard/auth-throttle.ts: an attempt refused (429) because its address is held back. */
   'sidecache:auth:throttled': undefined;
+  /** tunnel/: a CONNECT tunnel, an intercepted tunnel or an upgraded connection closed. */
+  'sidecache:tunnel:end': TunnelReport;
+  /** tunnel/tunnels.ts: a client's TLS handshake on an intercepted tunnel failed. */
+  'sidecache:tls:handshake-failure': {
+    readonly kind: HandshakeFailure;
+    readonly authority: string;
+    readonly code: string;
+  };
+  /** tunnel/tunnels.ts: sidecache ended a client's handshake (the SNI names another host). */
+  'sidecache:tls:handshake-refused': {
+    readonly reason: HandshakeRefusal;
+    readonly authority: string;
+    readonly servername: string;
+  };
+  /** tunnel/setup.ts: a leaf certificate was minted for an intercepted host. */
+  'sidecache:tls:leaf-issued': undefined;
+  /** tunnel/setup.ts: the interception CA was loaded or made at start. */
+  'sidecache:tls:ca-loaded': { readonly notAfterMs: number };
   /** reloader.ts: a config reload was applied (`ok`) or rejected. */
   'sidecache:config:reload': { readonly result: ReloadResult; readonly atMs: number };
 }

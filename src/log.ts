@@ -199,8 +199,8 @@ function clockTime(ms: number): string {
 /** An http URL for a listening address (`[::1]` for IPv6; a wildcard becomes loopback). */
 /**
  * Logs the stage events of `instance` worth a line: the warm start done, origins failing and
- * recovering (keep-warm), background refreshes and store calls that failed (cache). Returns the
- * unsubscribe.
+ * recovering (keep-warm), background refreshes and store calls that failed (cache), client TLS
+ * handshakes on intercepted tunnels that failed or were refused (tunnel/). Returns the unsubscribe.
  */
 export function logStageEvents(logger: Logger, instance: Instance): () => void {
   const offs = [
@@ -219,6 +219,15 @@ export function logStageEvents(logger: Logger, instance: Instance): () => void {
     }),
     subscribe(instance, 'sidecache:cache:store-error', ({ err, op }) => {
       logger.warn({ err, op }, 'cache: store failed');
+    }),
+    subscribe(instance, 'sidecache:tls:handshake-failure', ({ kind, authority, code }) => {
+      logger.info({ kind, authority, code }, 'client TLS handshake failed on an intercepted tunnel');
+    }),
+    subscribe(instance, 'sidecache:tls:handshake-refused', ({ reason, authority, servername }) => {
+      logger.warn(
+        { reason, authority, servername },
+        'refused a TLS handshake on an intercepted tunnel: the SNI names another host than the CONNECT',
+      );
     }),
   ];
   return () => {

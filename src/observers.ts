@@ -135,6 +135,12 @@ export interface TunnelEnd {
   readonly errorCode?: string;
 }
 
+/**
+ * Why a client's TLS handshake with an intercepted tunnel failed (tls/handshake-failure.ts
+ * classifies it; a metric label).
+ */
+export type HandshakeFailure = 'cert-rejected' | 'no-shared-cipher' | 'reset' | 'timeout' | 'other';
+
 /** Why sidecache ended a client's handshake itself (a metric label). */
 export type HandshakeRefusal = 'sni_mismatch';
 

@@ -182,7 +182,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   // CONNECT, interception and upgrades; decrypted requests come back through front.serve.
   const tunnels = await setUpTunnels(ref, {
     logger,
-    registry: metrics.registry,
+    instance,
     guard,
     via,
     lookupTo,

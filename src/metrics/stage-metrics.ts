@@ -2,9 +2,9 @@
  * What metrics/ learns from the stages, for one instance: it subscribes to their diagnostics
  * channels (channels.ts) and imports no stage. Connection attempts and DNS lookups go to
  * metrics.ts's series, removals to the cache's eviction counter; keep-warm, the shared tier,
- * refresh-ahead and upstream coding, proxy auth and config reloads have families of their own,
- * registered as a running instance has them (the shared tier's only when one is configured, the
- * cache's only when the cache is on).
+ * refresh-ahead and upstream coding, proxy auth, tunnels and interception TLS, and config reloads
+ * have families of their own, registered as a running instance has them (the shared tier's only
+ * when one is configured, the cache's only when the cache is on).
  */
 import type { Registry } from 'prom-client';
 import { type Instance, subscribe } from '../channels.js';
@@ -14,6 +14,7 @@ import { createAuthMetrics } from './auth-metrics.js';
 import { createCacheWarmthMetrics } from './cache-warmth-metrics.js';
 import { createReloadMetrics } from './reload-metrics.js';
 import { createSharedTierMetrics } from './shared-tier-metrics.js';
+import { createTunnelMetrics } from './tunnel-metrics.js';
 import { createWarmMetrics } from './warm-metrics.js';
 
 export interface StageSinks {
@@ -74,6 +75,13 @@ export function listenToStages(
   const auth = createAuthMetrics(registry);
   on(instance, 'sidecache:auth:failure', (e) => auth.onFailure(e.blockedMs));
   on(instance, 'sidecache:auth:throttled', () => auth.onThrottled());
+
+  const tunnels = createTunnelMetrics(registry);
+  on(instance, 'sidecache:tunnel:end', (e) => tunnels.observeTunnel(e));
+  on(instance, 'sidecache:tls:handshake-failure', (e) => tunnels.observeHandshakeFailure(e.kind));
+  on(instance, 'sidecache:tls:handshake-refused', (e) => tunnels.observeHandshakeRefused(e.reason));
+  on(instance, 'sidecache:tls:leaf-issued', () => tunnels.observeLeafIssued());
+  on(instance, 'sidecache:tls:ca-loaded', (e) => tunnels.setCaExpiry(e.notAfterMs));
 
   const reloads = createReloadMetrics(registry, Date.now());
   on(instance, 'sidecache:config:reload', (e) => reloads.observeReload(e.result, e.atMs));

@@ -1,10 +1,10 @@
 /**
- * Metrics for CONNECT tunnels, upgraded connections and interception TLS, derived from the reports
- * front/ and tunnel/ hand to their observers (neither imports prom-client).
+ * Metrics for CONNECT tunnels, upgraded connections and interception TLS, derived from what tunnel/
+ * publishes on its `sidecache:tunnel:end` and `sidecache:tls:*` channels (stage-metrics.ts
+ * subscribes; tunnel/ imports neither prom-client nor metrics/).
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { HandshakeRefusal, TunnelReport } from '../observers.js';
-import type { HandshakeFailure } from '../tls/handshake-failure.js';
+import type { HandshakeFailure, HandshakeRefusal, TunnelReport } from '../observers.js';
 
 export interface TunnelMetrics {
   observeTunnel(report: TunnelReport): void;

@@ -3,8 +3,9 @@
  * metric label): the client did not trust our certificate, we shared no cipher or protocol, the
  * client went away, it was too slow, or something else. Pure: no I/O.
  */
+import type { HandshakeFailure } from '../observers.js';
 
-export type HandshakeFailure = 'cert-rejected' | 'no-shared-cipher' | 'reset' | 'timeout' | 'other';
+export type { HandshakeFailure } from '../observers.js';
 
 export const HANDSHAKE_FAILURES: readonly HandshakeFailure[] = [
   'cert-rejected',

@@ -1,27 +1,30 @@
 /**
  * Wires CONNECT, interception and upgrades for server.ts: the CA (loaded or made at start when
- * `intercept` names any host), the leaf issuer, the tunnels, the upgrade relay and their metrics,
- * as the `RawParts` CONNECT and Upgrade exchanges need (tunnel/raw.ts). Nothing here runs a request.
+ * `intercept` names any host), the leaf issuer, the tunnels and the upgrade relay, as the `RawParts`
+ * CONNECT and Upgrade exchanges need (tunnel/raw.ts). Nothing here runs a request. What they report
+ * (tunnels closed, handshakes failed or refused, leaves minted, the CA) is published on the
+ * `sidecache:tunnel:end` and `sidecache:tls:*` channels (channels.ts) for metrics/ and the log.
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Registry } from 'prom-client';
+import type { Instance } from '../channels.js';
 import { compileInterceptMatcher, type Runtime } from '../config/runtime.js';
 import type { RuntimeRef } from '../config/runtime-ref.js';
 import type { Exchange, Next, RawParts, Reply } from '../exchange.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import type { Logger } from '../log.js';
-import { createTunnelMetrics } from '../metrics/tunnel-metrics.js';
 import type { CaOptions, CertificateAuthority } from '../tls/ca.js';
 import { CA_CERT_FILE } from '../tls/ca-files.js';
 import type { LeafIssuer } from '../tls/leaf-certs.js';
 import { describeConstraints, outsideConstraints } from '../tls/name-constraints.js';
 import { createUpgradeRelay, type UpgradeRelayOptions } from '../upstream/upgrade-relay.js';
+import { publishTunnel } from './channels.js';
 import { createTunnels, type DecryptedSink } from './tunnels.js';
 
 export interface TunnelSetupDeps {
   readonly logger: Logger;
-  readonly registry: Registry;
+  /** The instance the published events belong to. */
+  readonly instance?: Instance;
   /** The guard stage; CONNECT and Upgrade exchanges are admitted by it. */
   readonly guard: (next: Next) => Next;
   readonly via: string | null;
@@ -99,7 +102,7 @@ const ADMITTED: Reply = Object.freeze({ status: 200, headers: {}, body: null, so
 export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Promise<TunnelSetup> {
   const runtime = ref.current();
   const { config } = runtime;
-  const metrics = createTunnelMetrics(deps.registry);
+  const events = publishTunnel(deps.instance);
   const caDir = caDirOf(runtime);
   let ca: CertificateAuthority | null = null;
   let leaves: LeafIssuer | null = null;
@@ -110,7 +113,7 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
       import('../tls/leaf-certs.js'),
     ]);
     ca = await loadOrCreateCa(caDir, caOptionsOf(runtime));
-    metrics.setCaExpiry(ca.notAfter);
+    events.onCaLoaded(ca.notAfter);
     deps.logger.info(
       {
         caCert: ca.certPath,
@@ -127,7 +130,7 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
       ca,
       { validityMs: config.tls.leafValidityMs, cacheEntries: config.tls.leafCacheEntries },
       {
-        onIssued: () => metrics.observeLeafIssued(),
+        onIssued: () => events.onLeafIssued(),
         // Only hosts the current intercept list names (it follows a config reload).
         permits: (host) => interceptFor().host(host),
       },
@@ -138,17 +141,8 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
       leaves,
       decrypted: deps.decrypted,
       ...(deps.lookupTo ? { lookupTo: deps.lookupTo } : {}),
-      onHandshakeFailure: (kind, authority, code) => {
-        metrics.observeHandshakeFailure(kind);
-        deps.logger.info({ kind, authority, code }, 'client TLS handshake failed on an intercepted tunnel');
-      },
-      onRefused: (reason, authority, servername) => {
-        metrics.observeHandshakeRefused(reason);
-        deps.logger.warn(
-          { reason, authority, servername },
-          'refused a TLS handshake on an intercepted tunnel: the SNI names another host than the CONNECT',
-        );
-      },
+      onHandshakeFailure: events.onHandshakeFailure,
+      onRefused: events.onRefused,
     }),
   );
   const upgrade = createUpgradeRelay(
@@ -172,7 +166,7 @@ export async function setUpTunnels(ref: RuntimeRef, deps: TunnelSetupDeps): Prom
       tunnelsFor().openTunnel(ex, socket, head, established, closing),
     upgrade,
     idleTimeoutMs: config.tunnel.idleTimeoutMs,
-    onTunnelEnd: metrics.observeTunnel,
+    onTunnelEnd: events.onTunnelEnd,
   };
   return {
     raw,

@@ -19,7 +19,7 @@ test('examples/grafana/sidecache-dashboard.json queries only exported metric fam
   const runtime = compileRuntime(parseConfig({ routes: [{ name: 'r', origin: 'https://a.example' }] }));
   const metrics = createMetrics(runtime);
   metrics.gaugeFrom('sidecache_in_flight_requests', 'Exchanges being served right now.', () => 0);
-  createTunnelMetrics(metrics.registry); // registered by tunnel/setup.ts in a running instance
+  createTunnelMetrics(metrics.registry); // registered by metrics/stage-metrics.ts in a running instance
   const exported = new Set(parsePromText(await metrics.registry.metrics()).keys());
   const titles = dashboard.panels.map((p) => p.title);
   for (const wanted of [
