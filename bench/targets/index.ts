@@ -18,6 +18,7 @@ export type TargetName =
   | 'undici-pool-stream'
   | 'sidecache'
   | 'sidecache-l2'
+  | 'sidecache-no-advisor'
   | 'bare-node'
   | 'bare-node-hit-head'
   | 'node-min-cache'
@@ -131,6 +132,21 @@ export const TARGETS: readonly TargetSpec[] = [
     async start(ctx) {
       const { url, child } = await startSidecache(ctx.children, { origin: ctx.origin.url });
       return { name: 'sidecache', url, role: 'proxy', child };
+    },
+  },
+  // The policy advisor's cost on the pass-through path: the same sidecache without it.
+  {
+    name: 'sidecache-no-advisor',
+    description: 'sidecache --no-advisor: the policy advisor off (its cost is the difference to sidecache)',
+    scenarios: ['pass-through', 'pass-through-1conn'],
+    skipReason: () => (sidecacheBuilt() ? null : SIDECACHE_NOT_BUILT),
+    async start(ctx) {
+      const { url, child } = await startSidecache(ctx.children, {
+        origin: ctx.origin.url,
+        label: 'sidecache-no-advisor',
+        serveArgs: ['--no-advisor'],
+      });
+      return { name: 'sidecache-no-advisor', url, role: 'proxy', child };
     },
   },
   // Every hit read from Redis: sidecache's in-process cache off (`cache.redis.l1: false`).
