@@ -2,8 +2,9 @@
  * The terminal stage: sends the Exchange to its origin over the origin's warm pool and returns a
  * Reply as soon as the response headers arrive; the body streams with backpressure (the origin
  * socket is paused while the client is slow). Hop-by-hop headers are dropped both ways; Via and
- * X-Forwarded-* are added (origin-request-headers.ts). An idempotent, bodiless request whose reused pooled socket turns out
- * dead before any response byte is retried once, on a fresh connection.
+ * X-Forwarded-* are added (origin-request-headers.ts). An idempotent, bodiless request whose
+ * reused pooled socket turns out dead before any response byte is retried once, on a fresh
+ * connection.
  */
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
@@ -102,9 +103,10 @@ function decideUndecided(): void {
 }
 
 /**
- * One origin response, as undici's dispatch handler: one object per request, no closure per
- * request (it is also the abort listener, `handleEvent`, that abort-watch.ts subscribes when
- * needed, and the pools' socket claimer).
+ * One origin request and its response, as undici's dispatch handler: one object per request, no
+ * closure per request (it is also the abort listener, `handleEvent`, that abort-watch.ts
+ * subscribes when needed, and the pools' socket claimer). It settles the request's one promise,
+ * itself or through the one retry it sends.
  */
 class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaimer {
   readonly ex: Exchange;
