@@ -11,26 +11,7 @@ import {
 } from '../config/cache-schema.js';
 import { ConfigError } from '../errors.js';
 
-export {
-  type CacheOptions,
-  type CacheOptionsInput,
-  cacheSchema,
-  DEFAULT_ROUTE_POLICY,
-  explainPolicy,
-  MEMCACHED_TIER_DEFAULTS,
-  type MemcachedTierOptions,
-  memcachedTierSchema,
-  type PathCachePolicy,
-  pathCachePolicySchema,
-  REDIS_TIER_DEFAULTS,
-  type RedisTierOptions,
-  type RefreshAheadOptions,
-  type RouteCachePolicy,
-  type RouteCachePolicyInput,
-  redisTierSchema,
-  refreshAheadSchema,
-  routeCachePolicySchema,
-} from '../config/cache-schema.js';
+export * from '../config/cache-schema.js';
 
 function issuesOf(error: z.ZodError, where: string): string[] {
   return error.issues.map((issue) => {
