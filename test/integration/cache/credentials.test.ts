@@ -159,6 +159,32 @@ describe('cookies (issue 18): by default a Cookie header keys what it fetched', 
     }
   });
 
+  test('a stale entry fetched without cookies answers a cookie request that accepts it stale (max-stale), without the origin', async (t) => {
+    const h = await startHarness(t, (req, res) => {
+      send(
+        res,
+        200,
+        { 'cache-control': 'max-age=10', etag: `"${identity(req.headers)}"` },
+        `for:${identity(req.headers)}`,
+      );
+    });
+    assert.equal((await h.get('/m')).text, 'for:anon');
+    h.clock.advance(15_000);
+    const asked = h.origin.seen.length;
+    const stale = await h.get('/m', {
+      headers: { cookie: 'session=sess-A', 'cache-control': 'max-stale=60' },
+    });
+    assert.equal(stale.text, 'for:anon');
+    assert.equal(stale.ex.cache?.outcome, 'stale');
+    assert.equal(stale.ex.cache?.detail, 'max-stale');
+    assert.match(cacheStatus(stale), /^sidecache; hit; ttl=-\d+; detail=max-stale$/);
+    assert.equal(h.origin.seen.length, asked, 'the origin was asked');
+    // Without max-stale it would need the origin: the cookie request misses under its own key.
+    const own = await h.get('/m', { headers: { cookie: 'session=sess-A' } });
+    assert.equal(own.text, 'for:sess-A');
+    assert.equal(own.ex.cache?.outcome, 'miss');
+  });
+
   test('cookies: ignore shares answers whatever the cookies; credentials still isolate', async (t) => {
     const h = await startHarness(
       t,
