@@ -10,6 +10,7 @@ import { joinField } from './cache-control.js';
 import {
   type CacheCore,
   type Ctx,
+  type DeliverHow,
   type Derived,
   isRange,
   type MemoServingCtx,
@@ -28,6 +29,20 @@ import type { StoredResponse } from './store.js';
 
 /** The request fields a remembered hit depends on when it varies on nothing and has no key fields. */
 const ACCEPT_ENCODING_ONLY: readonly string[] = Object.freeze(['accept-encoding']);
+
+/** A stale answer the request's max-stale accepts (§5.2.1.2). */
+const MAX_STALE: DeliverHow = {
+  outcome: 'stale',
+  detail: 'max-stale',
+  status: { hit: true, detail: 'max-stale' },
+};
+
+/** A stale answer within the response's stale-while-revalidate window (RFC 5861 §3). */
+const STALE_WHILE_REVALIDATE: DeliverHow = {
+  outcome: 'stale',
+  detail: 'stale-while-revalidate',
+  status: { hit: true, detail: 'stale-while-revalidate' },
+};
 
 export async function lookup(core: CacheCore, ctx: Ctx, next: Next): Promise<Reply> {
   const variants = await storeGet(core, ctx.key);
@@ -58,19 +73,11 @@ async function reuse(core: CacheCore, ctx: Ctx, next: Next, entry: StoredRespons
       return reply;
     }
     case 'stale':
-      return deliver(core, ctx, entry, {
-        outcome: 'stale',
-        detail: d.why,
-        status: { hit: true, detail: d.why },
-      });
+      return deliver(core, ctx, entry, MAX_STALE);
     case 'stale-while-revalidate':
       // only-if-cached asks the cache not to contact the origin (§5.2.1.7), even in the background.
       if (!ctx.req.onlyIfCached) refreshInBackground(core, ctx, next, entry);
-      return deliver(core, ctx, entry, {
-        outcome: 'stale',
-        detail: 'stale-while-revalidate',
-        status: { hit: true, detail: 'stale-while-revalidate' },
-      });
+      return deliver(core, ctx, entry, STALE_WHILE_REVALIDATE);
     case 'revalidate':
       if (ctx.req.onlyIfCached) return onlyIfCachedMiss(core, ctx);
       if (ctx.ex.method === 'HEAD') return miss(core, ctx, next, 'stale');
@@ -96,11 +103,7 @@ function reuseCookieless(core: CacheCore, ctx: Ctx, entry: StoredResponse): Repl
     case 'fresh':
       return deliver(core, ctx, entry, PLAIN_HIT);
     case 'stale':
-      return deliver(core, ctx, entry, {
-        outcome: 'stale',
-        detail: d.why,
-        status: { hit: true, detail: d.why },
-      });
+      return deliver(core, ctx, entry, MAX_STALE);
     case 'stale-while-revalidate':
     case 'revalidate':
       return null;
