@@ -52,23 +52,26 @@ const only = values.only === undefined ? null : new Set(values.only.split(','));
 const scale = quick ? 0.1 : 1;
 
 /**
- * The Node flags of the `sidecache` launcher (the `#!/usr/bin/env -S node FLAGS` line of the CLI),
- * so the bench runs sidecache as the installed command does; none with --no-launcher-flags.
+ * The environment and Node flags of the `sidecache` launcher (the CLI's first line,
+ * `#!/usr/bin/env -S NAME=VALUE... node FLAGS`), so the bench runs sidecache as the installed
+ * command does; neither with --no-launcher-flags; --node-flags replaces the flags alone.
  */
-function launcherFlags(): string[] {
-  if (values['node-flags'] !== undefined) return values['node-flags'].split(/\s+/).filter((f) => f !== '');
-  if (values['no-launcher-flags']) return [];
+function launcher(): { env: Record<string, string>; flags: string[] } {
+  if (values['no-launcher-flags'] && values['node-flags'] === undefined) return { env: {}, flags: [] };
   const file = join(repoRoot, sidecacheBuilt() ? 'dist/cli.js' : 'src/cli.ts');
   const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
-  const m = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
-  return m
-    ? (m[1] ?? '')
-        .trim()
-        .split(/\s+/)
-        .filter((f) => f !== '')
-    : [];
+  const m = /^#!\/usr\/bin\/env -S ((?:\w+=\S*\s+)*)node(.*)$/.exec(first);
+  const words = (text: string | undefined): string[] => (text ?? '').split(/\s+/).filter((w) => w !== '');
+  const env: Record<string, string> = {};
+  if (!values['no-launcher-flags'])
+    for (const assignment of words(m?.[1])) {
+      const eq = assignment.indexOf('=');
+      env[assignment.slice(0, eq)] = assignment.slice(eq + 1);
+    }
+  const flags = values['node-flags'] !== undefined ? words(values['node-flags']) : words(m?.[2]);
+  return { env, flags };
 }
-const nodeArgs = launcherFlags();
+const { env: launcherEnv, flags: nodeArgs } = launcher();
 
 interface Fill {
   readonly name: string;
@@ -183,6 +186,7 @@ function withSidecache<T>(
     const sc = await startSidecache(ctx.children, {
       origin: ctx.origin.url,
       nodeArgs,
+      env: launcherEnv,
       serveArgs: ['--config', path],
     });
     return stopped(sc.child, () => body(sc));
@@ -407,7 +411,11 @@ await runScript({ pin: false, json: values.json }, async (h) => {
   }
   const header = [
     ...h.header,
-    `cache cap ${capBytes / MiB} MiB (sidecache cache.maxSizeBytes, varnish -s malloc); fills with ${FILL_CONCURRENCY} connections; sidecache ${sidecacheBuildLabel()}, node flags: ${nodeArgs.join(' ') || 'none'}${quick ? '; --quick: a tenth of each fill' : ''}`,
+    `cache cap ${capBytes / MiB} MiB (sidecache cache.maxSizeBytes, varnish -s malloc); fills with ${FILL_CONCURRENCY} connections; sidecache ${sidecacheBuildLabel()}, launcher environment: ${
+      Object.entries(launcherEnv)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ') || 'none'
+    }, node flags: ${nodeArgs.join(' ') || 'none'}${quick ? '; --quick: a tenth of each fill' : ''}`,
     ...(withVarnish ? [] : ['varnish: not installed or --no-varnish (apt-get install -y varnish)']),
   ];
   const text = [...header, '', table(rows), ...(failures.length ? ['', 'FAILED:', ...failures] : [])].join(

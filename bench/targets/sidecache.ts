@@ -23,6 +23,8 @@ export interface SidecacheLaunch {
   readonly serveArgs?: readonly string[];
   /** Node flags before the script, e.g. `--max-old-space-size=8192`. */
   readonly nodeArgs?: readonly string[];
+  /** Environment variables set for the process beside the bench's own, e.g. `MALLOC_ARENA_MAX`. */
+  readonly env?: Readonly<Record<string, string>>;
   /** src/cli.ts through tsx instead of dist/cli.js; default: only when not built. */
   readonly fromSource?: boolean;
   /** The process label in messages; default `sidecache`. */
@@ -47,6 +49,7 @@ export async function startSidecache(
       ...(launch.origin ? ['--route', `${ROUTE_NAME}=${launch.origin}`] : []),
       ...['--log-level', launch.logLevel ?? 'warn', ...(launch.serveArgs ?? [])],
     ],
+    ...(launch.env ? { env: { ...process.env, ...launch.env } } : {}),
   });
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   await waitUntilReady(child, '/readyz', async () => {
