@@ -1,13 +1,13 @@
 /**
  * The one configuration schema: it validates (with precise errors, see load.ts), fills defaults,
  * and gives the TypeScript type. Every key carries its unit in its name and a description. The
- * `cache:` and `upstream:` slices are in cache-schema.ts and upstream-schema.ts; the `dns:` slice is
- * the one dns/options.ts exports (dns/ imports nothing of config/, and config/ nothing else of dns/).
+ * `cache:`, `dns:` and `upstream:` slices are in cache-schema.ts, dns-schema.ts and
+ * upstream-schema.ts. The stages read these types and schemas; config/ imports nothing of theirs.
  */
 import { z } from 'zod';
 import { parseCidr } from '../address-ranges.js';
-import { DNS_DEFAULTS, dnsSchema } from '../dns/options.js';
 import { cacheSchema, DEFAULT_ROUTE_POLICY, routeCachePolicySchema } from './cache-schema.js';
+import { DNS_DEFAULTS, dnsSchema } from './dns-schema.js';
 import { HOST_PATTERN, parseInterceptEntry } from './intercept-entry.js';
 import { routeUpstreamSchema, upstreamSchema, type warmSchema } from './upstream-schema.js';
 

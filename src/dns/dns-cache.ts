@@ -16,6 +16,7 @@ import type { LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { Instance } from '../channels.js';
+import { isHostName } from '../config/nameserver-address.js';
 import type { DnsError } from '../errors.js';
 import {
   familyOf,
@@ -31,7 +32,6 @@ import { dnsCodeOf, dnsError, isNegativeCode, isServerFailureCode, lookupErrorFr
 import { answerState, negativeTtlMs, positiveTtlMs, prefetchAt } from './freshness.js';
 import { type DnsMode, type DnsOptions, parseDnsOptions } from './options.js';
 import { type Answer, createResolver, type Resolver } from './resolver.js';
-import { isHostName } from './server-address.js';
 import { compileStaticHosts, ipLiteral, normaliseHostName } from './static-hosts.js';
 
 /** What one `resolve`/`lookup` call got; the same strings are metric label values. */

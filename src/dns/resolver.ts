@@ -9,17 +9,17 @@
 import { Resolver as NodeResolver, lookup as systemLookup } from 'node:dns/promises';
 import type { RequestFunction, Tangerine as TangerineClass } from 'tangerine';
 import type { request as undiciRequest } from 'undici';
-import { upstreamTrust } from '../tls/trust.js';
-import { Agent } from '../undici-parts.js';
-import type { RecordType } from './address-order.js';
-import { DnsTransportError } from './dns-failure.js';
-import type { DnsMode, DnsOptions } from './options.js';
 import {
   formatAuthority,
   formatNameserver,
   parseServerAddress,
   type ServerAddress,
-} from './server-address.js';
+} from '../config/nameserver-address.js';
+import { upstreamTrust } from '../tls/trust.js';
+import { Agent } from '../undici-parts.js';
+import type { RecordType } from './address-order.js';
+import { DnsTransportError } from './dns-failure.js';
+import type { DnsMode, DnsOptions } from './options.js';
 
 export interface Answer {
   /** The addresses of the record set, in the order the resolver gave them. Never empty. */

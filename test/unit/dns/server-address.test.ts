@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatAuthority, formatNameserver, parseServerAddress } from '../../../src/dns/server-address.js';
+import {
+  formatAuthority,
+  formatNameserver,
+  parseServerAddress,
+} from '../../../src/config/nameserver-address.js';
 
 const ok: [string, boolean, { host: string; port: number | null; family: 0 | 4 | 6 }, string, string][] = [
   ['1.1.1.1', false, { host: '1.1.1.1', port: null, family: 4 }, '1.1.1.1', '1.1.1.1'],

@@ -1,7 +1,8 @@
 /**
  * Nameserver addresses written `host[:port]`, as in docker's `--dns` flag: `1.1.1.1`, `10.0.0.2:5353`,
  * `[2606:4700::1111]:53`, a bare `::1`, or (DoH only) a host name such as `dns.example:8443`.
- * Pure: parsing and formatting, no I/O.
+ * The syntax of `dns.servers` and `dns.doh.servers` (dns-schema.ts checks it; dns/resolver.ts
+ * parses and formats it). Pure: parsing and formatting, no I/O.
  */
 import { isIP } from 'node:net';
 
