@@ -1,4 +1,7 @@
-/** Metrics for proxy authentication's back-off against guessing (guard/auth-throttle.ts). */
+/**
+ * Metrics for proxy authentication's back-off against guessing (guard/auth-throttle.ts), fed by
+ * what it publishes on `sidecache:auth:*` (stage-metrics.ts subscribes).
+ */
 import { Counter, type Registry } from 'prom-client';
 
 export interface AuthMetrics {

@@ -1,6 +1,6 @@
 /**
- * Metrics of refresh-ahead and upstream compression (issue 11), fed through the cache stage's
- * observer (`CacheObserver`, observers.ts): neither happens on one client Exchange (refreshes
+ * Metrics of refresh-ahead and upstream compression (issue 11), fed by what the cache stage
+ * publishes on `sidecache:cache:*` (stage-metrics.ts subscribes): neither happens on one client Exchange (refreshes
  * run in the background; decoded sizes are known only when a body ends). The stage never imports
  * prom-client.
  */

@@ -1,7 +1,8 @@
 /**
  * Metrics for configuration reloads (SIGHUP, `POST /reload`): how many were applied or rejected,
  * and when the running config was last loaded successfully (at start, then at each applied reload),
- * like Prometheus's own `prometheus_config_last_reload_success_timestamp_seconds`.
+ * like Prometheus's own `prometheus_config_last_reload_success_timestamp_seconds`. Fed by
+ * `sidecache:config:reload` (reloader.ts publishes, stage-metrics.ts subscribes).
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ReloadResult } from '../observers.js';

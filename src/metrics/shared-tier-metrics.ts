@@ -1,6 +1,7 @@
 /**
- * Metrics of the cache's shared tier on Redis (cache/redis-store.ts), fed through its observer:
- * the cache module never imports prom-client.
+ * Metrics of the cache's shared tier on Redis or memcached (cache/redis-store.ts,
+ * memcached-store.ts), fed by what they publish on `sidecache:shared-tier:*` (stage-metrics.ts
+ * subscribes): the cache module never imports prom-client.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { SharedTierObserver } from '../observers.js';
