@@ -1,8 +1,8 @@
 /**
  * Metrics of refresh-ahead and upstream compression (issue 11), fed by what the cache stage
- * publishes on `sidecache:cache:*` (stage-metrics.ts subscribes): neither happens on one client Exchange (refreshes
- * run in the background; decoded sizes are known only when a body ends). The stage never imports
- * prom-client.
+ * publishes on `sidecache:cache:*` (stage-metrics.ts subscribes): neither happens on one client
+ * Exchange (refreshes run in the background; decoded sizes are known only when a body ends). The
+ * stage never imports prom-client.
  */
 import { Counter, type Registry } from 'prom-client';
 import type { CacheObserver, RefreshAheadResult } from '../observers.js';
