@@ -2,8 +2,8 @@
  * The diagnostics channels (node:diagnostics_channel) on which the stages publish what they cannot
  * put on one Exchange, and metrics/ and the log subscribe: the channel names and what each carries.
  * A leaf module, like observers.ts: a stage folder makes its channels from it (upstream/channels.ts,
- * dns/channels.ts, cache/channels.ts, guard/channels.ts, tunnel/channels.ts) and publishes only when someone listens
- * (`if (ch.hasSubscribers) ch.publish(...)`, one check when no one does); metrics/ subscribes by
+ * dns/channels.ts, cache/channels.ts, guard/channels.ts, tunnel/channels.ts) and publishes only
+ * when someone listens (`if (ch.hasSubscribers) ch.publish(...)`, one check when no one does); metrics/ subscribes by
  * name and so imports no stage.
  *
  * Channels are process-global and one process may run several sidecache instances (tests do):

@@ -1,7 +1,8 @@
 /**
  * Cache metrics, derived like the rest of metrics/ from finished Exchanges (`ex.cache`), plus the
  * two signals one Exchange cannot carry: store size (read from the stage's `stats()` at scrape
- * time) and evictions (`sidecache:cache:remove`, through stage-metrics.ts). The cache stage never imports prom-client.
+ * time) and evictions (`sidecache:cache:remove`, through stage-metrics.ts). The cache stage never
+ * imports prom-client.
  * Saved time and avoided upstream requests are the saved-time ledger's (saved-time.ts), not counted here.
  */
 

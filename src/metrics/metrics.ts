@@ -1,8 +1,8 @@
 /**
  * metrics/: one prom-client registry per sidecache instance. Stages never import prom-client;
  * everything here is derived from finished Exchanges and from what the stages publish on their
- * diagnostics channels (stage-metrics.ts: upstream connects, DNS lookups, keep-warm, ...). Saved time is computed by the ledger in
- * saved-time.ts. Label values are bounded: route names and origins come from config, never from
+ * diagnostics channels (stage-metrics.ts: upstream connects, DNS lookups, keep-warm, ...). Saved
+ * time is computed by the ledger in saved-time.ts. Label values are bounded: route names and origins come from config, never from
  * raw URLs; anything else becomes `other` (origins) or `forward` (routes).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';

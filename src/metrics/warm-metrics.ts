@@ -1,7 +1,7 @@
 /**
  * Metrics for keep-warm (upstream/warm.ts), derived from what it publishes on `sidecache:warm:*`
- * (stage-metrics.ts subscribes) and, at scrape time, from its state; warm.ts does not import prom-client. Origins are route origins
- * (from config), so the origin label stays bounded. Connect attempts themselves (opened, failed,
+ * (stage-metrics.ts subscribes) and, at scrape time, from its state; warm.ts does not import
+ * prom-client. Origins are route origins (from config), so the origin label stays bounded. Connect attempts themselves (opened, failed,
  * phase durations) are counted with every other connection by metrics.ts; the time a pre-opened
  * connection saved is credited by the saved-time ledger when a request uses it.
  */
