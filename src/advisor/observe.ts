@@ -289,8 +289,8 @@ function fmix(h: number): number {
  * steps over the body's little-endian 32-bit words, the same for the same bytes
  * however they were split into chunks. Not cryptographic: it tells "the same bytes as last time"
  * from "other bytes" (a changed body passes for the same one about once in 2^64), which is all the
- * advisor asks, and costs about a third of a SHA-1 (two multiplications per 4 bytes), finished by
- * murmur3's mixer. Past `capBytes` it only counts.
+ * advisor asks, and costs less than half of a one-shot SHA-1 of the same bytes (two multiplications
+ * per 4 bytes), finished by murmur3's mixer. Past `capBytes` it only counts.
  */
 export class BodyHash implements BodyTap {
   /** Body bytes seen. */
