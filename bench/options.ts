@@ -1,7 +1,6 @@
 // Command line and environment of `npm run bench`, checked once. Flags win over environment.
 import { parseArgs } from 'node:util';
 import { integer, seconds, UsageError } from './harness/harness.js';
-import type { LoadGeneratorName } from './harness/load.js';
 import { SCENARIOS, type Scenario } from './scenarios/requests.js';
 import { TARGETS, type TargetSpec } from './targets/index.js';
 
@@ -14,7 +13,6 @@ export interface BenchOptions {
   /** Targets named with --target: a skip is then a failure, not a note. */
   readonly targetsExplicit: boolean;
   readonly scenarios: readonly Scenario[];
-  readonly loadgen: LoadGeneratorName | 'auto';
   readonly pin: boolean;
   readonly jsonPath: string;
   /** Also run the HTTPS new-connection-per-request comparison (scenarios/https.ts). */
@@ -36,7 +34,6 @@ export const USAGE = `Usage: npm run bench -- [options]
   --connections N       concurrent connections, default 32             (BENCH_CONNECTIONS)
   --target a,b          targets: ${TARGETS.map((t) => t.name).join(', ')} (BENCH_TARGETS)
   --scenario a,b        scenarios (default: those marked default)       (BENCH_SCENARIOS)
-  --loadgen NAME        auto | wrk | autocannon, default auto           (BENCH_LOADGEN)
   --no-pin              do not pin processes to CPUs with taskset       (BENCH_PIN=0)
   --json PATH           where to write results, default bench/results/latest.json
   --https               also: 200 HTTPS GETs, new connection each, direct vs sidecache interception
@@ -83,10 +80,6 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
   const targetsRaw = values.target ?? env['BENCH_TARGETS'];
   const targets = pick('--target', targetsRaw, TARGETS);
   const scenarios = pick('--scenario', values.scenario ?? env['BENCH_SCENARIOS'], SCENARIOS);
-  const loadgen = values.loadgen ?? env['BENCH_LOADGEN'] ?? 'auto';
-  if (loadgen !== 'auto' && loadgen !== 'wrk' && loadgen !== 'autocannon') {
-    throw new UsageError(`--loadgen: "${loadgen}" is not one of auto, wrk, autocannon`);
-  }
   const pinEnv = env['BENCH_PIN'];
   return {
     quick,
@@ -96,7 +89,6 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     targets: targets ?? TARGETS,
     targetsExplicit: targets !== null,
     scenarios: scenarios ?? SCENARIOS.filter((s) => s.byDefault),
-    loadgen,
     pin: values['no-pin'] !== true && (pinEnv === undefined || truthy(pinEnv)),
     jsonPath: values.json ?? 'bench/results/latest.json',
     https: values.https === true || truthy(env['BENCH_HTTPS']),
@@ -125,7 +117,6 @@ function parseFlags(argv: readonly string[]) {
       connections: { type: 'string' },
       target: { type: 'string' },
       scenario: { type: 'string' },
-      loadgen: { type: 'string' },
       'no-pin': { type: 'boolean' },
       json: { type: 'string' },
       https: { type: 'boolean' },

@@ -116,8 +116,7 @@ async function mainTable(h: Harness, options: BenchOptions) {
 }
 
 async function main(options: BenchOptions): Promise<number> {
-  return withHarness({ pin: options.pin, loadgen: options.loadgen }, async (h) => {
-    if (h.loadNote) console.log(`note: ${h.loadNote}`);
+  return withHarness({ pin: options.pin }, async (h) => {
     const failures: string[] = [];
     const json = {
       generatedAt: new Date().toISOString(),
@@ -125,7 +124,6 @@ async function main(options: BenchOptions): Promise<number> {
       cpus: h.cpuCount,
       quick: options.quick,
       loadGenerator: h.load.name,
-      loadGeneratorNote: h.loadNote,
       pinning: h.pinning.description,
       clockTicksPerSecond: clockTicks(),
     };
@@ -156,7 +154,6 @@ async function main(options: BenchOptions): Promise<number> {
         `${BODY_BYTES}-byte JSON body; conns = concurrent keep-alive connections`,
       `CPU: ${h.pinning.description}`,
       `CPU µs/req: utime+stime of the measured process (/proc/PID/stat, ${clockTicks()} ticks/s) / responses; direct = the origin`,
-      ...(h.loadNote ? [`note: ${h.loadNote}`] : []),
       ...(options.quick
         ? [
             'quick mode: a smoke test (starts, serves 2xx, no errors); runs are under-warmed, do not compare numbers',

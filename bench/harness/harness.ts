@@ -6,7 +6,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ChildGroup, createChildGroup } from './children.js';
-import { chooseLoadGenerator, type LoadGenerator, type LoadGeneratorName } from './load.js';
+import { type LoadGenerator, loadGenerator } from './load.js';
 import { createPinning, type Pinning } from './pinning.js';
 import { writeJson } from './report.js';
 
@@ -18,8 +18,6 @@ export interface Harness {
   readonly load: LoadGenerator;
   /** CPUs available to this process before pinning. */
   readonly cpuCount: number;
-  /** Why the load generator is not the one asked for (wrk missing), or null. */
-  readonly loadNote: string | null;
   /** Header lines: machine, load generator, pinning. */
   readonly header: readonly string[];
 }
@@ -27,8 +25,6 @@ export interface Harness {
 export interface HarnessSetup {
   /** Pin the measured process and the load generator to CPUs of their own (taskset). */
   readonly pin: boolean;
-  /** Default `auto`: wrk when installed, else autocannon. */
-  readonly loadgen?: LoadGeneratorName | 'auto';
 }
 
 /** Runs `body` with a harness and stops every process it started, whatever happens. */
@@ -47,13 +43,12 @@ export async function withHarness<T>(setup: HarnessSetup, body: (h: Harness) => 
   process.on('exit', () => children.killAllNow());
   try {
     const pinning = createPinning(setup.pin);
-    const { generator: load, note } = chooseLoadGenerator(setup.loadgen ?? 'auto', { children, pinning });
+    const load = loadGenerator({ children, pinning });
     const header = [
       `node ${process.version}, ${cpuCount} CPUs, load generator ${load.name}, load average ${loadAverage()}`,
       `CPU: ${pinning.description}`,
-      ...(note ? [`note: ${note}`] : []),
     ];
-    return await body({ children, pinning, load, cpuCount, loadNote: note, header });
+    return await body({ children, pinning, load, cpuCount, header });
   } finally {
     await children.stopAll();
     process.off('SIGINT', onSignal);

@@ -1,8 +1,6 @@
-// The load generators: hold `connections` keep-alive connections to one URL for a fixed time, send
-// one request shape, and report throughput, latency percentiles and errors. wrk is preferred (C, one
-// thread pinned to the load CPU, Lua scripts beside this file for exact p50/p99 and a non-2xx
-// count); autocannon is the fallback, run in its own process (autocannon-runner.ts) so that it can
-// be pinned like wrk.
+// The load generator, wrk: hold `connections` keep-alive connections to one URL for a fixed time,
+// send one request shape, and report throughput, latency percentiles and errors (C, one thread
+// pinned to the load CPU, Lua scripts beside this file for exact p50/p99 and a non-2xx count).
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,8 +9,6 @@ import type { ChildGroup } from './children.js';
 import type { Pinning } from './pinning.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-
-export type LoadGeneratorName = 'wrk' | 'autocannon';
 
 export interface LoadRequest {
   /** Where to connect: `http://127.0.0.1:PORT`. */
@@ -48,7 +44,7 @@ export interface LoadResult {
 }
 
 export interface LoadGenerator {
-  readonly name: LoadGeneratorName;
+  readonly name: 'wrk';
   run(plan: LoadPlan): Promise<LoadResult>;
 }
 
@@ -61,23 +57,13 @@ export function wrkInstalled(): boolean {
   return spawnSync('wrk', ['--version'], { stdio: 'ignore', timeout: 5000 }).error === undefined;
 }
 
-/** `auto` takes wrk when installed (C: it leaves the CPU to the processes under test), else autocannon. */
-export function chooseLoadGenerator(
-  wanted: LoadGeneratorName | 'auto',
-  deps: LoadDeps,
-): { generator: LoadGenerator; note: string | null } {
-  if (wanted !== 'autocannon' && wrkInstalled()) return { generator: wrkLoad(deps), note: null };
-  if (wanted === 'wrk') throw new Error('--loadgen wrk: wrk is not installed (apt-get install -y wrk)');
-  return {
-    generator: autocannonLoad(deps),
-    note:
-      wanted === 'autocannon'
-        ? null
-        : 'wrk not found (apt-get install -y wrk): using autocannon, a Node load generator that needs more CPU',
-  };
+/** wrk, or an error saying how to install it. */
+export function loadGenerator(deps: LoadDeps): LoadGenerator {
+  if (!wrkInstalled()) throw new Error('wrk is not installed (apt-get install -y wrk)');
+  return wrkLoad(deps);
 }
 
-/** Reads the `BENCH_RESULT {json}` line both generators print. */
+/** Reads the `BENCH_RESULT {json}` line the Lua scripts print. */
 function resultLine(stdout: string): Record<string, number> | null {
   const line = stdout.split('\n').find((l) => l.startsWith('BENCH_RESULT '));
   return line === undefined ? null : JSON.parse(line.slice('BENCH_RESULT '.length));
@@ -188,32 +174,6 @@ function wrkLoad(deps: LoadDeps): LoadGenerator {
   };
 }
 
-function autocannonLoad(deps: LoadDeps): LoadGenerator {
-  return {
-    name: 'autocannon',
-    async run(plan) {
-      const runner = join(HERE, 'autocannon-runner.ts');
-      const { command, args } = deps.pinning.wrap(process.execPath, [
-        '--import',
-        'tsx',
-        runner,
-        JSON.stringify(plan),
-      ]);
-      const child = deps.children.spawn({ label: 'autocannon', command, args });
-      const watchdog = setTimeout(() => child.process.kill('SIGKILL'), plan.durationMs + 20_000);
-      const exit = await child.exited;
-      clearTimeout(watchdog);
-      const result = resultLine(child.stdout()) as LoadResult | null;
-      if (exit.code !== 0 || result === null) {
-        throw new Error(
-          `autocannon failed (code ${exit.code}, signal ${exit.signal}): ${child.outputTail()}`,
-        );
-      }
-      return result;
-    },
-  };
-}
-
 /** wrk over a key space (wrk-keys.lua): fill keys [from, to) in order, or hits on random keys below `to`. */
 export interface KeysPlan {
   readonly connectUrl: string;
@@ -233,7 +193,6 @@ export interface KeysResult extends LoadResult {
   readonly filled: number;
 }
 
-/** Needs wrk (no autocannon fallback: the Lua script is the point). */
 export async function runWrkKeys(deps: LoadDeps, plan: KeysPlan): Promise<KeysResult> {
   const { load, extra } = await runWrkScript(deps, {
     script: 'wrk-keys.lua',

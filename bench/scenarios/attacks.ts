@@ -3,10 +3,9 @@
 // (bench/README.md, "attacks"). Each attempt ends `refused`, `contained` (the attacker got something
 // only for itself) or `through`, decided from what a client, the origin or the TLS peer saw, never
 // from what sidecache says about itself. Only 127.0.0.1 traffic; every wait is bounded.
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import tls from 'node:tls';
+import { startOrigin, type TestOrigin } from '../../test/helpers/origin.js';
 import { type RawOrigin, startRawOrigin } from '../../test/helpers/raw-origin.js';
 
 export interface AttackCount {
@@ -61,24 +60,14 @@ export const REFLECTED_HEADERS = [
 ];
 
 /** An origin that answers every request with the forwarding headers it got, cacheable for all. */
-export async function startReflectingOrigin(): Promise<{ port: number; close(): void }> {
-  const names = REFLECTED_HEADERS;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const seen: Record<string, string | null> = {};
-    for (const n of names) seen[n] = req.headers[n] === undefined ? null : String(req.headers[n]);
+export function startReflectingOrigin(): Promise<TestOrigin> {
+  return startOrigin((req, res) => {
+    const seen = Object.fromEntries(
+      REFLECTED_HEADERS.map((n) => [n, req.headers[n] === undefined ? null : String(req.headers[n])]),
+    );
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=600' });
     res.end(JSON.stringify(seen));
   });
-  server.keepAliveTimeout = 5_000;
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    close() {
-      server.closeAllConnections();
-      server.close();
-    },
-  };
 }
 
 /**

@@ -9,14 +9,12 @@
 // completed (and reached `--min-scored` / `--min-required`), 1 when not, 2 for a bad option.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseConfig } from '../../src/config/load.js';
-import { compileRuntime } from '../../src/config/runtime.js';
 import { createLogger } from '../../src/log.js';
-import { startSidecache } from '../../src/server.js';
+import { startOrigin, type TestOrigin } from '../../test/helpers/origin.js';
+import { startTestSidecache } from '../../test/helpers/sidecache.js';
 
 const USAGE =
   'usage: npm run cache-tests -- CHECKOUT [--forward] [--id TEST] [--json FILE] [--from FILE] [--log FILE] [--compare] [--min-scored N] [--min-required N]';
@@ -137,7 +135,7 @@ async function loadSuite(checkout: string): Promise<SuiteModules> {
 type Handler = (pathSegs: string[], req: IncomingMessage, res: ServerResponse) => void;
 
 /** The suite's origin: its handlers behind our listener on 127.0.0.1 (same dispatch as server.mjs). */
-async function startSuiteOrigin(checkout: string): Promise<Server> {
+async function startSuiteOrigin(checkout: string): Promise<TestOrigin> {
   const load = async (name: string) =>
     (await importFrom<{ default: Handler }>(checkout, `test-engine/server/handle-${name}.mjs`)).default;
   const handlers: Record<string, Handler> = {
@@ -145,7 +143,7 @@ async function startSuiteOrigin(checkout: string): Promise<Server> {
     test: await load('test'),
     state: await load('state'),
   };
-  const server = createServer((req, res) => {
+  return startOrigin((req, res) => {
     const segs = new URL(req.url ?? '/', 'http://127.0.0.1/').pathname.split('/');
     segs.shift();
     const handler = handlers[segs.shift() ?? ''];
@@ -156,11 +154,6 @@ async function startSuiteOrigin(checkout: string): Promise<Server> {
     }
     handler(segs, req, res);
   });
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => ok());
-  });
-  return server;
 }
 
 /** Runs the suite's CLI; resolves with its stdout (JSON results, or a dump with `--id`). */
@@ -346,24 +339,23 @@ async function main(): Promise<number> {
     return meetsMinimum(suite, opts, saved) ? 0 : 1;
   }
   const origin = await startSuiteOrigin(opts.checkout);
-  const originPort = (origin.address() as AddressInfo).port;
-  const config = parseConfig({
-    listen: '127.0.0.1:0',
-    admin: { enabled: false },
-    log: { level: opts.log === null ? 'silent' : 'info' },
-    // Forward mode: the same route without a path prefix, reached by absolute-form requests.
-    routes: [
-      {
-        name: 'origin',
-        origin: `http://127.0.0.1:${originPort}`,
-        ...(opts.forward ? { prefix: false } : {}),
-      },
-    ],
-  });
-  const logger =
-    opts.log === null ? createLogger('silent') : createLogger('info', createWriteStream(opts.log));
-  const sidecache = await startSidecache(compileRuntime(config), { logger });
-  const proxy = `http://127.0.0.1:${sidecache.proxyAddress.port}`;
+  const originPort = origin.port;
+  const sidecache = await startTestSidecache(
+    {
+      admin: { enabled: false },
+      log: { level: opts.log === null ? 'silent' : 'info' },
+      // Forward mode: the same route without a path prefix, reached by absolute-form requests.
+      routes: [
+        {
+          name: 'origin',
+          origin: `http://127.0.0.1:${originPort}`,
+          ...(opts.forward ? { prefix: false } : {}),
+        },
+      ],
+    },
+    opts.log === null ? {} : { logger: createLogger('info', createWriteStream(opts.log)) },
+  );
+  const proxy = sidecache.url;
   const base = opts.forward ? `http://127.0.0.1:${originPort}` : `${proxy}/origin`;
   try {
     process.stdout.write(`mode: ${opts.forward ? 'forward proxy' : 'reverse proxy'}\n`);
@@ -377,11 +369,8 @@ async function main(): Promise<number> {
     report(suite, opts, results);
     return meetsMinimum(suite, opts, results) ? 0 : 1;
   } finally {
-    await sidecache.close(2_000);
-    await new Promise<void>((ok) => {
-      origin.closeAllConnections();
-      origin.close(() => ok());
-    });
+    await sidecache.close();
+    await origin.close();
   }
 }
 

@@ -601,7 +601,7 @@ async function main(h: Harness): Promise<void> {
         );
       }
     }
-    reflecting.close();
+    await reflecting.close();
     await truncating.close();
     origin.closeAllConnections();
     origin.close();

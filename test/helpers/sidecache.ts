@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../src/config/load.js';
 import { compileRuntime } from '../../src/config/runtime.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { type Sidecache, startSidecache } from '../../src/server.js';
 
 export interface TestSidecache {
@@ -25,6 +25,8 @@ export async function startTestSidecache(
   deps: {
     lookup?: LookupFunction /** Serve `POST /reload` (re-reads this same config). */;
     reloadable?: boolean;
+    /** Instead of a logger at the config's `log.level` on stdout. */
+    logger?: Logger;
   } = {},
 ): Promise<TestSidecache> {
   const config = parseConfig({
