@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
-import type { Route, Runtime } from './config/runtime.js';
+import type { Route } from './config/runtime.js';
 import type { SidecacheError } from './errors.js';
 import type { TunnelEnd, TunnelReport } from './observers.js';
 import type { Reason } from './reasons.js';
@@ -90,11 +90,6 @@ export interface CacheInfo {
   readonly invalidated?: number;
 }
 
-export interface MemoKey {
-  readonly key: string;
-  readonly runtime: Runtime;
-}
-
 /**
  * What is sent to the origin when it is not the client's request as it came (Varnish's `bereq`):
  * written by the cache stage (its own Accept-Encoding, validators removed or added), read by
@@ -155,11 +150,6 @@ export interface Exchange {
    * exchanges nobody waits for (background refreshes).
    */
   readonly interim?: (status: number, headers: Record<string, string | string[]>) => void;
-  /**
-   * Set by front/ when this request reads nothing beyond its URL, so the cache stage may remember
-   * a fresh hit for it (cache/hit-memo.ts): the memo key and the runtime it was resolved under.
-   */
-  readonly memoKey?: MemoKey | undefined;
   admission?: Admission;
   cache?: CacheInfo;
   /** Set by the cache stage when it sends the origin something else than the client's request. */
@@ -184,6 +174,11 @@ export interface SignalSource {
   readonly signal: AbortSignal;
 }
 
+/** Whatever makes an exchange's interim relay on first read (front/'s ResponseWatch). */
+export interface InterimSource {
+  readonly interim: Exchange['interim'];
+}
+
 export interface ExchangeInit {
   readonly id: string;
   readonly mode: FrontMode;
@@ -199,8 +194,8 @@ export interface ExchangeInit {
   readonly signal: AbortSignal | SignalSource;
   readonly timings: Timings;
   readonly tunnel?: TunnelContext | undefined;
-  readonly interim?: Exchange['interim'];
-  readonly memoKey?: MemoKey | undefined;
+  /** The relay, or where to read it from when first asked for (most exchanges never do). */
+  readonly interim?: Exchange['interim'] | InterimSource;
 }
 
 /**
@@ -229,8 +224,6 @@ class ExchangeRecord implements Exchange {
   readonly client: ClientInfo;
   readonly timings: Timings;
   readonly tunnel: TunnelContext | undefined;
-  readonly interim: Exchange['interim'];
-  readonly memoKey: MemoKey | undefined;
   admission: Admission | undefined = undefined;
   cache: CacheInfo | undefined = undefined;
   originRequest: OriginRequest | undefined = undefined;
@@ -238,6 +231,7 @@ class ExchangeRecord implements Exchange {
   reason: Reason | undefined = undefined;
   bodyTap: BodyTap | undefined = undefined;
   readonly #signal: AbortSignal | SignalSource;
+  #interim: Exchange['interim'] | InterimSource;
 
   constructor(init: ExchangeInit) {
     this.id = init.id;
@@ -251,8 +245,7 @@ class ExchangeRecord implements Exchange {
     this.client = init.client;
     this.timings = init.timings;
     this.tunnel = init.tunnel;
-    this.interim = init.interim;
-    this.memoKey = init.memoKey;
+    this.#interim = init.interim;
     this.#signal = init.signal;
   }
 
@@ -263,6 +256,15 @@ class ExchangeRecord implements Exchange {
   get signal(): AbortSignal {
     const s = this.#signal;
     return s instanceof AbortSignal ? s : s.signal;
+  }
+
+  /** The interim relay, made by its source on first read (a hit never reads it). */
+  get interim(): Exchange['interim'] {
+    const i = this.#interim;
+    if (i === undefined || typeof i === 'function') return i;
+    const relay = i.interim;
+    this.#interim = relay;
+    return relay;
   }
 }
 
@@ -278,7 +280,11 @@ export interface Reply {
   readonly source: ReplySource;
 }
 
-export type Next = (ex: Exchange) => Promise<Reply>;
+/**
+ * One step of the pipeline for one exchange: a Reply when it is made without I/O (a remembered
+ * hit), else a promise of one. A refusal may be thrown or a rejected promise.
+ */
+export type Next = (ex: Exchange) => Reply | Promise<Reply>;
 export type Stage = (next: Next) => Next;
 
 /** How a request reached front/: on the proxy listener, or decrypted from an intercepted tunnel. */

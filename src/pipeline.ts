@@ -1,7 +1,10 @@
 /**
  * The only file that lists the order of the stages: guard → advisor → cache → upstream (the
  * advisor, src/advisor/, only watches origin answers on their way out of the cache stage).
- * Each stage is `(next) => (exchange) => Promise<Reply>`; upstream is the terminal `Next`.
+ * Each stage is `(next) => (exchange) => Reply | Promise<Reply>`; upstream is the terminal `Next`.
+ * A reply that needs no I/O (a remembered cache hit) is returned as it is, not in a promise, by
+ * every stage it passes, so front/ writes it in the tick the request arrived; a stage that looks at
+ * the reply on its way back handles both (advisor/observe.ts).
  */
 import type { Next, Stage } from './exchange.js';
 

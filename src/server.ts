@@ -201,7 +201,6 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
     onClientError: (code, message) => logger.info({ code, message }, 'malformed request refused'),
     responseHeaders: (ex, headers) => serverTimingFor()(ex, headers),
     raw: tunnels.raw,
-    memo: cache?.memo ?? null,
   });
   metrics.gaugeFrom('sidecache_in_flight_requests', 'Exchanges being served right now.', front.inFlight);
 

@@ -483,7 +483,15 @@ export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
     const method = ex.method;
     const probe = new Probe(owner, method === 'GET' || method === 'HEAD', method === 'GET' ? hashCap : -1);
     ex.bodyTap = probe;
-    return next(ex).then((reply) => {
+    const result = next(ex);
+    // A reply made without I/O (a remembered hit) comes back as it is, in the same tick; when it is
+    // not the origin's, no body will come and the probe need not live on with the exchange.
+    if (!(result instanceof Promise)) {
+      if (result.source === 'origin') probe.answered(result);
+      else ex.bodyTap = undefined;
+      return result;
+    }
+    return result.then((reply) => {
       if (reply.source === 'origin') probe.answered(reply);
       return reply;
     });

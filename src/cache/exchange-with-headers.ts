@@ -23,7 +23,6 @@ export function exchangeWithHeaders(base: Exchange, headers: IncomingHttpHeaders
     timings: base.timings,
     tunnel: base.tunnel,
     interim: base.interim,
-    memoKey: base.memoKey,
   });
   ex.admission = base.admission;
   ex.cache = base.cache;

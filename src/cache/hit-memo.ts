@@ -1,42 +1,39 @@
 /**
- * The hit memo: what the pipeline decided for a plain fresh hit, remembered by the request line, so
- * that the same request again is answered without deciding it all over (Varnish keeps its hit
- * path short the same way: hash, look up, deliver). A cache hit otherwise pays for resolving the
- * target URL, admitting it, working out the cache key, reading the store through its async
- * interface, choosing the variant and judging freshness, each time with the same result.
+ * The hit memo: the cache stage's lookup for a plain fresh hit, remembered by the target URL, so
+ * that the same request again is answered without looking it up all over (Varnish keeps its hit
+ * path short the same way: hash, look up, deliver). A cache hit otherwise pays for working out the
+ * cache key, reading the store through its async interface, choosing the variant and judging
+ * freshness, each time with the same result. The stage consults it first, after front/ resolved
+ * the request and the guard admitted it, like every other request; a recalled hit is answered in
+ * the same tick (a Reply, not a promise: pipeline.ts).
  *
  * Filled only by the cache stage, right after it delivered a stored response's second fresh hit
- * through the pipeline (keys hit once never pay for it; reverse route, forward
- * proxy or intercepted tunnel) to a request that reads nothing beyond its URL (no conditionals,
- * Range, Cache-Control or Pragma, no Via, no body). The guard's admission is remembered with it:
- * it depends on the runtime and the URL alone once Via and proxy credentials are ruled out (names
- * are judged when connecting, and a hit connects to nothing). Every use checks again everything
- * that can differ from that first decision:
- *   - the runtime: a config reload starts a new memo;
- *   - the request: the same request line (and Host, when routes are chosen by Host; the tunnel's
- *     authority for an intercepted request), no field that would
- *     make the pipeline decide otherwise (DISQUALIFYING), and the same values of each field the
- *     decision read (Accept-Encoding, the response's Vary fields, the route's key fields) and the
- *     same credentials (compared by their keyed hash, the one in the cache key);
+ * (keys hit once never pay for it) to a GET that reads nothing beyond its URL (no conditionals,
+ * Range, Cache-Control or Pragma, no body). Every use checks again everything that can differ from
+ * that first lookup:
+ *   - the route: the same route object (a config reload makes new ones) and front mode;
+ *   - the request: the same target URL, no field that would make the lookup decide otherwise
+ *     (DISQUALIFYING), and the same values of each field the lookup read (Accept-Encoding, the
+ *     response's Vary fields, the route's key fields) and the same credentials (compared by their
+ *     keyed hash, the one in the cache key);
  *   - the store: the remembered response is still the only one stored under its key (a purge, an
  *     invalidation, an eviction, a replacement or a new variant all show here);
  *   - the clock: it is still fresh.
- * When any check fails the request takes the whole pipeline, which may remember it again.
+ * When any check fails the request takes the whole stage, which may remember it again.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { LRUCache } from 'lru-cache';
-import type { Route, Runtime } from '../config/runtime.js';
-import type { Admission, FrontMode } from '../exchange.js';
+import type { Route } from '../config/runtime.js';
+import type { Exchange, FrontMode } from '../exchange.js';
 import { FORWARDING_HEADERS } from '../forwarded.js';
 import { joinField } from './cache-control.js';
 import type { KeyPolicy } from './key.js';
 import type { StoredResponse } from './store.js';
 
 /**
- * Request fields whose presence changes the pipeline's decision or reply beyond the URL: request
- * directives, conditionals and Range (cache), Via (loop detection) and proxy credentials (guard),
- * a body, and forwarding headers (kept from a trusted client, they are part of the cache key;
- * from any other, front/ removes them).
+ * Request fields whose presence changes the cache's decision or reply beyond the URL: request
+ * directives, conditionals and Range, a body, and forwarding headers (kept from a trusted client,
+ * they are part of the cache key; from any other, front/ removes them).
  */
 const DISQUALIFYING: ReadonlySet<string> = new Set([
   ...FORWARDING_HEADERS,
@@ -48,24 +45,15 @@ const DISQUALIFYING: ReadonlySet<string> = new Set([
   'if-none-match',
   'if-modified-since',
   'if-unmodified-since',
-  'via',
-  'proxy-authorization',
   'content-length',
   'transfer-encoding',
   'expect',
 ]);
 
-const SEP = '\u0001';
-
-/** A remembered decision. */
+/** A remembered lookup. */
 export interface MemoDecision {
-  readonly runtime: Runtime;
   readonly mode: FrontMode;
   readonly route: Route | null;
-  readonly target: URL;
-  /** `target.origin`, read once. */
-  readonly origin: string;
-  readonly admission: Admission;
   /** The cache key and the response stored under it that answered. */
   readonly storeKey: string;
   /** Weakly: the memo must not keep alive a response the store let go (its byte bound). */
@@ -83,7 +71,7 @@ export interface MemoDecision {
 }
 
 export interface HitMemoOptions {
-  /** Most request lines remembered; the oldest is dropped first. */
+  /** Most target URLs remembered; the oldest is dropped first. */
   readonly maxEntries: number;
   readonly peek: (storeKey: string) => StoredResponse | undefined;
   /** The credential hash of a request, as the cache key has it. */
@@ -92,20 +80,10 @@ export interface HitMemoOptions {
 }
 
 export interface HitMemo {
-  /**
-   * The memo key of a request that could be answered from the memo (a GET on the listener that
-   * reads nothing beyond its URL), or null.
-   */
-  keyOf(
-    method: string | undefined,
-    url: string,
-    headers: IncomingHttpHeaders,
-    rt: Runtime,
-    /** The CONNECT authority of an intercepted request; undefined for one on the listener. */
-    authority?: string,
-  ): string | null;
-  /** The decision remembered for `memoKey`, when every check still passes; null otherwise. */
-  recall(memoKey: string, headers: IncomingHttpHeaders, rt: Runtime): MemoDecision | null;
+  /** The memo key of an exchange the memo could answer (a bodiless GET that reads nothing beyond its URL), or null. */
+  keyOf(ex: Exchange): string | null;
+  /** The decision remembered for `memoKey`, when every check still passes for `ex`; null otherwise. */
+  recall(memoKey: string, ex: Exchange): MemoDecision | null;
   remember(memoKey: string, decision: MemoDecision): void;
   readonly size: number;
   /** Decisions recalled since start. */
@@ -117,7 +95,6 @@ export function createHitMemo(opts: HitMemoOptions): HitMemo {
   // over every deleted slot before it, which made each remembered hit cost ~20 µs once the memo
   // was full and churning (the entries sweep at 100k keys).
   const decisions = new LRUCache<string, MemoDecision>({ max: Math.max(1, opts.maxEntries) });
-  let runtime: Runtime | null = null;
   let recalls = 0;
 
   const sameValues = (d: MemoDecision, headers: IncomingHttpHeaders): boolean => {
@@ -129,23 +106,13 @@ export function createHitMemo(opts: HitMemoOptions): HitMemo {
   };
 
   return {
-    keyOf(method, url, headers, rt, authority) {
-      if (method !== 'GET' || rt.config.proxy.auth.enabled) return null;
+    keyOf(ex) {
+      if (ex.method !== 'GET' || ex.body !== null) return null;
       // Over the request's own fields (a few) rather than looking up each disqualifying name.
-      for (const name in headers) if (DISQUALIFYING.has(name)) return null;
-      // An intercepted request goes to its tunnel's authority (a request line never starts with SEP).
-      if (authority !== undefined) return `${SEP}${authority}${SEP}${url}`;
-      if (rt.routeByHost.size === 0) return url;
-      const host = headers.host;
-      return host === undefined ? url : `${url}${SEP}${host.toLowerCase()}`;
+      for (const name in ex.headers) if (DISQUALIFYING.has(name)) return null;
+      return ex.target.href;
     },
-    recall(memoKey, headers, rt) {
-      if (rt !== runtime) {
-        // A reload: what was decided under the old config is forgotten.
-        decisions.clear();
-        runtime = rt;
-        return null;
-      }
+    recall(memoKey, ex) {
       const d = decisions.get(memoKey);
       if (d === undefined) return null;
       const entry = d.entry.deref();
@@ -153,16 +120,13 @@ export function createHitMemo(opts: HitMemoOptions): HitMemo {
         decisions.delete(memoKey);
         return null;
       }
-      if (!sameValues(d, headers) || opts.credentialHash(headers, d.keyPolicy) !== d.credential) return null;
+      // Another route to the same URL (or one from before a config reload), or another mode.
+      if (d.route !== ex.route || d.mode !== ex.mode || !sameValues(d, ex.headers)) return null;
+      if (opts.credentialHash(ex.headers, d.keyPolicy) !== d.credential) return null;
       recalls++;
       return d;
     },
     remember(memoKey, decision) {
-      if (decision.runtime !== runtime) {
-        // The first decision, or one made under a runtime a reload has replaced since.
-        if (runtime !== null) return;
-        runtime = decision.runtime;
-      }
       decisions.set(memoKey, decision);
     },
     get size() {

@@ -115,15 +115,16 @@ function reuseCookieless(core: CacheCore, ctx: Ctx, entry: StoredResponse): Repl
 }
 
 /**
- * After a plain fresh hit: remember the decision (hit-memo.ts) when the exchange is one the memo
- * may answer (front/ set `memoKey`) and the guard admitted, the response is the only
- * variant stored under its key, and nothing else happens on a hit of this policy (refresh-ahead).
+ * After a plain fresh hit: remember the lookup (hit-memo.ts) when the exchange is one the memo
+ * may answer (`keyOf`) and the guard admitted, the response is the only variant stored under its
+ * key, and nothing else happens on a hit of this policy (refresh-ahead).
  */
 function rememberHit(core: CacheCore, ctx: Ctx, entry: StoredResponse, d: Derived): void {
   const { memo } = core;
   const { ex } = ctx;
-  const at = ex.memoKey;
-  if (memo === null || at === undefined || ex.admission?.decision !== 'admit') return;
+  if (memo === null || ex.admission?.decision !== 'admit') return;
+  const memoKey = memo.keyOf(ex);
+  if (memoKey === null) return;
   // Only an entry hit again: with many keys hit once each, remembering every hit is pure cost
   // (the entries sweep at 100k keys: ~10 µs per hit).
   if (++d.pipelineHits < 2) return;
@@ -134,13 +135,9 @@ function rememberHit(core: CacheCore, ctx: Ctx, entry: StoredResponse, d: Derive
     entry.vary.length === 0 && ctx.policy.keyHeaders.length === 0
       ? ACCEPT_ENCODING_ONLY
       : [...new Set(['accept-encoding', ...entry.vary, ...ctx.policy.keyHeaders])];
-  memo.remember(at.key, {
-    runtime: at.runtime,
+  memo.remember(memoKey, {
     mode: ex.mode,
     route: ex.route,
-    target: ex.target,
-    origin: ex.origin,
-    admission: ex.admission,
     storeKey: ctx.key,
     entry: new WeakRef(entry),
     freshUntil: entry.responseTime + d.lifeMs - d.initialAgeMs,

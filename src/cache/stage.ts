@@ -1,7 +1,7 @@
 /**
  * The cache stage: an RFC 9111 shared cache between guard/ and upstream/. This file is recv (what
- * the stage works with, pass, unsafe methods) and the stage's outside (purges, stats, inspect, the
- * hit memo's serve); each later state has its own file, all sharing one `CacheCore` (core.ts)
+ * the stage works with, the hit memo first, pass, unsafe methods) and the stage's outside (purges,
+ * stats, inspect); each later state has its own file, all sharing one `CacheCore` (core.ts)
  * passed to each as `(core, ctx, ...)`:
  *
  *   recv     → pass (bypass: disabled, method) | unsafe (pass + invalidate) | lookup
@@ -96,8 +96,8 @@ export interface CacheStage extends Stage {
    * (the policy of the route its URL belongs to). For admin `GET /cache` (admin/cache-list.ts).
    */
   inspect(policyOf: (entry: StoredResponse) => RouteCachePolicy): Iterable<InspectedEntry>;
-  /** The hit memo (hit-memo.ts) and how to serve what it recalls; null when off or the store has no `peekOnly`. */
-  readonly memo: MemoServing | null;
+  /** The hit memo's figures (hit-memo.ts); null when off or the store has no `peekOnly`. */
+  readonly memo: Pick<HitMemo, 'size' | 'recalls'> | null;
 }
 
 export interface InspectedEntry {
@@ -107,12 +107,6 @@ export interface InspectedEntry {
   readonly ageMs: number;
   /** Freshness left, ms (negative: stale by that much). */
   readonly ttlMs: number;
-}
-
-/** front/ asks the memo before it resolves a request; a recalled decision is served here. */
-export interface MemoServing extends Pick<HitMemo, 'keyOf' | 'recall' | 'size' | 'recalls'> {
-  /** The reply for an exchange built from a recalled decision (the same deliver as any hit). */
-  serve(ex: Exchange, decision: MemoDecision): Reply;
 }
 
 /**
@@ -135,7 +129,39 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
   const core = createCacheCore(opts, deps);
   const { policyFor, credentialSecret } = core;
 
-  const stage: Stage = (next) => async (ex) => {
+  const { store, memo, refreshing, pending } = core;
+
+  /** A hit the memo recalled: served in this tick, by the same deliver as any hit. */
+  function serveRecalled(ex: Exchange, decision: MemoDecision): Reply {
+    const entry = decision.entry.deref();
+    // recall() checked it a moment ago, in the same tick.
+    if (entry === undefined) throw new Error('hit memo: the recalled response is gone');
+    const at = decision.serving as MemoServingCtx;
+    const ctx: Ctx = {
+      ex,
+      headers: ex.headers,
+      compress: at.compress,
+      policy: at.policy,
+      req: at.req,
+      key: at.key,
+      cookieless: null,
+      t0: performance.now(),
+    };
+    return deliver(core, ctx, entry, PLAIN_HIT);
+  }
+
+  /** recv: the hit memo first (no promise when it answers), then the lookup. */
+  const stage: Stage = (next) => {
+    const decide = lookupStage(next);
+    if (memo === null) return decide;
+    return (ex) => {
+      const memoKey = memo.keyOf(ex);
+      const recalled = memoKey === null ? null : memo.recall(memoKey, ex);
+      return recalled === null ? decide(ex) : serveRecalled(ex, recalled);
+    };
+  };
+
+  const lookupStage: Stage = (next) => async (ex) => {
     const t0 = performance.now();
     const routePolicy = opts.enabled ? pathPolicy(core, policyFor(ex), ex.target.pathname) : DISABLED_POLICY;
     const { headers, compress } = workingHeaders(core, ex, opts.enabled ? routePolicy : policyFor(ex));
@@ -156,42 +182,22 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     return untransformed(core, ctx, next, await lookup(core, ctx, next));
   };
 
-  const { store, memo, refreshing, pending } = core;
-  const memoServing: MemoServing | null =
+  const memoStats =
     memo === null
       ? null
       : {
-          keyOf: memo.keyOf,
-          recall: memo.recall,
           get size() {
             return memo.size;
           },
           get recalls() {
             return memo.recalls;
           },
-          serve(ex, decision) {
-            const entry = decision.entry.deref();
-            // recall() checked it a moment ago, in the same tick.
-            if (entry === undefined) throw new Error('hit memo: the recalled response is gone');
-            const at = decision.serving as MemoServingCtx;
-            const ctx: Ctx = {
-              ex,
-              headers: ex.headers,
-              compress: at.compress,
-              policy: at.policy,
-              req: at.req,
-              key: at.key,
-              cookieless: null,
-              t0: performance.now(),
-            };
-            return deliver(core, ctx, entry, PLAIN_HIT);
-          },
         };
 
   return Object.assign(stage, {
     store,
     options: opts,
-    memo: memoServing,
+    memo: memoStats,
     purgeUrl(url: string | URL, policy: RouteCachePolicy = DEFAULT_ROUTE_POLICY): Promise<number> {
       return purgeUrlWith(core, typeof url === 'string' ? new URL(url) : url, policy);
     },

@@ -34,10 +34,20 @@ export function createRuntimeRef(initial: Runtime): RuntimeRef {
     current: () => runtime,
     derive<T>(build: (rt: Runtime) => T) {
       const built = new WeakMap<Runtime, T>();
+      // The last runtime asked for, and its value: read per request by some (the guard), so the
+      // common case is one comparison instead of two WeakMap lookups.
+      let lastRuntime: Runtime | null = null;
+      let lastValue: T | undefined;
       const get = (rt: Runtime): T => {
-        if (built.has(rt)) return built.get(rt) as T;
-        const value = build(rt);
-        built.set(rt, value);
+        if (rt === lastRuntime) return lastValue as T;
+        let value: T;
+        if (built.has(rt)) value = built.get(rt) as T;
+        else {
+          value = build(rt);
+          built.set(rt, value);
+        }
+        lastRuntime = rt;
+        lastValue = value;
         return value;
       };
       builders.push(get);

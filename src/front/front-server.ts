@@ -9,8 +9,6 @@ import { createServer, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { type Duplex, Readable } from 'node:stream';
-import type { MemoDecision } from '../cache/hit-memo.js';
-import type { MemoServing } from '../cache/stage.js';
 import type { Runtime } from '../config/runtime.js';
 import {
   BadRequestError,
@@ -28,19 +26,19 @@ import {
   type Exchange,
   type ExchangeEnd,
   type ExchangeObserver,
-  type MemoKey,
+  type InterimSource,
   type Next,
   type RawParts,
   type Reply,
+  type SignalSource,
 } from '../exchange.js';
 import { compileForwardedTrust } from '../forwarded.js';
 import { type RawContext, serveConnect, serveUpgrade } from '../tunnel/raw.js';
-import { interimRelay } from './interim.js';
 import { limitBody, limitConnections, serverOptionsFor } from './limits.js';
 import { createRequestHygiene } from './request-hygiene.js';
 import { ResponseWatch } from './response-watch.js';
 import { synthErrorReply, synthRawResponse } from './synth.js';
-import { resolveInterceptedTarget, resolveTarget } from './target.js';
+import { createTargetMemo } from './target.js';
 
 export interface FrontOptions {
   /** The runtime at start: limits and listener options are bound to it. */
@@ -61,8 +59,6 @@ export interface FrontOptions {
   readonly responseHeaders?: (ex: Exchange, headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
   /** CONNECT tunnels and protocol upgrades (tunnel/raw.ts); answered with 501 when absent. */
   readonly raw?: RawParts;
-  /** The cache's hit memo: a request it recalls is answered without resolving it again. */
-  readonly memo?: MemoServing | null;
 }
 
 export interface Front {
@@ -93,7 +89,8 @@ export function createFront(opts: FrontOptions): Front {
   let counter = 0;
   let inFlight = 0;
   let draining = false;
-  const { runtime, memo } = opts;
+  const { runtime } = opts;
+  const targetOf = createTargetMemo();
   const current = opts.current ?? (() => runtime);
   const { limits } = runtime.config;
   const hygieneFor = (rt: Runtime) =>
@@ -119,8 +116,8 @@ export function createFront(opts: FrontOptions): Front {
   const tunnelsClosing = new AbortController();
 
   /**
-   * Starts one exchange. A request the hit memo recalls is answered here, in the same tick, with no
-   * promise; any other goes through the pipeline (the promise returned).
+   * Starts one exchange. A reply the pipeline makes without I/O (a remembered hit) is written here,
+   * in the same tick, with no promise; any other is awaited (the promise returned).
    */
   function onRequest(req: IncomingMessage, res: ServerResponse, arrival: Arrival): Promise<void> | undefined {
     inFlight++;
@@ -128,7 +125,7 @@ export function createFront(opts: FrontOptions): Front {
     // The one 'close' listener of this response (response-watch.ts): 'close' fires once per
     // response, so a plain listener, without once()'s wrapper and removal. The AbortSignal is made
     // only if something reads ex.signal.
-    const watch = new ResponseWatch();
+    const watch = new ResponseWatch(req, res);
     if (res.socket !== null) {
       res.on('close', () => {
         inFlight--;
@@ -151,42 +148,38 @@ export function createFront(opts: FrontOptions): Front {
     const startedAt = Date.now();
     const start = performance.now();
     let ex: Exchange;
-    let recalled: MemoDecision | null = null;
     try {
       if (draining) throw new ShuttingDownError('sidecache is shutting down');
       const refusal = connectionLimits.refusal(req.socket);
       if (refusal) throw refusal;
       const body = requestHasBody(req) ? limitBody(req, limits.maxBodyBytes) : null;
-      const rt = current();
-      const memoKey =
-        memo && body === null
-          ? memo.keyOf(
-              req.method,
-              req.url ?? '/',
-              req.headers,
-              rt,
-              arrival.via === 'tunnel' ? arrival.authority : undefined,
-            )
-          : null;
-      recalled = memoKey === null ? null : (memo?.recall(memoKey, req.headers, rt) ?? null);
-      const at = memoKey === null ? undefined : { key: memoKey, runtime: rt };
-      ex = buildExchange(id, req, arrival, body, watch, startedAt, start, res, rt, at, recalled ?? undefined);
+      ex = buildExchange(id, req, arrival, body, watch, startedAt, start, watch);
     } catch (err) {
-      const failed = unroutedExchange(id, req, watch.signal, startedAt, start);
+      const failed = unroutedExchange(id, req, watch, startedAt, start);
       deliverError(failed, toSidecacheError(err), res, watch);
       return undefined;
     }
-    if (recalled !== null && memo) {
-      deliver(ex, memo.serve(ex, recalled), res, watch);
+    let result: Reply | Promise<Reply>;
+    try {
+      result = opts.pipeline(ex);
+    } catch (err) {
+      deliverError(ex, toSidecacheError(err), res, watch);
       return undefined;
     }
-    return throughPipeline(ex, res, watch);
+    if (result instanceof Promise) return settle(ex, result, res, watch);
+    deliver(ex, result, res, watch);
+    return undefined;
   }
 
-  async function throughPipeline(ex: Exchange, res: ServerResponse, watch: ResponseWatch): Promise<void> {
+  async function settle(
+    ex: Exchange,
+    pending: Promise<Reply>,
+    res: ServerResponse,
+    watch: ResponseWatch,
+  ): Promise<void> {
     let reply: Reply;
     try {
-      reply = await opts.pipeline(ex);
+      reply = await pending;
     } catch (err) {
       return deliverError(ex, toSidecacheError(err), res, watch);
     }
@@ -271,9 +264,8 @@ export function createFront(opts: FrontOptions): Front {
   }
 
   /**
-   * The Exchange for what arrived: target, route and mode from how it arrived (one code path), or,
-   * for a request the hit memo recalled, the mode, target, route and admission the pipeline gave
-   * the same request line under the same runtime (cache/hit-memo.ts).
+   * The Exchange for what arrived: target, route and mode from how it arrived (one code path;
+   * remembered per request target, target.ts).
    */
   function buildExchange(
     id: string,
@@ -283,26 +275,21 @@ export function createFront(opts: FrontOptions): Front {
     signal: AbortSignal | ResponseWatch,
     startedAt: number,
     start: number,
-    /** The response, for requests that get one (not CONNECT / Upgrade): interim responses go there. */
-    res?: ServerResponse,
-    rt: Runtime = current(),
-    memoKey?: MemoKey,
-    recalled?: MemoDecision,
+    /** For requests that get a response (not CONNECT / Upgrade): interim responses go there. */
+    interim?: InterimSource,
   ): Exchange {
-    let to: { mode: Exchange['mode']; target: URL; route: Exchange['route']; origin?: string };
-    if (recalled !== undefined) to = recalled;
-    else {
-      const resolved =
-        arrival.via === 'listener'
-          ? resolveTarget(req.url ?? '/', req.headers.host, rt)
-          : resolveInterceptedTarget(req.url ?? '/', arrival.authority, rt);
-      to = { mode: resolved.mode, target: resolved.url, route: resolved.route };
-    }
-    const ex = createExchange({
+    const rt = current();
+    const to = targetOf(
+      req.url ?? '/',
+      req.headers.host,
+      arrival.via === 'tunnel' ? arrival.authority : undefined,
+      rt,
+    );
+    return createExchange({
       id,
       mode: to.mode,
       method: req.method ?? 'GET',
-      target: to.target,
+      target: to.url,
       origin: to.origin,
       route: to.route,
       headers: hygieneNow(rt)(req),
@@ -311,12 +298,8 @@ export function createFront(opts: FrontOptions): Front {
       signal,
       timings: { startedAt, start, phases: {} },
       tunnel: arrival.via === 'tunnel' ? { authority: arrival.authority, intercepted: true } : undefined,
-      // A recalled hit is answered from the store: no origin, no interim responses.
-      interim: res === undefined || recalled !== undefined ? undefined : interimRelay(req, res),
-      memoKey,
+      interim,
     });
-    if (recalled !== undefined) ex.admission = recalled.admission;
-    return ex;
   }
 
   const serve = (req: IncomingMessage, res: ServerResponse, arrival: Arrival): void => {
@@ -481,7 +464,7 @@ export function createFront(opts: FrontOptions): Front {
 export function unroutedExchange(
   id: string,
   req: IncomingMessage,
-  signal: AbortSignal,
+  signal: AbortSignal | SignalSource,
   startedAt: number,
   start: number,
 ): Exchange {

@@ -9,16 +9,30 @@
  * answers) never read it, and making an AbortSignal costs about as much as the rest of building
  * the exchange.
  */
-import type { SignalSource } from '../exchange.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Exchange, InterimSource, SignalSource } from '../exchange.js';
+import { interimRelay } from './interim.js';
 
 export type CloseHandler = (finished: boolean) => void;
 
-export class ResponseWatch implements SignalSource {
+export class ResponseWatch implements SignalSource, InterimSource {
   #controller: AbortController | null = null;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
   #gone = false;
   #closed = false;
   #finished = false;
   #onClose: CloseHandler | null = null;
+
+  constructor(req: IncomingMessage, res: ServerResponse) {
+    this.#req = req;
+    this.#res = res;
+  }
+
+  /** The exchange's interim relay (interim.ts), made when upstream/ first needs it. */
+  get interim(): Exchange['interim'] {
+    return interimRelay(this.#req, this.#res);
+  }
 
   /**
    * Aborted when the client goes away: an AbortController made on first use. When the client

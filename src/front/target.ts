@@ -4,6 +4,7 @@
  * request (what clients send when HTTP_PROXY points here). Both give the same thing: a mode, the
  * route (if any) and the target URL at the origin.
  */
+import { LRUCache } from 'lru-cache';
 import type { Route, Runtime } from '../config/runtime.js';
 import { normaliseHost } from '../config/runtime.js';
 import { BadRequestError, NoRouteError, UriTooLongError } from '../errors.js';
@@ -13,6 +14,8 @@ export interface Target {
   readonly mode: FrontMode;
   readonly route: Route | null;
   readonly url: URL;
+  /** `url.origin`, read once (remembered targets). */
+  readonly origin?: string;
 }
 
 const ABSOLUTE = /^https?:\/\//i;
@@ -110,4 +113,46 @@ export function resolveInterceptedTarget(rawUrl: string, authority: string, runt
     throw new BadRequestError(`request path "${rawUrl.slice(0, 200)}" does not form a valid URL`);
   }
   return { mode: 'intercept', route: runtime.routeByOrigin.get(url.origin) ?? null, url };
+}
+
+/** Targets remembered (a request target is seldom alone: most are asked for again and again). */
+export const TARGET_MEMO_ENTRIES = 4096;
+const SEP = '\u0001';
+
+/**
+ * `resolveTarget` / `resolveInterceptedTarget` with a memory: a target depends only on the request
+ * target, the Host header (when routes are chosen by Host), the tunnel's authority and the
+ * runtime, so the same ones again get the same Target (its URL shared, never changed) without
+ * parsing a URL. A new runtime (config reload) starts afresh; refusals are not remembered.
+ */
+export function createTargetMemo(
+  maxEntries = TARGET_MEMO_ENTRIES,
+): (rawUrl: string, host: string | undefined, authority: string | undefined, rt: Runtime) => Target {
+  const targets = new LRUCache<string, Target>({ max: Math.max(1, maxEntries) });
+  let runtime: Runtime | null = null;
+  return (rawUrl, host, authority, rt) => {
+    if (rt !== runtime) {
+      targets.clear();
+      runtime = rt;
+    }
+    // A request target never holds SEP (a control character: the parser refuses it).
+    const key =
+      authority !== undefined
+        ? `${SEP}${authority}${SEP}${rawUrl}`
+        : host === undefined || rt.routeByHost.size === 0
+          ? rawUrl
+          : `${rawUrl}${SEP}${host.toLowerCase()}`;
+    let target = targets.get(key);
+    if (target === undefined) {
+      const resolved =
+        authority !== undefined
+          ? resolveInterceptedTarget(rawUrl, authority, rt)
+          : resolveTarget(rawUrl, host, rt);
+      const origin = resolved.url.origin;
+      // The route's own string when it is the same origin: the guard compares the two.
+      target = { ...resolved, origin: resolved.route?.origin === origin ? resolved.route.origin : origin };
+      targets.set(key, target);
+    }
+    return target;
+  };
 }

@@ -7,6 +7,7 @@
  * is a loop and gets 508.
  */
 
+import { LRUCache } from 'lru-cache';
 import type { HostMatcher, Route } from '../config/runtime.js';
 import { EgressDeniedError, LoopDetectedError, PortNotAllowedError } from '../errors.js';
 import type { Admission, Exchange, Stage } from '../exchange.js';
@@ -23,6 +24,9 @@ export interface GuardOptions {
   /** Runs first (proxy authentication); throws to refuse. */
   readonly authenticate?: (ex: Exchange) => void;
 }
+
+/** Origins whose forward admission is remembered (per guard, so per runtime). */
+const ADMITTED_ORIGINS = 1024;
 
 function portOf(url: URL): number {
   if (url.port !== '') return Number(url.port);
@@ -41,6 +45,12 @@ export function createGuardStage(opts: GuardOptions): Stage {
     }
     return admission;
   };
+  /**
+   * The admission of each origin a request without a route was admitted to, by mode: it depends
+   * on the origin and the mode alone (allow list, egress ports, address policy of an IP literal;
+   * names are judged at connect time). Refusals are not remembered: each is worked out and thrown.
+   */
+  const byOrigin = new LRUCache<string, Admission>({ max: ADMITTED_ORIGINS });
   // Not an async function: a refusal is a rejected promise, an admitted exchange goes straight on
   // to `next` in the same tick, without an extra promise and microtask per request.
   return (next) => (ex: Exchange) => {
@@ -61,15 +71,27 @@ export function createGuardStage(opts: GuardOptions): Stage {
         detail: { upstream: ex.origin },
       });
     }
-    const port = portOf(ex.target);
     if (ex.route !== null) {
       // A route's own origin was admitted when the config was compiled (operator intent: a literal
       // address there, or whatever its name resolves to, see egress-policy.ts): only a forward
       // request that picked up a route by another origin (none today) would need the literal check.
-      if (ex.origin !== ex.route.origin) opts.egress?.checkLiteral(ex.target.hostname, port);
+      if (ex.origin !== ex.route.origin) opts.egress?.checkLiteral(ex.target.hostname, portOf(ex.target));
       ex.admission = routeAdmission(ex.route);
       return;
     }
+    const originKey = `${ex.mode} ${ex.origin}`;
+    const known = byOrigin.get(originKey);
+    if (known !== undefined) {
+      ex.admission = known;
+      return;
+    }
+    ex.admission = admitOrigin(ex);
+    byOrigin.set(originKey, ex.admission);
+  }
+
+  /** The admission of a request without a route; throws the refusal (with `ex.admission` set). */
+  function admitOrigin(ex: Exchange): Admission {
+    const port = portOf(ex.target);
     const by = opts.allow(ex.target.hostname) ?? opts.egress?.allowsLiteral(ex.target.hostname) ?? null;
     if (by === null) {
       ex.admission = { decision: 'refuse', by: 'default-deny' };
@@ -92,6 +114,6 @@ export function createGuardStage(opts: GuardOptions): Stage {
       ex.admission = { decision: 'refuse', by: 'private-address' };
       throw err;
     }
-    ex.admission = { decision: 'admit', by: `allow:${by}` };
+    return Object.freeze({ decision: 'admit', by: `allow:${by}` });
   }
 }
