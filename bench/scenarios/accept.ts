@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Child, startNodeServer } from '../harness/children.js';
 import { type Harness, withHarness } from '../harness/harness.js';
-import { wrkInstalled } from '../harness/load.js';
 import { cpuSeconds } from '../harness/proc.js';
 
 const { values } = parseArgs({
@@ -45,11 +44,6 @@ const ROUNDS = Math.min(5, Number(values.rounds));
 const ANSWER_TIMEOUT_MS = 10_000;
 const WRK_DEFAULT_TIMEOUT_MS = 2_000;
 const SERVER = fileURLToPath(new URL('../targets/accept-server.ts', import.meta.url));
-
-if (!wrkInstalled()) {
-  process.stderr.write('bench:accept needs wrk (Debian package wrk)\n');
-  process.exit(1);
-}
 
 /** The accept server in `mode` (`inline`, `acceptors:N`, `cluster`), stopped after `body`. */
 async function withServer<T>(

@@ -3,8 +3,10 @@
 // (bench/README.md, "attacks"). Each attempt ends `refused`, `contained` (the attacker got something
 // only for itself) or `through`, decided from what a client, the origin or the TLS peer saw, never
 // from what sidecache says about itself. Only 127.0.0.1 traffic; every wait is bounded.
+import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
+import { connectThrough } from '../../test/helpers/connect.js';
 import { startOrigin, type TestOrigin } from '../../test/helpers/origin.js';
 import { type RawOrigin, startRawOrigin } from '../../test/helpers/raw-origin.js';
 
@@ -179,46 +181,47 @@ async function sniMismatch(t: AttackTargets, attempts: number, run: string): Pro
 type HandshakeOutcome = { kind: 'leaf'; names: string[]; issuer: string } | { kind: 'failed'; why: string };
 
 /** CONNECT `authority` through the proxy, then a TLS handshake with `sni`; what the peer presented. */
-export function handshake(proxyPort: number, authority: string, sni: string): Promise<HandshakeOutcome> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const socket = net.connect(proxyPort, '127.0.0.1');
-    let secure: tls.TLSSocket | null = null;
-    const done = (o: HandshakeOutcome): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      secure?.destroy();
-      socket.destroy();
-      resolve(o);
-    };
-    const timer = setTimeout(() => done({ kind: 'failed', why: 'timeout' }), WAIT_MS);
-    socket.on('error', (err: NodeJS.ErrnoException) => done({ kind: 'failed', why: err.code ?? 'error' }));
-    socket.on('close', () => done({ kind: 'failed', why: 'closed' }));
-    socket.on('connect', () => socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
-    let head = '';
-    const onData = (d: Buffer): void => {
-      head += d.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      socket.off('data', onData);
-      if (!head.startsWith('HTTP/1.1 200')) {
-        done({ kind: 'failed', why: `CONNECT ${head.slice(9, 12)}` });
-        return;
-      }
-      secure = tls.connect({ socket, servername: sni, rejectUnauthorized: false });
-      secure.on('error', (err: NodeJS.ErrnoException) => done({ kind: 'failed', why: err.code ?? 'tls' }));
-      secure.on('secureConnect', () => {
-        const cert = (secure as tls.TLSSocket).getPeerCertificate();
-        const names = String(cert.subjectaltname ?? '')
-          .split(',')
-          .map((n) => n.trim().replace(/^DNS:/, ''))
-          .filter((n) => n !== '');
-        if (cert.subject?.CN) names.push(String(cert.subject.CN));
-        done({ kind: 'leaf', names, issuer: String(cert.issuer?.CN ?? '?') });
-      });
-    };
-    socket.on('data', onData);
+export async function handshake(
+  proxyPort: number,
+  authority: string,
+  sni: string,
+): Promise<HandshakeOutcome> {
+  let timer: NodeJS.Timeout | undefined;
+  let late = false;
+  let secure: tls.TLSSocket | undefined;
+  let raw: net.Socket | undefined;
+  const attempt = async (): Promise<HandshakeOutcome> => {
+    const tunnel = await connectThrough(`http://127.0.0.1:${proxyPort}`, authority);
+    if (!('socket' in tunnel)) return { kind: 'failed', why: `CONNECT ${tunnel.status}` };
+    raw = tunnel.socket;
+    secure = tls.connect({ socket: raw, servername: sni, rejectUnauthorized: false });
+    if (late) raw.destroy();
+    await once(secure, 'secureConnect');
+    const cert = secure.getPeerCertificate();
+    const names = String(cert.subjectaltname ?? '')
+      .split(',')
+      .map((n) => n.trim().replace(/^DNS:/, ''))
+      .filter((n) => n !== '');
+    if (cert.subject?.CN) names.push(String(cert.subject.CN));
+    return { kind: 'leaf', names, issuer: String(cert.issuer?.CN ?? '?') };
+  };
+  const timeout = new Promise<HandshakeOutcome>((resolve) => {
+    timer = setTimeout(() => resolve({ kind: 'failed', why: 'timeout' }), WAIT_MS);
   });
+  try {
+    return await Promise.race([
+      attempt().catch((err: NodeJS.ErrnoException) => ({
+        kind: 'failed' as const,
+        why: err.code ?? 'error',
+      })),
+      timeout,
+    ]);
+  } finally {
+    late = true;
+    clearTimeout(timer);
+    secure?.destroy();
+    raw?.destroy();
+  }
 }
 
 /** Cross-site and rebound-Host calls to the admin listener (no admin token configured). */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Child } from '../harness/children.js';
 import { type Harness, integer, UsageError, withHarness } from '../harness/harness.js';
-import { type LoadResult, runWrkScript, wrkInstalled } from '../harness/load.js';
+import { type LoadResult, runWrkScript } from '../harness/load.js';
 import { cpuSeconds, statusMib } from '../harness/proc.js';
 import { startSidecache } from '../targets/sidecache.js';
 import {
@@ -448,10 +448,6 @@ async function fuzz(port: number, count: number, seconds: number): Promise<FuzzR
 // ---- main ---------------------------------------------------------------------------------------
 
 async function main(h: Harness): Promise<void> {
-  if (!wrkInstalled()) {
-    process.stderr.write('soak: wrk is not installed (apt-get install wrk)\n');
-    process.exit(1);
-  }
   const dir = mkdtempSync(join(tmpdir(), 'sidecache-soak-'));
   const origin = await startOrigin();
   const originPort = (origin.address() as AddressInfo).port;
