@@ -23,7 +23,7 @@ import {
   storePut,
   track,
 } from './core.js';
-import { decorate } from './deliver.js';
+import { decorate, decorateOwn } from './deliver.js';
 import { currentAgeMs, type Lifetime, retentionMs } from './freshness.js';
 import { firstValue, type HeaderSource } from './headers.js';
 import { variantKey, varyValues } from './key.js';
@@ -166,8 +166,12 @@ export function refreshed(
   return { ...updated, deleteAt: responseTime + retentionMs(life.ms, res, core.opts.staleRetentionMs) };
 }
 
-/** Decides whether an origin response is stored; captures its body while it streams on. */
-export async function admit(core: CacheCore, ctx: Ctx, f: Fetched): Promise<Reply> {
+/**
+ * Decides whether an origin response is stored; captures its body while it streams on. Not an
+ * async function: an answer refused from its head (no-store, ...) is decorated and returned at
+ * once; only a storable answer without a body waits for its store.
+ */
+export function admit(core: CacheCore, ctx: Ctx, f: Fetched): Reply | Promise<Reply> {
   const { opts, coalescer } = core;
   const { ex, key } = ctx;
   const { reply } = f;
@@ -184,11 +188,11 @@ export async function admit(core: CacheCore, ctx: Ctx, f: Fetched): Promise<Repl
     if (RESPONSE_REASONS.has(notStored)) coalescer.markHitForMiss(key, notStored, opts.hitForMissTtlMs);
     ex.cache = { outcome: 'miss', stored: false, detail: f.detail ?? notStored };
     markCacheTime(ctx);
-    return decorate(core, ctx, reply, {
-      fwd: f.fwd,
-      fwdStatus: reply.status,
-      detail: notStoredDetail(notStored),
-    });
+    const status = { fwd: f.fwd, fwdStatus: reply.status, detail: notStoredDetail(notStored) };
+    // upstream/ made this head for this answer alone, and nothing stores it: decorated in place.
+    return reply.source === 'origin'
+      ? decorateOwn(core, ctx, reply, status)
+      : decorate(core, ctx, reply, status);
   }
   coalescer.clearHitForMiss(key);
   const storedDetail = f.detail ?? (ctx.cookieless === null ? undefined : COOKIE_DETAIL);
@@ -226,8 +230,10 @@ export async function admit(core: CacheCore, ctx: Ctx, f: Fetched): Promise<Repl
       true,
     );
   if (reply.body === null) {
-    finish(await track(core, put(new Uint8Array(0))));
-    return decorated(null, info.stored);
+    return track(core, put(new Uint8Array(0))).then((ok) => {
+      finish(ok);
+      return decorated(null, info.stored);
+    });
   }
   if (Buffer.isBuffer(reply.body)) {
     // A body upstream/ already had whole: the client need not wait for the store (as when streamed).

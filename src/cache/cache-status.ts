@@ -29,8 +29,22 @@ export function formatCacheStatus(name: string, e: CacheStatusEntry): string {
   if (e.ttlS !== undefined) out += `; ttl=${e.ttlS}`;
   if (e.stored) out += '; stored';
   if (e.collapsed) out += '; collapsed';
-  if (e.detail !== undefined) out += `; detail=${TOKEN.test(e.detail) ? e.detail : JSON.stringify(e.detail)}`;
+  if (e.detail !== undefined) out += `; detail=${detailValue(e.detail)}`;
   return out;
+}
+
+/**
+ * A `detail` as an sf-token or sf-string. The details are a small fixed set (not-stored reasons,
+ * outcomes), so their quoted forms are kept rather than made per response; bounded all the same.
+ */
+const quoted = new Map<string, string>();
+function detailValue(detail: string): string {
+  let v = quoted.get(detail);
+  if (v === undefined) {
+    v = TOKEN.test(detail) ? detail : JSON.stringify(detail);
+    if (quoted.size < 256) quoted.set(detail, v);
+  }
+  return v;
 }
 
 /** `name; hit; ttl=12`: what formatCacheStatus gives a plain hit, without its general checks. */
@@ -58,7 +72,19 @@ export function emitCacheHeaders(
   opts: EmitOptions,
 ): OutgoingHttpHeaders {
   // Object.assign, not a spread: adding keys to a spread copy costs ~2 µs on Node 20 (V8 11.3).
-  const out: OutgoingHttpHeaders = Object.assign({}, headers);
+  return addCacheHeaders(Object.assign({}, headers), status, ageS, opts);
+}
+
+/**
+ * emitCacheHeaders() on `headers` itself, for a head nobody else holds (an origin answer that is
+ * passed on unstored): one header object per response instead of a copy.
+ */
+export function addCacheHeaders(
+  out: OutgoingHttpHeaders,
+  status: CacheStatusEntry,
+  ageS: number | undefined,
+  opts: EmitOptions,
+): OutgoingHttpHeaders {
   if (opts.emitAge && ageS !== undefined) out['age'] = String(Math.max(0, Math.floor(ageS)));
   if (opts.emitCacheStatus) {
     appendHeader(out, 'cache-status', formatCacheStatus(opts.name, status));

@@ -9,7 +9,13 @@ import type { CacheInfo, CacheOutcome, Next, Reply } from '../exchange.js';
 import { appendHeader } from '../hop-by-hop.js';
 import type { Reason } from '../reasons.js';
 import { discard } from './body-capture.js';
-import { type CacheStatusEntry, emitCacheHeaders, formatHitMember } from './cache-status.js';
+import {
+  addCacheHeaders,
+  type CacheStatusEntry,
+  type EmitOptions,
+  emitCacheHeaders,
+  formatHitMember,
+} from './cache-status.js';
 import {
   codedHeaders,
   decodedHeaders,
@@ -236,17 +242,44 @@ export function decorate(
   ageS?: number,
   storing = false,
 ): Reply {
-  const { opts, observer } = core;
-  const headers = emitCacheHeaders(reply.headers, status, ageS, {
-    name: opts.cacheStatusName,
-    emitAge: ctx.policy.emitAge,
-    emitCacheStatus: ctx.policy.emitCacheStatus,
-  });
-  if (!ctx.compress && reply.source !== 'cache') return { ...reply, headers };
+  const headers = emitCacheHeaders(reply.headers, status, ageS, emitOptions(core, ctx));
+  return adapt(core, ctx, reply, headers, storing);
+}
+
+/**
+ * decorate() for an origin answer passed on unstored, whose head is this reply's alone (upstream/
+ * made it for this response): Age and Cache-Status are added to that head in place, and the
+ * reply itself is returned when its body needs no decoding. One header object per response.
+ */
+export function decorateOwn(core: CacheCore, ctx: Ctx, reply: Reply, status: CacheStatusEntry): Reply {
+  addCacheHeaders(reply.headers, status, undefined, emitOptions(core, ctx));
+  return adapt(core, ctx, reply, reply.headers, false);
+}
+
+function emitOptions(core: CacheCore, ctx: Ctx): EmitOptions {
+  const { policy } = ctx;
+  return {
+    name: core.opts.cacheStatusName,
+    emitAge: policy.emitAge,
+    emitCacheStatus: policy.emitCacheStatus,
+  };
+}
+
+/** The coding step of decorate(): `headers` are the reply's with Age and Cache-Status added. */
+function adapt(
+  core: CacheCore,
+  ctx: Ctx,
+  reply: Reply,
+  headers: OutgoingHttpHeaders,
+  storing: boolean,
+): Reply {
+  const { observer } = core;
+  const same = headers === reply.headers;
+  if (!ctx.compress && reply.source !== 'cache') return same ? reply : { ...reply, headers };
   const plan = planCoding(headers, ctx.ex.headers['accept-encoding']);
   switch (plan.kind) {
     case 'as-is':
-      return { ...reply, headers };
+      return same ? reply : { ...reply, headers };
     case 'coded':
       return { ...reply, headers: codedHeaders(headers) };
     case 'decode': {
@@ -291,8 +324,12 @@ export function decorate(
  * own request (its Accept-Encoding, validators and Range), passed on unstored; the coded reply
  * is drained (a miss being stored completes).
  */
-export async function untransformed(core: CacheCore, ctx: Ctx, next: Next, reply: Reply): Promise<Reply> {
-  if (!core.mustNotDecode.has(reply)) return reply;
+export function untransformed(core: CacheCore, ctx: Ctx, next: Next, reply: Reply): Reply | Promise<Reply> {
+  // Not an async function: the usual reply (not marked) goes on without a promise of its own.
+  return core.mustNotDecode.has(reply) ? fetchUntransformed(core, ctx, next, reply) : reply;
+}
+
+async function fetchUntransformed(core: CacheCore, ctx: Ctx, next: Next, reply: Reply): Promise<Reply> {
   discard(reply.body);
   const { ex } = ctx;
   ex.cache = { outcome: 'miss', stored: false, detail: 'no-transform' };

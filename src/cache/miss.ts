@@ -20,7 +20,7 @@ import {
   storeGet,
   withoutClientValidators,
 } from './core.js';
-import { decorate, deliver } from './deliver.js';
+import { decorate, decorateOwn, deliver } from './deliver.js';
 import { CLIENT_VALIDATORS } from './validation.js';
 
 /** Fetches from the origin to fill the cache (client validators stripped: we answer them). */
@@ -54,7 +54,9 @@ export async function fetch(
       detail === undefined
         ? { reply, fwd, requestTime, responseTime, sentAt, settle }
         : { reply, fwd, requestTime, responseTime, sentAt, settle, detail };
-    return await admit(core, ctx, fetched);
+    const out = admit(core, ctx, fetched);
+    // An answer refused from its head comes back at once: no await (and no tick) for it.
+    return out instanceof Promise ? await out : out;
   } catch (err) {
     settle?.('failed');
     discard(reply.body);
@@ -70,7 +72,11 @@ export async function miss(core: CacheCore, ctx: Ctx, next: Next, fwd: ForwardRe
     markCacheTime(ctx);
     const reply = await forward(ctx, next);
     ex.cache = { outcome: 'miss', stored: false, detail: 'method' };
-    return decorate(core, ctx, reply, { fwd, fwdStatus: reply.status, detail: 'method' });
+    const status = { fwd, fwdStatus: reply.status, detail: 'method' };
+    // upstream/ made this head for this answer alone, and nothing stores it: decorated in place.
+    return reply.source === 'origin'
+      ? decorateOwn(core, ctx, reply, status)
+      : decorate(core, ctx, reply, status);
   }
   const marker = coalescer.hitForMiss(key);
   if (marker !== undefined) return fetch(core, ctx, next, fwd, null, 'hit-for-miss');
