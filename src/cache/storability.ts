@@ -93,8 +93,19 @@ const NOT_STORED_SETTING: Partial<Record<NotStoredReason, string>> = {
   'too-large': 'raise maxEntryBytes',
 };
 
+/** One verdict object per reason, made once: storability() runs for every origin answer. */
+const REFUSED = new Map<NotStoredReason, Storability>();
+const STORABLE: Storability = Object.freeze({ storable: true });
+function no(reason: NotStoredReason): Storability {
+  let v = REFUSED.get(reason);
+  if (v === undefined) {
+    v = Object.freeze({ storable: false, reason });
+    REFUSED.set(reason, v);
+  }
+  return v;
+}
+
 export function storability(i: StorabilityInput): Storability {
-  const no = (reason: NotStoredReason): Storability => ({ storable: false, reason });
   const perCredential = storesPerCredential(i.policy);
   if (i.method !== 'GET') return no('method');
   if (i.req.noStore) return no('request-no-store');
@@ -128,7 +139,7 @@ export function storability(i: StorabilityInput): Storability {
     const lifetimeMs = typeof i.lifetimeMs === 'function' ? i.lifetimeMs() : i.lifetimeMs;
     if (lifetimeMs <= 0) return no('no-freshness');
   }
-  return { storable: true };
+  return STORABLE;
 }
 
 /**
