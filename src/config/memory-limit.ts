@@ -26,12 +26,14 @@ export function memoryLimitFile(env: Readonly<Record<string, string | undefined>
 
 /**
  * The process's own needs with an empty cache, under load (code, V8 heap, sockets): idle RSS is
- * about 75 MiB with the launcher's flags; a hit load or a fill adds V8 heap and buffers.
+ * about 70 MiB with the launcher's environment and flags; a hit load or a fill adds V8 heap and
+ * buffers.
  */
 export const BASE_RSS_BYTES = 96 * MiB;
 /**
- * What a full cache costs per byte of its cap, beside the base: measured peaks of 133-135 MiB with a
- * 32 MiB cap (8 KiB, 512 B and 1 MiB fills) and 251 MiB with a 128 MiB cap (8 KiB), idle 75 MiB.
+ * What a full cache costs per byte of its cap, beside the base: measured peaks of 123-140 MiB with a
+ * 32 MiB cap (8 KiB, 512 B and 1 MiB fills; the expected peak with the decoded-copies budget is
+ * 144 MiB) and 251 MiB with a 128 MiB cap (8 KiB), idle about 70 MiB.
  */
 export const CACHE_RSS_FACTOR = 1.25;
 /** A shared tier's in-process part (client, its buffers, in-flight values), measured. */
