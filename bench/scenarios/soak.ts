@@ -10,18 +10,18 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Child } from '../harness/children.js';
-import { type Harness, integer, UsageError, withHarness } from '../harness/harness.js';
-import { type LoadResult, runWrkScript } from '../harness/load.js';
-import { cpuSeconds, statusMib } from '../harness/proc.js';
-import { startSidecache } from '../targets/sidecache.js';
 import {
   type AttackCount,
   runAttacks,
   runControls,
   startReflectingOrigin,
   startTruncatingOrigin,
-} from './attacks.js';
+} from '../../test/helpers/attacks.js';
+import type { Child } from '../harness/children.js';
+import { type Harness, integer, UsageError, withHarness } from '../harness/harness.js';
+import { type LoadResult, runWrkScript } from '../harness/load.js';
+import { cpuSeconds, statusMib } from '../harness/proc.js';
+import { startSidecache } from '../targets/sidecache.js';
 
 const USAGE = `usage: npm run soak -- [options]
   --quick            small run (CI): 200 connections for 3 s, 5,000 fuzz requests

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { FORGED_HEADERS, REFLECTED_HEADERS } from '../../bench/scenarios/attacks.js';
+import { FORGED_HEADERS, REFLECTED_HEADERS } from '../helpers/attacks.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { createTestCa } from '../helpers/pki.js';
 import { startTestSidecache, type TestSidecache } from '../helpers/sidecache.js';

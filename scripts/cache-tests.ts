@@ -12,9 +12,9 @@ import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createLogger } from '../../src/log.js';
-import { startOrigin, type TestOrigin } from '../../test/helpers/origin.js';
-import { startTestSidecache } from '../../test/helpers/sidecache.js';
+import { createLogger } from '../src/log.js';
+import { startOrigin, type TestOrigin } from '../test/helpers/origin.js';
+import { startTestSidecache } from '../test/helpers/sidecache.js';
 
 const USAGE =
   'usage: npm run cache-tests -- CHECKOUT [--forward] [--id TEST] [--json FILE] [--from FILE] [--log FILE] [--compare] [--min-scored N] [--min-required N]';

@@ -6,9 +6,9 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
-import { connectThrough } from '../../test/helpers/connect.js';
-import { startOrigin, type TestOrigin } from '../../test/helpers/origin.js';
-import { type RawOrigin, startRawOrigin } from '../../test/helpers/raw-origin.js';
+import { connectThrough } from './connect.js';
+import { startOrigin, type TestOrigin } from './origin.js';
+import { type RawOrigin, startRawOrigin } from './raw-origin.js';
 
 export interface AttackCount {
   readonly name: string;
