@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { CacheInfo, Reply } from '../exchange.js';
 import { captureBody } from './body-capture.js';
-import { parseResponseDirectives, type ResponseDirectives } from './cache-control.js';
+import { parseResponseDirectives, type RequestDirectives, type ResponseDirectives } from './cache-control.js';
 import { checkDecodable, storedCoding } from './compression.js';
 import {
   type CacheCore,
@@ -27,10 +27,14 @@ import { decorate, decorateOwn } from './deliver.js';
 import { currentAgeMs, type Lifetime, retentionMs } from './freshness.js';
 import { firstValue, type HeaderSource } from './headers.js';
 import { variantKey, varyValues } from './key.js';
+import type { RouteCachePolicy } from './options.js';
 import {
   headersToStore,
   type NotStoredReason,
   notStoredDetail,
+  type Storability,
+  type StorabilityInput,
+  type StoragePolicy,
   storability,
   varyFields,
 } from './storability.js';
@@ -58,10 +62,66 @@ const RESPONSE_REASONS: ReadonlySet<NotStoredReason> = new Set([
 export const COOKIE_DETAIL = 'cookie';
 
 /**
- * Parses an origin answer's directives and decides whether it may be stored. The freshness
- * lifetime is worked out only when asked for (`lifetime()`, once): storability needs it only for
- * its last rule, so an answer refused earlier (`no-store`, `private`, ...) never computes it.
+ * An origin answer's directives and whether it may be stored (judge()). The freshness lifetime
+ * is worked out only when asked for (`lifetime()`, once): storability needs it only for its last
+ * rule, so an answer refused earlier (`no-store`, `private`, ...) never computes it. One object
+ * per answer, itself storability()'s input: no closures.
  */
+export class Judgement implements StorabilityInput {
+  readonly method: string;
+  readonly status: number;
+  readonly req: RequestDirectives;
+  readonly res: ResponseDirectives;
+  readonly resHeaders: HeaderSource;
+  readonly authorization: boolean;
+  readonly policy: StoragePolicy;
+  readonly times: { headers: HeaderSource; requestTime: number; responseTime: number };
+  readonly verdict: Storability;
+  readonly #core: CacheCore;
+  readonly #routePolicy: RouteCachePolicy;
+  #life: Lifetime | undefined;
+
+  constructor(
+    core: CacheCore,
+    ctx: Ctx,
+    method: string,
+    reply: Reply,
+    requestTime: number,
+    responseTime: number,
+  ) {
+    const { policy } = ctx;
+    const view = policyHeaders(core, reply.headers);
+    this.#core = core;
+    this.#routePolicy = policy;
+    this.method = method;
+    this.status = reply.status;
+    this.req = ctx.req;
+    this.res = parseResponseDirectives(view['cache-control']);
+    this.resHeaders = view;
+    this.authorization = ctx.ex.headers['authorization'] !== undefined;
+    this.policy = {
+      storePrivate: policy.storePrivate,
+      storeSetCookie: policy.storeSetCookie,
+      ttlOverride: policy.ttlMs !== null,
+      ignoreNoStore: policy.ignoreNoStore,
+    };
+    this.times = { headers: view, requestTime, responseTime };
+    this.#life = undefined;
+    this.verdict = storability(this);
+  }
+
+  /** storability()'s view of the lifetime: read only by its last rule. */
+  get lifetimeMs(): number {
+    return this.lifetime().ms;
+  }
+
+  lifetime(): Lifetime {
+    this.#life ??= lifetimeFrom(this.#core, this.status, this.times, this.res, this.#routePolicy);
+    return this.#life;
+  }
+}
+
+/** Parses an origin answer's directives and decides whether it may be stored. */
 export function judge(
   core: CacheCore,
   ctx: Ctx,
@@ -69,32 +129,8 @@ export function judge(
   reply: Reply,
   requestTime: number,
   responseTime: number,
-) {
-  const { policy } = ctx;
-  const view = policyHeaders(core, reply.headers);
-  const res = parseResponseDirectives(view['cache-control']);
-  const times = { headers: view, requestTime, responseTime };
-  let life: Lifetime | undefined;
-  const lifetime = (): Lifetime => {
-    life ??= lifetimeFrom(core, reply.status, times, res, policy);
-    return life;
-  };
-  const verdict = storability({
-    method,
-    status: reply.status,
-    req: ctx.req,
-    res,
-    resHeaders: view,
-    authorization: ctx.ex.headers['authorization'] !== undefined,
-    lifetimeMs: () => lifetime().ms,
-    policy: {
-      storePrivate: policy.storePrivate,
-      storeSetCookie: policy.storeSetCookie,
-      ttlOverride: policy.ttlMs !== null,
-      ignoreNoStore: policy.ignoreNoStore,
-    },
-  });
-  return { res, times, lifetime, verdict };
+): Judgement {
+  return new Judgement(core, ctx, method, reply, requestTime, responseTime);
 }
 
 /** The Content-Length an answer declares, when it is a plain number. */
@@ -175,7 +211,8 @@ export function admit(core: CacheCore, ctx: Ctx, f: Fetched): Reply | Promise<Re
   const { opts, coalescer } = core;
   const { ex, key } = ctx;
   const { reply } = f;
-  const { res, times, lifetime, verdict } = judge(core, ctx, ex.method, reply, f.requestTime, f.responseTime);
+  const judged = judge(core, ctx, ex.method, reply, f.requestTime, f.responseTime);
+  const { res, times, verdict } = judged;
   let notStored: NotStoredReason | null = verdict.storable ? null : verdict.reason;
   let expectedBytes: number | undefined;
   if (notStored === null) {
@@ -201,7 +238,7 @@ export function admit(core: CacheCore, ctx: Ctx, f: Fetched): Reply | Promise<Re
     : { outcome: 'miss', stored: true };
   ex.cache = info;
   markCacheTime(ctx);
-  const life = lifetime();
+  const life = judged.lifetime();
   const ttlS = Math.floor((life.ms - currentAgeMs(times, core.now())) / 1000);
   const finish = (ok: boolean): void => {
     info.stored = ok;

@@ -79,13 +79,14 @@ async function storePart(
   const complete = isComplete(part.span);
   const headers = completeHeaders(reply.headers, part.span.last - part.span.first + 1);
   if (!complete) headers['content-range'] = `bytes ${part.span.first}-${part.span.last}/${part.span.length}`;
-  const { res, lifetime } = judge(core, ctx, 'GET', { ...reply, status: 200 }, f.requestTime, f.responseTime);
+  const judged = judge(core, ctx, 'GET', { ...reply, status: 200 }, f.requestTime, f.responseTime);
+  const { res } = judged;
   const head = complete
     ? { status: 200, statusText: 'OK', headers }
     : { status: 206, statusText: 'Partial Content', headers };
   const key = complete ? ctx.key : partKeyOf(ctx.key);
   // Parts are fetched without our headers: the variant is of the client's own request.
-  const entry = storedResponseFrom(core, key, ctx.ex.headers, head, part.body, res, lifetime().ms, f);
+  const entry = storedResponseFrom(core, key, ctx.ex.headers, head, part.body, res, judged.lifetime().ms, f);
   const ok = await storePut(core, entry);
   if (ok && complete) await storeDeletePrefix(core, partKeyOf(ctx.key));
   if (ok && !complete) {

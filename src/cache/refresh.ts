@@ -69,7 +69,8 @@ export function refreshInBackground(
       return;
     }
     result = 'not_stored';
-    const { res, lifetime, verdict } = judge(core, ctx, 'GET', reply, requestTime, responseTime);
+    const judged = judge(core, ctx, 'GET', reply, requestTime, responseTime);
+    const { res, verdict } = judged;
     if (!verdict.storable || ERROR_STATUS.has(reply.status) || reply.status === 304) {
       discard(reply.body);
       return;
@@ -87,7 +88,7 @@ export function refreshInBackground(
       reply,
       body,
       res,
-      lifetime().ms,
+      judged.lifetime().ms,
       times,
     );
     if (await storePut(core, replacement)) {
