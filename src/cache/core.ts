@@ -17,7 +17,6 @@ import type { CacheStatusEntry, ForwardReason } from './cache-status.js';
 import { publishCache } from './channels.js';
 import { type Coalescer, createCoalescer, type FlightResult } from './coalesce.js';
 import { type Coding, DecodedCopies, upstreamAcceptEncoding } from './compression.js';
-import { exchangeWithHeaders } from './exchange-with-headers.js';
 import { freshnessLifetime, type Lifetime } from './freshness.js';
 import type { HeaderSource } from './headers.js';
 import { createHitMemo, type HitMemo } from './hit-memo.js';
@@ -347,24 +346,21 @@ export function isRange(ex: Exchange): boolean {
 }
 
 /**
- * Sends a derived exchange (other request headers) to the origin. upstream/ writes
- * `originInfo` (and maybe `reason`) on what it is given; they are carried back to the client's
- * exchange, which is never mutated otherwise.
+ * Sends the exchange to the origin with `headers` (our Accept-Encoding, validators removed or
+ * added): the cache writes them as `ex.originRequest`, which upstream/ sends instead of the
+ * client's request; with the client's own headers, the client's request goes as it came.
  */
-export async function forward(
-  ctx: Ctx,
+export function forward(
+  ctx: Pick<Ctx, 'ex' | 'headers'>,
   next: Next,
   headers: IncomingHttpHeaders = ctx.headers,
-): Promise<Reply> {
+): Reply | Promise<Reply> {
   const { ex } = ctx;
-  if (headers === ex.headers) return next(ex);
-  const derived = exchangeWithHeaders(ex, headers);
-  try {
-    return await next(derived);
-  } finally {
-    if (derived.originInfo !== undefined) ex.originInfo = derived.originInfo;
-    if (derived.reason !== undefined && ex.reason === undefined) ex.reason = derived.reason;
-  }
+  ex.originRequest =
+    headers === ex.headers
+      ? undefined
+      : { method: ex.method, path: ex.target.pathname + ex.target.search, headers };
+  return next(ex);
 }
 
 /** Records the cache phase (ms since the stage started on this exchange) and returns it. */

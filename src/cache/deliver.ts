@@ -30,6 +30,7 @@ import {
   type DeliverHow,
   type Derived,
   directivesOf,
+  forward,
   isRange,
   lifetimeOf,
   markCacheTime,
@@ -333,7 +334,8 @@ async function fetchUntransformed(core: CacheCore, ctx: Ctx, next: Next, reply: 
   discard(reply.body);
   const { ex } = ctx;
   ex.cache = { outcome: 'miss', stored: false, detail: 'no-transform' };
-  const own = await next(ex);
+  // The client's own request, as it came (not the one with our Accept-Encoding).
+  const own = await forward(ctx, next, ex.headers);
   return decorate(core, { ...ctx, headers: ex.headers, compress: false }, own, {
     fwd: 'request',
     fwdStatus: own.status,

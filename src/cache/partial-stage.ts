@@ -133,7 +133,7 @@ export async function passRange(core: CacheCore, ctx: Ctx, next: Next, fwd: Forw
   markCacheTime(ctx);
   const requestTime = core.now();
   const sentAt = performance.now();
-  const reply = await next(ex);
+  const reply = await forward(ctx, next, ex.headers);
   const f: Fetched = { reply, fwd, requestTime, responseTime: core.now(), sentAt, settle: null };
   const span = partToStore(core, ctx, f);
   if (span === null || reply.body === null) {

@@ -5,7 +5,7 @@
  * a storable full answer replaces the entry; the client that triggered it never waits.
  */
 import { performance } from 'node:perf_hooks';
-import type { Exchange, Next } from '../exchange.js';
+import { createExchange, type Next } from '../exchange.js';
 import { declaredLength, decodable, judge, refreshed, storedResponseFrom } from './admit.js';
 import { discard, readBody } from './body-capture.js';
 import {
@@ -45,18 +45,22 @@ export function refreshInBackground(
   let stored: StoredResponse | null = null;
   const job = (async () => {
     const headers = Object.assign(withoutClientValidators(ctx.headers), conditionalHeaders(entry.headers));
-    const bg: Exchange = {
-      ...ex,
+    // A request of its own (nobody waits for it: no interim relay), admitted as the client's was.
+    const bg = createExchange({
+      id: ex.id,
+      mode: ex.mode,
       method: 'GET',
+      target: ex.target,
+      origin: ex.origin,
+      route: ex.route,
       headers,
       body: null,
-      interim: undefined, // nobody waits for a background refresh
+      client: ex.client,
       signal: controller.signal,
       timings: { startedAt: Date.now(), start: performance.now(), phases: {} },
-    };
-    delete bg.cache;
-    delete bg.originInfo;
-    delete bg.reason;
+      tunnel: ex.tunnel,
+    });
+    bg.admission = ex.admission;
     const requestTime = core.now();
     const sentAt = performance.now();
     const reply = await next(bg);

@@ -296,7 +296,7 @@ async function unsafe(
 ): Promise<Reply> {
   const { ex } = ctx;
   ex.cache = { outcome: 'bypass', detail: 'method' };
-  const reply = await next(ex);
+  const reply = await forward(ctx, next, ex.headers);
   let invalidated = 0;
   for (const url of invalidatedUrls(ex.method, ex.target, reply.status, reply.headers)) {
     invalidated += await purgeUrlWith(core, url, ctx.policy);

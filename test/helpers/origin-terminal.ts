@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { Agent, request } from 'undici';
 import { UpstreamConnectError, UpstreamResetError } from '../../src/errors.js';
-import type { Exchange, Next, Reply } from '../../src/exchange.js';
+import { createExchange, type Exchange, type Next, type Reply } from '../../src/exchange.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -29,7 +29,26 @@ export interface OriginTerminal {
 export function createOriginTerminal(): OriginTerminal {
   const agent = new Agent({ keepAliveTimeout: 1_000, connections: 256 });
   const sent: Exchange[] = [];
-  const next: Next = async (ex) => {
+  const next: Next = async (client) => {
+    // Like upstream/: what goes to the origin is the cache's origin request when it wrote one.
+    const out = client.originRequest;
+    const ex =
+      out === undefined
+        ? client
+        : createExchange({
+            id: client.id,
+            mode: client.mode,
+            method: out.method,
+            target: client.target,
+            origin: client.origin,
+            route: client.route,
+            headers: out.headers,
+            body: client.body,
+            client: client.client,
+            signal: client,
+            timings: client.timings,
+            tunnel: client.tunnel,
+          });
     sent.push(ex);
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(ex.headers as IncomingHttpHeaders)) {
@@ -49,6 +68,7 @@ export function createOriginTerminal(): OriginTerminal {
         for (const [k, v] of Object.entries(res.headers))
           if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
         ex.originInfo = { origin: ex.origin, reusedConnection: false, retried: false, bodyBytes: 0 };
+        if (ex !== client) client.originInfo = ex.originInfo;
         if (ex.method === 'HEAD') res.body.resume();
         const reply: Reply = {
           status: res.statusCode,
