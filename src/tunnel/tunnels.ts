@@ -22,7 +22,7 @@ import { stripBrackets } from '../address-ranges.js';
 import type { Runtime } from '../config/runtime.js';
 import { compileInterceptMatcher, normaliseHost } from '../config/runtime.js';
 import { ClientAbortedError, EgressDeniedError } from '../errors.js';
-import type { Arrival, Exchange } from '../exchange.js';
+import type { Arrival, Exchange, RawParts } from '../exchange.js';
 import type { ConnectLookup } from '../guard/egress-policy.js';
 import type { HandshakeRefusal, TunnelEnd } from '../observers.js';
 import { classifyHandshakeFailure, type HandshakeFailure } from '../tls/handshake-failure.js';
@@ -48,18 +48,10 @@ export interface TunnelsDeps {
   readonly onRefused?: (reason: HandshakeRefusal, authority: string, servername: string) => void;
 }
 
-export interface Tunnels {
+/** `openTunnel`'s `closing` aborts at shutdown; `ex.signal` also when the client goes away. */
+export interface Tunnels extends Pick<RawParts, 'checkConnect' | 'openTunnel'> {
   /** Whether a CONNECT to host:port is decrypted; `port` null: whether any entry names the host. */
   intercepts(host: string, port: number | null): boolean;
-  checkConnect(ex: Exchange): void;
-  /** `closing` aborts at shutdown; `ex.signal` also when the client goes away. */
-  openTunnel(
-    ex: Exchange,
-    socket: Socket,
-    head: Buffer,
-    established: () => void,
-    closing: AbortSignal,
-  ): Promise<TunnelEnd>;
 }
 
 export function createTunnels(runtime: Runtime, deps: TunnelsDeps): Tunnels {
