@@ -134,20 +134,41 @@ function routeForAuthority(runtime: Runtime, url: URL): Route | null {
   return null;
 }
 
-export function serveConnect(ctx: RawContext, req: IncomingMessage, socket: Socket, head: Buffer): void {
-  // The http server stops listening for errors on a socket it hands over; a reset must not crash us.
+/** How serveConnect and serveUpgrade make their Exchange once the shared start is done. */
+type BuildRaw = (id: string, signal: AbortSignal, startedAt: number, start: number) => Exchange;
+
+/**
+ * The start CONNECT and Upgrade share: the socket's errors swallowed (the http server stops
+ * listening on a socket it hands over; a reset must not crash us), the id, the clock and the abort
+ * signal, then the Exchange from `build`. While draining, or when `build` throws, the request is
+ * refused through synth and the answer is null.
+ */
+function rawExchange(
+  ctx: RawContext,
+  req: IncomingMessage,
+  socket: Duplex,
+  build: BuildRaw,
+): Exchange | null {
   socket.on('error', () => {});
   const id = ctx.nextId();
   const startedAt = Date.now();
   const start = performance.now();
   const signal = exchangeSignal(socket, ctx.closing);
-  let ex: Exchange;
   try {
     if (ctx.isDraining()) throw new ShuttingDownError('sidecache is shutting down');
+    return build(id, signal, startedAt, start);
+  } catch (err) {
+    ctx.refuse(ctx.unroutedExchange(id, req, signal, startedAt, start), socket, toSidecacheError(err));
+    return null;
+  }
+}
+
+export function serveConnect(ctx: RawContext, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  const ex = rawExchange(ctx, req, socket, (id, signal, startedAt, start) => {
     const url = parseConnectTarget(req.url ?? '');
     const mode = ctx.parts.intercepts(url.hostname, portOf(url)) ? 'intercept' : 'tunnel';
     const authority = `${url.hostname}:${portOf(url)}`;
-    ex = createExchange({
+    return createExchange({
       id,
       mode,
       method: 'CONNECT',
@@ -166,10 +187,8 @@ export function serveConnect(ctx: RawContext, req: IncomingMessage, socket: Sock
       timings: { startedAt, start, phases: {} },
       tunnel: { authority, intercepted: mode === 'intercept' },
     });
-  } catch (err) {
-    ctx.refuse(ctx.unroutedExchange(id, req, signal, startedAt, start), socket, toSidecacheError(err));
-    return;
-  }
+  });
+  if (ex === null) return;
   let answered = false;
   const established = (): void => {
     answered = true;
@@ -199,19 +218,11 @@ export function serveUpgrade(
   head: Buffer,
   arrival: Arrival,
 ): void {
-  socket.on('error', () => {});
-  const id = ctx.nextId();
-  const startedAt = Date.now();
-  const start = performance.now();
-  const signal = exchangeSignal(socket, ctx.closing);
-  let ex: Exchange;
-  try {
-    if (ctx.isDraining()) throw new ShuttingDownError('sidecache is shutting down');
-    ex = ctx.buildExchange(id, req, arrival, null, signal, startedAt, start);
-  } catch (err) {
-    ctx.refuse(ctx.unroutedExchange(id, req, signal, startedAt, start), socket, toSidecacheError(err));
-    return;
-  }
+  const ex = rawExchange(ctx, req, socket, (id, signal, startedAt, start) =>
+    ctx.buildExchange(id, req, arrival, null, signal, startedAt, start),
+  );
+  if (ex === null) return;
+  const { signal } = ex;
   (async () => {
     await ctx.parts.admit(ex);
     const { limits } = ctx.current().config;
