@@ -2,6 +2,7 @@
  * Logging: pino, JSON lines on stdout. The access observer writes one line per exchange;
  * `logStageEvents` logs what the stages publish on their diagnostics channels (channels.ts).
  */
+import { writeSync } from 'node:fs';
 import { type LevelWithSilent, type Logger, pino } from 'pino';
 import { type Instance, subscribe } from './channels.js';
 import type { ExchangeEnd } from './exchange.js';
@@ -18,8 +19,9 @@ export function readableLogs(format: LogFormat, stdoutIsTty: boolean): boolean {
 
 /**
  * JSON lines are buffered up to 4 KiB (one write per several access lines instead of one per
- * request) and flushed at least every `flushMs`, at start-up and at shutdown. With `readable`, the
- * same lines are written as text for a person at a terminal (readableDestination), unbuffered.
+ * request: LineBatch) and flushed at least every `flushMs`, at start-up and at shutdown. With
+ * `readable`, the same lines are written as text for a person at a terminal (readableDestination),
+ * unbuffered.
  */
 export function createLogger(
   level: LevelWithSilent,
@@ -35,11 +37,100 @@ export function createLogger(
         : destination
       : readable
         ? readableDestination(process.stdout, process.stdout.isTTY === true && !process.env['NO_COLOR'])
-        : pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+        : new LineBatch(pino.destination({ dest: 1, sync: false, minLength: 0 }), 1),
   );
   if (destination === undefined && !readable && level !== 'silent')
     setInterval(() => logger.flush(), flushMs).unref();
   return logger;
+}
+
+/** Lines gathered before the destination gets them (LineBatch). */
+const BATCH_CHARS = 4096;
+
+/**
+ * Gathers lines into one string of at least BATCH_CHARS before pino's destination (sonic-boom)
+ * gets them. Given one line at a time, sonic-boom measures the byte length of the string it is
+ * still gathering on every write, and V8 copies that string to measure it: O(batch) bytes copied
+ * per line. Here a line costs one string append, and sonic-boom one measure per batch. What is
+ * still gathered at exit is written after whatever sonic-boom holds.
+ */
+class LineBatch {
+  #lines = '';
+  readonly #sink: ReturnType<typeof pino.destination>;
+  /** The sink's file descriptor. */
+  readonly #fd: number;
+
+  constructor(sink: ReturnType<typeof pino.destination>, fd: number) {
+    this.#sink = sink;
+    this.#fd = fd;
+    LineBatch.#atExit(this);
+  }
+
+  write(line: string): boolean {
+    const lines = this.#lines + line;
+    if (lines.length < BATCH_CHARS) {
+      this.#lines = lines;
+      return true;
+    }
+    this.#lines = '';
+    return this.#sink.write(lines);
+  }
+
+  flush(cb?: (err?: Error) => void): void {
+    this.#hand();
+    this.#sink.flush(cb);
+  }
+
+  flushSync(): void {
+    this.#hand();
+    this.#sink.flushSync();
+  }
+
+  end(): void {
+    this.#hand();
+    this.#sink.end();
+  }
+
+  #hand(): void {
+    if (this.#lines === '') return;
+    const lines = this.#lines;
+    this.#lines = '';
+    this.#sink.write(lines);
+  }
+
+  /** The batches to write out at exit (held weakly: tests make many loggers). */
+  static #open: Set<WeakRef<LineBatch>> | null = null;
+
+  static #atExit(batch: LineBatch): void {
+    if (LineBatch.#open === null) {
+      const open = new Set<WeakRef<LineBatch>>();
+      LineBatch.#open = open;
+      process.on('exit', () => {
+        for (const ref of open) {
+          const batch = ref.deref();
+          if (batch !== undefined) batch.#exit();
+        }
+      });
+    }
+    LineBatch.#open.add(new WeakRef(batch));
+  }
+
+  /** At exit nothing asynchronous completes: what sonic-boom holds first, then the rest, synchronously. */
+  #exit(): void {
+    try {
+      this.#sink.flushSync();
+    } catch {
+      // Ended, not open yet or failing: the lines below still get their chance.
+    }
+    if (this.#lines === '') return;
+    const lines = this.#lines;
+    this.#lines = '';
+    try {
+      writeSync(this.#fd, lines);
+    } catch {
+      // stdout gone at exit: nothing left to tell.
+    }
+  }
 }
 
 /**

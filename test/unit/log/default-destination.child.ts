@@ -1,0 +1,17 @@
+/**
+ * Child of default-destination.test.ts: logs numbered lines of mixed lengths through the default
+ * JSON destination (stdout), then ends as argv[2] says.
+ */
+import { createLogger } from '../../../src/log.js';
+
+const logger = createLogger('info');
+const count = Number(process.argv[3] ?? 500);
+for (let i = 0; i < count; i++) logger.info({ i, pad: 'x'.repeat((i * 37) % 900) }, 'numbered');
+const how = process.argv[2];
+if (how === 'exit') process.exit(0);
+if (how === 'throw') throw new Error('thrown after logging');
+if (how === 'flush') {
+  logger.flush();
+  // Keeps running a moment with nothing more to log (the lines must not wait for exit).
+  setTimeout(() => process.stderr.write('flushed\n'), 200);
+}
