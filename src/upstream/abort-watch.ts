@@ -9,6 +9,10 @@
  * client that leaves is noticed within two sweeps. Once the head has arrived, front/ destroying the
  * streamed body aborts the origin request instead. One timer per watch, running only while
  * requests are noted, unref'd.
+ *
+ * A request that stops waiting is forgotten at once (its slot emptied): held for two sweeps, every
+ * answered request kept its exchange, with the client's request and response, alive for up to
+ * 100 ms, so each young-generation GC copied hundreds of finished exchanges.
  */
 import type { Exchange } from '../exchange.js';
 
@@ -21,20 +25,22 @@ export interface Watched {
 }
 
 export interface AbortWatch {
-  /** Watch `w` from now on (call right after dispatching it). */
-  note(w: Watched): void;
+  /** Watch `w` from now on (call right after dispatching it); returns its slot, for forget(). */
+  note(w: Watched): number;
+  /** Stop watching `w` (it no longer waits): `slot` is what note() returned. */
+  forget(w: Watched, slot: number): void;
   /** Stops the timer; noted requests are no longer looked at. */
   close(): void;
 }
 
 export function createAbortWatch(sweepMs: number): AbortWatch {
-  let young: Watched[] = [];
-  let old: Watched[] = [];
+  let young: (Watched | null)[] = [];
+  let old: (Watched | null)[] = [];
   let timer: NodeJS.Timeout | null = null;
 
   const sweep = (): void => {
     for (const w of old) {
-      if (!w.waiting) continue;
+      if (w === null || !w.waiting) continue;
       const signal = w.ex.signal;
       if (signal.aborted) w.handleEvent();
       else signal.addEventListener('abort', w, { once: true });
@@ -49,11 +55,17 @@ export function createAbortWatch(sweepMs: number): AbortWatch {
 
   return {
     note(w) {
-      young.push(w);
+      const slot = young.push(w) - 1;
       if (timer === null) {
         timer = setInterval(sweep, sweepMs);
         timer.unref();
       }
+      return slot;
+    },
+    forget(w, slot) {
+      // A generation keeps its slots when it ages (young becomes old), so the slot finds it in either.
+      if (young[slot] === w) young[slot] = null;
+      else if (old[slot] === w) old[slot] = null;
     },
     close() {
       if (timer !== null) clearInterval(timer);

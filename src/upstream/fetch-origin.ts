@@ -116,6 +116,8 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
   readonly #info: OriginInfoMutable;
   readonly #retryDeadSocket: boolean;
   #started = 0;
+  /** Its slot in the abort watch while it waits for the head (-1: not watched). */
+  #watchSlot = -1;
   #resolve: (reply: Reply) => void = noop;
   #reject: (err: unknown) => void = noop;
   #controller: Dispatcher.DispatchController | null = null;
@@ -181,7 +183,14 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
       return;
     }
     // A client already gone, or leaving while the origin is slow, is noticed by the watch.
-    this.#shared.watch.note(this);
+    this.#watchSlot = this.#shared.watch.note(this);
+  }
+
+  /** No longer waiting for the head: the watch lets go of it (and of the exchange) now. */
+  #unwatch(): void {
+    if (this.#watchSlot === -1) return;
+    this.#shared.watch.forget(this, this.#watchSlot);
+    this.#watchSlot = -1;
   }
 
   /**
@@ -218,6 +227,7 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
   /** The client went away (the exchange's abort signal). */
   handleEvent(): void {
     if (this.#settled || this.#ended || this.#failed) return;
+    this.#unwatch();
     const reason = new ClientAbortedError('client disconnected');
     this.#settled = true;
     this.#abortOrigin(reason);
@@ -275,6 +285,7 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
       return;
     }
     if (this.#settled || this.#head !== null) return;
+    this.#unwatch();
     const headers = endToEndHeaders(originHeaders);
     const via = this.#shared.via;
     if (via !== null) appendHeader(headers, 'via', via);
@@ -354,12 +365,14 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
 
   onResponseEnd(): void {
     this.#ended = true;
+    this.#unwatch();
     this.ex.timings.phases.upstream = performance.now() - this.#started;
     this.#body?.push(null);
   }
 
   onResponseError(_ctrl: Dispatcher.DispatchController, err: Error): void {
     this.#failed = true;
+    this.#unwatch();
     if (!this.#settled && this.#head === null) {
       this.#settled = true;
       // The retry fails like any first attempt: a typed error (502 upstream_reset, ...), not a 500.

@@ -56,6 +56,71 @@ describe('abort watch: the client leaving is listened for only on requests still
     watch.close();
   });
 
+  it('a request forgotten when its head arrives is never looked at again (nor kept)', async () => {
+    const watch = createAbortWatch(20);
+    const controller = new AbortController();
+    let waitingReads = 0;
+    const { w: inner, seen } = watched(controller, () => true);
+    const w: Watched = {
+      ex: inner.ex,
+      get waiting() {
+        waitingReads++;
+        return true;
+      },
+      handleEvent: () => inner.handleEvent(),
+    };
+    // Another request noted before and after it: slots stay right when generations age.
+    const before = watched(new AbortController(), () => true);
+    watch.note(before.w);
+    const slot = watch.note(w);
+    watch.forget(w, slot);
+    const after = watched(new AbortController(), () => true);
+    watch.forget(after.w, watch.note(after.w));
+    assert.ok(await within(1_000, () => before.seen.signalReads > 0), 'the other request is still watched');
+    await sleep(60);
+    controller.abort();
+    watch.close();
+    assert.equal(waitingReads, 0);
+    assert.equal(seen.signalReads, 0);
+    assert.equal(seen.told, 0);
+    assert.equal(after.seen.signalReads, 0);
+  });
+
+  it('a request forgotten after its generation aged is not looked at either', async () => {
+    const watch = createAbortWatch(20);
+    let waitingReads = 0;
+    const { w: inner, seen } = watched(new AbortController(), () => true);
+    const w: Watched = {
+      ex: inner.ex,
+      get waiting() {
+        waitingReads++;
+        return true;
+      },
+      handleEvent: () => inner.handleEvent(),
+    };
+    // Noted while a sweep runs (read by it from the old generation), w ages with the young
+    // generation at the end of that sweep, and is forgotten right after: from the old one.
+    let noted = false;
+    const first: Watched = {
+      ex: inner.ex,
+      get waiting() {
+        if (!noted) {
+          noted = true;
+          const slot = watch.note(w);
+          queueMicrotask(() => watch.forget(w, slot));
+        }
+        return false;
+      },
+      handleEvent() {},
+    };
+    watch.note(first);
+    assert.ok(await within(1_000, () => noted), 'the first request was swept');
+    await sleep(80);
+    watch.close();
+    assert.equal(waitingReads, 0);
+    assert.equal(seen.signalReads, 0);
+  });
+
   it('a client already gone when the sweep comes is told at once', async () => {
     const watch = createAbortWatch(20);
     const controller = new AbortController();
