@@ -35,8 +35,11 @@ export interface MemcachedStoreOptions {
   readonly lockTtlMs: number;
   /** How often a fill waiter checks the lock. Default 50 ms. */
   readonly lockPollMs?: number;
-  /** Most primary keys remembered for `deletePrefix` and `stats`. Default 100 000. */
-  readonly maxTrackedKeys?: number;
+  /**
+   * Most memory spent remembering the primary keys this process wrote (for `deletePrefix` and
+   * `stats`), counted as each key's length plus TRACKED_KEY_OVERHEAD. Default 2 MiB.
+   */
+  readonly maxTrackedBytes?: number;
   readonly now?: () => number;
   readonly observer?: SharedTierObserver;
 }
@@ -52,6 +55,11 @@ export interface MemcachedStore extends CacheStore {
 export const RELATIVE_TTL_LIMIT_S = 30 * 24 * 3600;
 /** Longest life given to an item (an entry with no end is kept a year at most). */
 const MAX_TTL_S = 365 * 24 * 3600;
+/**
+ * Heap bytes a remembered key costs beside its text (measured on a heap snapshot: its Map slot,
+ * the record and its boxed deleteAt, about 130 B). 100,000 remembered keys used to hold ~20 MiB.
+ */
+export const TRACKED_KEY_OVERHEAD = 160;
 
 /**
  * The `expires` argument for a TTL of `ttlMs`: whole seconds (rounded up) while they fit the
@@ -123,7 +131,7 @@ export function createMemcachedStore(opts: MemcachedStoreOptions): MemcachedStor
   const entryKey = (key: string): string => `${p}k:${hashed(key)}`;
   const lockKey = (key: string): string => `${p}l:${hashed(key)}`;
   const pollMs = opts.lockPollMs ?? 50;
-  const maxTracked = opts.maxTrackedKeys ?? 100_000;
+  const maxTrackedBytes = opts.maxTrackedBytes ?? 2 * 1024 * 1024;
 
   const client = Client.create(opts.servers.join(','), {
     retries: 0,
@@ -141,6 +149,17 @@ export function createMemcachedStore(opts: MemcachedStoreOptions): MemcachedStor
   let closed = false;
   /** Primary keys this process wrote, oldest first: what deletePrefix and stats can reach. */
   const written = new Map<string, { n: number; bytes: number; deleteAt: number }>();
+  /** What `written` is counted to hold (key length + TRACKED_KEY_OVERHEAD each). */
+  let trackedBytes = 0;
+  const trackCost = (key: string): number => key.length + TRACKED_KEY_OVERHEAD;
+  function forget(key: string): { n: number; bytes: number; deleteAt: number } | undefined {
+    const known = written.get(key);
+    if (known !== undefined) {
+      written.delete(key);
+      trackedBytes -= trackCost(key);
+    }
+    return known;
+  }
 
   /** A command with our own deadline on top of the client's, marking the connection state. */
   async function command<T>(run: () => Promise<T>): Promise<T> {
@@ -201,17 +220,18 @@ export function createMemcachedStore(opts: MemcachedStoreOptions): MemcachedStor
   }
 
   function remember(key: string, n: number, bytes: number, deleteAt: number): void {
-    written.delete(key);
+    forget(key);
     written.set(key, { n, bytes, deleteAt });
-    if (written.size > maxTracked) {
+    trackedBytes += trackCost(key);
+    while (trackedBytes > maxTrackedBytes) {
       const oldest = written.keys().next();
-      if (!oldest.done) written.delete(oldest.value);
+      if (oldest.done) break;
+      forget(oldest.value);
     }
   }
 
   async function remove(key: string): Promise<number> {
-    const known = written.get(key);
-    written.delete(key);
+    const known = forget(key);
     let n = known?.n ?? 0;
     if (known === undefined) n = (await readVariants(key).catch(() => [])).length;
     const deleted = await timed('delete', () => client.delete(entryKey(key)));
@@ -343,7 +363,7 @@ export function createMemcachedStore(opts: MemcachedStoreOptions): MemcachedStor
       let bytes = 0;
       for (const [key, w] of written) {
         if (w.deleteAt <= t) {
-          written.delete(key);
+          forget(key);
           continue;
         }
         entries += w.n;

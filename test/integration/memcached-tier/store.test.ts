@@ -13,6 +13,7 @@ import {
   memcachedExpiry,
   packVariants,
   RELATIVE_TTL_LIMIT_S,
+  TRACKED_KEY_OVERHEAD,
   unpackVariants,
 } from '../../../src/cache/memcached-store.js';
 import { createMemoryStore } from '../../../src/cache/memory-store.js';
@@ -128,6 +129,35 @@ describe('memcached store', { skip }, () => {
     assert.equal(await tiered.put(entry('big', '', 'x'.repeat(5_000))), true);
     assert.deepEqual(await l2.get('big'), []);
     assert.equal((await tiered.get('big')).length, 1);
+  });
+
+  test('the keys remembered for prefix purges and stats stay within maxTrackedBytes, newest kept', async () => {
+    const keys = [
+      'https://a.test/1',
+      'https://a.test/2',
+      'https://a.test/3',
+      'https://a.test/4',
+      'https://a.test/5',
+    ];
+    const s = createMemcachedStore({
+      servers: [mc.server],
+      keyPrefix: `t${randomBytes(4).toString('hex')}:`,
+      maxEntryBytes: 10_000,
+      maxTrackedBytes: 3 * ((keys[0] as string).length + TRACKED_KEY_OVERHEAD),
+      commandTimeoutMs: 1_000,
+      connectTimeoutMs: 1_000,
+      lockTtlMs: 1_000,
+    });
+    stores.push(s);
+    for (const k of keys) assert.equal(await s.put(entry(k)), true);
+    assert.equal((await s.stats()).entries, 3);
+    // A rewrite of a remembered key does not count it twice.
+    assert.equal(await s.put(entry(keys[4] as string)), true);
+    assert.equal((await s.stats()).entries, 3);
+    assert.equal(await s.deletePrefix('https://a.test/'), 3);
+    for (const k of keys.slice(2)) assert.deepEqual(await s.get(k), [], k);
+    // The two oldest were forgotten: out of the prefix purge's reach, still in memcached.
+    for (const k of keys.slice(0, 2)) assert.equal((await s.get(k)).length, 1, k);
   });
 
   test('a fill claim by add is exclusive; the follower sees the release by polling', async () => {
