@@ -4,9 +4,10 @@
  * Entries past `deleteAt` (by the injected clock) are dropped when read.
  *
  * Bytes are what an entry really holds in the process (`entrySizeBytes`, measured), and `put`
- * keeps an entry compact (`compactEntry`): its body in its own right-sized buffer (a body that
- * arrived as a view into a larger socket read, or into Node's shared 8 KiB pool, would otherwise
- * keep that whole buffer alive), flat key strings shared by the entry, the index and the LRU, and
+ * keeps an entry compact (`compactEntry`): its body in a buffer that wastes little (a body that
+ * arrived as a view into a much larger socket read, or into Node's shared 8 KiB pool, is copied
+ * into its own right-sized buffer; a view into a read a little larger than it is kept, and the
+ * whole read counted), flat key strings shared by the entry, the index and the LRU, and
  * one shared empty array for the Vary fields of the (usual) entry that varies on nothing.
  */
 import { LRUCache } from 'lru-cache';
@@ -56,10 +57,21 @@ function flat(s: string): string {
   return s.length === 0 ? '' : (JSON.parse(JSON.stringify(s)) as string);
 }
 
-/** The body in a buffer of its own, exactly its size (no view into a larger buffer). */
+/**
+ * Bytes a stored body may leave unused in the buffer it is a view of: an eighth of the body, at
+ * least this many. An origin's answer usually arrives in one socket read, head and body together,
+ * so the body is a view a few hundred bytes short of its buffer: keeping that view (and counting
+ * the whole buffer, as `entrySizeBytes` does) spends those bytes instead of a copy of the body and
+ * the garbage the read buffer would become, which is what makes a store that turns over quickly
+ * collect more often.
+ */
+const MIN_SPARE_BYTES = 512;
+
+/** The body in a buffer that wastes little: its own when it is a view into a much larger buffer. */
 function ownBody(body: Uint8Array): Uint8Array {
   if (body.byteLength === 0) return EMPTY_BODY;
-  if (body.byteOffset === 0 && body.buffer.byteLength === body.byteLength) return body;
+  if (body.buffer.byteLength - body.byteLength <= Math.max(MIN_SPARE_BYTES, body.byteLength >>> 3))
+    return body;
   const own = Buffer.allocUnsafeSlow(body.byteLength);
   own.set(body);
   return own;

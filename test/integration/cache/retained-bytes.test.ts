@@ -79,3 +79,49 @@ test('retained bytes: bodies that arrive as slices of large socket reads never p
   // Each body is in a buffer of its own, exactly its size.
   for (const e of store.list()) assert.equal(e.body.buffer.byteLength, BODY_BYTES);
 });
+
+test('retained bytes: a body that arrives a little short of its socket read is kept as it came, and the whole read counted', {
+  timeout: 60_000,
+}, async (t) => {
+  const bodyBytes = 4096;
+  const origin = await startRawOrigin((socket, path) => {
+    const body = Buffer.alloc(bodyBytes, (path.length % 26) + 97);
+    socket.end(
+      Buffer.concat([
+        Buffer.from(
+          'HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncache-control: public, max-age=3600\r\n' +
+            `connection: close\r\ncontent-length: ${bodyBytes}\r\n\r\n`,
+          'latin1',
+        ),
+        body,
+      ]),
+    );
+  });
+  const terminal = createOriginTerminal();
+  t.after(async () => {
+    await terminal.close();
+    await origin.close();
+  });
+  const maxSizeBytes = 256 * 1024;
+  const store = createMemoryStore({ maxSizeBytes, maxEntryBytes: 16 * 1024 });
+  const stage = createCacheStage({ maxSizeBytes, maxEntryBytes: 16 * 1024 }, { store });
+  const pipeline = stage(terminal.next);
+  const base = `http://127.0.0.1:${origin.port}`;
+  for (let i = 0; i < 40; i++) {
+    const r = await readReply(await pipeline(makeExchange(`${base}/v/${i}`)));
+    assert.equal(r.status, 200);
+    assert.equal(r.text, String.fromCharCode((`/v/${i}`.length % 26) + 97).repeat(bodyBytes));
+    await stage.idle();
+    const stored = [...store.list()];
+    assert.ok(retainedBytes(stored.map((e) => e.body)) <= store.size.bytes);
+  }
+  const stored = [...store.list()];
+  // The read held the head too: the stored body is a view into it (not a copy), at most an eighth
+  // (or 512 bytes) short of it, and the store counts the whole read.
+  const views = stored.filter((e) => e.body.byteOffset > 0);
+  assert.ok(views.length >= stored.length / 2, `${views.length} of ${stored.length} bodies kept as views`);
+  for (const e of stored) {
+    assert.equal(e.body.byteLength, bodyBytes);
+    assert.ok(e.body.buffer.byteLength - bodyBytes <= 512, `a ${e.body.buffer.byteLength}-byte buffer kept`);
+  }
+});
