@@ -121,7 +121,7 @@ export async function startSidecache(runtime: Runtime, deps: SidecacheDeps): Pro
   // The Redis and memcached clients are loaded only when a shared tier is configured (idle memory).
   const sharedTier =
     config.cache.enabled && (config.cache.redis.url !== null || config.cache.memcached.servers.length > 0)
-      ? (await import('./cache/shared-tier.js')).createSharedTier(config.cache, {
+      ? await (await import('./cache/shared-tier.js')).createSharedTier(config.cache, {
           instance,
           warn: (fields, message) => logger.warn(fields, message),
         })
