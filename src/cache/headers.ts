@@ -30,7 +30,10 @@ export function toStoredHeaders(
   drop?: ReadonlySet<string>,
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  // for…in, not Object.entries (no array of pairs per response stored); header maps are plain
+  // objects (or null-prototype ones), with no enumerable inherited fields.
+  for (const name in headers) {
+    const value = (headers as HeaderSource)[name];
     if (value === undefined) continue;
     const key = name.toLowerCase();
     if (drop?.has(key)) continue;

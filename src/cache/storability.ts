@@ -147,8 +147,17 @@ export function storability(i: StorabilityInput): Storability {
  * qualified `no-cache="…"` or `private="…"` are dropped.
  */
 export function headersToStore(headers: HeaderSource, res: ResponseDirectives): StoredHeaders {
+  const connection = headers['connection'];
+  // The common case (no Connection options, no qualified no-cache/private) makes no Set per store.
+  if (
+    (connection === undefined || connection === 'keep-alive') &&
+    !Array.isArray(res.noCache) &&
+    !Array.isArray(res.private)
+  ) {
+    return toStoredHeaders(headers, HOP_BY_HOP);
+  }
   const drop = new Set<string>(HOP_BY_HOP);
-  for (const name of splitList(joinField(headers['connection']))) drop.add(name.toLowerCase());
+  for (const name of splitList(joinField(connection))) drop.add(name.toLowerCase());
   if (Array.isArray(res.noCache)) for (const f of res.noCache) drop.add(f);
   if (Array.isArray(res.private)) for (const f of res.private) drop.add(f);
   return toStoredHeaders(headers, drop);

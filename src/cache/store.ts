@@ -122,7 +122,11 @@ export function entrySizeBytes(e: StoredResponse): number {
   // A key that varies: its variant key (twice: in the LRU key and the index) and an index Set.
   if (e.variantKey.length > 0) n += 2 * (e.variantKey.length + STRING_OVERHEAD_BYTES) + 160;
   for (const v of e.varyValues) n += v === null ? 0 : v.length + STRING_OVERHEAD_BYTES;
-  for (const [name, value] of Object.entries(e.headers)) {
+  // for…in, not Object.entries: this runs three times per stored entry (put, size, dispose), and
+  // the pairs Object.entries builds were a large share of the store path's garbage.
+  const headers = e.headers;
+  for (const name in headers) {
+    const value = headers[name] as string | readonly string[];
     n += name.length;
     if (typeof value === 'string') n += HEADER_OVERHEAD_BYTES + value.length;
     else for (const v of value) n += HEADER_OVERHEAD_BYTES + v.length;
