@@ -57,6 +57,8 @@ export interface ChannelEvents {
   /** The duration of a successful L2 command. */
   'sidecache:shared-tier:command': { readonly op: 'get' | 'put' | 'delete'; readonly seconds: number };
   'sidecache:shared-tier:error': { readonly op: SharedTierOp; readonly err: unknown };
+  /** An L2 write not sent: the writes already in flight held their byte budget (tiered-store.ts). */
+  'sidecache:shared-tier:write-dropped': { readonly bytes: number };
   /** A miss waited for another process's fill. */
   'sidecache:shared-tier:lock-wait': {
     readonly result: 'released' | 'timeout' | 'error';

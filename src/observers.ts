@@ -87,6 +87,8 @@ export interface SharedTierObserver {
   onError?(op: SharedTierOp, err: unknown): void;
   /** A miss waited for another process's fill: it ended (`released`) or the wait gave up. */
   onLockWait?(result: 'released' | 'timeout' | 'error', seconds: number): void;
+  /** An L2 write left out (the entry stays in L1): the writes in flight held their byte budget. */
+  onWriteDropped?(bytes: number): void;
 }
 
 /** Why a stored response left the store. */

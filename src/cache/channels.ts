@@ -23,6 +23,7 @@ export const sharedTierChannels = Object.freeze({
   command: channel('sidecache:shared-tier:command'),
   error: channel('sidecache:shared-tier:error'),
   lockWait: channel('sidecache:shared-tier:lock-wait'),
+  writeDropped: channel('sidecache:shared-tier:write-dropped'),
 });
 
 /** The cache stage's observer that publishes every event on its `sidecache:cache:*` channel. */
@@ -71,6 +72,9 @@ export function publishSharedTier(instance: Instance | undefined): Required<Shar
     },
     onLockWait(result, seconds) {
       if (c.lockWait.hasSubscribers) c.lockWait.publish({ instance, event: { result, seconds } });
+    },
+    onWriteDropped(bytes) {
+      if (c.writeDropped.hasSubscribers) c.writeDropped.publish({ instance, event: { bytes } });
     },
   };
 }

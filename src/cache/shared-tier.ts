@@ -60,6 +60,7 @@ export async function createSharedTier(
   const counts = new Map<SharedTierOp, number>();
   const observer = deps.observer ?? publishSharedTier(deps.instance);
   const onRemove = deps.onRemove ?? publishCache(deps.instance).onRemove;
+  const onWriteDropped = (bytes: number): void => observer.onWriteDropped?.(bytes);
 
   function onError(op: SharedTierOp, err: unknown): void {
     observer.onError?.(op, err);
@@ -98,7 +99,7 @@ export async function createSharedTier(
       now,
       observer: { ...observer, onError },
     });
-    const store = createTieredStore({ l1, l2, l1TtlMs: memcached.l1TtlMs, now });
+    const store = createTieredStore({ l1, l2, l1TtlMs: memcached.l1TtlMs, now, onWriteDropped });
     return {
       store,
       url,
@@ -119,7 +120,7 @@ export async function createSharedTier(
     now,
     observer: { ...observer, onError },
   });
-  const store = createTieredStore({ l1, l2 });
+  const store = createTieredStore({ l1, l2, onWriteDropped });
   return {
     store,
     url,

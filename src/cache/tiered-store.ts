@@ -10,6 +10,11 @@
  * With an L2 that cannot broadcast invalidations (memcached), `l1TtlMs` caps how long an entry
  * lives in L1, so another replica's purge reaches this one's memory within that time.
  *
+ * L2 writes in flight are bounded in bytes (`maxPendingL2Bytes`, counted as body bytes plus
+ * L2_WRITE_OVERHEAD each): while an L2 that is slower than the traffic holds that budget, a new
+ * write is not sent (the entry stays in L1 alone) and `onWriteDropped` counts it. Never a queue
+ * that grows, never a wait: each write holds its entry and its encoded copies until L2 answers.
+ *
  * Known limit: when L1 holds some variants of a key, L2 is not asked for others (a Vary miss then
  * goes to the origin, and its response is stored in both tiers).
  */
@@ -33,14 +38,26 @@ export interface TieredStore extends CacheStore {
   close(): Promise<void>;
 }
 
+/** What an L2 write is counted to hold beside its body (metadata, encoding, the command). */
+export const L2_WRITE_OVERHEAD = 1024;
+
 export function createTieredStore(tiers: {
   l1: MemoryStore | null;
   l2: SharedL2Store;
   /** Longest time an entry stays in L1 (null: as long as it may be kept). */
   l1TtlMs?: number | null;
   now?: () => number;
+  /**
+   * Most bytes of L2 writes in flight; beyond it a write is left out (one write is always let
+   * through when none is in flight). Default 4 MiB.
+   */
+  maxPendingL2Bytes?: number;
+  /** Told of each L2 write left out because of `maxPendingL2Bytes`, with its counted bytes. */
+  onWriteDropped?: (bytes: number) => void;
 }): TieredStore {
   const { l1, l2 } = tiers;
+  const maxPending = tiers.maxPendingL2Bytes ?? 4 * 1024 * 1024;
+  let pendingBytes = 0;
   const l1TtlMs = tiers.l1TtlMs ?? null;
   const now = tiers.now ?? Date.now;
   const nearCopy = (e: StoredResponse): StoredResponse =>
@@ -88,8 +105,18 @@ export function createTieredStore(tiers: {
     },
     async put(entry) {
       const nearOk = l1 !== null ? await l1.put(nearCopy(entry)) : false;
-      const farOk = await l2.put(entry).catch(() => false);
-      return nearOk || farOk;
+      const cost = entry.body.byteLength + L2_WRITE_OVERHEAD;
+      if (pendingBytes > 0 && pendingBytes + cost > maxPending) {
+        tiers.onWriteDropped?.(cost);
+        return nearOk;
+      }
+      pendingBytes += cost;
+      try {
+        const farOk = await l2.put(entry).catch(() => false);
+        return nearOk || farOk;
+      } finally {
+        pendingBytes -= cost;
+      }
     },
     async delete(key) {
       const near = l1 !== null ? await l1.delete(key) : 0;

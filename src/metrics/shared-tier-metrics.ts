@@ -37,6 +37,11 @@ export function createSharedTierMetrics(registry: Registry): SharedTierObserver 
     help: "Time misses spent waiting for another replica's fill.",
     registers: [registry],
   });
+  const writesDropped = new Counter({
+    name: 'sidecache_cache_l2_writes_dropped_total',
+    help: 'Writes to the shared tier left out (the entry stays in memory) because the writes in flight held their byte budget.',
+    registers: [registry],
+  });
   return {
     onLookup(result) {
       lookups.inc({ result });
@@ -50,6 +55,9 @@ export function createSharedTierMetrics(registry: Registry): SharedTierObserver 
     onLockWait(result, seconds) {
       lockWaits.inc({ result });
       lockWaitSeconds.inc(seconds);
+    },
+    onWriteDropped() {
+      writesDropped.inc();
     },
   };
 }

@@ -61,6 +61,7 @@ export function listenToStages(
     on(instance, 'sidecache:shared-tier:command', (e) => tier.onCommand?.(e.op, e.seconds));
     on(instance, 'sidecache:shared-tier:error', (e) => tier.onError?.(e.op, e.err));
     on(instance, 'sidecache:shared-tier:lock-wait', (e) => tier.onLockWait?.(e.result, e.seconds));
+    on(instance, 'sidecache:shared-tier:write-dropped', (e) => tier.onWriteDropped?.(e.bytes));
   }
   if (cache.enabled) {
     const warmth = createCacheWarmthMetrics(registry);
