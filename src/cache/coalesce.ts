@@ -7,8 +7,8 @@
  * A hit-for-miss marker remembers that a key's last response could not be stored, so that later
  * requests do not queue behind a leader for nothing (Varnish's hit-for-miss).
  */
-import { LRUCache } from 'lru-cache';
 import { ClientAbortedError } from '../errors.js';
+import { countBoundedLru } from './count-lru.js';
 
 export type FlightResult = 'stored' | 'not-stored' | 'failed';
 export type WaitResult = FlightResult | 'timeout';
@@ -35,7 +35,7 @@ interface Pending {
 
 export function createCoalescer(now: () => number, maxMarkers = 10_000): Coalescer {
   const flights = new Map<string, Pending>();
-  const markers = new LRUCache<string, { until: number; reason: string }>({ max: maxMarkers });
+  const markers = countBoundedLru<string, { until: number; reason: string }>(maxMarkers);
 
   function follower(p: Pending): Flight {
     return {

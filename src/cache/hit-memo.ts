@@ -22,11 +22,11 @@
  * When any check fails the request takes the whole stage, which may remember it again.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { LRUCache } from 'lru-cache';
 import type { Route } from '../config/runtime.js';
 import type { Exchange, FrontMode } from '../exchange.js';
 import { FORWARDING_HEADERS } from '../forwarded.js';
 import { joinField } from './cache-control.js';
+import { countBoundedLru } from './count-lru.js';
 import type { KeyPolicy } from './key.js';
 import type { StoredResponse } from './store.js';
 
@@ -94,7 +94,7 @@ export function createHitMemo(opts: HitMemoOptions): HitMemo {
   // lru-cache, not a Map in insertion order: evicting a Map's oldest key with keys().next() walks
   // over every deleted slot before it, which made each remembered hit cost ~20 µs once the memo
   // was full and churning (the entries sweep at 100k keys).
-  const decisions = new LRUCache<string, MemoDecision>({ max: Math.max(1, opts.maxEntries) });
+  const decisions = countBoundedLru<string, MemoDecision>(opts.maxEntries);
   let recalls = 0;
 
   const sameValues = (d: MemoDecision, headers: IncomingHttpHeaders): boolean => {

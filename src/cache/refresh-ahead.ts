@@ -10,7 +10,7 @@
  * stage keeps in its closure. The refresh itself is the stage's background refresh (the same code
  * as stale-while-revalidate: one in flight per variant, 304 merge, 200 replace).
  */
-import { LRUCache } from 'lru-cache';
+import { countBoundedLru } from './count-lru.js';
 import type { RefreshAheadOptions } from './options.js';
 
 export type { RefreshAheadResult } from '../observers.js';
@@ -69,7 +69,7 @@ export interface HitTracker {
 
 /** A bounded tracker (least recently hit entries are forgotten first). */
 export function createHitTracker(maxEntries = 10_000): HitTracker {
-  const tracked = new LRUCache<string, Tracked>({ max: maxEntries });
+  const tracked = countBoundedLru<string, Tracked>(maxEntries);
   return {
     hit(id, responseTime) {
       const t = tracked.get(id);
