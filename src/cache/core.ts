@@ -257,9 +257,14 @@ export async function storeGet(core: CacheCore, key: string): Promise<readonly S
   try {
     return await core.store.get(key);
   } catch (err) {
-    core.observer.onStoreError?.(err, 'get');
-    return [];
+    return storeGetFailed(core, err);
   }
+}
+
+/** A get that failed: reported, and read as nothing stored. */
+export function storeGetFailed(core: CacheCore, err: unknown): readonly StoredResponse[] {
+  core.observer.onStoreError?.(err, 'get');
+  return [];
 }
 
 export async function storePut(core: CacheCore, entry: StoredResponse): Promise<boolean> {

@@ -17,8 +17,9 @@ import {
   refreshAheadPlan,
   select,
   storeGet,
+  storeGetFailed,
 } from './core.js';
-import { deliver, onlyIfCachedMiss, PLAIN_HIT, reuseDecision } from './deliver.js';
+import { deliver, onlyIfCachedMiss, PLAIN_HIT, reuseDecision, untransformed } from './deliver.js';
 import { credentialHash } from './key.js';
 import { miss } from './miss.js';
 import { hasNoTransform } from './no-transform.js';
@@ -44,23 +45,33 @@ const STALE_WHILE_REVALIDATE: DeliverHow = {
   status: { hit: true, detail: 'stale-while-revalidate' },
 };
 
+/**
+ * The lookup every request past the hit memo makes, and the one async step of recv → lookup →
+ * miss: the store's answer is awaited here (not through storeGet(), a promise fewer), and every
+ * answer leaves through untransformed() (deliver.ts).
+ */
 export async function lookup(core: CacheCore, ctx: Ctx, next: Next): Promise<Reply> {
-  const variants = await storeGet(core, ctx.key);
+  let variants: readonly StoredResponse[];
+  try {
+    variants = await core.store.get(ctx.key);
+  } catch (err) {
+    variants = storeGetFailed(core, err);
+  }
   const entry = select(variants, ctx.headers);
-  if (entry !== undefined) return reuse(core, ctx, next, entry);
+  if (entry !== undefined) return untransformed(core, ctx, next, await reuse(core, ctx, next, entry));
   if (ctx.cookieless !== null) {
     const shared = select(await storeGet(core, ctx.cookieless), ctx.headers);
     const reply = shared === undefined ? null : reuseCookieless(core, ctx, shared);
-    if (reply !== null) return reply;
+    if (reply !== null) return untransformed(core, ctx, next, reply);
   }
-  if (ctx.req.onlyIfCached) return onlyIfCachedMiss(core, ctx);
+  if (ctx.req.onlyIfCached) return untransformed(core, ctx, next, onlyIfCachedMiss(core, ctx));
   const fwd = variants.length > 0 ? 'vary-miss' : 'uri-miss';
-  if (isRange(ctx.ex)) return passRange(core, ctx, next, fwd);
+  if (isRange(ctx.ex)) return untransformed(core, ctx, next, await passRange(core, ctx, next, fwd));
   if (ctx.ex.method === 'GET' && core.partKeys.has(ctx.key)) {
     const completed = await completePart(core, ctx, next, fwd);
-    if (completed !== null) return completed;
+    if (completed !== null) return untransformed(core, ctx, next, completed);
   }
-  return miss(core, ctx, next, fwd);
+  return untransformed(core, ctx, next, await miss(core, ctx, next, fwd));
 }
 
 async function reuse(core: CacheCore, ctx: Ctx, next: Next, entry: StoredResponse): Promise<Reply> {

@@ -161,7 +161,8 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
     };
   };
 
-  const lookupStage: Stage = (next) => async (ex) => {
+  /** Not async: bypass(), unsafe() and lookup() each make the one promise of the exchange's stay here. */
+  const lookupStage: Stage = (next) => (ex) => {
     const t0 = performance.now();
     const routePolicy = opts.enabled ? pathPolicy(core, policyFor(ex), ex.target.pathname) : DISABLED_POLICY;
     const { headers, compress } = workingHeaders(core, ex, opts.enabled ? routePolicy : policyFor(ex));
@@ -179,7 +180,7 @@ export function createCacheStage(options: unknown, deps: CacheDeps = {}): CacheS
       if (cookieless !== null) cookieless = `${cookieless}\n${tag}`;
     }
     const ctx: Ctx = { ex, headers, compress, policy: routePolicy, t0, req, key, cookieless };
-    return untransformed(core, ctx, next, await lookup(core, ctx, next));
+    return lookup(core, ctx, next);
   };
 
   const memoStats =

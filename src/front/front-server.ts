@@ -119,7 +119,7 @@ export function createFront(opts: FrontOptions): Front {
    * Starts one exchange. A reply the pipeline makes without I/O (a remembered hit) is written here,
    * in the same tick, with no promise; any other is awaited (the promise returned).
    */
-  function onRequest(req: IncomingMessage, res: ServerResponse, arrival: Arrival): Promise<void> | undefined {
+  function onRequest(req: IncomingMessage, res: ServerResponse, arrival: Arrival): void {
     inFlight++;
     const id = nextId();
     // The one 'close' listener of this response (response-watch.ts): 'close' fires once per
@@ -157,33 +157,37 @@ export function createFront(opts: FrontOptions): Front {
     } catch (err) {
       const failed = unroutedExchange(id, req, watch, startedAt, start);
       deliverError(failed, toSidecacheError(err), res, watch);
-      return undefined;
+      return;
     }
     let result: Reply | Promise<Reply>;
     try {
       result = opts.pipeline(ex);
     } catch (err) {
       deliverError(ex, toSidecacheError(err), res, watch);
-      return undefined;
+      return;
     }
-    if (result instanceof Promise) return settle(ex, result, res, watch);
+    if (result instanceof Promise) {
+      // One reaction, no async frame: what the pipeline answered is delivered, what it threw is
+      // mapped to an error reply; a bug in either is caught here, never left to reject.
+      result.then(
+        (reply) => {
+          try {
+            deliver(ex, reply, res, watch);
+          } catch (err) {
+            internalError(err, res);
+          }
+        },
+        (err: unknown) => {
+          try {
+            deliverError(ex, toSidecacheError(err), res, watch);
+          } catch (err2) {
+            internalError(err2, res);
+          }
+        },
+      );
+      return;
+    }
     deliver(ex, result, res, watch);
-    return undefined;
-  }
-
-  async function settle(
-    ex: Exchange,
-    pending: Promise<Reply>,
-    res: ServerResponse,
-    watch: ResponseWatch,
-  ): Promise<void> {
-    let reply: Reply;
-    try {
-      reply = await pending;
-    } catch (err) {
-      return deliverError(ex, toSidecacheError(err), res, watch);
-    }
-    deliver(ex, reply, res, watch);
   }
 
   function deliverError(
@@ -302,22 +306,23 @@ export function createFront(opts: FrontOptions): Front {
     });
   }
 
+  /** onRequest maps every error itself; reaching this is a bug, but never a crash. */
+  const internalError = (err: unknown, res: ServerResponse): void => {
+    const error = toSidecacheError(err);
+    opts.onClientError?.(error.code, error.message);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const reply = synthErrorReply(error, nextId());
+    res.writeHead(reply.status, reply.headers).end(reply.body);
+  };
+
   const serve = (req: IncomingMessage, res: ServerResponse, arrival: Arrival): void => {
-    // onRequest maps every error itself; reaching either handler is a bug, but never a crash.
-    const internal = (err: unknown): void => {
-      const error = toSidecacheError(err);
-      opts.onClientError?.(error.code, error.message);
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const reply = synthErrorReply(error, nextId());
-      res.writeHead(reply.status, reply.headers).end(reply.body);
-    };
     try {
-      onRequest(req, res, arrival)?.catch(internal);
+      onRequest(req, res, arrival);
     } catch (err) {
-      internal(err);
+      internalError(err, res);
     }
   };
 
