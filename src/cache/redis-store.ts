@@ -177,8 +177,12 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     subscribedOnce = true;
   });
   sub.subscribe(channel).catch(report('connection'));
+  // Our own notices come back too (two per stored miss): with no fill waiter here to wake they
+  // mean nothing to us, and are dropped before JSON.parse. publish() writes `i` first.
+  const ownNotice = `{"i":${JSON.stringify(instance)},`;
   sub.on('message', (ch: string, text: string) => {
     if (ch !== channel) return;
+    if (waiters.size === 0 && text.startsWith(ownNotice)) return;
     const n = parseNotice(text);
     if (n === null) return;
     if (n.t !== 'prefix') for (const wake of waiters.get(n.k) ?? []) wake();
