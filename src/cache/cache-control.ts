@@ -109,7 +109,28 @@ export interface ResponseDirectives {
   readonly staleIfError?: number;
 }
 
+/**
+ * Parsed Cache-Control values of origin responses, by the field's text: an origin sends the same
+ * few values over and over, and parsing one costs a Map, a split list and their strings per
+ * response. Results are frozen (shared). Bounded: cleared when full; long values are not kept.
+ */
+const RESPONSE_DIRECTIVES = new Map<string, ResponseDirectives>();
+const RESPONSE_DIRECTIVES_MAX = 256;
+const RESPONSE_DIRECTIVES_MAX_CHARS = 256;
+
 export function parseResponseDirectives(value: FieldValue): ResponseDirectives {
+  if (typeof value !== 'string') return parseResponseDirectivesOnce(value);
+  const known = RESPONSE_DIRECTIVES.get(value);
+  if (known !== undefined) return known;
+  const parsed = Object.freeze(parseResponseDirectivesOnce(value));
+  if (value.length <= RESPONSE_DIRECTIVES_MAX_CHARS) {
+    if (RESPONSE_DIRECTIVES.size >= RESPONSE_DIRECTIVES_MAX) RESPONSE_DIRECTIVES.clear();
+    RESPONSE_DIRECTIVES.set(value, parsed);
+  }
+  return parsed;
+}
+
+function parseResponseDirectivesOnce(value: FieldValue): ResponseDirectives {
   const d = parseDirectives(value);
   const maxAge = deltaSeconds(d, 'max-age');
   const sMaxAge = deltaSeconds(d, 's-maxage');
