@@ -136,6 +136,23 @@ describe('Dockerfile', () => {
     );
   });
 
+  it('runs node with the CLI launcher\'s flags and environment (the figures in docs/ARCHITECTURE.md, "Memory")', () => {
+    const first = readFileSync(join(ROOT, 'src/cli.ts'), 'utf8').split('\n', 1)[0] ?? '';
+    const m = /^#!\/usr\/bin\/env -S ((?:\w+=\S*\s+)*)node((?:\s+--\S+)*)\s*$/.exec(first);
+    assert.ok(m, `launcher line: ${first}`);
+    const launcherFlags = (m[2] ?? '').trim().split(/\s+/);
+    const entrypoint = execForm(last(runtimeStage, 'ENTRYPOINT')?.args ?? '') ?? [];
+    assert.equal(entrypoint[0], 'node');
+    assert.deepEqual(entrypoint.slice(1, -1), launcherFlags, "ENTRYPOINT node flags = the launcher line's");
+    for (const pair of (m[1] ?? '')
+      .trim()
+      .split(/\s+/)
+      .filter((w) => w !== '')) {
+      const [name, value] = pair.split('=') as [string, string];
+      assert.equal(runtimeEnv().get(name), value, `ENV ${name} as in the launcher line`);
+    }
+  });
+
   it('copies only files that exist and that .dockerignore lets into the build context', () => {
     const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
       .split('\n')
