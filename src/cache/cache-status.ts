@@ -19,8 +19,53 @@ export interface CacheStatusEntry {
   readonly detail?: string;
 }
 
+/**
+ * The member formatted last, with what it was made from: answers in a row (a pass-through route,
+ * an uncacheable URL) mostly carry the same one, which is then one string made once, not
+ * concatenated (and flattened again when the head is checked and written) per response.
+ */
+let last = {
+  name: '',
+  hit: undefined as boolean | undefined,
+  fwd: undefined as ForwardReason | undefined,
+  fwdStatus: undefined as number | undefined,
+  ttlS: undefined as number | undefined,
+  stored: undefined as boolean | undefined,
+  collapsed: undefined as boolean | undefined,
+  detail: undefined as string | undefined,
+  value: '',
+};
+
 /** Formats one Cache-Status list member: `name; hit; ttl=12` or `name; fwd=uri-miss; stored`. */
 export function formatCacheStatus(name: string, e: CacheStatusEntry): string {
+  const l = last;
+  if (
+    l.name === name &&
+    l.hit === e.hit &&
+    l.fwd === e.fwd &&
+    l.fwdStatus === e.fwdStatus &&
+    l.ttlS === e.ttlS &&
+    l.stored === e.stored &&
+    l.collapsed === e.collapsed &&
+    l.detail === e.detail
+  )
+    return l.value;
+  const value = formatMember(name, e);
+  last = {
+    name,
+    hit: e.hit,
+    fwd: e.fwd,
+    fwdStatus: e.fwdStatus,
+    ttlS: e.ttlS,
+    stored: e.stored,
+    collapsed: e.collapsed,
+    detail: e.detail,
+    value,
+  };
+  return value;
+}
+
+function formatMember(name: string, e: CacheStatusEntry): string {
   // String concatenation, not an array join: this runs for every response.
   let out = name;
   if (e.hit) out += '; hit';

@@ -181,6 +181,25 @@ describe('Cache-Status (RFC 9211)', () => {
   ];
   for (const [name, e, expected] of cases)
     test(name, () => assert.equal(formatCacheStatus('sidecache', e), expected));
+  test('the same member twice in a row, then one differing in any single field: each formatted right', () => {
+    const base = { fwd: 'uri-miss', fwdStatus: 200, detail: 'no-store' } as const;
+    const expectedBase = 'sidecache; fwd=uri-miss; fwd-status=200; detail=no-store';
+    const variants: [Parameters<typeof formatCacheStatus>[1], string, string?][] = [
+      [{ ...base, hit: true }, 'sidecache; hit; fwd=uri-miss; fwd-status=200; detail=no-store'],
+      [{ ...base, fwd: 'vary-miss' }, 'sidecache; fwd=vary-miss; fwd-status=200; detail=no-store'],
+      [{ ...base, fwdStatus: 404 }, 'sidecache; fwd=uri-miss; fwd-status=404; detail=no-store'],
+      [{ ...base, ttlS: 5 }, 'sidecache; fwd=uri-miss; fwd-status=200; ttl=5; detail=no-store'],
+      [{ ...base, stored: true }, 'sidecache; fwd=uri-miss; fwd-status=200; stored; detail=no-store'],
+      [{ ...base, collapsed: true }, 'sidecache; fwd=uri-miss; fwd-status=200; collapsed; detail=no-store'],
+      [{ ...base, detail: 'private' }, 'sidecache; fwd=uri-miss; fwd-status=200; detail=private'],
+      [base, 'other; fwd=uri-miss; fwd-status=200; detail=no-store', 'other'],
+    ];
+    for (const [e, expected, name] of variants) {
+      assert.equal(formatCacheStatus('sidecache', base), expectedBase);
+      assert.equal(formatCacheStatus('sidecache', base), expectedBase);
+      assert.equal(formatCacheStatus(name ?? 'sidecache', e), expected);
+    }
+  });
   test('§2 our member goes after those of caches nearer the origin; Age and Cache-Status can be switched off', () => {
     const h = emitCacheHeaders({ 'cache-status': 'cdn; hit' }, { hit: true }, 3, {
       name: 'sc',
