@@ -6,7 +6,7 @@ import { createAbortWatch, type Watched } from '../../../src/upstream/abort-watc
 
 /** A watched request whose exchange counts how often its signal was asked for. */
 function watched(controller: AbortController, waiting: () => boolean) {
-  const seen = { signalReads: 0, told: 0 };
+  const seen = { signalReads: 0, told: 0, waitingReads: 0 };
   const ex = {
     get signal() {
       seen.signalReads++;
@@ -16,6 +16,7 @@ function watched(controller: AbortController, waiting: () => boolean) {
   const w: Watched = {
     ex,
     get waiting() {
+      seen.waitingReads++;
       return waiting();
     },
     handleEvent() {
@@ -59,16 +60,7 @@ describe('abort watch: the client leaving is listened for only on requests still
   it('a request forgotten when its head arrives is never looked at again (nor kept)', async () => {
     const watch = createAbortWatch(20);
     const controller = new AbortController();
-    let waitingReads = 0;
-    const { w: inner, seen } = watched(controller, () => true);
-    const w: Watched = {
-      ex: inner.ex,
-      get waiting() {
-        waitingReads++;
-        return true;
-      },
-      handleEvent: () => inner.handleEvent(),
-    };
+    const { w, seen } = watched(controller, () => true);
     // Another request noted before and after it: slots stay right when generations age.
     const before = watched(new AbortController(), () => true);
     watch.note(before.w);
@@ -80,7 +72,7 @@ describe('abort watch: the client leaving is listened for only on requests still
     await sleep(60);
     controller.abort();
     watch.close();
-    assert.equal(waitingReads, 0);
+    assert.equal(seen.waitingReads, 0);
     assert.equal(seen.signalReads, 0);
     assert.equal(seen.told, 0);
     assert.equal(after.seen.signalReads, 0);
@@ -88,21 +80,12 @@ describe('abort watch: the client leaving is listened for only on requests still
 
   it('a request forgotten after its generation aged is not looked at either', async () => {
     const watch = createAbortWatch(20);
-    let waitingReads = 0;
-    const { w: inner, seen } = watched(new AbortController(), () => true);
-    const w: Watched = {
-      ex: inner.ex,
-      get waiting() {
-        waitingReads++;
-        return true;
-      },
-      handleEvent: () => inner.handleEvent(),
-    };
+    const { w, seen } = watched(new AbortController(), () => true);
     // Noted while a sweep runs (read by it from the old generation), w ages with the young
     // generation at the end of that sweep, and is forgotten right after: from the old one.
     let noted = false;
     const first: Watched = {
-      ex: inner.ex,
+      ex: w.ex,
       get waiting() {
         if (!noted) {
           noted = true;
@@ -117,7 +100,7 @@ describe('abort watch: the client leaving is listened for only on requests still
     assert.ok(await within(1_000, () => noted), 'the first request was swept');
     await sleep(80);
     watch.close();
-    assert.equal(waitingReads, 0);
+    assert.equal(seen.waitingReads, 0);
     assert.equal(seen.signalReads, 0);
   });
 
