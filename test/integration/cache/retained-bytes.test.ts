@@ -6,7 +6,7 @@
  * size) while the store counted 512 bytes: this test fails when the memory store stores the view.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { createMemoryStore } from '../../../src/cache/memory-store.js';
 import { createCacheStage } from '../../../src/cache/stage.js';
 import { makeExchange, readReply } from '../../helpers/exchange.js';
@@ -29,17 +29,18 @@ function retainedBytes(bodies: Iterable<Uint8Array>): number {
   return n;
 }
 
-test('retained bytes: bodies that arrive as slices of large socket reads never pin more than the store counts', {
-  timeout: 60_000,
-}, async (t) => {
-  const pad = 'p'.repeat(12 * 1024);
+/**
+ * A raw origin answering every path with one write: its head (with `extraHead` lines) and a
+ * `bodyBytes` body; and a cache stage with a memory store of `maxSizeBytes` in front of it.
+ */
+async function cachedRawOrigin(t: TestContext, bodyBytes: number, extraHead: string, maxSizeBytes: number) {
   const origin = await startRawOrigin((socket, path) => {
-    const body = Buffer.alloc(BODY_BYTES, (path.length % 26) + 97);
+    const body = Buffer.alloc(bodyBytes, (path.length % 26) + 97);
     socket.end(
       Buffer.concat([
         Buffer.from(
           'HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncache-control: public, max-age=3600\r\n' +
-            `connection: close\r\nkeep-alive: timeout=5, pad=${pad}\r\ncontent-length: ${BODY_BYTES}\r\n\r\n`,
+            `connection: close\r\n${extraHead}content-length: ${bodyBytes}\r\n\r\n`,
           'latin1',
         ),
         body,
@@ -51,13 +52,26 @@ test('retained bytes: bodies that arrive as slices of large socket reads never p
     await terminal.close();
     await origin.close();
   });
-  const store = createMemoryStore({ maxSizeBytes: MAX_SIZE_BYTES, maxEntryBytes: 16 * 1024 });
-  const stage = createCacheStage({ maxSizeBytes: MAX_SIZE_BYTES, maxEntryBytes: 16 * 1024 }, { store });
+  const store = createMemoryStore({ maxSizeBytes, maxEntryBytes: 16 * 1024 });
+  const stage = createCacheStage({ maxSizeBytes, maxEntryBytes: 16 * 1024 }, { store });
   const pipeline = stage(terminal.next);
   const base = `http://127.0.0.1:${origin.port}`;
+  return { store, stage, send: (path: string) => pipeline(makeExchange(`${base}${path}`)) };
+}
+
+test('retained bytes: bodies that arrive as slices of large socket reads never pin more than the store counts', {
+  timeout: 60_000,
+}, async (t) => {
+  const pad = 'p'.repeat(12 * 1024);
+  const { store, stage, send } = await cachedRawOrigin(
+    t,
+    BODY_BYTES,
+    `keep-alive: timeout=5, pad=${pad}\r\n`,
+    MAX_SIZE_BYTES,
+  );
   let maxRetained = 0;
   for (let i = 0; i < RESPONSES; i++) {
-    const r = await readReply(await pipeline(makeExchange(`${base}/r/${i}`)));
+    const r = await readReply(await send(`/r/${i}`));
     assert.equal(r.status, 200);
     assert.equal(r.text.length, BODY_BYTES);
     await stage.idle();
@@ -84,31 +98,9 @@ test('retained bytes: a body that arrives a little short of its socket read is k
   timeout: 60_000,
 }, async (t) => {
   const bodyBytes = 4096;
-  const origin = await startRawOrigin((socket, path) => {
-    const body = Buffer.alloc(bodyBytes, (path.length % 26) + 97);
-    socket.end(
-      Buffer.concat([
-        Buffer.from(
-          'HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncache-control: public, max-age=3600\r\n' +
-            `connection: close\r\ncontent-length: ${bodyBytes}\r\n\r\n`,
-          'latin1',
-        ),
-        body,
-      ]),
-    );
-  });
-  const terminal = createOriginTerminal();
-  t.after(async () => {
-    await terminal.close();
-    await origin.close();
-  });
-  const maxSizeBytes = 256 * 1024;
-  const store = createMemoryStore({ maxSizeBytes, maxEntryBytes: 16 * 1024 });
-  const stage = createCacheStage({ maxSizeBytes, maxEntryBytes: 16 * 1024 }, { store });
-  const pipeline = stage(terminal.next);
-  const base = `http://127.0.0.1:${origin.port}`;
+  const { store, stage, send } = await cachedRawOrigin(t, bodyBytes, '', 256 * 1024);
   for (let i = 0; i < 40; i++) {
-    const r = await readReply(await pipeline(makeExchange(`${base}/v/${i}`)));
+    const r = await readReply(await send(`/v/${i}`));
     assert.equal(r.status, 200);
     assert.equal(r.text, String.fromCharCode((`/v/${i}`.length % 26) + 97).repeat(bodyBytes));
     await stage.idle();
