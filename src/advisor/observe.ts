@@ -118,20 +118,7 @@ export interface Advisor {
   clear(): void;
 }
 
-/** Bytes of one record's tables: its typed arrays are views of one buffer (Float64 ones first). */
-const TABLE_BYTES =
-  8 * (2 * REPEAT_BUCKETS_MS.length + 3 * KEY_SLOTS) + 4 * (CREDENTIAL_SLOTS + 4 * KEY_SLOTS);
-
-/**
- * One template's counters and key table. When the table of records is full, the least recently
- * seen record is reused for the new template (`reuse`) rather than dropped and a new one made:
- * traffic with many templates (IDs the templater does not recognise) would otherwise allocate
- * ~4 KB per new template, most of it typed-array buffers outside the V8 heap (measured: 2.3 KB per
- * request of sampled garbage in a fill of distinct URLs).
- */
 class TemplateRecord {
-  route: string;
-  template: string;
   firstAt: number;
   lastAt: number;
   calls = 0;
@@ -146,35 +133,9 @@ class TemplateRecord {
   changedAfterWrite = 0;
   longestUnchangedMs = 0;
   shortestBeforeChangeMs = Number.POSITIVE_INFINITY;
-  private readonly tables = new ArrayBuffer(TABLE_BYTES);
-  readonly repeatCounts = new Float64Array(this.tables, 0, REPEAT_BUCKETS_MS.length);
-  readonly repeatUpstreamMs = new Float64Array(
-    this.tables,
-    8 * REPEAT_BUCKETS_MS.length,
-    REPEAT_BUCKETS_MS.length,
-  );
-  // The key table: key hash (0 = empty), URL hash, body hash, when this body was first and last
-  // seen, and the last unsafe request on the URL.
-  readonly slotSince = new Float64Array(this.tables, 16 * REPEAT_BUCKETS_MS.length, KEY_SLOTS);
-  readonly slotLast = new Float64Array(this.tables, 16 * REPEAT_BUCKETS_MS.length + 8 * KEY_SLOTS, KEY_SLOTS);
-  readonly slotWrite = new Float64Array(
-    this.tables,
-    16 * REPEAT_BUCKETS_MS.length + 16 * KEY_SLOTS,
-    KEY_SLOTS,
-  );
-  readonly credentialHashes = new Uint32Array(
-    this.tables,
-    8 * (2 * REPEAT_BUCKETS_MS.length + 3 * KEY_SLOTS),
-    CREDENTIAL_SLOTS,
-  );
-  readonly slotKey = new Uint32Array(
-    this.tables,
-    this.credentialHashes.byteOffset + 4 * CREDENTIAL_SLOTS,
-    KEY_SLOTS,
-  );
-  readonly slotUrl = new Uint32Array(this.tables, this.slotKey.byteOffset + 4 * KEY_SLOTS, KEY_SLOTS);
-  readonly slotHi = new Uint32Array(this.tables, this.slotUrl.byteOffset + 4 * KEY_SLOTS, KEY_SLOTS);
-  readonly slotLo = new Uint32Array(this.tables, this.slotHi.byteOffset + 4 * KEY_SLOTS, KEY_SLOTS);
+  readonly repeatCounts = new Float64Array(REPEAT_BUCKETS_MS.length);
+  readonly repeatUpstreamMs = new Float64Array(REPEAT_BUCKETS_MS.length);
+  readonly credentialHashes = new Uint32Array(CREDENTIAL_SLOTS);
   credentials = 0;
   anonymousCalls = 0;
   authorization = 0;
@@ -186,44 +147,23 @@ class TemplateRecord {
   setCookie = 0;
   varyStar = 0;
   stored = 0;
+  // The key table: key hash (0 = empty), URL hash, body hash, when this body was first and last
+  // seen, and the last unsafe request on the URL.
+  readonly slotKey = new Uint32Array(KEY_SLOTS);
+  readonly slotUrl = new Uint32Array(KEY_SLOTS);
+  readonly slotHi = new Uint32Array(KEY_SLOTS);
+  readonly slotLo = new Uint32Array(KEY_SLOTS);
+  readonly slotSince = new Float64Array(KEY_SLOTS);
+  readonly slotLast = new Float64Array(KEY_SLOTS);
+  readonly slotWrite = new Float64Array(KEY_SLOTS);
 
-  constructor(route: string, template: string, now: number) {
-    this.route = route;
-    this.template = template;
+  constructor(
+    readonly route: string,
+    readonly template: string,
+    now: number,
+  ) {
     this.firstAt = now;
     this.lastAt = now;
-  }
-
-  /** Makes this record a fresh one for `template` (every field as the constructor leaves it). */
-  reuse(route: string, template: string, now: number): void {
-    this.route = route;
-    this.template = template;
-    this.firstAt = now;
-    this.lastAt = now;
-    this.calls = 0;
-    this.ok = 0;
-    this.upstreamMs = 0;
-    this.bytes = 0;
-    this.unsafeCalls = 0;
-    this.hashed = 0;
-    this.repeats = 0;
-    this.sameBody = 0;
-    this.changedBody = 0;
-    this.changedAfterWrite = 0;
-    this.longestUnchangedMs = 0;
-    this.shortestBeforeChangeMs = Number.POSITIVE_INFINITY;
-    new Uint8Array(this.tables).fill(0);
-    this.credentials = 0;
-    this.anonymousCalls = 0;
-    this.authorization = 0;
-    this.noStore = 0;
-    this.noCache = 0;
-    this.private = 0;
-    this.validators = 0;
-    this.explicitFreshness = 0;
-    this.setCookie = 0;
-    this.varyStar = 0;
-    this.stored = 0;
   }
 
   countCredential(h: number): void {
@@ -500,30 +440,27 @@ export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
   let count = 0;
   const owner = {};
 
-  /** Takes the least recently seen record out of the table, for reuse. */
-  const dropLeastRecent = (): TemplateRecord | null => {
+  const dropLeastRecent = (): void => {
     let oldest: TemplateRecord | null = null;
     for (const byTemplate of records.values())
       for (const rec of byTemplate.values()) if (oldest === null || rec.lastAt < oldest.lastAt) oldest = rec;
-    if (oldest === null) return null;
+    if (oldest === null) return;
     const byTemplate = records.get(oldest.route);
     byTemplate?.delete(oldest.template);
     if (byTemplate?.size === 0) records.delete(oldest.route);
     count--;
-    return oldest;
   };
 
   const recordFor = (route: string, template: string, at: number): TemplateRecord => {
     let byTemplate = records.get(route);
     let rec = byTemplate?.get(template);
     if (rec !== undefined) return rec;
-    const freed = count >= maxTemplates ? dropLeastRecent() : null;
+    if (count >= maxTemplates) dropLeastRecent();
     if (byTemplate === undefined || byTemplate.size === 0) {
       byTemplate = new Map();
       records.set(route, byTemplate);
     }
-    if (freed !== null) freed.reuse(route, template, at);
-    rec = freed ?? new TemplateRecord(route, template, at);
+    rec = new TemplateRecord(route, template, at);
     byTemplate.set(template, rec);
     count++;
     return rec;
