@@ -52,10 +52,11 @@ export interface StorabilityInput {
   /** The request carried `Authorization` (§3.5). */
   readonly authorization: boolean;
   /**
-   * Freshness lifetime computed for the response (freshness.ts), or how to compute it: only the
-   * last rule needs it, so a response refused earlier never computes it.
+   * Freshness lifetime computed for the response (freshness.ts). Read only by the last rule, so an
+   * input whose `lifetimeMs` is a getter (admit.ts's Judgement) never computes it for a response
+   * refused earlier.
    */
-  readonly lifetimeMs: number | (() => number);
+  readonly lifetimeMs: number;
   readonly policy: StoragePolicy;
 }
 
@@ -136,8 +137,7 @@ export function storability(i: StorabilityInput): Storability {
   const validators = i.resHeaders['etag'] !== undefined || i.resHeaders['last-modified'] !== undefined;
   const staleUse = i.res.staleWhileRevalidate !== undefined || i.res.staleIfError !== undefined;
   if (!validators && !staleUse) {
-    const lifetimeMs = typeof i.lifetimeMs === 'function' ? i.lifetimeMs() : i.lifetimeMs;
-    if (lifetimeMs <= 0) return no('no-freshness');
+    if (i.lifetimeMs <= 0) return no('no-freshness');
   }
   return STORABLE;
 }

@@ -194,11 +194,11 @@ describe('storability for a shared cache (RFC 9111 §3)', () => {
       };
       const v = storability(input);
       assert.equal(v.storable ? 'stored' : v.reason, c.expected);
-      // The same verdict with the lifetime given as a function, called only when the last rule needs it.
+      // The same verdict with the lifetime behind a getter, read only when the last rule needs it.
       let calls = 0;
       const lazy = storability({
         ...input,
-        lifetimeMs: () => {
+        get lifetimeMs() {
           calls++;
           return input.lifetimeMs;
         },
