@@ -1,5 +1,5 @@
 /**
- * admit → store: whether an origin response may be stored (judge: storability.ts over the
+ * admit → store: whether an origin response may be stored (a Judgement: storability.ts over the
  * headers as this cache judges them), the one way a StoredResponse is made from an origin answer
  * (storedResponseFrom; after a 304, refreshed), and admit(), which stores a storable answer once
  * its body is complete, capturing it while it streams on to the client.
@@ -62,7 +62,7 @@ const RESPONSE_REASONS: ReadonlySet<NotStoredReason> = new Set([
 export const COOKIE_DETAIL = 'cookie';
 
 /**
- * An origin answer's directives and whether it may be stored (judge()). The freshness lifetime
+ * An origin answer's directives and whether it may be stored (`verdict`, made by the constructor). The freshness lifetime
  * is worked out only when asked for (`lifetime()`, once): storability needs it only for its last
  * rule, so an answer refused earlier (`no-store`, `private`, ...) never computes it. One object
  * per answer, itself storability()'s input: no closures.
@@ -119,18 +119,6 @@ export class Judgement implements StorabilityInput {
     this.#life ??= lifetimeFrom(this.#core, this.status, this.times, this.res, this.#routePolicy);
     return this.#life;
   }
-}
-
-/** Parses an origin answer's directives and decides whether it may be stored. */
-export function judge(
-  core: CacheCore,
-  ctx: Ctx,
-  method: string,
-  reply: Reply,
-  requestTime: number,
-  responseTime: number,
-): Judgement {
-  return new Judgement(core, ctx, method, reply, requestTime, responseTime);
 }
 
 /** The Content-Length an answer declares, when it is a plain number. */
@@ -211,7 +199,7 @@ export function admit(core: CacheCore, ctx: Ctx, f: Fetched): Reply | Promise<Re
   const { opts, coalescer } = core;
   const { ex, key } = ctx;
   const { reply } = f;
-  const judged = judge(core, ctx, ex.method, reply, f.requestTime, f.responseTime);
+  const judged = new Judgement(core, ctx, ex.method, reply, f.requestTime, f.responseTime);
   const { res, times, verdict } = judged;
   let notStored: NotStoredReason | null = verdict.storable ? null : verdict.reason;
   let expectedBytes: number | undefined;

@@ -9,7 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { CacheInfo, Next, Reply } from '../exchange.js';
-import { admit, judge, storedResponseFrom } from './admit.js';
+import { admit, Judgement, storedResponseFrom } from './admit.js';
 import { captureBody, discard, readBody } from './body-capture.js';
 import type { ForwardReason } from './cache-status.js';
 import {
@@ -79,7 +79,7 @@ async function storePart(
   const complete = isComplete(part.span);
   const headers = completeHeaders(reply.headers, part.span.last - part.span.first + 1);
   if (!complete) headers['content-range'] = `bytes ${part.span.first}-${part.span.last}/${part.span.length}`;
-  const judged = judge(core, ctx, 'GET', { ...reply, status: 200 }, f.requestTime, f.responseTime);
+  const judged = new Judgement(core, ctx, 'GET', { ...reply, status: 200 }, f.requestTime, f.responseTime);
   const { res } = judged;
   const head = complete
     ? { status: 200, statusText: 'OK', headers }
@@ -104,7 +104,14 @@ async function storePart(
 function partToStore(core: CacheCore, ctx: Ctx, f: Fetched): Span | null {
   const { reply } = f;
   if (reply.status !== 206 || ctx.ex.method !== 'GET' || reply.body === null) return null;
-  const { verdict } = judge(core, ctx, 'GET', { ...reply, status: 200 }, f.requestTime, f.responseTime);
+  const { verdict } = new Judgement(
+    core,
+    ctx,
+    'GET',
+    { ...reply, status: 200 },
+    f.requestTime,
+    f.responseTime,
+  );
   return verdict.storable ? storablePart(reply.headers, core.opts.maxEntryBytes) : null;
 }
 

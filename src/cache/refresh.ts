@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createExchange, type Next } from '../exchange.js';
-import { declaredLength, decodable, judge, refreshed, storedResponseFrom } from './admit.js';
+import { declaredLength, decodable, Judgement, refreshed, storedResponseFrom } from './admit.js';
 import { discard, readBody } from './body-capture.js';
 import {
   type CacheCore,
@@ -73,7 +73,7 @@ export function refreshInBackground(
       return;
     }
     result = 'not_stored';
-    const judged = judge(core, ctx, 'GET', reply, requestTime, responseTime);
+    const judged = new Judgement(core, ctx, 'GET', reply, requestTime, responseTime);
     const { res, verdict } = judged;
     if (!verdict.storable || ERROR_STATUS.has(reply.status) || reply.status === 304) {
       discard(reply.body);
