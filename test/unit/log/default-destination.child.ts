@@ -1,12 +1,13 @@
 /**
  * Child of default-destination.test.ts: logs numbered lines of mixed lengths through the default
- * JSON destination (stdout), then ends as argv[2] says.
+ * JSON destination (stdout), then ends as argv[2] says. Every fifth line is padded with a
+ * character of 3 UTF-8 bytes, and line 250 is longer than a batch (40,000 characters).
  */
 import { createLogger } from '../../../src/log.js';
 
 const logger = createLogger('info');
 const count = Number(process.argv[3] ?? 500);
-for (let i = 0; i < count; i++) logger.info({ i, pad: 'x'.repeat((i * 37) % 900) }, 'numbered');
+for (let i = 0; i < count; i++) logger.info({ i, pad: padOf(i) }, 'numbered');
 const how = process.argv[2];
 if (how === 'exit') process.exit(0);
 if (how === 'throw') throw new Error('thrown after logging');
@@ -14,4 +15,9 @@ if (how === 'flush') {
   logger.flush();
   // Keeps running a moment with nothing more to log (the lines must not wait for exit).
   setTimeout(() => process.stderr.write('flushed\n'), 200);
+}
+
+function padOf(i: number): string {
+  if (i === 250) return 'y'.repeat(40_000);
+  return (i % 5 === 0 ? '€' : 'x').repeat((i * 37) % 900);
 }

@@ -4,12 +4,22 @@ import { runChildScript } from '../../helpers/child-script.js';
 
 const CHILD = new URL('./default-destination.child.ts', import.meta.url);
 
-/** The `i` of each `numbered` line printed, in order. */
+/** The child's padding of line `i` (multi-byte characters, one line longer than a batch). */
+function padOf(i: number): string {
+  if (i === 250) return 'y'.repeat(40_000);
+  return (i % 5 === 0 ? '€' : 'x').repeat((i * 37) % 900);
+}
+
+/** The `i` of each `numbered` line printed, in order; each line must carry its padding whole. */
 function numbers(out: string): number[] {
   return out
     .split('\n')
     .filter((l) => l.startsWith('{') && l.includes('"msg":"numbered"'))
-    .map((l) => (JSON.parse(l) as { i: number }).i);
+    .map((l) => {
+      const { i, pad } = JSON.parse(l) as { i: number; pad: string };
+      assert.equal(pad, padOf(i), `line ${i}`);
+      return i;
+    });
 }
 
 describe('the default JSON destination (batched lines on stdout)', () => {
