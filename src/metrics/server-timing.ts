@@ -32,31 +32,81 @@ export interface ServerTimingMetric {
   readonly desc?: string;
 }
 
-/** The metrics of one exchange, measured up to `now` (a `performance.now()` value). */
-export function serverTimingMetrics(ex: Exchange, now: number): ServerTimingMetric[] {
+/** Told each metric of an exchange in order (eachMetric): a list of them, or the header value. */
+interface MetricSink {
+  add(name: ServerTimingMetric['name'], dur: number, desc?: string): void;
+}
+
+/** The one walk of an exchange's timeline: which metrics it has, in order, measured up to `now`. */
+function eachMetric(ex: Exchange, now: number, sink: MetricSink): void {
   const p = ex.timings.phases;
-  const out: ServerTimingMetric[] = [];
   const setup = (p.dns ?? 0) + (p.connect ?? 0) + (p.tls ?? 0);
   if (p.cache !== undefined) {
     // On a miss or a revalidation the cache phase encloses the origin request: take it out.
     const own = ex.originInfo !== undefined ? p.cache - (p.upstream ?? 0) : p.cache;
-    const desc = ex.cache ? ex.cache.outcome : undefined;
-    out.push(
-      desc ? { name: 'cache', dur: Math.max(0, own), desc } : { name: 'cache', dur: Math.max(0, own) },
-    );
+    sink.add('cache', Math.max(0, own), ex.cache ? ex.cache.outcome || undefined : undefined);
   }
   if (ex.originInfo !== undefined) {
-    if (p.dns !== undefined) out.push({ name: 'dns', dur: p.dns });
-    if (ex.originInfo.reusedConnection && p.connect === undefined) {
-      out.push({ name: 'connect', dur: 0, desc: 'reused' });
-    } else if (p.connect !== undefined) {
-      out.push({ name: 'connect', dur: p.connect, desc: 'new' });
-    }
-    if (p.tls !== undefined) out.push({ name: 'tls', dur: p.tls });
-    if (p.upstream !== undefined) out.push({ name: 'upstream', dur: Math.max(0, p.upstream - setup) });
+    if (p.dns !== undefined) sink.add('dns', p.dns);
+    if (ex.originInfo.reusedConnection && p.connect === undefined) sink.add('connect', 0, 'reused');
+    else if (p.connect !== undefined) sink.add('connect', p.connect, 'new');
+    if (p.tls !== undefined) sink.add('tls', p.tls);
+    if (p.upstream !== undefined) sink.add('upstream', Math.max(0, p.upstream - setup));
   }
-  out.push({ name: 'total', dur: Math.max(0, now - ex.timings.start), desc: 'to headers' });
+  sink.add('total', Math.max(0, now - ex.timings.start), 'to headers');
+}
+
+/** The metrics of one exchange, measured up to `now` (a `performance.now()` value). */
+export function serverTimingMetrics(ex: Exchange, now: number): ServerTimingMetric[] {
+  const out: ServerTimingMetric[] = [];
+  eachMetric(ex, now, {
+    add: (name, dur, desc) => out.push(desc === undefined ? { name, dur } : { name, dur, desc }),
+  });
   return out;
+}
+
+/**
+ * Builds the header value straight from the walk, with no metric objects: the first metric's
+ * `name;dur=`, each later one's `, name;dur=` and each `;desc="…"` are strings made once, so a
+ * metric costs its formatted duration and two joins (this runs on every response).
+ */
+class ValueSink implements MetricSink {
+  value = '';
+  add(name: ServerTimingMetric['name'], dur: number, desc?: string): void {
+    const lead = this.value === '' ? FIRST[name] : `${this.value}${LATER[name]}`;
+    this.value =
+      desc === undefined ? `${lead}${formatDuration(dur)}` : `${lead}${formatDuration(dur)}${descPart(desc)}`;
+  }
+}
+
+const NAMES = ['cache', 'dns', 'connect', 'tls', 'upstream', 'total'] as const;
+const FIRST = Object.fromEntries(NAMES.map((n) => [n, `${n};dur=`])) as Record<
+  (typeof NAMES)[number],
+  string
+>;
+const LATER = Object.fromEntries(NAMES.map((n) => [n, `, ${n};dur=`])) as Record<
+  (typeof NAMES)[number],
+  string
+>;
+
+/** `;desc="…"` per description (cache outcomes, `new`, `reused`, `to headers`: a handful). */
+const DESC_PARTS = new Map<string, string>();
+const MAX_DESC_PARTS = 64;
+
+function descPart(desc: string): string {
+  let part = DESC_PARTS.get(desc);
+  if (part === undefined) {
+    part = `;desc="${NEEDS_ESCAPE.test(desc) ? desc.replace(/["\\]/g, '\\$&') : desc}"`;
+    if (DESC_PARTS.size < MAX_DESC_PARTS) DESC_PARTS.set(desc, part);
+  }
+  return part;
+}
+
+/** The Server-Timing value of one exchange, measured up to `now`. */
+export function serverTimingValue(ex: Exchange, now: number): string {
+  const sink = new ValueSink();
+  eachMetric(ex, now, sink);
+  return sink.value;
 }
 
 /** `1.5` → `1.5`, `2` → `2.0`, `0.12345` → `0.123`: 1 to 3 decimals. */
@@ -82,14 +132,9 @@ export function formatDuration(ms: number): string {
 }
 
 export function formatServerTiming(metrics: readonly ServerTimingMetric[]): string {
-  let out = '';
-  for (const m of metrics) {
-    if (out !== '') out += ', ';
-    out += `${m.name};dur=${formatDuration(m.dur)}`;
-    if (m.desc !== undefined)
-      out += `;desc="${NEEDS_ESCAPE.test(m.desc) ? m.desc.replace(/["\\]/g, '\\$&') : m.desc}"`;
-  }
-  return out;
+  const sink = new ValueSink();
+  for (const m of metrics) sink.add(m.name, m.dur, m.desc);
+  return sink.value;
 }
 
 const NEEDS_ESCAPE = /["\\]/;
@@ -113,8 +158,7 @@ export function createServerTiming(
   return (ex, headers) => {
     const enabled = ex.route ? (byRoute.get(ex.route.name) ?? byDefault) : byDefault;
     if (!enabled) return headers;
-    const ours = formatServerTiming(serverTimingMetrics(ex, clock()));
-    appendHeader(headers, 'server-timing', ours);
+    appendHeader(headers, 'server-timing', serverTimingValue(ex, clock()));
     return headers;
   };
 }

@@ -7,6 +7,7 @@ import {
   formatDuration,
   formatServerTiming,
   serverTimingMetrics,
+  serverTimingValue,
 } from '../../../src/metrics/server-timing.js';
 import { makeExchange } from '../../helpers/exchange.js';
 
@@ -89,6 +90,39 @@ describe('Server-Timing metrics from the Exchange timeline', () => {
         { name: 'total', dur: 3 },
       ]),
       'cache;dur=0.5;desc="a \\"q\\"", total;dur=3.0',
+    );
+  });
+});
+
+describe('the Server-Timing value built without metric objects', () => {
+  test('is the formatted list of the metrics, for every shape of timeline', () => {
+    const newTls = originExchange(false);
+    Object.assign(newTls.timings.phases, { dns: 3.25, connect: 2, tls: 10.5, upstream: 65.0004 });
+    const reused = originExchange(true);
+    reused.cache = { outcome: 'miss', stored: false, detail: 'no-store' };
+    Object.assign(reused.timings.phases, { cache: 1.75, upstream: 0.5 });
+    const hit = makeExchange(`${ORIGIN}/x`);
+    hit.cache = { outcome: 'hit' };
+    hit.timings.phases.cache = 0.125;
+    const quoted = makeExchange(`${ORIGIN}/x`);
+    quoted.cache = { outcome: 'a "q"' as 'hit' };
+    quoted.timings.phases.cache = 2;
+    for (const [ex, at] of [
+      [newTls, 70],
+      [reused, 3],
+      [hit, 0.5],
+      [quoted, 4],
+    ] as const) {
+      const value = serverTimingValue(ex, ex.timings.start + at);
+      assert.equal(value, formatServerTiming(serverTimingMetrics(ex, ex.timings.start + at)));
+    }
+    assert.equal(
+      serverTimingValue(reused, reused.timings.start + 3),
+      'cache;dur=1.25;desc="miss", connect;dur=0.0;desc="reused", upstream;dur=0.5, total;dur=3.0;desc="to headers"',
+    );
+    assert.equal(
+      serverTimingValue(quoted, quoted.timings.start + 4),
+      'cache;dur=2.0;desc="a \\"q\\"", total;dur=4.0;desc="to headers"',
     );
   });
 });
