@@ -18,7 +18,7 @@ export function readableLogs(format: LogFormat, stdoutIsTty: boolean): boolean {
 }
 
 /**
- * JSON lines are buffered up to 16 KiB (one write per several dozen access lines instead of one per
+ * JSON lines are buffered up to 4 KiB (one write per several access lines instead of one per
  * request: LineBatch) and flushed at least every `flushMs`, at start-up and at shutdown. With
  * `readable`, the same lines are written as text for a person at a terminal (readableDestination),
  * unbuffered.
@@ -44,12 +44,17 @@ export function createLogger(
   return logger;
 }
 
-/** Bytes of lines gathered before the destination gets them (LineBatch): sonic-boom's largest write. */
-const BATCH_BYTES = 16 * 1024;
+/**
+ * Bytes of lines gathered before the destination gets them (LineBatch): PIPE_BUF, the most a pipe
+ * takes in one write, whole. A larger write to a full enough pipe is taken in part, and sonic-boom
+ * writes the rest from a callback: a process that ends before that callback (an exit, a throw)
+ * wrote later batches synchronously before it, or lost it.
+ */
+const BATCH_BYTES = 4096;
 
 /**
- * Gathers lines, encoded, into 16 KiB buffers before pino's destination (sonic-boom, in buffer
- * mode) gets them: one write per ~50 access lines. Each line is encoded once, into the buffer;
+ * Gathers lines, encoded, into 4 KiB buffers before pino's destination (sonic-boom, in buffer
+ * mode) gets them: one write per ~12 access lines. Each line is encoded once, into the buffer;
  * sonic-boom's string mode measured the UTF-8 length of every string it was given, and of the
  * string it was still gathering, which made V8 flatten and scan each batch again, and its write
  * encoded it once more. What is still gathered at exit is written after whatever sonic-boom holds.
@@ -475,7 +480,7 @@ function accessLine(
     ',"status":',
     jsonNumber(status),
     ',"durMs":',
-    jsonNumber(Math.round((end - ex.timings.start) * 1000) / 1000),
+    jsonMillis(end - ex.timings.start),
     ',"bytes":',
     jsonNumber(bytes),
     ex.reason === undefined ? '' : ',"reason":',
@@ -501,6 +506,22 @@ function quoted(s: string): string {
     if (QUOTED.size < QUOTED_MAX) QUOTED.set(s, q);
   }
   return q;
+}
+
+/**
+ * `ms` rounded to µs, as JSON writes that number (`String(Math.round(ms * 1000) / 1000)`), by
+ * integer arithmetic: converting a fraction to a string costs more than converting two integers.
+ */
+export function jsonMillis(ms: number): string {
+  const micros = Math.round(ms * 1000);
+  // Below 1e15 µs the number has at most 15 digits, which JavaScript prints exactly as they are.
+  if (!(micros >= 0 && micros < 1e15)) return jsonNumber(micros / 1000);
+  const whole = Math.floor(micros / 1000);
+  const frac = micros - whole * 1000;
+  if (frac === 0) return String(whole);
+  if (frac % 100 === 0) return `${whole}.${frac / 100}`;
+  if (frac % 10 === 0) return frac < 100 ? `${whole}.0${frac / 10}` : `${whole}.${frac / 10}`;
+  return frac < 10 ? `${whole}.00${frac}` : frac < 100 ? `${whole}.0${frac}` : `${whole}.${frac}`;
 }
 
 /**

@@ -35,11 +35,14 @@ export async function runChildScript(
   const [command, ...rest] = [...(opts.wrapper ?? []), ...argv] as [string, ...string[]];
   const child = spawn(command, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
+  // Decoded by each stream's own decoder: a character split between two reads stays whole.
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => {
+    out += d;
   });
-  child.stderr.on('data', (d: Buffer) => {
-    out += d.toString();
+  child.stderr.on('data', (d: string) => {
+    out += d;
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
   const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];

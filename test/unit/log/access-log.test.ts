@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import type { Route } from '../../../src/config/runtime.js';
 import { UpstreamConnectError } from '../../../src/errors.js';
 import type { Exchange, ExchangeEnd } from '../../../src/exchange.js';
-import { accessFields, createAccessLog, createLogger, directWriter } from '../../../src/log.js';
+import { accessFields, createAccessLog, createLogger, directWriter, jsonMillis } from '../../../src/log.js';
 
 /** A logger writing into an array of lines (synchronously: a PassThrough emits on write). */
 function capture(level: 'info' | 'warn'): { logger: ReturnType<typeof createLogger>; lines: string[] } {
@@ -90,6 +90,81 @@ describe('access log', () => {
     assert.equal(failed.err, 'SC_ERR_UPSTREAM_CONNECT');
     assert.equal(failed.errMessage, 'origin said "no"\u0000\n');
     assert.equal('msg2' in failed, false);
+  });
+
+  it('writes the fields of each exchange when one target URL serves several routes, methods and modes', () => {
+    // front/ hands every request for a target the same URL object; the line must still follow
+    // whatever else differs between those exchanges.
+    const target = new URL('http://127.0.0.1:8/shared/path');
+    const other = { name: 'other' } as Route;
+    const variants: ExchangeEnd[] = [
+      { ex: exchange({ target }), status: 200, bytes: 1, replySource: 'cache' },
+      { ex: exchange({ target, method: 'HEAD' }), status: 200, bytes: 0, replySource: 'cache' },
+      { ex: exchange({ target, route: other }), status: 200, bytes: 1, replySource: 'cache' },
+      {
+        ex: exchange({ target, route: null, mode: 'forward' }),
+        status: 200,
+        bytes: 1,
+        replySource: 'origin',
+      },
+      {
+        ex: exchange({ target, route: null, mode: 'forward', origin: 'http://x.test' }),
+        status: 200,
+        bytes: 1,
+        replySource: 'origin',
+      },
+      { ex: exchange({ target }), status: 200, bytes: 1, replySource: 'cache' },
+    ];
+    const ours = capture('info');
+    const theirs = capture('info');
+    const log = createAccessLog(ours.logger);
+    for (const end of variants) {
+      log(end);
+      theirs.logger.info(accessFields(end), 'access');
+    }
+    assert.deepEqual(ours.lines.map(untimed), theirs.lines.map(untimed));
+    const parsed = ours.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      parsed.map((l) => [l.method, l.route, l.mode, l.origin]),
+      [
+        ['GET', 'odd "name"\n✓', 'route', 'http://127.0.0.1:8'],
+        ['HEAD', 'odd "name"\n✓', 'route', 'http://127.0.0.1:8'],
+        ['GET', 'other', 'route', 'http://127.0.0.1:8'],
+        ['GET', null, 'forward', 'http://127.0.0.1:8'],
+        ['GET', null, 'forward', 'http://x.test'],
+        ['GET', 'odd "name"\n✓', 'route', 'http://127.0.0.1:8'],
+      ],
+    );
+  });
+
+  it('writes durations as JSON writes the number rounded to microseconds', () => {
+    const samples = [
+      0,
+      1,
+      0.0004,
+      0.0005,
+      0.001,
+      0.01,
+      0.1,
+      0.12,
+      0.123,
+      1.2345,
+      1.235,
+      2.5,
+      10.001,
+      10.01,
+      99.999,
+      123456.789,
+      1e9 + 0.5,
+      7e12,
+      -0.0001,
+      -1.5,
+      1e15,
+      Number.NaN,
+    ];
+    for (let i = 0; i < 2000; i++) samples.push(i * 0.0173, i * 1.001, i / 7, i * 12.3456789);
+    for (const ms of samples)
+      assert.equal(jsonMillis(ms), JSON.stringify(Math.round(ms * 1000) / 1000), String(ms));
   });
 
   it('writes exactly the fields docs/observability.md documents', () => {
