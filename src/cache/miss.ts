@@ -23,8 +23,14 @@ import {
 import { decorate, decorateOwn, deliver } from './deliver.js';
 import { CLIENT_VALIDATORS } from './validation.js';
 
-/** Fetches from the origin to fill the cache (client validators stripped: we answer them). */
-export async function fetch(
+/**
+ * Fetches from the origin to fill the cache (client validators stripped: we answer them).
+ *
+ * Not an async function: while the origin answers, what waits is one reaction whose closure holds
+ * the six values admit() needs, not an async frame holding every local and temporary of this
+ * function (30 slots): the in-flight requests' state is what each young-generation GC copies.
+ */
+export function fetch(
   core: CacheCore,
   ctx: Ctx,
   next: Next,
@@ -42,27 +48,53 @@ export async function fetch(
   markCacheTime(ctx);
   const requestTime = core.now();
   const sentAt = performance.now();
-  let reply: Reply;
+  let sent: Reply | Promise<Reply>;
   try {
-    reply = await forward(ctx, next, hasValidators ? withoutClientValidators(ctx.headers) : ctx.headers);
+    sent = forward(ctx, next, hasValidators ? withoutClientValidators(ctx.headers) : ctx.headers);
   } catch (err) {
     settle?.('failed');
-    throw err;
+    return Promise.reject(err);
   }
+  return Promise.resolve(sent).then(
+    (reply) => admitFetched(core, ctx, reply, fwd, requestTime, sentAt, settle, detail),
+    (err: unknown) => {
+      settle?.('failed');
+      throw err;
+    },
+  );
+}
+
+/** The origin's answer to fetch(), handed to admit(). */
+function admitFetched(
+  core: CacheCore,
+  ctx: Ctx,
+  reply: Reply,
+  fwd: ForwardReason,
+  requestTime: number,
+  sentAt: number,
+  settle: ((r: FlightResult) => void) | null,
+  detail: string | undefined,
+): Reply | Promise<Reply> {
+  let out: Reply | Promise<Reply>;
   try {
     const responseTime = core.now();
     const fetched: Fetched =
       detail === undefined
         ? { reply, fwd, requestTime, responseTime, sentAt, settle }
         : { reply, fwd, requestTime, responseTime, sentAt, settle, detail };
-    const out = admit(core, ctx, fetched);
-    // An answer refused from its head comes back at once: no await (and no tick) for it.
-    return out instanceof Promise ? await out : out;
+    out = admit(core, ctx, fetched);
   } catch (err) {
     settle?.('failed');
     discard(reply.body);
     throw err;
   }
+  // An answer refused from its head comes back at once: no promise (and no tick) for it.
+  if (!(out instanceof Promise)) return out;
+  return out.catch((err: unknown) => {
+    settle?.('failed');
+    discard(reply.body);
+    throw err;
+  });
 }
 
 /**
