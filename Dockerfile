@@ -3,13 +3,13 @@
 # Runs as a non-root user, reads /etc/sidecache/config.yaml (deploy/container.yaml), keeps its
 # interception CA in the /var/lib/sidecache/ca volume. Running it: docs/RUNNING.md.
 
-# ---- build: TypeScript to dist/ with the dev dependencies -------------------------------------
+# ---- build: src/ bundled into dist/ (build.mjs, esbuild) with the dev dependencies -----------
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: the `prepare` script builds, and the sources are not copied yet.
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json build.mjs ./
 COPY src ./src
 RUN npm run build
 
@@ -22,7 +22,7 @@ ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=1
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --ignore-scripts: `prepare` (tsc) cannot run without dev dependencies; dist/ comes from `build`.
+# --ignore-scripts: `prepare` (the build) cannot run without dev dependencies; dist/ comes from `build`.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # The embedded default configuration (config/default.yaml) is resolved relative to dist/.

@@ -10,11 +10,11 @@
 import { createRequire } from 'node:module';
 import type * as undici from 'undici';
 
-const require = createRequire(import.meta.url);
+const requireUndici = createRequire(import.meta.url);
 
-export const Pool = require('undici/lib/dispatcher/pool.js') as typeof undici.Pool;
+export const Pool = requireUndici('undici/lib/dispatcher/pool.js') as typeof undici.Pool;
 export type Pool = undici.Pool;
-export const Agent = require('undici/lib/dispatcher/agent.js') as typeof undici.Agent;
+export const Agent = requireUndici('undici/lib/dispatcher/agent.js') as typeof undici.Agent;
 export type Agent = undici.Agent;
 /** undici's `buildConnector` (its namespace of option types: `import type { buildConnector } from 'undici'`). */
-export const connectorBuilder = require('undici/lib/core/connect.js') as typeof undici.buildConnector;
+export const connectorBuilder = requireUndici('undici/lib/core/connect.js') as typeof undici.buildConnector;

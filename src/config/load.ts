@@ -5,11 +5,11 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { cidrContains, parseAddress, parseCidr } from '../address-ranges.js';
 import { ConfigError } from '../errors.js';
+import { packageFile } from '../version.js';
 import { dnsOverridesFromFlags } from './dns-schema.js';
 import { interceptEntries } from './intercept-entry.js';
 import { memoryLimitFile, readMemoryLimit, resolveMemoryShares } from './memory-limit.js';
@@ -17,7 +17,7 @@ import { compileHostMatcher, normaliseHost } from './runtime.js';
 import { type Config, configSchema } from './schema.js';
 
 /** The embedded default configuration shipped with sidecache. */
-export const DEFAULT_CONFIG_FILE = fileURLToPath(new URL('../../config/default.yaml', import.meta.url));
+export const DEFAULT_CONFIG_FILE = packageFile('config/default.yaml');
 
 /** Settings given as CLI flags (already parsed by yargs); every field is optional. */
 export interface CliOverrides {

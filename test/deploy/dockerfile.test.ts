@@ -65,7 +65,11 @@ describe('Dockerfile', () => {
     const ci = runs.find((r) => /npm ci\b/.test(r));
     assert.ok(ci, 'runtime stage runs npm ci');
     assert.match(ci, /--omit=dev/);
-    assert.match(ci, /--ignore-scripts/, 'the prepare script (tsc) cannot run without dev dependencies');
+    assert.match(
+      ci,
+      /--ignore-scripts/,
+      'the prepare script (the build) cannot run without dev dependencies',
+    );
     const copies = all(runtimeStage, 'COPY');
     assert.ok(
       copies.some((c) => c.flags.from === 'build' && /\/app\/dist\s+\.\/dist$/.test(c.args)),
@@ -179,13 +183,7 @@ describe("the image's command, run outside a container", () => {
     // The runtime stage's /app: package.json, node_modules, dist/ (fresh build), config/.
     dir = mkdtempSync(join(tmpdir(), 'sidecache-image-'));
     app = join(dir, 'app');
-    await run(process.execPath, [
-      join(ROOT, 'node_modules/typescript/bin/tsc'),
-      '-p',
-      join(ROOT, 'tsconfig.build.json'),
-      '--outDir',
-      join(app, 'dist'),
-    ]);
+    await run(process.execPath, [join(ROOT, 'build.mjs'), join(app, 'dist')]);
     cpSync(join(ROOT, 'package.json'), join(app, 'package.json'));
     cpSync(join(ROOT, 'config'), join(app, 'config'), { recursive: true });
     symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'), 'dir');
@@ -303,5 +301,18 @@ describe("the image's command, run outside a container", () => {
     });
     assert.match(stdout, /^config OK/);
     assert.match(stdout, /0\.0\.0\.0:8080/);
+  });
+
+  it('finds its own package files from the bundle: the version, and config/default.yaml without a config', async () => {
+    const cli = join(app, 'dist', 'cli.js');
+    // No SIDECACHE_* variable and another working directory: the files are found from dist/ alone.
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SIDECACHE_')) env[k] = v;
+    const version = await run(process.execPath, [cli, '--version'], { cwd: dir, env });
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(version.stdout.trim(), pkg.version);
+    const { stdout } = await run(process.execPath, [cli, 'check-config'], { cwd: dir, env });
+    assert.match(stdout, /^config OK/);
+    assert.match(stdout, /proxy listens on 127\.0\.0\.1:8080/, 'the embedded default config');
   });
 });
