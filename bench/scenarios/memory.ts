@@ -9,19 +9,18 @@
 // are repeated with the Redis and memcached tiers on (where redis-server / memcached are installed).
 // See docs/BENCHMARKS.md ("Memory").
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LISTENING_PREFIX, parseListening } from '../harness/child-contract.js';
 import { type Child, READY_TIMEOUT_MS } from '../harness/children.js';
-import { type Harness, metric, repoRoot, runScript, withConfigFile } from '../harness/harness.js';
+import { type Harness, metric, runScript, withConfigFile } from '../harness/harness.js';
 import { sendEach } from '../harness/load.js';
 import { cpuSeconds, statusMib } from '../harness/proc.js';
 import { columnLines, fixed } from '../harness/report.js';
 import { findBinary, startTierServer, startVarnish } from '../targets/caches.js';
 import { startOrigin, type TargetContext } from '../targets/index.js';
 import { ROUTE_NAME } from '../targets/route-table.js';
-import { sidecacheBuildLabel, sidecacheBuilt, startSidecache } from '../targets/sidecache.js';
+import { launcherLine, sidecacheBuildLabel, startSidecache } from '../targets/sidecache.js';
 
 const MiB = 1024 * 1024;
 
@@ -52,24 +51,17 @@ const only = values.only === undefined ? null : new Set(values.only.split(','));
 const scale = quick ? 0.1 : 1;
 
 /**
- * The environment and Node flags of the `sidecache` launcher (the CLI's first line,
- * `#!/usr/bin/env -S NAME=VALUE... node FLAGS`), so the bench runs sidecache as the installed
- * command does; neither with --no-launcher-flags; --node-flags replaces the flags alone.
+ * The bench runs sidecache as the installed command does (launcherLine: the CLI's first line);
+ * neither its environment nor its flags with --no-launcher-flags; --node-flags replaces the flags alone.
  */
 function launcher(): { env: Record<string, string>; flags: string[] } {
   if (values['no-launcher-flags'] && values['node-flags'] === undefined) return { env: {}, flags: [] };
-  const file = join(repoRoot, sidecacheBuilt() ? 'dist/cli.js' : 'src/cli.ts');
-  const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
-  const m = /^#!\/usr\/bin\/env -S ((?:\w+=\S*\s+)*)node(.*)$/.exec(first);
-  const words = (text: string | undefined): string[] => (text ?? '').split(/\s+/).filter((w) => w !== '');
-  const env: Record<string, string> = {};
-  if (!values['no-launcher-flags'])
-    for (const assignment of words(m?.[1])) {
-      const eq = assignment.indexOf('=');
-      env[assignment.slice(0, eq)] = assignment.slice(eq + 1);
-    }
-  const flags = values['node-flags'] !== undefined ? words(values['node-flags']) : words(m?.[2]);
-  return { env, flags };
+  const line = launcherLine();
+  const words = (text: string): string[] => text.split(/\s+/).filter((w) => w !== '');
+  return {
+    env: values['no-launcher-flags'] ? {} : line.env,
+    flags: values['node-flags'] !== undefined ? words(values['node-flags']) : line.flags,
+  };
 }
 const { env: launcherEnv, flags: nodeArgs } = launcher();
 

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { type Child, type ChildGroup, startNodeServer } from '../harness/children.js';
 import { findBinary, startNginx, startSquid, startTierServer, startVarnish } from './caches.js';
 import { ROUTE_NAME } from './route-table.js';
-import { SIDECACHE_NOT_BUILT, sidecacheBuilt, startSidecache } from './sidecache.js';
+import { launcherLine, SIDECACHE_NOT_BUILT, sidecacheBuilt, startSidecache } from './sidecache.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -17,6 +17,7 @@ export type TargetName =
   | 'undici-pool'
   | 'undici-pool-stream'
   | 'sidecache'
+  | 'sidecache-shipped'
   | 'sidecache-l2'
   | 'sidecache-no-advisor'
   | 'bare-node'
@@ -132,6 +133,24 @@ export const TARGETS: readonly TargetSpec[] = [
     async start(ctx) {
       const { url, child } = await startSidecache(ctx.children, { origin: ctx.origin.url });
       return { name: 'sidecache', url, role: 'proxy', child };
+    },
+  },
+  // sidecache as users run it: the installed command's environment and Node flags (the CLI's
+  // launcher line, also the image's ENTRYPOINT) and the default log level (an access line per request).
+  {
+    name: 'sidecache-shipped',
+    description: "sidecache as installed: the launcher line's environment and Node flags, log level info",
+    skipReason: () => (sidecacheBuilt() ? null : SIDECACHE_NOT_BUILT),
+    async start(ctx) {
+      const { env, flags } = launcherLine();
+      const { url, child } = await startSidecache(ctx.children, {
+        origin: ctx.origin.url,
+        label: 'sidecache-shipped',
+        nodeArgs: flags,
+        env,
+        logLevel: 'info',
+      });
+      return { name: 'sidecache-shipped', url, role: 'proxy', child };
     },
   },
   // The policy advisor's cost on the pass-through path: the same sidecache without it.

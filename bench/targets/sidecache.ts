@@ -1,6 +1,6 @@
 // Starting sidecache for the bench: `node dist/cli.js serve` (the TypeScript source through tsx when
 // not built, or when asked) on free loopback ports, ready once its /readyz answers 200.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../test/helpers/ports.js';
@@ -15,6 +15,25 @@ export const sidecacheBuilt = (): boolean => existsSync(join(repoRoot, 'dist/cli
 /** What `startSidecache` runs by default, for table headers. */
 export const sidecacheBuildLabel = (): string =>
   sidecacheBuilt() ? 'dist/cli.js' : 'src/cli.ts through tsx (not built)';
+
+/**
+ * The environment and Node flags of the installed `sidecache` command: the CLI's first line,
+ * `#!/usr/bin/env -S NAME=VALUE... node FLAGS` (the image's ENTRYPOINT carries the same, kept equal
+ * by test/deploy/dockerfile.test.ts).
+ */
+export function launcherLine(): { env: Record<string, string>; flags: string[] } {
+  const file = join(repoRoot, sidecacheBuilt() ? 'dist/cli.js' : 'src/cli.ts');
+  const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\/usr\/bin\/env -S ((?:\w+=\S*\s+)*)node(.*)$/.exec(first);
+  if (m === null) throw new Error(`${file}: the first line is not the launcher line: ${first}`);
+  const words = (text: string | undefined): string[] => (text ?? '').split(/\s+/).filter((w) => w !== '');
+  const env: Record<string, string> = {};
+  for (const assignment of words(m[1])) {
+    const eq = assignment.indexOf('=');
+    env[assignment.slice(0, eq)] = assignment.slice(eq + 1);
+  }
+  return { env, flags: words(m[2]) };
+}
 
 export interface SidecacheLaunch {
   /** Adds `--route origin=ORIGIN` to this origin URL. */
