@@ -18,3 +18,7 @@ export const Agent = requireUndici('undici/lib/dispatcher/agent.js') as typeof u
 export type Agent = undici.Agent;
 /** undici's `buildConnector` (its namespace of option types: `import type { buildConnector } from 'undici'`). */
 export const connectorBuilder = requireUndici('undici/lib/core/connect.js') as typeof undici.buildConnector;
+/** undici's `util.headerNameToString`: a header name (a Buffer from the parser) as a lower-case string, well-known names without a copy. */
+export const headerNameToString = (
+  requireUndici('undici/lib/core/util.js') as { headerNameToString: typeof undici.util.headerNameToString }
+).headerNameToString;

@@ -12,7 +12,7 @@ import type { Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 import { ClientAbortedError, SidecacheError } from '../errors.js';
 import type { Exchange, Next, Reply } from '../exchange.js';
-import { appendHeader, endToEndHeaders } from '../hop-by-hop.js';
+import { appendHeader, endToEndRawHeaders } from '../hop-by-hop.js';
 import { type AbortWatch, createAbortWatch, type Watched } from './abort-watch.js';
 import { classifyUpstreamError, isDeadSocketError } from './classify-error.js';
 import { type OriginHeaderOptions, originRequestHeaders } from './origin-request-headers.js';
@@ -102,13 +102,29 @@ function decideUndecided(): void {
   if (failure !== null) throw failure;
 }
 
+/** The dispatch handler methods undici's Client calls (its own, older handler interface). */
+interface ClientHandler {
+  onConnect(abort: (err?: Error) => void): void;
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: unknown): void;
+  onError(err: Error): void;
+}
+
 /**
  * One origin request and its response, as undici's dispatch handler: one object per request, no
  * closure per request (it is also the abort listener, `handleEvent`, that abort-watch.ts
  * subscribes when needed, and the pools' socket claimer). It settles the request's one promise,
  * itself or through the one retry it sends.
+ *
+ * It speaks the handler interface undici's Client calls itself (onConnect, onHeaders, onData,
+ * onComplete, onError), which hands over the head as the parser's raw fields: undici 7 wraps a
+ * handler of its newer interface (onRequestStart, ...) in an adapter and a controller object per
+ * request, and turns every head and every trailer section into a headers object first; here the
+ * raw head becomes the end-to-end headers in one pass (endToEndRawHeaders). Backpressure is the
+ * boolean onHeaders and onData return, and `resume`.
  */
-class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaimer {
+class OriginResponse implements ClientHandler, Watched, SocketClaimer {
   readonly ex: Exchange;
   readonly #shared: Shared;
   readonly #pool: Dispatcher;
@@ -120,7 +136,12 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
   #watchSlot = -1;
   #resolve: (reply: Reply) => void = noop;
   #reject: (err: unknown) => void = noop;
-  #controller: Dispatcher.DispatchController | null = null;
+  /** undici's abort for this request (onConnect), and whether it was called. */
+  #abort: ((err?: Error) => void) | null = null;
+  #aborted = false;
+  /** undici's resume for this request's socket (onHeaders), and whether we asked it to pause. */
+  #resume: (() => void) | null = null;
+  #paused = false;
   /** The promise is resolved or rejected (or handed to a retry). */
   #settled = false;
   /** The origin ended the body cleanly, or failed. */
@@ -235,15 +256,25 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
   }
 
   #abortOrigin(reason: Error): void {
-    const ctrl = this.#controller;
-    if (ctrl !== null && !ctrl.aborted) ctrl.abort(reason);
+    const abort = this.#abort;
+    if (abort !== null && !this.#aborted) {
+      this.#aborted = true;
+      abort(reason);
+    }
   }
 
-  onRequestStart(ctrl: Dispatcher.DispatchController): void {
-    this.#controller = ctrl;
+  /** Reads more of the origin's body (the client took what it had). */
+  #resumeOrigin(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#resume?.();
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
     if (this.#settled) {
       // The client left before undici started the request.
-      ctrl.abort(new ClientAbortedError('client disconnected'));
+      this.#abortOrigin(new ClientAbortedError('client disconnected'));
       return;
     }
     this.#shared.pools.claimNextSocket(this);
@@ -272,21 +303,17 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
     }
   }
 
-  onResponseStart(
-    _ctrl: Dispatcher.DispatchController,
-    statusCode: number,
-    originHeaders: Record<string, string | string[] | undefined>,
-    statusMessage?: string,
-  ): void {
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusMessage: string): boolean {
     const ex = this.ex;
+    this.#resume = resume;
     // undici reports interim (1xx) responses here too: relayed, never taken as the response.
     if (statusCode < 200) {
-      ex.interim?.(statusCode, endToEndHeaders(originHeaders));
-      return;
+      ex.interim?.(statusCode, endToEndRawHeaders(rawHeaders));
+      return true;
     }
-    if (this.#settled || this.#head !== null) return;
+    if (this.#settled || this.#head !== null) return !this.#paused;
     this.#unwatch();
-    const headers = endToEndHeaders(originHeaders);
+    const headers = endToEndRawHeaders(rawHeaders);
     const via = this.#shared.via;
     if (via !== null) appendHeader(headers, 'via', via);
     this.#bodyless = (ex.originRequest?.method ?? ex.method) === 'HEAD' || NO_BODY_STATUS(statusCode);
@@ -295,6 +322,7 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
     this.#head = headers;
     ex.timings.phases.upstream = performance.now() - this.#started;
     if (undecided.push(this) === 1) queueMicrotask(decideUndecided);
+    return !this.#paused;
   }
 
   /**
@@ -317,8 +345,8 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
         replyBody = first === null ? EMPTY_BODY : early === null ? first : Buffer.concat([first, ...early]);
       } else {
         const body = this.#streamedBody();
-        if (first !== null && !body.push(first)) this.#controller?.pause();
-        if (early !== null) for (const chunk of early) if (!body.push(chunk)) this.#controller?.pause();
+        if (first !== null && !body.push(first)) this.#paused = true;
+        if (early !== null) for (const chunk of early) if (!body.push(chunk)) this.#paused = true;
         // Mid-body failure: the client must see a truncated, errored stream, never a clean end.
         if (this.#failure !== null) body.destroy(classifyUpstreamError(this.#failure, this.ex.origin));
         replyBody = body;
@@ -334,15 +362,11 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
   }
 
   #streamedBody(): Readable {
-    const ctrl = this.#controller!;
     const body = new Readable({
       highWaterMark: 64 * 1024,
-      read() {
-        if (ctrl.paused) ctrl.resume();
-      },
+      read: () => this.#resumeOrigin(),
       destroy: (err, callback) => {
-        if (!this.#ended && !ctrl.aborted)
-          ctrl.abort(err ?? new ClientAbortedError('response body abandoned'));
+        if (!this.#ended) this.#abortOrigin(err ?? new ClientAbortedError('response body abandoned'));
         callback(err);
       },
     });
@@ -350,27 +374,28 @@ class OriginResponse implements Dispatcher.DispatchHandler, Watched, SocketClaim
     return body;
   }
 
-  onResponseData(ctrl: Dispatcher.DispatchController, chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
     this.#info.bodyBytes += chunk.length;
     this.ex.bodyTap?.update(chunk);
     const body = this.#body;
     if (body !== null) {
-      if (!body.push(chunk)) ctrl.pause();
+      if (!body.push(chunk)) this.#paused = true;
     } else if (!this.#bodyless && !this.#settled) {
       if (this.#first === null) this.#first = chunk;
       else if (this.#early === null) this.#early = [chunk];
       else this.#early.push(chunk);
     }
+    return !this.#paused;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     this.#ended = true;
     this.#unwatch();
     this.ex.timings.phases.upstream = performance.now() - this.#started;
     this.#body?.push(null);
   }
 
-  onResponseError(_ctrl: Dispatcher.DispatchController, err: Error): void {
+  onError(err: Error): void {
     this.#failed = true;
     this.#unwatch();
     if (!this.#settled && this.#head === null) {
