@@ -27,6 +27,7 @@ import { randomInt } from 'node:crypto';
 import { endianness } from 'node:os';
 import { credentialParts } from '../cache/key.js';
 import type { BodyTap, ExchangeEnd, Reply, Stage } from '../exchange.js';
+import { fnv1a } from '../hash.js';
 import { pathTemplate } from './path-template.js';
 
 /** Cache keys remembered per template (a fixed table; colliding keys replace each other). */
@@ -252,14 +253,6 @@ class TemplateRecord {
       stored: this.stored,
     };
   }
-}
-
-/** FNV-1a over a string's UTF-16 code units from `seed`; never 0 (0 marks an empty slot). */
-function fnv1a(s: string, seed: number): number {
-  let h = seed;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  h >>>= 0;
-  return h === 0 ? 1 : h;
 }
 
 const FRESHNESS = /(?:^|[\s,])(?:s-maxage|max-age)\s*=\s*"?[1-9]/;

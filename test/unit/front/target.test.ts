@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { parseConfig } from '../../../src/config/load.js';
 import { compileHostMatcher, compileRuntime } from '../../../src/config/runtime.js';
 import { SidecacheError } from '../../../src/errors.js';
-import { resolveTarget } from '../../../src/front/target.js';
+import { createTargetMemo, resolveTarget } from '../../../src/front/target.js';
 
 const runtime = compileRuntime(
   parseConfig({
@@ -81,5 +81,41 @@ describe('compileHostMatcher', () => {
     assert.equal(m('example.org'), null);
     assert.equal(m('evil-example.org'), null);
     assert.equal(compileHostMatcher(['*'])('anything.test'), '*');
+  });
+});
+
+describe('createTargetMemo', () => {
+  it('remembers a target from the second time it is asked for, not the first', () => {
+    const targetOf = createTargetMemo();
+    const first = targetOf('/github/repos/a/b', undefined, undefined, runtime);
+    const second = targetOf('/github/repos/a/b', undefined, undefined, runtime);
+    const third = targetOf('/github/repos/a/b', undefined, undefined, runtime);
+    assert.notEqual(first, second, 'asked for once: not remembered');
+    assert.equal(second, third, 'asked for twice: remembered');
+    assert.equal(third.url.href, 'https://api.github.com/repos/a/b');
+    assert.equal(third.route?.name, 'github');
+  });
+
+  it('does not let targets asked for once push out remembered ones', () => {
+    const targetOf = createTargetMemo(2);
+    targetOf('/github/a', undefined, undefined, runtime);
+    const a = targetOf('/github/a', undefined, undefined, runtime);
+    for (let i = 0; i < 100; i++) targetOf(`/github/distinct/${i}`, undefined, undefined, runtime);
+    assert.equal(targetOf('/github/a', undefined, undefined, runtime), a);
+  });
+
+  it('keeps Host-routed targets apart by Host, and starts afresh with a new runtime', () => {
+    const targetOf = createTargetMemo();
+    for (let i = 0; i < 2; i++) targetOf('/v1/me', 'users.internal', undefined, runtime);
+    const viaHost = targetOf('/v1/me', 'users.internal', undefined, runtime);
+    assert.equal(viaHost.route?.name, 'users');
+    assert.throws(() => targetOf('/v1/me', 'other.example', undefined, runtime), SidecacheError);
+    const next = compileRuntime(
+      parseConfig({ routes: [{ name: 'users', origin: 'http://elsewhere.test' }] }),
+    );
+    for (let i = 0; i < 3; i++) {
+      const t = targetOf('/users/v1/me', undefined, undefined, next);
+      assert.equal(t.url.href, 'http://elsewhere.test/v1/me');
+    }
   });
 });
