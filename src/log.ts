@@ -2,10 +2,10 @@
  * Logging: pino, JSON lines on stdout. The access observer writes one line per exchange;
  * `logStageEvents` logs what the stages publish on their diagnostics channels (channels.ts).
  */
-import { writeSync } from 'node:fs';
 import { type LevelWithSilent, type Logger, pino } from 'pino';
 import { type Instance, subscribe } from './channels.js';
 import type { ExchangeEnd } from './exchange.js';
+import { type BatchSink, batchSink, writeAllSync } from './log-sink.js';
 
 export type { Logger };
 
@@ -37,7 +37,7 @@ export function createLogger(
         : destination
       : readable
         ? readableDestination(process.stdout, process.stdout.isTTY === true && !process.env['NO_COLOR'])
-        : new LineBatch(pino.destination({ dest: 1, sync: false, minLength: 0, contentMode: 'buffer' }), 1),
+        : new LineBatch(batchSink(1), 1),
   );
   if (destination === undefined && !readable && level !== 'silent')
     setInterval(() => logger.flush(), flushMs).unref();
@@ -45,28 +45,27 @@ export function createLogger(
 }
 
 /**
- * Bytes of lines gathered before the destination gets them (LineBatch): PIPE_BUF, the most a pipe
- * takes in one write, whole. A larger write to a full enough pipe is taken in part, and sonic-boom
- * writes the rest from a callback: a process that ends before that callback (an exit, a throw)
- * wrote later batches synchronously before it, or lost it.
+ * Bytes of lines gathered before they are written (LineBatch): PIPE_BUF, the most a pipe takes in
+ * one write, whole (log-sink.ts relies on it). With sonic-boom, a larger write to a full enough pipe
+ * was taken in part and the rest written from a callback: a process that ended before that
+ * callback (an exit, a throw) wrote later batches before it, or lost it.
  */
 const BATCH_BYTES = 4096;
 
 /**
- * Gathers lines, encoded, into 4 KiB buffers before pino's destination (sonic-boom, in buffer
- * mode) gets them: one write per ~12 access lines. Each line is encoded once, into the buffer;
- * sonic-boom's string mode measured the UTF-8 length of every string it was given, and of the
- * string it was still gathering, which made V8 flatten and scan each batch again, and its write
- * encoded it once more. What is still gathered at exit is written after whatever sonic-boom holds.
+ * Gathers lines, encoded, into 4 KiB buffers before standard output gets them (log-sink.ts): one
+ * write per ~12 access lines, and each line encoded once, into the buffer (sonic-boom's string
+ * mode measured the UTF-8 length of every string, flattening it, and encoded it again to write it).
+ * What is still gathered at exit is written after whatever the sink holds.
  */
 class LineBatch {
   #buf = Buffer.allocUnsafe(BATCH_BYTES);
   #used = 0;
-  readonly #sink: ReturnType<typeof pino.destination>;
+  readonly #sink: BatchSink;
   /** The sink's file descriptor. */
   readonly #fd: number;
 
-  constructor(sink: ReturnType<typeof pino.destination>, fd: number) {
+  constructor(sink: BatchSink, fd: number) {
     this.#sink = sink;
     this.#fd = fd;
     LineBatch.#atExit(this);
@@ -84,13 +83,14 @@ class LineBatch {
       this.#used += this.#buf.write(line, this.#used);
       return true;
     }
-    const ok = this.#hand();
+    this.#hand();
     if (bytes <= BATCH_BYTES) {
       this.#used = this.#buf.write(line, 0);
-      return ok;
+      return true;
     }
     // Longer than a batch: on its own, after what was gathered before it.
-    return this.#sink.write(Buffer.from(line) as unknown as string);
+    this.#sink.write(Buffer.from(line));
+    return true;
   }
 
   flush(cb?: (err?: Error) => void): void {
@@ -109,13 +109,12 @@ class LineBatch {
   }
 
   /** Gives the gathered bytes to the sink (which keeps them until written) and starts a new buffer. */
-  #hand(): boolean {
-    if (this.#used === 0) return true;
+  #hand(): void {
+    if (this.#used === 0) return;
     const gathered = this.#buf.subarray(0, this.#used);
     this.#buf = Buffer.allocUnsafe(BATCH_BYTES);
     this.#used = 0;
-    // In buffer mode sonic-boom's write takes a Buffer (its type says string).
-    return this.#sink.write(gathered as unknown as string);
+    this.#sink.write(gathered);
   }
 
   /** The batches to write out at exit (held weakly: tests make many loggers). */
@@ -135,7 +134,7 @@ class LineBatch {
     LineBatch.#open.add(new WeakRef(batch));
   }
 
-  /** At exit nothing asynchronous completes: what sonic-boom holds first, then the rest, synchronously. */
+  /** At exit nothing asynchronous completes: what the sink holds first, then the rest, synchronously. */
   #exit(): void {
     try {
       this.#sink.flushSync();
@@ -145,11 +144,8 @@ class LineBatch {
     if (this.#used === 0) return;
     const gathered = this.#buf.subarray(0, this.#used);
     this.#used = 0;
-    try {
-      writeSync(this.#fd, gathered);
-    } catch {
-      // stdout gone at exit: nothing left to tell.
-    }
+    // False when stdout is gone or stalled at exit: nothing left to do about it.
+    writeAllSync(this.#fd, gathered);
   }
 }
 

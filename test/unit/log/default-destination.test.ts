@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { runChildScript } from '../../helpers/child-script.js';
 
 const CHILD = new URL('./default-destination.child.ts', import.meta.url);
@@ -39,5 +45,49 @@ describe('the default JSON destination (batched lines on stdout)', () => {
     const flushedAt = out.indexOf('flushed');
     assert.ok(flushedAt > 0, out);
     assert.deepEqual(numbers(out.slice(0, flushedAt)), [0, 1, 2]);
+  });
+
+  for (const how of ['end', 'exit', 'throw']) {
+    it(`waits for a pipe that is full and writes every line, in order, when the process ends by ${how}`, async () => {
+      // 2,000 lines (~1 MB) into a pipe (pipe(2), as a shell or a container runtime gives; Node
+      // gives its children socket pairs) that nobody reads for 400 ms: it fills, batches wait.
+      const node = [process.execPath, '--import', 'tsx', fileURLToPath(CHILD), how, '2000'];
+      const script = `${node.map((a) => `'${a}'`).join(' ')} 2>/dev/null | (sleep 0.4; cat)`;
+      const child = spawn('/bin/sh', ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      child.stdout.setEncoding('utf8');
+      let out = '';
+      child.stdout.on('data', (d: string) => {
+        out += d;
+      });
+      const [, signal] = (await once(child, 'close')) as [number | null, string | null];
+      clearTimeout(kill);
+      assert.equal(signal, null);
+      assert.deepEqual(
+        numbers(out),
+        Array.from({ length: 2000 }, (_, i) => i),
+      );
+    });
+  }
+
+  it('writes every line to a file as standard output', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sc-log-'));
+    try {
+      const file = join(dir, 'out.log');
+      const fd = openSync(file, 'w');
+      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(CHILD), 'end', '500'], {
+        stdio: ['ignore', fd, 'ignore'],
+      });
+      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const [, signal] = (await once(child, 'close')) as [number | null, string | null];
+      clearTimeout(kill);
+      assert.equal(signal, null);
+      assert.deepEqual(
+        numbers(readFileSync(file, 'utf8')),
+        Array.from({ length: 500 }, (_, i) => i),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
