@@ -299,6 +299,8 @@ export interface ExchangeEnd {
   /** Set when the exchange failed (before or during the response). */
   readonly error?: SidecacheError;
   readonly replySource: Reply['source'] | null;
+  /** The reply front/ wrote (its head, at least), when the pipeline answered with one. */
+  readonly reply?: Reply;
 }
 
 export type ExchangeObserver = (end: ExchangeEnd) => void;

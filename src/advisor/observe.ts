@@ -375,8 +375,8 @@ export class BodyHash implements BodyTap {
  * counted), and what the origin's answer said, read by the observer when the exchange ends.
  */
 class Probe extends BodyHash {
-  /** Set when the answer came from the origin: the observer looks at nothing else. */
-  fromOrigin = false;
+  /** Set once the observer took this exchange in (it does so once, for answers from the origin). */
+  observed = false;
   status = 0;
   cacheControl = '';
   validators = false;
@@ -395,7 +395,6 @@ class Probe extends BodyHash {
   }
 
   answered(reply: Reply): void {
-    this.fromOrigin = true;
     if (!this.safe) return;
     const h = reply.headers;
     const cacheControl = headerText(h['cache-control']).toLowerCase();
@@ -471,30 +470,31 @@ export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
     return t;
   };
 
+  /**
+   * The probe hashes the body on its way (ex.bodyTap); the reply itself is read at the end, from
+   * what front/ wrote (`end.reply`, the very reply this stage returned: the guard before it passes
+   * replies on as they are). So the reply's promise is returned as it is, with no reaction of
+   * our own holding on to it while the origin answers.
+   */
   const stage: Stage = (next) => (ex) => {
     if (ex.route === null) return next(ex);
     const method = ex.method;
-    const probe = new Probe(owner, method === 'GET' || method === 'HEAD', method === 'GET' ? hashCap : -1);
-    ex.bodyTap = probe;
+    ex.bodyTap = new Probe(owner, method === 'GET' || method === 'HEAD', method === 'GET' ? hashCap : -1);
     const result = next(ex);
     // A reply made without I/O (a remembered hit) comes back as it is, in the same tick; when it is
     // not the origin's, no body will come and the probe need not live on with the exchange.
-    if (!(result instanceof Promise)) {
-      if (result.source === 'origin') probe.answered(result);
-      else ex.bodyTap = undefined;
-      return result;
-    }
-    return result.then((reply) => {
-      if (reply.source === 'origin') probe.answered(reply);
-      return reply;
-    });
+    if (!(result instanceof Promise) && result.source !== 'origin') ex.bodyTap = undefined;
+    return result;
   };
 
   const observe = (end: ExchangeEnd): void => {
     const { ex } = end;
     const probe = ex.bodyTap;
-    if (!(probe instanceof Probe) || probe.owner !== owner || !probe.fromOrigin) return;
-    probe.fromOrigin = false;
+    const reply = end.reply;
+    if (!(probe instanceof Probe) || probe.owner !== owner || probe.observed) return;
+    if (reply === undefined || reply.source !== 'origin') return;
+    probe.observed = true;
+    probe.answered(reply);
     const route = ex.route;
     if (route === null) return;
     const at = now();

@@ -227,7 +227,7 @@ export function createFront(opts: FrontOptions): Front {
       const bad = toSidecacheError(err);
       ex.reason = 'upstream_protocol_error';
       res.destroy();
-      notify({ ex, status: 502, bytes: 0, error: bad, replySource: reply.source });
+      notify({ ex, status: 502, bytes: 0, error: bad, replySource: reply.source, reply });
       return;
     }
     const body = reply.body;
@@ -237,15 +237,21 @@ export function createFront(opts: FrontOptions): Front {
       watch.whenClosed((done) => {
         const failure = done ? error : new ClientAbortedError('client disconnected during the response');
         if (!done && failure) ex.reason = failure.reason;
-        const end = { ex, status: reply.status, bytes: done ? body.length : 0, replySource: reply.source };
-        notify(failure ? { ...end, error: failure } : end);
+        const bytes = done ? body.length : 0;
+        const { status, source } = reply;
+        // Whole literals, no spread: one object per end.
+        notify(
+          failure
+            ? { ex, status, bytes, error: failure, replySource: source, reply }
+            : { ex, status, bytes, replySource: source, reply },
+        );
       });
       return;
     }
     if (!(body instanceof Readable) || ex.method === 'HEAD') {
       if (body instanceof Readable) body.destroy();
       res.end();
-      notify({ ex, status: reply.status, bytes: 0, error, replySource: reply.source });
+      notify({ ex, status: reply.status, bytes: 0, error, replySource: reply.source, reply });
       return;
     }
     streamBody(body, res, watch, (bytes, err) => {
@@ -263,6 +269,7 @@ export function createFront(opts: FrontOptions): Front {
         bytes,
         error: failure,
         replySource: reply.source,
+        reply,
       });
     });
   }

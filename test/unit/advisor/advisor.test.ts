@@ -71,7 +71,13 @@ function harness(opts: { hashCapBytes?: number; maxTemplates?: number } = {}) {
     const text = (await readReply(out)).text;
     ex.timings.phases.upstream = init.upstreamMs ?? 100;
     if (init.stored) ex.cache = { outcome: 'miss', stored: true };
-    const end: ExchangeEnd = { ex, status: out.status, bytes: text.length, replySource: 'origin' };
+    const end: ExchangeEnd = {
+      ex,
+      status: out.status,
+      bytes: text.length,
+      replySource: 'origin',
+      reply: out,
+    };
     advisor.observe(end);
     return text;
   };
