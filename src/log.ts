@@ -440,9 +440,10 @@ export function accessJson(end: ExchangeEnd): string {
 
 /**
  * The line's start (`head`, `time`, `bindings` and a comma, or nothing), the access fields
- * (accessJson) and `after`, joined once: one flat string per line,
- * not a tree of ~35 joined pieces that the log batch then keeps until it is written. Values that
- * repeat from line to line (mode, route, method, origin, reason, cache outcome) are quoted once.
+ * (accessJson) and `after`. The fields fixed by the request target are joined once per target
+ * (targetPart); values that repeat from line to line (mode, route, method, origin, reason, cache
+ * outcome) are quoted once. The line is encoded into the log batch as soon as it is made
+ * (LineBatch), so the joined pieces never outlive it.
  */
 function accessLine(
   head: string,
@@ -452,43 +453,55 @@ function accessLine(
   after: string,
 ): string {
   const end = ex.timings.end ?? ex.timings.start;
-  const route = ex.route?.name;
   const reused = ex.originInfo?.reusedConnection;
   const cache = ex.cache?.outcome;
   const stored = ex.cache?.stored;
+  let out =
+    `${head}${time}${bindings}${head === '' ? '"ex":' : ',"ex":'}${jsonString(ex.id)}${targetPart(ex)}` +
+    `,"status":${jsonNumber(status)},"durMs":${jsonMillis(end - ex.timings.start)},"bytes":${jsonNumber(bytes)}`;
   // JSON.stringify leaves an undefined field out.
-  return [
-    head,
-    time,
-    bindings,
-    head === '' ? '"ex":' : ',"ex":',
-    jsonString(ex.id),
-    ',"mode":',
-    quoted(ex.mode),
-    ',"route":',
-    route === undefined ? 'null' : quoted(route),
-    ',"method":',
-    quoted(ex.method),
-    ',"origin":',
-    quoted(ex.origin),
-    ',"path":',
-    jsonString(ex.target.pathname),
-    ',"status":',
-    jsonNumber(status),
-    ',"durMs":',
-    jsonMillis(end - ex.timings.start),
-    ',"bytes":',
-    jsonNumber(bytes),
-    ex.reason === undefined ? '' : ',"reason":',
-    ex.reason === undefined ? '' : quoted(ex.reason),
-    ',"cache":',
-    cache === undefined ? 'null' : quoted(cache),
-    // Whether a miss was stored: known only here, after the body (Cache-Status cannot always say).
-    stored === undefined ? '' : stored ? ',"stored":true' : ',"stored":false',
-    reused === undefined ? ',"reused":null' : reused ? ',"reused":true' : ',"reused":false',
-    error ? `,"err":${jsonString(error.code)},"errMessage":${jsonString(error.message)}` : '',
-    after,
-  ].join('');
+  if (ex.reason !== undefined) out += `,"reason":${quoted(ex.reason)}`;
+  out += cache === undefined ? ',"cache":null' : `,"cache":${quoted(cache)}`;
+  // Whether a miss was stored: known only here, after the body (Cache-Status cannot always say).
+  if (stored !== undefined) out += stored ? ',"stored":true' : ',"stored":false';
+  out += reused === undefined ? ',"reused":null' : reused ? ',"reused":true' : ',"reused":false';
+  if (error) out += `,"err":${jsonString(error.code)},"errMessage":${jsonString(error.message)}`;
+  return out + after;
+}
+
+/** The access line's fields fixed by the request target, and the exchange they were made for. */
+interface TargetPart {
+  readonly mode: string;
+  readonly route: ExchangeEnd['ex']['route'];
+  readonly method: string;
+  readonly origin: string;
+  /** `,"mode":…,"route":…,"method":…,"origin":…,"path":…` */
+  readonly json: string;
+}
+
+/**
+ * The access line's mode, route, method, origin and path, kept per target URL: front/ gives every
+ * request for the same target the same URL object, never changed (target.ts), so a target asked
+ * for again costs four comparisons instead of reading the path and checking it for escapes.
+ */
+const targetParts = new WeakMap<URL, TargetPart>();
+
+function targetPart(ex: ExchangeEnd['ex']): string {
+  const known = targetParts.get(ex.target);
+  if (
+    known !== undefined &&
+    known.method === ex.method &&
+    known.route === ex.route &&
+    known.mode === ex.mode &&
+    known.origin === ex.origin
+  )
+    return known.json;
+  const route = ex.route?.name;
+  const json =
+    `,"mode":${quoted(ex.mode)},"route":${route === undefined ? 'null' : quoted(route)},` +
+    `"method":${quoted(ex.method)},"origin":${quoted(ex.origin)},"path":${jsonString(ex.target.pathname)}`;
+  targetParts.set(ex.target, { mode: ex.mode, route: ex.route, method: ex.method, origin: ex.origin, json });
+  return json;
 }
 
 /** JSON strings of values that repeat from line to line, made once each (at most QUOTED_MAX). */
