@@ -32,6 +32,15 @@ import { pathTemplate } from './path-template.js';
 
 /** Cache keys remembered per template (a fixed table; colliding keys replace each other). */
 export const KEY_SLOTS = 64;
+/** The key table's columns (TemplateRecord.slots): one row of ROW numbers per slot. */
+const K_KEY = 0;
+const K_URL = 1;
+const K_HI = 2;
+const K_LO = 3;
+const K_SINCE = 4;
+const K_LAST = 5;
+const K_WRITE = 6;
+const ROW = 7;
 /** Distinct credentials counted per template; more are reported as "at least this many". */
 export const CREDENTIAL_SLOTS = 16;
 /**
@@ -134,9 +143,11 @@ class TemplateRecord {
   changedAfterWrite = 0;
   longestUnchangedMs = 0;
   shortestBeforeChangeMs = Number.POSITIVE_INFINITY;
-  readonly repeatCounts = new Float64Array(REPEAT_BUCKETS_MS.length);
-  readonly repeatUpstreamMs = new Float64Array(REPEAT_BUCKETS_MS.length);
-  readonly credentialHashes = new Uint32Array(CREDENTIAL_SLOTS);
+  /** Made with the first repeat (most templates of a fill of distinct paths never repeat). */
+  repeatCounts: Float64Array | null = null;
+  repeatUpstreamMs: Float64Array | null = null;
+  /** Made with the first credential. */
+  credentialHashes: Uint32Array | null = null;
   credentials = 0;
   anonymousCalls = 0;
   authorization = 0;
@@ -148,15 +159,12 @@ class TemplateRecord {
   setCookie = 0;
   varyStar = 0;
   stored = 0;
-  // The key table: key hash (0 = empty), URL hash, body hash, when this body was first and last
-  // seen, and the last unsafe request on the URL.
-  readonly slotKey = new Uint32Array(KEY_SLOTS);
-  readonly slotUrl = new Uint32Array(KEY_SLOTS);
-  readonly slotHi = new Uint32Array(KEY_SLOTS);
-  readonly slotLo = new Uint32Array(KEY_SLOTS);
-  readonly slotSince = new Float64Array(KEY_SLOTS);
-  readonly slotLast = new Float64Array(KEY_SLOTS);
-  readonly slotWrite = new Float64Array(KEY_SLOTS);
+  // The key table, one row of ROW numbers per slot: key hash (0 = empty), URL hash, body hash (two
+  // halves), when this body was first and last seen, and the last unsafe request on the URL. It
+  // starts with one slot and grows to KEY_SLOTS when a second key arrives: a template seen with one
+  // URL (a fill of distinct paths makes 500 such records) keeps 56 bytes instead of 2.5 KB. Keys
+  // then sit where they would have sat in a full table from the start, so growing changes nothing.
+  slots = new Float64Array(ROW);
 
   constructor(
     readonly route: string,
@@ -168,54 +176,71 @@ class TemplateRecord {
   }
 
   countCredential(h: number): void {
-    const set = this.credentialHashes;
+    const set = (this.credentialHashes ??= new Uint32Array(CREDENTIAL_SLOTS));
     for (let i = 0; i < this.credentials; i++) if (set[i] === h) return;
     if (this.credentials < CREDENTIAL_SLOTS) set[this.credentials++] = h;
+  }
+
+  /** The row offset of `key`'s slot, growing the one-slot table when another key holds it. */
+  private rowOf(key: number): number {
+    let t = this.slots;
+    if (t.length === ROW) {
+      const held = t[K_KEY] as number;
+      if (held === 0 || held === key) return 0;
+      const grown = new Float64Array(KEY_SLOTS * ROW);
+      grown.set(t, (held % KEY_SLOTS) * ROW);
+      this.slots = t = grown;
+    }
+    return (key % KEY_SLOTS) * ROW;
   }
 
   /** A complete 200 body for `key`: compares it with the key's previous body. */
   compare(key: number, url: number, hi: number, lo: number, now: number, upstreamMs: number): void {
     this.hashed++;
-    const i = key % KEY_SLOTS;
-    if (this.slotKey[i] !== key) {
-      this.slotKey[i] = key;
-      this.slotUrl[i] = url;
-      this.slotHi[i] = hi;
-      this.slotLo[i] = lo;
-      this.slotSince[i] = now;
-      this.slotLast[i] = now;
-      this.slotWrite[i] = 0;
+    const r = this.rowOf(key);
+    const t = this.slots;
+    if (t[r + K_KEY] !== key) {
+      t[r + K_KEY] = key;
+      t[r + K_URL] = url;
+      t[r + K_HI] = hi;
+      t[r + K_LO] = lo;
+      t[r + K_SINCE] = now;
+      t[r + K_LAST] = now;
+      t[r + K_WRITE] = 0;
       return;
     }
     this.repeats++;
-    const since = this.slotSince[i] as number;
-    const last = this.slotLast[i] as number;
-    if (this.slotHi[i] === hi && this.slotLo[i] === lo) {
+    const since = t[r + K_SINCE] as number;
+    const last = t[r + K_LAST] as number;
+    if (t[r + K_HI] === hi && t[r + K_LO] === lo) {
       this.sameBody++;
       const unchanged = now - since;
       if (unchanged > this.longestUnchangedMs) this.longestUnchangedMs = unchanged;
       const gap = now - last;
       let b = 0;
       while (gap > (REPEAT_BUCKETS_MS[b] as number)) b++;
-      (this.repeatCounts[b] as number)++;
-      this.repeatUpstreamMs[b] = (this.repeatUpstreamMs[b] as number) + upstreamMs;
+      const counts = (this.repeatCounts ??= new Float64Array(REPEAT_BUCKETS_MS.length));
+      const upstream = (this.repeatUpstreamMs ??= new Float64Array(REPEAT_BUCKETS_MS.length));
+      (counts[b] as number)++;
+      upstream[b] = (upstream[b] as number) + upstreamMs;
     } else {
       this.changedBody++;
-      if ((this.slotWrite[i] as number) > since) this.changedAfterWrite++;
+      if ((t[r + K_WRITE] as number) > since) this.changedAfterWrite++;
       else if (last - since < this.shortestBeforeChangeMs) this.shortestBeforeChangeMs = last - since;
-      this.slotHi[i] = hi;
-      this.slotLo[i] = lo;
-      this.slotSince[i] = now;
-      this.slotWrite[i] = 0;
+      t[r + K_HI] = hi;
+      t[r + K_LO] = lo;
+      t[r + K_SINCE] = now;
+      t[r + K_WRITE] = 0;
     }
-    this.slotLast[i] = now;
+    t[r + K_LAST] = now;
   }
 
   /** An unsafe request on `url`: a later change of its bodies is one the cache invalidates. */
   written(url: number, now: number): void {
     this.unsafeCalls++;
-    for (let i = 0; i < KEY_SLOTS; i++)
-      if (this.slotUrl[i] === url && this.slotKey[i] !== 0) this.slotWrite[i] = now;
+    const t = this.slots;
+    for (let r = 0; r < t.length; r += ROW)
+      if (t[r + K_URL] === url && t[r + K_KEY] !== 0) t[r + K_WRITE] = now;
   }
 
   snapshot(): TemplateObservation {
@@ -238,8 +263,8 @@ class TemplateRecord {
       shortestBeforeChangeMs: Number.isFinite(this.shortestBeforeChangeMs)
         ? this.shortestBeforeChangeMs
         : null,
-      repeatCounts: [...this.repeatCounts],
-      repeatUpstreamMs: [...this.repeatUpstreamMs],
+      repeatCounts: this.repeatCounts ? [...this.repeatCounts] : REPEAT_BUCKETS_MS.map(() => 0),
+      repeatUpstreamMs: this.repeatUpstreamMs ? [...this.repeatUpstreamMs] : REPEAT_BUCKETS_MS.map(() => 0),
       credentials: this.credentials,
       anonymousCalls: this.anonymousCalls,
       authorization: this.authorization,

@@ -260,6 +260,36 @@ describe('policy advisor', () => {
     assert.equal(by['/big']?.calls, 3);
   });
 
+  it('counts the first key of a template the same before and after its key table grows', async () => {
+    const { clock, advisor, call } = harness();
+    const r = route('users');
+    // One key: the record keeps a one-slot table.
+    await call(r, '/users/7', { body: 'a' });
+    clock.advance(300);
+    await call(r, '/users/7', { body: 'a' });
+    // Other keys of the same template: the table grows, /users/7 keeps its row.
+    for (let i = 8; i < 20; i++) await call(r, `/users/${i}`, { body: 'b' });
+    clock.advance(300);
+    await call(r, '/users/7', { body: 'a' });
+    clock.advance(300);
+    await call(r, '/users/7', { body: 'c' }, { method: 'GET' });
+    // A write on /users/8 marks its row; its next change is one the cache would invalidate.
+    await call(r, '/users/8', { body: '' }, { method: 'POST' });
+    await call(r, '/users/8', { body: 'changed' });
+    const [o] = advisor.observations();
+    assert.equal(o?.template, '/users/{}');
+    assert.equal(o?.hashed, 17);
+    assert.equal(o?.repeats, 4, '/users/7 three times after its first call, /users/8 once');
+    assert.equal(o?.sameBody, 2);
+    assert.equal(o?.changedBody, 2);
+    assert.equal(o?.changedAfterWrite, 1);
+    assert.deepEqual(
+      o?.repeatCounts.slice(0, 3),
+      [0, 2, 0],
+      'two same-body repeats, each 300 ms after the previous call',
+    );
+  });
+
   it('keeps memory bounded: at most maxTemplates records and KEY_SLOTS keys per template', async () => {
     const { advisor, call } = harness({ maxTemplates: 4 });
     const r = route('m');
