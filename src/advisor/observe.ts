@@ -176,7 +176,8 @@ class TemplateRecord {
   }
 
   countCredential(h: number): void {
-    const set = (this.credentialHashes ??= new Uint32Array(CREDENTIAL_SLOTS));
+    if (this.credentialHashes === null) this.credentialHashes = new Uint32Array(CREDENTIAL_SLOTS);
+    const set = this.credentialHashes;
     for (let i = 0; i < this.credentials; i++) if (set[i] === h) return;
     if (this.credentials < CREDENTIAL_SLOTS) set[this.credentials++] = h;
   }
@@ -219,8 +220,10 @@ class TemplateRecord {
       const gap = now - last;
       let b = 0;
       while (gap > (REPEAT_BUCKETS_MS[b] as number)) b++;
-      const counts = (this.repeatCounts ??= new Float64Array(REPEAT_BUCKETS_MS.length));
-      const upstream = (this.repeatUpstreamMs ??= new Float64Array(REPEAT_BUCKETS_MS.length));
+      if (this.repeatCounts === null) this.repeatCounts = new Float64Array(REPEAT_BUCKETS_MS.length);
+      if (this.repeatUpstreamMs === null) this.repeatUpstreamMs = new Float64Array(REPEAT_BUCKETS_MS.length);
+      const counts = this.repeatCounts;
+      const upstream = this.repeatUpstreamMs;
       (counts[b] as number)++;
       upstream[b] = (upstream[b] as number) + upstreamMs;
     } else {
