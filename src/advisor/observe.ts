@@ -71,6 +71,8 @@ export interface AdvisorOptions {
   readonly hashCapBytes?: number;
   /** Wall clock, ms (tests). */
   readonly now?: () => number;
+  /** The hash seed (tests, which need to know which keys share a slot); default: random per process. */
+  readonly seed?: number;
 }
 
 /** One template's record as the suggestions read it (a copy; plain data). */
@@ -452,7 +454,7 @@ export function createAdvisor(opts: AdvisorOptions = {}): Advisor {
   const now = opts.now ?? Date.now;
   const hashCap = opts.hashCapBytes ?? 256 * 1024;
   // A fresh seed per process: a credential's 32-bit hash means nothing outside this process.
-  const seed = randomInt(1, 2 ** 31);
+  const seed = opts.seed ?? randomInt(1, 2 ** 31);
   const maxTemplates = opts.maxTemplates ?? 500;
   // Records by route name, then template; the least recently seen goes when a new one would
   // exceed maxTemplates (a scan, only when a template is new and the table full).

@@ -12,6 +12,7 @@ import { advise } from '../../../src/advisor/suggest.js';
 import { parseRouteCachePolicy } from '../../../src/cache/options.js';
 import type { Route } from '../../../src/config/runtime.js';
 import type { Exchange, ExchangeEnd, Reply } from '../../../src/exchange.js';
+import { fnv1a } from '../../../src/hash.js';
 import { makeExchange, manualClock, readReply } from '../../helpers/exchange.js';
 
 function route(name: string, cache: unknown = {}): Route {
@@ -25,7 +26,7 @@ function route(name: string, cache: unknown = {}): Route {
   } as unknown as Route;
 }
 
-function harness(opts: { hashCapBytes?: number; maxTemplates?: number } = {}) {
+function harness(opts: { hashCapBytes?: number; maxTemplates?: number; seed?: number } = {}) {
   const clock = manualClock(1_000_000);
   const advisor = createAdvisor({ ...opts, now: clock.now });
   /** One exchange through the stage and the observer; the origin answers `answer`. */
@@ -261,7 +262,12 @@ describe('policy advisor', () => {
   });
 
   it('counts the first key of a template the same before and after its key table grows', async () => {
-    const { clock, advisor, call } = harness();
+    // A seed under which the 13 keys below sit in 13 different slots (else one would replace another).
+    const slotOf = (n: number, seed: number): number =>
+      fnv1a(`http://127.0.0.1:1/users/${n}`, seed) % KEY_SLOTS;
+    let seed = 1;
+    while (new Set(Array.from({ length: 13 }, (_, i) => slotOf(7 + i, seed))).size < 13) seed++;
+    const { clock, advisor, call } = harness({ seed });
     const r = route('users');
     // One key: the record keeps a one-slot table.
     await call(r, '/users/7', { body: 'a' });
