@@ -90,7 +90,13 @@ function joinRaw(
   seen: string | string[] | undefined,
   field: Buffer | string | (Buffer | string)[],
 ): string | string[] {
-  const more = Array.isArray(field) ? field.map(latin1) : [latin1(field)];
+  // The usual case, one Connection field: its value, no list made for it.
+  if (!Array.isArray(field)) {
+    const value = latin1(field);
+    if (seen === undefined) return value;
+    return typeof seen === 'string' ? [seen, value] : [...seen, value];
+  }
+  const more = field.map(latin1);
   if (seen === undefined) return more.length === 1 ? (more[0] as string) : more;
   return typeof seen === 'string' ? [seen, ...more] : [...seen, ...more];
 }
