@@ -9,13 +9,16 @@
  *     /proc/self/fd in non-blocking mode (a file description of our own: fd 1's stays as it is),
  *     and each batch is written at once; a batch the pipe has no room for waits, with every batch
  *     after it, for a retry a few ms later (kept in memory meanwhile, as sonic-boom kept them);
+ *   - a socket (a parent Node process, systemd) is written the same way when its file description
+ *     is non-blocking already (it is once process.stdout has been used: Node's libuv handle);
  *   - a regular file or a character device that is not a terminal (/dev/null) is written
  *     synchronously, as Node writes process.stdout to them;
- *   - anything else (a terminal, a socket, no /proc) goes to sonic-boom as before.
- * A batch is at most PIPE_BUF bytes, which a pipe takes whole or not at all; a longer line may be
- * taken in part, and its rest waits like a batch. At exit what waits is written synchronously.
+ *   - anything else (a terminal, a blocking socket, no /proc) goes to sonic-boom as before.
+ * A batch is at most PIPE_BUF bytes, which a pipe takes whole or not at all; a socket, or a pipe
+ * given a longer line, may take part of it, and the rest waits like a batch. At exit what waits is
+ * written synchronously.
  */
-import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { pino } from 'pino';
 
@@ -30,10 +33,11 @@ export interface BatchSink {
 
 /** The sink for file descriptor `fd` (standard output: 1), by what it is. */
 export function batchSink(fd: number): BatchSink {
-  let kind: 'pipe' | 'sync' | 'other' = 'other';
+  let kind: 'pipe' | 'socket' | 'sync' | 'other' = 'other';
   try {
     const st = fstatSync(fd);
     if (st.isFIFO()) kind = 'pipe';
+    else if (st.isSocket()) kind = 'socket';
     else if (st.isFile() || (st.isCharacterDevice() && !isatty(fd))) kind = 'sync';
   } catch {
     // Not open or not ours to look at: sonic-boom reports what is wrong when it writes.
@@ -43,7 +47,23 @@ export function batchSink(fd: number): BatchSink {
     const own = openNonBlocking(fd);
     if (own !== null) return new DirectSink(own, fd);
   }
+  // A socket cannot be opened again; it is written directly when it is non-blocking already (Node
+  // makes it so when process.stdout is first used on it, as the CLI does before logging).
+  if (kind === 'socket' && isNonBlocking(fd)) return new DirectSink(fd, fd);
   return sonicSink(fd);
+}
+
+/** O_NONBLOCK, as /proc/self/fdinfo prints the flags (octal). */
+const O_NONBLOCK = constants.O_NONBLOCK;
+
+/** Whether `fd`'s file description is non-blocking (false when /proc cannot tell). */
+function isNonBlocking(fd: number): boolean {
+  try {
+    const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    return flags !== null && (Number.parseInt(flags[1] as string, 8) & O_NONBLOCK) !== 0;
+  } catch {
+    return false;
+  }
 }
 
 /** Our own non-blocking file description of the pipe on `fd`, or null (no /proc, refused). */

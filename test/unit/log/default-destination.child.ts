@@ -3,9 +3,11 @@
  * JSON destination (stdout), then ends as argv[2] says. Every fifth line is padded with a
  * character of 3 UTF-8 bytes, and line 250 is longer than a batch (40,000 characters).
  */
-import { createLogger } from '../../../src/log.js';
+import { createLogger, readableLogs } from '../../../src/log.js';
 
-const logger = createLogger('info');
+// As the CLI does: process.stdout is looked at before the logger is made (which makes a pipe or
+// socket on standard output non-blocking: Node's own handle).
+const logger = createLogger('info', undefined, 500, readableLogs('json', process.stdout.isTTY === true));
 const count = Number(process.argv[3] ?? 500);
 for (let i = 0; i < count; i++) logger.info({ i, pad: padOf(i) }, 'numbered');
 const how = process.argv[2];

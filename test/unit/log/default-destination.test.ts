@@ -5,6 +5,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { runChildScript } from '../../helpers/child-script.js';
 
@@ -60,6 +61,31 @@ describe('the default JSON destination (batched lines on stdout)', () => {
       child.stdout.on('data', (d: string) => {
         out += d;
       });
+      const [, signal] = (await once(child, 'close')) as [number | null, string | null];
+      clearTimeout(kill);
+      assert.equal(signal, null);
+      assert.deepEqual(
+        numbers(out),
+        Array.from({ length: 2000 }, (_, i) => i),
+      );
+    });
+  }
+
+  for (const how of ['end', 'exit', 'throw']) {
+    it(`waits for a socket that is full and writes every line, in order, when the process ends by ${how}`, async () => {
+      // Node gives its children socket pairs: 2,000 lines (~1 MB) that nobody reads for 400 ms.
+      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(CHILD), how, '2000'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      child.stdout.pause();
+      await sleep(400);
+      child.stdout.setEncoding('utf8');
+      let out = '';
+      child.stdout.on('data', (d: string) => {
+        out += d;
+      });
+      child.stdout.resume();
       const [, signal] = (await once(child, 'close')) as [number | null, string | null];
       clearTimeout(kill);
       assert.equal(signal, null);
