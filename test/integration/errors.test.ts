@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -55,6 +56,16 @@ describe('errors become precise replies and never crash the process', () => {
         if (!res.writableFinished) upstreamClosed.push(req.url ?? '');
       });
       if (req.url === '/stall') return; // never answers
+      if (req.url === '/drip') {
+        // A body that keeps coming (so no body timeout fires) until the request is closed.
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        for (let i = 0; i < 200 && !res.destroyed; i++) {
+          res.write(Buffer.alloc(512, 100));
+          await sleep(50);
+        }
+        res.end();
+        return;
+      }
       if (req.url === '/slow-body') {
         res.writeHead(200, { 'content-length': '10' });
         res.write('12345');
@@ -193,6 +204,19 @@ describe('errors become precise replies and never crash the process', () => {
       upstreamClosed.some((u) => u.startsWith('/wait')),
       'origin saw its request closed early',
     );
+  });
+
+  it('a client that leaves during a streamed body aborts the upstream request', async () => {
+    const { hostname, port } = new URL(sc.url);
+    const req = http.get({ host: hostname, port, path: '/slow/drip', agent: false });
+    const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+    assert.equal(res.statusCode, 200);
+    await once(res, 'data'); // the body is streaming through
+    assert.ok(!upstreamClosed.includes('/drip'), 'origin still sending');
+    req.destroy();
+    const deadline = Date.now() + 3000;
+    while (!upstreamClosed.includes('/drip') && Date.now() < deadline) await sleep(20);
+    assert.ok(upstreamClosed.includes('/drip'), 'origin saw its request closed before the body was done');
   });
 
   it('counts every failure by reason in /metrics', async () => {
