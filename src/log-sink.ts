@@ -14,8 +14,7 @@
  *   - a regular file or a character device that is not a terminal (/dev/null) is written
  *     synchronously, as Node writes process.stdout to them;
  *   - anything else (a terminal, a blocking socket, no /proc) goes to sonic-boom as before.
- * A batch is at most PIPE_BUF bytes, which a pipe takes whole or not at all; a socket, or a pipe
- * given a longer line, may take part of it, and the rest waits like a batch. At exit what waits is
+ * A pipe or socket may take part of a batch: the rest waits like a batch. At exit what waits is
  * written synchronously.
  */
 import { closeSync, constants, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
@@ -23,8 +22,14 @@ import { isatty } from 'node:tty';
 import { pino } from 'pino';
 
 export interface BatchSink {
-  /** Takes `bytes` (kept until written: the caller must not reuse them). */
-  write(bytes: Buffer): void;
+  /**
+   * Bytes to gather before a write: PIPE_BUF (4 KiB) for sonic-boom, which wrote the rest of a
+   * pipe's partial write from a callback (a process that ended before it wrote later batches first,
+   * or lost it); 16 KiB for the direct sink, which keeps whatever a write did not take.
+   */
+  readonly batchBytes: number;
+  /** Takes `bytes`; true when it keeps them until written (the caller must not reuse them then). */
+  write(bytes: Buffer): boolean;
   flush(cb?: (err?: Error) => void): void;
   /** Writes everything held, synchronously (blocking on a full pipe). */
   flushSync(): void;
@@ -84,8 +89,12 @@ function openNonBlocking(fd: number): number | null {
 function sonicSink(fd: number): BatchSink {
   const boom = pino.destination({ dest: fd, sync: false, minLength: 0, contentMode: 'buffer' });
   return {
-    // In buffer mode sonic-boom's write takes a Buffer (its type says string).
-    write: (bytes) => boom.write(bytes as unknown as string),
+    batchBytes: 4096,
+    // In buffer mode sonic-boom's write takes a Buffer (its type says string); it keeps it.
+    write: (bytes) => {
+      boom.write(bytes as unknown as string);
+      return true;
+    },
     flush: (cb) => boom.flush(cb),
     flushSync: () => boom.flushSync(),
     end: () => boom.end(),
@@ -113,17 +122,16 @@ class DirectSink implements BatchSink {
     this.#blockingFd = blockingFd;
   }
 
-  write(bytes: Buffer): void {
-    if (this.#gone) return;
-    if (this.#fallback !== null) {
-      this.#fallback.write(bytes);
-      return;
-    }
+  readonly batchBytes = 16 * 1024;
+
+  write(bytes: Buffer): boolean {
+    if (this.#gone) return false;
+    if (this.#fallback !== null) return this.#fallback.write(bytes);
     if (this.#waiting.length > 0) {
       this.#waiting.push(bytes);
-      return;
+      return true;
     }
-    this.#put(bytes);
+    return this.#put(bytes);
   }
 
   flush(cb?: (err?: Error) => void): void {
@@ -152,8 +160,8 @@ class DirectSink implements BatchSink {
     this.#fallback?.end();
   }
 
-  /** Writes `bytes` now; what the pipe does not take waits for a retry. */
-  #put(bytes: Buffer): void {
+  /** Writes `bytes` now; what the pipe does not take waits for a retry. True when some waits. */
+  #put(bytes: Buffer): boolean {
     let written = 0;
     try {
       written = writeSync(this.#fd, bytes);
@@ -163,20 +171,20 @@ class DirectSink implements BatchSink {
         this.#gone = true;
         this.#waiting.length = 0;
         this.#stopTimer();
-        return;
+        return false;
       }
       if (code !== 'EAGAIN') {
         this.#failOver(bytes);
-        return;
+        return true;
       }
     }
-    if (written < bytes.length) {
-      this.#waiting.unshift(written === 0 ? bytes : bytes.subarray(written));
-      this.#timer ??= setTimeout(() => {
-        this.#timer = null;
-        this.#retry();
-      }, RETRY_MS);
-    }
+    if (written >= bytes.length) return false;
+    this.#waiting.unshift(written === 0 ? bytes : bytes.subarray(written));
+    this.#timer ??= setTimeout(() => {
+      this.#timer = null;
+      this.#retry();
+    }, RETRY_MS);
+    return true;
   }
 
   /** Writes what waits, in order, until the pipe is full again. */

@@ -45,21 +45,16 @@ export function createLogger(
 }
 
 /**
- * Bytes of lines gathered before they are written (LineBatch): PIPE_BUF, the most a pipe takes in
- * one write, whole (log-sink.ts relies on it). With sonic-boom, a larger write to a full enough pipe
- * was taken in part and the rest written from a callback: a process that ended before that
- * callback (an exit, a throw) wrote later batches before it, or lost it.
- */
-const BATCH_BYTES = 4096;
-
-/**
- * Gathers lines, encoded, into 4 KiB buffers before standard output gets them (log-sink.ts): one
- * write per ~12 access lines, and each line encoded once, into the buffer (sonic-boom's string
- * mode measured the UTF-8 length of every string, flattening it, and encoded it again to write it).
- * What is still gathered at exit is written after whatever the sink holds.
+ * Gathers lines, encoded, into buffers of the sink's batch size (4 KiB for sonic-boom, 16 KiB when
+ * written directly: log-sink.ts) before standard output gets them: one write per ~12 or ~50 access
+ * lines, and each line encoded once, into the buffer (sonic-boom's string mode measured the UTF-8
+ * length of every string, flattening it, and encoded it again to write it). A buffer the sink
+ * wrote at once is filled again; one it keeps is left to it. What is still gathered at exit is
+ * written after whatever the sink holds.
  */
 class LineBatch {
-  #buf = Buffer.allocUnsafe(BATCH_BYTES);
+  readonly #size: number;
+  #buf: Buffer;
   #used = 0;
   readonly #sink: BatchSink;
   /** The sink's file descriptor. */
@@ -68,11 +63,13 @@ class LineBatch {
   constructor(sink: BatchSink, fd: number) {
     this.#sink = sink;
     this.#fd = fd;
+    this.#size = sink.batchBytes;
+    this.#buf = Buffer.allocUnsafe(this.#size);
     LineBatch.#atExit(this);
   }
 
   write(line: string): boolean {
-    const room = BATCH_BYTES - this.#used;
+    const room = this.#size - this.#used;
     // A UTF-8 encoding has at most 3 bytes per UTF-16 unit: the line surely fits (the usual case).
     if (line.length * 3 <= room) {
       this.#used += this.#buf.write(line, this.#used);
@@ -84,7 +81,7 @@ class LineBatch {
       return true;
     }
     this.#hand();
-    if (bytes <= BATCH_BYTES) {
+    if (bytes <= this.#size) {
       this.#used = this.#buf.write(line, 0);
       return true;
     }
@@ -108,13 +105,12 @@ class LineBatch {
     this.#sink.end();
   }
 
-  /** Gives the gathered bytes to the sink (which keeps them until written) and starts a new buffer. */
+  /** Gives the gathered bytes to the sink; a new buffer when it keeps them (not all written yet). */
   #hand(): void {
     if (this.#used === 0) return;
-    const gathered = this.#buf.subarray(0, this.#used);
-    this.#buf = Buffer.allocUnsafe(BATCH_BYTES);
+    const kept = this.#sink.write(this.#buf.subarray(0, this.#used));
     this.#used = 0;
-    this.#sink.write(gathered);
+    if (kept) this.#buf = Buffer.allocUnsafe(this.#size);
   }
 
   /** The batches to write out at exit (held weakly: tests make many loggers). */
