@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -54,15 +54,7 @@ describe('the default JSON destination (batched lines on stdout)', () => {
       // gives its children socket pairs) that nobody reads for 400 ms: it fills, batches wait.
       const node = [process.execPath, '--import', 'tsx', fileURLToPath(CHILD), how, '2000'];
       const script = `${node.map((a) => `'${a}'`).join(' ')} 2>/dev/null | (sleep 0.4; cat)`;
-      const child = spawn('/bin/sh', ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
-      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      child.stdout.setEncoding('utf8');
-      let out = '';
-      child.stdout.on('data', (d: string) => {
-        out += d;
-      });
-      const [, signal] = (await once(child, 'close')) as [number | null, string | null];
-      clearTimeout(kill);
+      const { signal, out } = await run('/bin/sh', ['-c', script]);
       assert.equal(signal, null);
       assert.deepEqual(
         numbers(out),
@@ -74,20 +66,8 @@ describe('the default JSON destination (batched lines on stdout)', () => {
   for (const how of ['end', 'exit', 'throw']) {
     it(`waits for a socket that is full and writes every line, in order, when the process ends by ${how}`, async () => {
       // Node gives its children socket pairs: 2,000 lines (~1 MB) that nobody reads for 400 ms.
-      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(CHILD), how, '2000'], {
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
-      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      child.stdout.pause();
-      await sleep(400);
-      child.stdout.setEncoding('utf8');
-      let out = '';
-      child.stdout.on('data', (d: string) => {
-        out += d;
-      });
-      child.stdout.resume();
-      const [, signal] = (await once(child, 'close')) as [number | null, string | null];
-      clearTimeout(kill);
+      const args = ['--import', 'tsx', fileURLToPath(CHILD), how, '2000'];
+      const { signal, out } = await run(process.execPath, args, { pauseMs: 400 });
       assert.equal(signal, null);
       assert.deepEqual(
         numbers(out),
@@ -101,12 +81,8 @@ describe('the default JSON destination (batched lines on stdout)', () => {
     try {
       const file = join(dir, 'out.log');
       const fd = openSync(file, 'w');
-      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(CHILD), 'end', '500'], {
-        stdio: ['ignore', fd, 'ignore'],
-      });
-      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      const [, signal] = (await once(child, 'close')) as [number | null, string | null];
-      clearTimeout(kill);
+      const args = ['--import', 'tsx', fileURLToPath(CHILD), 'end', '500'];
+      const { signal } = await run(process.execPath, args, { stdout: fd }).finally(() => closeSync(fd));
       assert.equal(signal, null);
       assert.deepEqual(
         numbers(readFileSync(file, 'utf8')),
@@ -117,3 +93,31 @@ describe('the default JSON destination (batched lines on stdout)', () => {
     }
   });
 });
+
+/**
+ * Runs `command` and collects its standard output, read from the start or only after `pauseMs`
+ * (a socket pair from Node), or written to `stdout` (a file descriptor) instead.
+ */
+async function run(
+  command: string,
+  args: readonly string[],
+  opts: { pauseMs?: number; stdout?: number } = {},
+): Promise<{ signal: string | null; out: string }> {
+  const child = spawn(command, args, { stdio: ['ignore', opts.stdout ?? 'pipe', 'ignore'] });
+  const closed = once(child, 'close') as Promise<[number | null, string | null]>;
+  const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  let out = '';
+  const stdout = child.stdout;
+  if (stdout !== null) {
+    stdout.pause();
+    if (opts.pauseMs !== undefined) await sleep(opts.pauseMs);
+    stdout.setEncoding('utf8');
+    stdout.on('data', (d: string) => {
+      out += d;
+    });
+    stdout.resume();
+  }
+  const [, signal] = await closed;
+  clearTimeout(kill);
+  return { signal, out };
+}
