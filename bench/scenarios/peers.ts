@@ -22,7 +22,14 @@ interface PeerWorkload {
   readonly targets: readonly TargetName[];
 }
 
-const PEERS: readonly TargetName[] = ['sidecache', 'sidecache-shipped', 'nginx-cache', 'varnish', 'squid'];
+const PEERS: readonly TargetName[] = [
+  'sidecache',
+  'sidecache-defaults',
+  'sidecache-shipped',
+  'nginx-cache',
+  'varnish',
+  'squid',
+];
 
 export const PEER_WORKLOADS: readonly PeerWorkload[] = [
   // bare-node writes the stored bytes from memory: no cache lookup at all; bare-node-hit-head writes

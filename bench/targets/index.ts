@@ -17,6 +17,7 @@ export type TargetName =
   | 'undici-pool'
   | 'undici-pool-stream'
   | 'sidecache'
+  | 'sidecache-defaults'
   | 'sidecache-shipped'
   | 'sidecache-l2'
   | 'sidecache-no-advisor'
@@ -133,6 +134,23 @@ export const TARGETS: readonly TargetSpec[] = [
     async start(ctx) {
       const { url, child } = await startSidecache(ctx.children, { origin: ctx.origin.url });
       return { name: 'sidecache', url, role: 'proxy', child };
+    },
+  },
+  // `npm start`: the default log level (an access line per request), no launcher flags. Beside
+  // `sidecache` (warn) it shows what the access log costs, beside `sidecache-shipped` what the
+  // launcher's flags cost.
+  {
+    name: 'sidecache-defaults',
+    description: 'node dist/cli.js serve at the default log level (info): npm start, no launcher flags',
+    scenarios: ['fresh-hit', 'pass-through'],
+    skipReason: () => (sidecacheBuilt() ? null : SIDECACHE_NOT_BUILT),
+    async start(ctx) {
+      const { url, child } = await startSidecache(ctx.children, {
+        origin: ctx.origin.url,
+        label: 'sidecache-defaults',
+        logLevel: 'info',
+      });
+      return { name: 'sidecache-defaults', url, role: 'proxy', child };
     },
   },
   // sidecache as users run it: the installed command's environment and Node flags (the CLI's
