@@ -71,7 +71,9 @@ export async function lookup(core: CacheCore, ctx: Ctx, next: Next): Promise<Rep
     const completed = await completePart(core, ctx, next, fwd);
     if (completed !== null) return untransformed(core, ctx, next, completed);
   }
-  return untransformed(core, ctx, next, await miss(core, ctx, next, fwd));
+  // Returned, not awaited: this function's frame is not held while the origin answers (the
+  // requests in flight are what every young-generation GC copies).
+  return miss(core, ctx, next, fwd).then((reply) => untransformed(core, ctx, next, reply));
 }
 
 async function reuse(core: CacheCore, ctx: Ctx, next: Next, entry: StoredResponse): Promise<Reply> {
