@@ -7,7 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { type Child, type ChildGroup, startNodeServer } from '../harness/children.js';
 import { findBinary, startNginx, startSquid, startTierServer, startVarnish } from './caches.js';
 import { ROUTE_NAME } from './route-table.js';
-import { launcherLine, SIDECACHE_NOT_BUILT, sidecacheBuilt, startSidecache } from './sidecache.js';
+import {
+  launcherLine,
+  SIDECACHE_NOT_BUILT,
+  type SidecacheLaunch,
+  sidecacheBuilt,
+  startSidecache,
+} from './sidecache.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -105,6 +111,32 @@ function installed(
   };
 }
 
+/**
+ * sidecache as `node dist/cli.js serve` with a route to the bench origin, started the way `launch`
+ * says (log level, Node flags, extra arguments); the target's name is its process label.
+ */
+function sidecacheVariant(
+  name: TargetName,
+  description: string,
+  launch: () => SidecacheLaunch,
+  scenarios?: readonly string[],
+): TargetSpec {
+  return {
+    name,
+    description,
+    ...(scenarios ? { scenarios } : {}),
+    skipReason: () => (sidecacheBuilt() ? null : SIDECACHE_NOT_BUILT),
+    async start(ctx) {
+      const { url, child } = await startSidecache(ctx.children, {
+        origin: ctx.origin.url,
+        label: name,
+        ...launch(),
+      });
+      return { name, url, role: 'proxy', child };
+    },
+  };
+}
+
 export const TARGETS: readonly TargetSpec[] = [
   {
     name: 'direct',
@@ -127,65 +159,33 @@ export const TARGETS: readonly TargetSpec[] = [
     ['--stream'],
     'proxy',
   ),
-  {
-    name: 'sidecache',
-    description: 'node dist/cli.js serve (npm run build first)',
-    skipReason: () => (sidecacheBuilt() ? null : SIDECACHE_NOT_BUILT),
-    async start(ctx) {
-      const { url, child } = await startSidecache(ctx.children, { origin: ctx.origin.url });
-      return { name: 'sidecache', url, role: 'proxy', child };
-    },
-  },
+  sidecacheVariant('sidecache', 'node dist/cli.js serve (npm run build first)', () => ({})),
   // `npm start`: the default log level (an access line per request), no launcher flags. Beside
   // `sidecache` (warn) it shows what the access log costs, beside `sidecache-shipped` what the
   // launcher's flags cost.
-  {
-    name: 'sidecache-defaults',
-    description: 'node dist/cli.js serve at the default log level (info): npm start, no launcher flags',
-    scenarios: ['fresh-hit', 'pass-through'],
-    skipReason: () => (sidecacheBuilt() ? null : SIDECACHE_NOT_BUILT),
-    async start(ctx) {
-      const { url, child } = await startSidecache(ctx.children, {
-        origin: ctx.origin.url,
-        label: 'sidecache-defaults',
-        logLevel: 'info',
-      });
-      return { name: 'sidecache-defaults', url, role: 'proxy', child };
-    },
-  },
+  sidecacheVariant(
+    'sidecache-defaults',
+    'node dist/cli.js serve at the default log level (info): npm start, no launcher flags',
+    () => ({ logLevel: 'info' }),
+    ['fresh-hit', 'pass-through'],
+  ),
   // sidecache as users run it: the installed command's environment and Node flags (the CLI's
   // launcher line, also the image's ENTRYPOINT) and the default log level (an access line per request).
-  {
-    name: 'sidecache-shipped',
-    description: "sidecache as installed: the launcher line's environment and Node flags, log level info",
-    skipReason: () => (sidecacheBuilt() ? null : SIDECACHE_NOT_BUILT),
-    async start(ctx) {
+  sidecacheVariant(
+    'sidecache-shipped',
+    "sidecache as installed: the launcher line's environment and Node flags, log level info",
+    () => {
       const { env, flags } = launcherLine();
-      const { url, child } = await startSidecache(ctx.children, {
-        origin: ctx.origin.url,
-        label: 'sidecache-shipped',
-        nodeArgs: flags,
-        env,
-        logLevel: 'info',
-      });
-      return { name: 'sidecache-shipped', url, role: 'proxy', child };
+      return { nodeArgs: flags, env, logLevel: 'info' };
     },
-  },
+  ),
   // The policy advisor's cost on the pass-through path: the same sidecache without it.
-  {
-    name: 'sidecache-no-advisor',
-    description: 'sidecache --no-advisor: the policy advisor off (its cost is the difference to sidecache)',
-    scenarios: ['pass-through', 'pass-through-1conn'],
-    skipReason: () => (sidecacheBuilt() ? null : SIDECACHE_NOT_BUILT),
-    async start(ctx) {
-      const { url, child } = await startSidecache(ctx.children, {
-        origin: ctx.origin.url,
-        label: 'sidecache-no-advisor',
-        serveArgs: ['--no-advisor'],
-      });
-      return { name: 'sidecache-no-advisor', url, role: 'proxy', child };
-    },
-  },
+  sidecacheVariant(
+    'sidecache-no-advisor',
+    'sidecache --no-advisor: the policy advisor off (its cost is the difference to sidecache)',
+    () => ({ serveArgs: ['--no-advisor'] }),
+    ['pass-through', 'pass-through-1conn'],
+  ),
   // Every hit read from Redis: sidecache's in-process cache off (`cache.redis.l1: false`).
   installed(
     'sidecache-l2',
