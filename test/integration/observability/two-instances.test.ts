@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { type MetricFamily, parsePromText, sumOf } from '../../../src/metrics/prom-text.js';
 import { send } from '../../helpers/client.js';
+import { waitFor } from '../../helpers/clock.js';
 import { startOrigin, type TestOrigin } from '../../helpers/origin.js';
 import { startTestSidecache, type TestSidecache } from '../../helpers/sidecache.js';
 
@@ -64,6 +65,13 @@ describe('two instances in one process', () => {
     } finally {
       agent.destroy();
     }
+    // The stored gzip body is checked (decoded off the event loop) after the client has its answer:
+    // A counts its sizes then, so the scrape waits for that count.
+    await waitFor(
+      async () => sumOf(await scrape(a), 'sidecache_upstream_identity_bytes_total', {}) > 0,
+      5_000,
+      "A's count of the stored gzip body",
+    );
     assert.equal(a.instance.reload(() => a.instance.runtime()).result, 'ok');
     fa = await scrape(a);
     fb = await scrape(b);
