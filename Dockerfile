@@ -52,5 +52,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 # `stop_grace_period: 15s`, Kubernetes `terminationGracePeriodSeconds: 15`.
 # node runs as PID 1 and handles SIGTERM and SIGINT itself.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--max-semi-space-size=1", "--optimize-for-size", "--liftoff-only", "--no-allocation-site-pretenuring", "/app/dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--optimize-for-size", "--liftoff-only", "--no-allocation-site-pretenuring", "--no-concurrent-recompilation", "/app/dist/cli.js"]
 CMD ["serve"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 --optimize-for-size --liftoff-only --no-allocation-site-pretenuring
+#!/usr/bin/env -S MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 --optimize-for-size --liftoff-only --no-allocation-site-pretenuring --no-concurrent-recompilation
 /**
  * sidecache's command line: `serve` (the default), `check-config`, `report` and `ca`.
  * Flags, environment (SIDECACHE_*) and the YAML file are merged by config/load.ts.
