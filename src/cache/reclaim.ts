@@ -7,7 +7,8 @@
  *
  * The reclaimer counts the bytes that leave the store; once a sixteenth of the cap (at least 1 MiB)
  * has left since the last collection, it asks V8 for a full GC (asynchronous: V8 runs it as a task of its own, not
- * inside the caller), at most once per `minIntervalMs`. A full GC of the small heap a sidecar has
+ * inside the caller), at most once per `minIntervalMs`, unless twice that many bytes have left
+ * (large bodies turning over quickly). A full GC of the small heap a sidecar has
  * costs a few milliseconds; a store that turns over slowly never triggers one. The gc function is
  * V8's (`--expose-gc`), exposed to this module alone at first use.
  */
@@ -51,6 +52,12 @@ export interface ReclaimOptions {
 }
 
 const MIN_THRESHOLD_BYTES = 1024 * 1024;
+/**
+ * Thresholds' worth of dropped bytes that trigger a collection inside the interval: large bodies
+ * turning over quickly (1 MiB responses, dozens a second) would otherwise pile up a third of the
+ * cap between two collections.
+ */
+const BURST_THRESHOLDS = 2;
 
 /** The threshold for a store of `maxSizeBytes`: a sixteenth of it, at least 1 MiB. */
 export function reclaimThresholdBytes(maxSizeBytes: number): number {
@@ -69,7 +76,7 @@ export function createReclaimer(opts: ReclaimOptions): Reclaimer {
       pending += bytes;
       if (pending < threshold) return;
       const t = now();
-      if (t - last < minInterval) return;
+      if (t - last < minInterval && pending < threshold * BURST_THRESHOLDS) return;
       const gc = v8Gc();
       if (gc === null) return;
       pending = 0;
