@@ -43,6 +43,12 @@ export interface MemoryStore extends CacheStore {
    */
   peekOnly(key: string): StoredResponse | undefined;
   list(): Iterable<StoredResponse>;
+  /**
+   * Buffers made outside the V8 heap for this store's entries are now garbage (a shared tier's
+   * encoded copy of an entry it wrote): counted like bytes that left the store, towards the
+   * reclaimer's next collection.
+   */
+  discarded(bytes: number): void;
 }
 
 const SEP = '\u0001';
@@ -169,6 +175,9 @@ export function createMemoryStore(opts: MemoryStoreOptions): MemoryStore {
   }
 
   return {
+    discarded(bytes) {
+      reclaimer?.released(bytes);
+    },
     peekOnly(key) {
       const variant = index.get(key);
       if (typeof variant !== 'string') return undefined;

@@ -14,6 +14,8 @@
  * L2_WRITE_OVERHEAD each): while an L2 that is slower than the traffic holds that budget, a new
  * write is not sent (the entry stays in L1 alone) and `onWriteDropped` counts it. Never a queue
  * that grows, never a wait: each write holds its entry and its encoded copies until L2 answers.
+ * Once it has, L1's reclaimer counts those copies as dropped bytes (memory-store.ts `discarded`):
+ * they live outside the V8 heap and are freed only by a full GC.
  *
  * Known limit: when L1 holds some variants of a key, L2 is not asked for others (a Vary miss then
  * goes to the origin, and its response is stored in both tiers).
@@ -116,6 +118,8 @@ export function createTieredStore(tiers: {
         return nearOk || farOk;
       } finally {
         pendingBytes -= cost;
+        // The write's encoded copies (outside the V8 heap) are garbage now.
+        l1?.discarded(cost);
       }
     },
     async delete(key) {

@@ -96,3 +96,24 @@ test('one write larger than the whole budget still goes to L2 when none is in fl
   );
   assert.equal(dropped.length, 1);
 });
+
+test("an L2 write's encoded copies count towards L1's reclaimer once L2 has answered, not before", async () => {
+  const body = 'x'.repeat(1000);
+  const cost = body.length + L2_WRITE_OVERHEAD;
+  const l2 = heldL2();
+  const l1 = createMemoryStore({ maxSizeBytes: 1_000_000, maxEntryBytes: 10_000 });
+  const discarded: number[] = [];
+  const spy = Object.assign(Object.create(l1) as typeof l1, {
+    discarded: (bytes: number) => {
+      discarded.push(bytes);
+      l1.discarded(bytes);
+    },
+  });
+  const tiered = createTieredStore({ l1: spy, l2: l2.store });
+  const put = tiered.put(entry('k', '', body));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(discarded, [], 'in flight: L2 still holds its copies');
+  l2.finishAll();
+  assert.equal(await put, true);
+  assert.deepEqual(discarded, [cost]);
+});
