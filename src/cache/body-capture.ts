@@ -5,11 +5,11 @@
  * Content-Length, with exactly that many bytes. An origin failure reaches the client's stream as
  * an error, so a truncated body is visible and never stored.
  *
- * With a Content-Length within the limit, the body is copied as it comes into one buffer of that
- * size, taken when the first chunk arrives: each socket read is then free as soon as the client has
- * it, instead of being held until the end and copied once more. Held reads outlive several
- * young-generation GCs, so they reached the old generation and waited for a full GC: a fill with
- * 1 MiB bodies kept many megabytes of them beside the store.
+ * A body that comes in one chunk is handed over as it came (a view into its socket read: the
+ * memory store keeps it when the read is little larger, memory-store.ts). With a Content-Length
+ * within the limit, a body that comes in several is copied as it comes into one buffer of that
+ * size, taken when the second chunk arrives: each socket read is then free as soon as the client
+ * has it, instead of being held until the end and copied once more.
  */
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { UpstreamResetError } from '../errors.js';
@@ -35,23 +35,32 @@ export function captureBody(
   const sized = expectedBytes !== undefined && expectedBytes > 0 && expectedBytes <= limitBytes;
   let bytes = 0;
   let overflow = false;
+  /** More bytes came than the Content-Length announced. */
+  let excess = false;
   let finished = false;
   const tee = new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
       const at = bytes;
       bytes += chunk.length;
-      if (!overflow) {
+      if (!overflow && !excess) {
         if (bytes > limitBytes) {
           overflow = true;
           chunks = [];
           whole = null;
           events.onOverflow();
-        } else if (sized) {
-          // Bytes past the announced length are not kept: flush fails the capture.
-          if (bytes <= (expectedBytes as number)) {
-            whole ??= Buffer.allocUnsafeSlow(expectedBytes as number);
-            whole.set(chunk, at);
+        } else if (sized && bytes > (expectedBytes as number)) {
+          // More than announced: nothing more is kept, and flush fails the capture.
+          excess = true;
+          chunks = [];
+          whole = null;
+        } else if (sized && (whole !== null || chunks.length > 0)) {
+          // A second chunk: from here on the body is gathered in one buffer of its size.
+          if (whole === null) {
+            whole = Buffer.allocUnsafeSlow(expectedBytes as number);
+            whole.set(chunks[0] as Buffer, 0);
+            chunks = [];
           }
+          whole.set(chunk, at);
         } else {
           chunks.push(chunk);
         }

@@ -69,6 +69,12 @@ test('an announced length: the stored body is one buffer of exactly that size, e
   assert.equal(out.failed, null);
 });
 
+test('a body that comes in one chunk is handed over as it came (the memory store judges the view)', async () => {
+  const [chunk] = viewsOf(body, [body.length]);
+  const out = await capture([chunk as Buffer], 1 << 20, body.length);
+  assert.equal(out.stored, chunk, 'the same view, not a copy');
+});
+
 test('no announced length (chunked): the chunks are joined into a buffer of the body size', async () => {
   const out = await capture(viewsOf(body, [30000, 10000]), 1 << 20, undefined);
   const stored = out.stored as Buffer | null;
@@ -84,9 +90,11 @@ test('fewer bytes than announced: nothing is stored, the capture fails, the clie
 });
 
 test('more bytes than announced: nothing is stored and nothing is written past the announced size', async () => {
-  const out = await capture(viewsOf(body, [20000, 20000]), 1 << 20, 30000);
-  assert.equal(out.stored, null);
-  assert.match(String(out.failed), /ended after 40000 of 30000 bytes/);
+  for (const sizes of [[20000, 20000], [35000, 5000], [40000]]) {
+    const out = await capture(viewsOf(body, sizes), 1 << 20, 30000);
+    assert.equal(out.stored, null, `chunks ${sizes}`);
+    assert.match(String(out.failed), /ended after 40000 of 30000 bytes/);
+  }
 });
 
 test('over the limit, announced or not: the body streams whole and nothing is stored', async () => {
