@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,8 +15,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
+import { waitFor } from '../helpers/clock.js';
 import { all, type BuildStage, envPairs, execForm, last, parseDockerfile } from '../helpers/dockerfile.js';
+import { memcachedUnavailable, startTestMemcached } from '../helpers/memcached-server.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { redisUnavailable, startTestRedis } from '../helpers/redis-server.js';
+import { spawnSidecache } from '../helpers/sidecache.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -302,6 +306,57 @@ describe("the image's command, run outside a container", () => {
     assert.match(stdout, /^config OK/);
     assert.match(stdout, /0\.0\.0\.0:8080/);
   });
+
+  // The shared tiers' clients (ioredis, memjs) are bundled into dist/ (build.mjs): two processes of
+  // the built program on one real Redis or memcached, what one stores the other serves from it.
+  for (const tier of ['redis', 'memcached'] as const) {
+    const skip = (tier === 'redis' ? redisUnavailable() : memcachedUnavailable()) ?? false;
+    it(`the bundle's ${tier} tier: what one process stores, another serves from ${tier}`, {
+      skip,
+    }, async () => {
+      const server = tier === 'redis' ? await startTestRedis() : await startTestMemcached();
+      let fetched = 0;
+      const cacheable = await startOrigin((_req, res) => {
+        fetched++;
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=300' });
+        res.end(`answer ${fetched}`);
+      });
+      const tierYaml =
+        'url' in server
+          ? `cache:\n  redis:\n    url: ${server.url}\n    keyPrefix: "bundle-${process.pid}:"\n`
+          : `cache:\n  memcached:\n    servers: ["${server.server}"]\n    keyPrefix: "bundle-${process.pid}:"\n`;
+      const configFile = join(dir, `${tier}.yaml`);
+      writeFileSync(configFile, tierYaml);
+      const program = [join(app, 'dist', 'cli.js')];
+      const args = ['--config', configFile, '--route', `o=${cacheable.url}`];
+      const a = await spawnSidecache(args, {}, { program });
+      const b = await spawnSidecache(args, {}, { program });
+      try {
+        const first = await fetch(`${a.url}/o/item`);
+        assert.equal(await first.text(), 'answer 1');
+        await waitFor(
+          async () =>
+            /sidecache_cache_l2_duration_seconds_count\{op="put"\} [1-9]/.test(
+              await (await fetch(`${a.adminUrl}/metrics`)).text(),
+            ),
+          10_000,
+          `A's write to ${tier}`,
+        );
+        const second = await fetch(`${b.url}/o/item`);
+        assert.equal(await second.text(), 'answer 1', 'served from the shared tier, not fetched again');
+        assert.match(second.headers.get('cache-status') ?? '', /hit/);
+        assert.equal(fetched, 1);
+        assert.match(
+          await (await fetch(`${b.adminUrl}/metrics`)).text(),
+          /sidecache_cache_l2_lookups_total\{result="hit"\} 1/,
+        );
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+        await cacheable.close();
+        await server.close();
+      }
+    });
+  }
 
   it('finds its own package files from the bundle: the version, and config/default.yaml without a config', async () => {
     const cli = join(app, 'dist', 'cli.js');

@@ -91,16 +91,18 @@ export interface SidecacheProcess {
 }
 
 /**
- * Spawns `sidecache serve ARGS` (TypeScript through tsx) and waits for its "started" log line. It
- * listens on free loopback ports unless `configListeners` keeps the config's own `listen`s.
+ * Spawns `sidecache serve ARGS` (TypeScript through tsx, or `opts.program`: Node's arguments up to
+ * the CLI, e.g. a built dist/cli.js) and waits for its "started" log line. It listens on free
+ * loopback ports unless `configListeners` keeps the config's own `listen`s.
  */
 export async function spawnSidecache(
   args: string[],
   env: Record<string, string> = {},
-  opts: { configListeners?: boolean } = {},
+  opts: { configListeners?: boolean; program?: readonly string[] } = {},
 ): Promise<SidecacheProcess> {
   const listeners = opts.configListeners ? [] : ['--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'];
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...listeners, ...args], {
+  const program = opts.program ?? ['--import', 'tsx', CLI];
+  const child = spawn(process.execPath, [...program, 'serve', ...listeners, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -112,7 +114,10 @@ export async function spawnSidecache(
     out += d.toString();
   });
   const started = await new Promise<{ listen: string; admin: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sidecache did not start in 20 s:\n${out}`)), 20_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // not left running behind the failed test
+      reject(new Error(`sidecache did not start in 20 s:\n${out}`));
+    }, 20_000);
     const check = (): void => {
       for (const line of out.split('\n')) {
         if (!line.includes('"sidecache started"')) continue;
