@@ -46,8 +46,33 @@ export interface ChildGroup {
   killAllNow(): void;
 }
 
-const KEPT_BYTES = 1 << 20;
-const bounded = (text: string): string => (text.length > KEPT_BYTES ? text.slice(-KEPT_BYTES) : text);
+const KEPT_CHARS = 1 << 20;
+
+/**
+ * The last KEPT_CHARS of a stream, kept as the chunks that came and joined only when read. A target
+ * at the default log level prints an access line per request (megabytes a second under load); this
+ * process reads them on the load generator's CPU, so a chunk must cost no more than an array push.
+ */
+class Tail {
+  readonly #chunks: string[] = [];
+  #length = 0;
+
+  push(chunk: string): void {
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+    let first = this.#chunks[0];
+    while (first !== undefined && this.#length - first.length >= KEPT_CHARS) {
+      this.#chunks.shift();
+      this.#length -= first.length;
+      first = this.#chunks[0];
+    }
+  }
+
+  text(): string {
+    const text = this.#chunks.join('');
+    return text.length > KEPT_CHARS ? text.slice(-KEPT_CHARS) : text;
+  }
+}
 
 export function createChildGroup(cwd: string): ChildGroup {
   const children = new Set<Child>();
@@ -55,8 +80,8 @@ export function createChildGroup(cwd: string): ChildGroup {
   function spawnChild(spec: ChildSpec): Child {
     const proc = spawn(spec.command, [...spec.args], { cwd, env: spec.env ?? process.env });
     if (proc.pid === undefined) throw new Error(`${spec.label}: could not start ${spec.command}`);
-    let stdoutText = '';
-    let all = '';
+    const stdoutTail = new Tail();
+    const allTail = new Tail();
     let partialLine = '';
     let exit: ChildExit | null = null;
     const lineListeners = new Set<(line: string) => void>();
@@ -64,19 +89,26 @@ export function createChildGroup(cwd: string): ChildGroup {
     proc.stdout.setEncoding('utf8');
     proc.stderr.setEncoding('utf8');
     proc.stdout.on('data', (chunk: string) => {
-      stdoutText = bounded(stdoutText + chunk);
-      all = bounded(all + chunk);
-      const lines = (partialLine + chunk).split('\n');
-      partialLine = lines.pop() ?? '';
-      for (const line of lines) for (const listener of lineListeners) listener(line);
+      stdoutTail.push(chunk);
+      allTail.push(chunk);
+      // Lines are split only while someone waits for one (start-up); the rest only tracks where the
+      // last line began.
+      const lastNewline = chunk.lastIndexOf('\n');
+      if (lastNewline === -1) {
+        partialLine += chunk;
+        return;
+      }
+      if (lineListeners.size > 0) {
+        const lines = (partialLine + chunk.slice(0, lastNewline)).split('\n');
+        for (const line of lines) for (const listener of lineListeners) listener(line);
+      }
+      partialLine = chunk.slice(lastNewline + 1);
     });
-    proc.stderr.on('data', (chunk: string) => {
-      all = bounded(all + chunk);
-    });
+    proc.stderr.on('data', (chunk: string) => allTail.push(chunk));
     // A child that exits closes its end of stdin; writing there later would raise EPIPE.
     proc.stdin.on('error', () => {});
     proc.on('error', (err) => {
-      all = bounded(`${all}\n[spawn error] ${err.message}\n`);
+      allTail.push(`\n[spawn error] ${err.message}\n`);
     });
     const exited = new Promise<ChildExit>((resolve) => {
       proc.on('exit', (code, signal) => {
@@ -93,9 +125,9 @@ export function createChildGroup(cwd: string): ChildGroup {
       process: proc,
       exited,
       hasExited: () => exit !== null,
-      stdout: () => stdoutText,
-      output: () => all,
-      outputTail: () => all.slice(-8192).trim(),
+      stdout: () => stdoutTail.text(),
+      output: () => allTail.text(),
+      outputTail: () => allTail.text().slice(-8192).trim(),
       waitForLine<T>(match: (line: string) => T | null, timeoutMs: number): Promise<T> {
         return new Promise<T>((resolve, reject) => {
           const settle = (done: () => void): void => {
@@ -116,7 +148,7 @@ export function createChildGroup(cwd: string): ChildGroup {
           );
           lineListeners.add(onLine);
           exitListeners.add(onExit);
-          for (const line of stdoutText.split('\n')) if (lineListeners.has(onLine)) onLine(line);
+          for (const line of stdoutTail.text().split('\n')) if (lineListeners.has(onLine)) onLine(line);
           if (exit && lineListeners.has(onLine)) onExit(exit);
         });
       },
