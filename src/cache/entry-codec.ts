@@ -35,6 +35,16 @@ interface Meta {
 }
 
 export function encodeEntry(e: StoredResponse): Buffer {
+  const [head, body] = encodeEntryParts(e);
+  return Buffer.concat([head, body], head.byteLength + body.byteLength);
+}
+
+/**
+ * The encoding in two parts whose concatenation is `encodeEntry(e)`: the magic, version and
+ * metadata in a new buffer, and the body as a Buffer view of the stored bytes (not a copy). A
+ * writer that sends them as two arguments (the Redis store) makes no copy of the body of its own.
+ */
+export function encodeEntryParts(e: StoredResponse): [head: Buffer, body: Buffer] {
   const meta: Meta = {
     k: e.key,
     v: e.variantKey,
@@ -48,13 +58,18 @@ export function encodeEntry(e: StoredResponse): Buffer {
     f: e.fetchMs,
     d: e.deleteAt,
   };
-  const json = Buffer.from(JSON.stringify(meta), 'utf8');
-  const head = Buffer.allocUnsafe(HEADER_BYTES);
+  const json = JSON.stringify(meta);
+  const jsonBytes = Buffer.byteLength(json, 'utf8');
+  const head = Buffer.allocUnsafe(HEADER_BYTES + jsonBytes);
   head[0] = MAGIC_0;
   head[1] = MAGIC_1;
   head[2] = ENTRY_CODEC_VERSION;
-  head.writeUInt32BE(json.byteLength, 3);
-  return Buffer.concat([head, json, e.body], HEADER_BYTES + json.byteLength + e.body.byteLength);
+  head.writeUInt32BE(jsonBytes, 3);
+  head.write(json, HEADER_BYTES, 'utf8');
+  const body = Buffer.isBuffer(e.body)
+    ? e.body
+    : Buffer.from(e.body.buffer, e.body.byteOffset, e.body.byteLength);
+  return [head, body];
 }
 
 export type DecodeResult =

@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { ClientAbortedError } from '../errors.js';
 import type { SharedTierObserver, SharedTierOp } from '../observers.js';
-import { decodeEntry, encodeEntry } from './entry-codec.js';
+import { decodeEntry, encodeEntryParts } from './entry-codec.js';
 import type { CacheStore, FillClaim, FillCoordinator, StoredResponse, StoreStats } from './store.js';
 
 export interface RedisStoreOptions {
@@ -52,8 +52,10 @@ export interface RedisStore extends CacheStore {
 /** Longest TTL given to a Redis key (an entry with no end is kept a year at most). */
 const MAX_TTL_MS = 365 * 24 * 3600_000;
 
+// ARGV[2] and ARGV[4] are the two parts of the entry's encoding (entry-codec.ts), joined here so
+// that this process sends the body as it stores it and copies it once (into the command).
 const PUT_SCRIPT = `
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ARGV[4])
 local ttl = tonumber(ARGV[3])
 local cur = redis.call('PTTL', KEYS[1])
 if cur < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
@@ -75,7 +77,7 @@ end
 return {n, bytes + #KEYS[1]}`;
 
 interface Scripts {
-  scPut(key: string, field: string, value: Buffer, ttlMs: number): Promise<unknown>;
+  scPut(key: string, field: string, head: Buffer, ttlMs: number, body: Buffer): Promise<unknown>;
   scDelete(key: string): Promise<number>;
   scRelease(key: string, token: string): Promise<number>;
   scHashStats(key: string): Promise<[number, number]>;
@@ -320,7 +322,8 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
       if (entry.body.byteLength > opts.maxEntryBytes) return false;
       const ttl = Math.min(Math.ceil(entry.deleteAt - now()), MAX_TTL_MS);
       if (!(ttl > 0)) return false;
-      await timed('put', () => client.scPut(entryKey(entry.key), entry.variantKey, encodeEntry(entry), ttl));
+      const [head, body] = encodeEntryParts(entry);
+      await timed('put', () => client.scPut(entryKey(entry.key), entry.variantKey, head, ttl, body));
       publish('key', entry.key);
       return true;
     },

@@ -78,10 +78,15 @@ export async function createSharedTier(
     );
   }
 
+  // memcached cannot list keys: its store remembers the keys this process wrote (for prefix
+  // purges), in memory taken out of the cache's budget, so L1 and that index together stay in
+  // `cache.maxSizeBytes`.
+  const trackedBytes = kind === 'memcached' ? memcachedTrackedBytes(cache.maxSizeBytes) : 0;
+  const l1Bytes = Math.max(1, cache.maxSizeBytes - trackedBytes);
   const l1 = (kind === 'redis' ? redis.l1 : memcached.l1)
     ? createMemoryStore({
-        maxSizeBytes: Math.max(1, cache.maxSizeBytes),
-        maxEntryBytes: cache.maxEntryBytes,
+        maxSizeBytes: l1Bytes,
+        maxEntryBytes: Math.min(cache.maxEntryBytes, l1Bytes),
         now,
         onRemove,
       })
@@ -96,6 +101,7 @@ export async function createSharedTier(
       commandTimeoutMs: memcached.commandTimeoutMs,
       connectTimeoutMs: memcached.connectTimeoutMs,
       lockTtlMs: memcached.lockTtlMs,
+      maxTrackedBytes: trackedBytes,
       now,
       observer: { ...observer, onError },
     });
@@ -131,6 +137,11 @@ export async function createSharedTier(
     },
     close: () => store.close(),
   };
+}
+
+/** The memcached store's index of the keys it wrote: a sixteenth of the cache's budget, at most 2 MiB. */
+export function memcachedTrackedBytes(maxSizeBytes: number): number {
+  return Math.min(2 * 1024 * 1024, Math.floor(maxSizeBytes / 16));
 }
 
 function safePassword(url: string): string {

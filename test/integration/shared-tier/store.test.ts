@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { decodeEntry, encodeEntry } from '../../../src/cache/entry-codec.js';
+import { decodeEntry, encodeEntry, encodeEntryParts } from '../../../src/cache/entry-codec.js';
 import { createMemoryStore } from '../../../src/cache/memory-store.js';
 import {
   createRedisStore,
@@ -26,6 +26,25 @@ test('entry codec: round trip keeps every field; the body is raw bytes', () => {
   const r = decodeEntry(encodeEntry(e));
   assert.ok(r.ok);
   assert.deepEqual({ ...r.entry, body: Buffer.from(r.entry.body) }, { ...e, body: Buffer.from(e.body) });
+});
+
+test('entry codec: the two parts join to the encoding; the body part is the stored bytes, not a copy', () => {
+  // A body that is a view into a larger allocation (as a stored body may be), with multi-byte text
+  // in the metadata so that characters and bytes differ.
+  const backing = new Uint8Array(64).fill(7);
+  const body = backing.subarray(8, 24);
+  const e = { ...entry('https://a.test/\u00e9\u6f22', 'json'), body };
+  const [head, part] = encodeEntryParts(e);
+  assert.ok(Buffer.isBuffer(part), 'ioredis sends a Buffer argument as bytes, anything else as text');
+  assert.equal(part.buffer, backing.buffer);
+  assert.equal(part.byteOffset, 8);
+  assert.equal(part.byteLength, 16);
+  const joined = Buffer.concat([head, part]);
+  assert.deepEqual(joined, encodeEntry(e));
+  const r = decodeEntry(joined);
+  assert.ok(r.ok);
+  assert.equal(r.entry.key, e.key);
+  assert.deepEqual(Buffer.from(r.entry.body), Buffer.from(body));
 });
 
 test('entry codec: wrong magic, unknown version, short or garbled data are refused', () => {
