@@ -37,7 +37,8 @@ export interface MemcachedStoreOptions {
   readonly lockPollMs?: number;
   /**
    * Most memory spent remembering the primary keys this process wrote (for `deletePrefix` and
-   * `stats`), counted as each key's length plus TRACKED_KEY_OVERHEAD. Default 2 MiB.
+   * `stats`), counted as each key's length plus TRACKED_KEY_OVERHEAD. Default MAX_TRACKED_BYTES;
+   * beside an L1, `trackedBytesFor` its cache budget.
    */
   readonly maxTrackedBytes?: number;
   readonly now?: () => number;
@@ -60,6 +61,16 @@ const MAX_TTL_S = 365 * 24 * 3600;
  * the record and its boxed deleteAt, about 130 B). 100,000 remembered keys used to hold ~20 MiB.
  */
 export const TRACKED_KEY_OVERHEAD = 160;
+/** Most memory the remembered keys take (about 10,000 keys). */
+export const MAX_TRACKED_BYTES = 2 * 1024 * 1024;
+
+/**
+ * The remembered keys' share of a cache budget of `maxSizeBytes` (shared-tier.ts takes it out of
+ * L1's, so L1 and the keys together stay within the budget): a sixteenth, at most MAX_TRACKED_BYTES.
+ */
+export function trackedBytesFor(maxSizeBytes: number): number {
+  return Math.min(MAX_TRACKED_BYTES, Math.floor(maxSizeBytes / 16));
+}
 
 /**
  * The `expires` argument for a TTL of `ttlMs`: whole seconds (rounded up) while they fit the
@@ -131,7 +142,7 @@ export function createMemcachedStore(opts: MemcachedStoreOptions): MemcachedStor
   const entryKey = (key: string): string => `${p}k:${hashed(key)}`;
   const lockKey = (key: string): string => `${p}l:${hashed(key)}`;
   const pollMs = opts.lockPollMs ?? 50;
-  const maxTrackedBytes = opts.maxTrackedBytes ?? 2 * 1024 * 1024;
+  const maxTrackedBytes = opts.maxTrackedBytes ?? MAX_TRACKED_BYTES;
 
   const client = Client.create(opts.servers.join(','), {
     retries: 0,

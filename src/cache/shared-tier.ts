@@ -19,6 +19,8 @@ import type { CacheOptions } from './options.js';
 import type { EvictionInfo } from './store.js';
 import { createTieredStore, type TieredStore } from './tiered-store.js';
 
+type MemcachedModule = typeof import('./memcached-store.js');
+
 export interface SharedTierDeps {
   readonly now?: () => number;
   /** For the L1 memory store (evictions); default: published on `sidecache:cache:remove`. */
@@ -51,6 +53,8 @@ export async function createSharedTier(
   if (redis.url === null && memcached.servers.length === 0) return null;
   const kind = redis.url !== null ? 'redis' : 'memcached';
   const redisModule = kind === 'redis' ? await import('./redis-store.js') : null;
+  const memcachedModule: MemcachedModule | null =
+    kind === 'memcached' ? await import('./memcached-store.js') : null;
   const url =
     redisModule !== null ? redisModule.redactRedisUrl(redis.url as string) : memcached.servers.join(',');
   const password = redis.url !== null ? safePassword(redis.url) : '';
@@ -79,9 +83,9 @@ export async function createSharedTier(
   }
 
   // memcached cannot list keys: its store remembers the keys this process wrote (for prefix
-  // purges), in memory taken out of the cache's budget, so L1 and that index together stay in
+  // purges), in memory taken out of the cache's budget, so L1 and those keys together stay in
   // `cache.maxSizeBytes`.
-  const trackedBytes = kind === 'memcached' ? memcachedTrackedBytes(cache.maxSizeBytes) : 0;
+  const trackedBytes = memcachedModule?.trackedBytesFor(cache.maxSizeBytes) ?? 0;
   const l1Bytes = Math.max(1, cache.maxSizeBytes - trackedBytes);
   const l1 = (kind === 'redis' ? redis.l1 : memcached.l1)
     ? createMemoryStore({
@@ -137,11 +141,6 @@ export async function createSharedTier(
     },
     close: () => store.close(),
   };
-}
-
-/** The memcached store's index of the keys it wrote: a sixteenth of the cache's budget, at most 2 MiB. */
-export function memcachedTrackedBytes(maxSizeBytes: number): number {
-  return Math.min(2 * 1024 * 1024, Math.floor(maxSizeBytes / 16));
 }
 
 function safePassword(url: string): string {

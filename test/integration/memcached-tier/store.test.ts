@@ -9,14 +9,17 @@ import { after, before, describe, test } from 'node:test';
 import {
   createHashRing,
   createMemcachedStore,
+  MAX_TRACKED_BYTES,
   type MemcachedStore,
   memcachedExpiry,
   packVariants,
   RELATIVE_TTL_LIMIT_S,
   TRACKED_KEY_OVERHEAD,
+  trackedBytesFor,
   unpackVariants,
 } from '../../../src/cache/memcached-store.js';
 import { createMemoryStore } from '../../../src/cache/memory-store.js';
+import { createSharedTier } from '../../../src/cache/shared-tier.js';
 import { createTieredStore } from '../../../src/cache/tiered-store.js';
 import { loadConfig } from '../../../src/config/load.js';
 import {
@@ -158,6 +161,40 @@ describe('memcached store', { skip }, () => {
     for (const k of keys.slice(2)) assert.deepEqual(await s.get(k), [], k);
     // The two oldest were forgotten: out of the prefix purge's reach, still in memcached.
     for (const k of keys.slice(0, 2)) assert.equal((await s.get(k)).length, 1, k);
+  });
+
+  test('the remembered keys come out of the cache budget: L1 holds the rest, even with maxEntryBytes at the cap', async () => {
+    assert.equal(trackedBytesFor(32 * 1024 * 1024), MAX_TRACKED_BYTES);
+    assert.equal(trackedBytesFor(256 * 1024 * 1024), MAX_TRACKED_BYTES);
+    assert.equal(trackedBytesFor(8 * 1024 * 1024), 512 * 1024);
+    const cap = 1024 * 1024;
+    const { cache } = loadConfig({ env: {}, argv: { memcached: [mc.server] } }).config;
+    const tier = await createSharedTier(
+      {
+        ...cache,
+        maxSizeBytes: cap,
+        maxEntryBytes: cap,
+        memcached: { ...cache.memcached, keyPrefix: `t${randomBytes(4).toString('hex')}:` },
+      },
+      { warn: () => {} },
+    );
+    assert.ok(tier !== null && tier.store.l1 !== null);
+    try {
+      const l1 = tier.store.l1;
+      const body = 'x'.repeat(20_000);
+      for (let i = 0; i < 80; i++)
+        assert.equal(await tier.store.put(entry(`https://a.test/${i}`, '', body)), true);
+      assert.ok(l1.evictions > 0, 'the fill went past the cap');
+      assert.ok(l1.size.bytes <= cap - trackedBytesFor(cap), `L1 holds ${l1.size.bytes} bytes`);
+      assert.ok(l1.size.bytes > cap - trackedBytesFor(cap) - 2 * body.length, 'and uses the rest');
+      // Larger than L1's share but within cache.maxEntryBytes: memcached takes it, L1 cannot.
+      const big = entry('https://a.test/big', '', 'y'.repeat(cap - trackedBytesFor(cap) + 1));
+      assert.equal(await tier.store.put(big), true);
+      assert.deepEqual(await l1.get(big.key), []);
+      assert.equal((await tier.store.l2.get(big.key)).length, 1);
+    } finally {
+      await tier.close();
+    }
   });
 
   test('a fill claim by add is exclusive; the follower sees the release by polling', async () => {
