@@ -6,14 +6,23 @@
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { describe, it } from 'node:test';
-import { createChildGroup } from '../../bench/harness/children.js';
+import { type ChildGroup, createChildGroup } from '../../bench/harness/children.js';
 
 const node = (code: string) => ({ command: process.execPath, args: ['-e', code] });
 
+/** Runs `test` with a child group of its own, every child stopped afterwards. */
+async function withChildren(test: (group: ChildGroup) => Promise<void>): Promise<void> {
+  const group = createChildGroup(tmpdir());
+  try {
+    await test(group);
+  } finally {
+    await group.stopAll();
+  }
+}
+
 describe('bench child output', () => {
-  it('finds a line written in pieces, before and after the wait starts', async () => {
-    const group = createChildGroup(tmpdir());
-    try {
+  it('finds a line written in pieces, before and after the wait starts', () =>
+    withChildren(async (group) => {
       // "listening on 4" is split over three writes with pauses, so it reaches the parent in pieces.
       const child = group.spawn({
         label: 'pieces',
@@ -30,14 +39,10 @@ describe('bench child output', () => {
       const early = await child.waitForLine((line) => (line === 'early line' ? line : null), 1000);
       assert.equal(early, 'early line');
       await child.stop(500);
-    } finally {
-      await group.stopAll();
-    }
-  });
+    }));
 
-  it('keeps the last MiB of a large output and stderr only in output()', async () => {
-    const group = createChildGroup(tmpdir());
-    try {
+  it('keeps the last MiB of a large output and stderr only in output()', () =>
+    withChildren(async (group) => {
       // 3 MiB of numbered 64-byte lines in many writes, then a marker on stderr.
       const child = group.spawn({
         label: 'large',
@@ -61,21 +66,14 @@ describe('bench child output', () => {
       assert.ok(!out.includes('stderr-marker'));
       assert.ok(child.output().includes('stderr-marker'));
       assert.ok(child.outputTail().endsWith('stderr-marker'));
-    } finally {
-      await group.stopAll();
-    }
-  });
+    }));
 
-  it('rejects a wait when the child exits without the line', async () => {
-    const group = createChildGroup(tmpdir());
-    try {
+  it('rejects a wait when the child exits without the line', () =>
+    withChildren(async (group) => {
       const child = group.spawn({ label: 'quits', ...node(`process.stdout.write('no port here\\n')`) });
       await assert.rejects(
         child.waitForLine((line) => (line.startsWith('listening') ? line : null), 5000),
         /quits exited \(code 0/,
       );
-    } finally {
-      await group.stopAll();
-    }
-  });
+    }));
 });
