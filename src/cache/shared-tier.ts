@@ -17,7 +17,7 @@ import { publishCache, publishSharedTier } from './channels.js';
 import { createMemoryStore } from './memory-store.js';
 import type { CacheOptions } from './options.js';
 import type { EvictionInfo } from './store.js';
-import { createTieredStore, type TieredStore } from './tiered-store.js';
+import { createTieredStore, pendingL2BytesFor, type TieredStore } from './tiered-store.js';
 
 type MemcachedModule = typeof import('./memcached-store.js');
 
@@ -82,11 +82,12 @@ export async function createSharedTier(
     );
   }
 
-  // memcached cannot list keys: its store remembers the keys this process wrote (for prefix
-  // purges), in memory taken out of the cache's budget, so L1 and those keys together stay in
-  // `cache.maxSizeBytes`.
+  // What the tier holds in this process comes out of the cache's budget, so that L1 and it together
+  // stay in `cache.maxSizeBytes`: the writes in flight (encoded copies waiting for L2) and, for
+  // memcached, which cannot list keys, the keys this process wrote (for prefix purges).
+  const pendingBytes = pendingL2BytesFor(cache.maxSizeBytes);
   const trackedBytes = memcachedModule?.trackedBytesFor(cache.maxSizeBytes) ?? 0;
-  const l1Bytes = Math.max(1, cache.maxSizeBytes - trackedBytes);
+  const l1Bytes = Math.max(1, cache.maxSizeBytes - pendingBytes - trackedBytes);
   const l1 = (kind === 'redis' ? redis.l1 : memcached.l1)
     ? createMemoryStore({
         maxSizeBytes: l1Bytes,
@@ -109,7 +110,14 @@ export async function createSharedTier(
       now,
       observer: { ...observer, onError },
     });
-    const store = createTieredStore({ l1, l2, l1TtlMs: memcached.l1TtlMs, now, onWriteDropped });
+    const store = createTieredStore({
+      l1,
+      l2,
+      l1TtlMs: memcached.l1TtlMs,
+      now,
+      maxPendingL2Bytes: pendingBytes,
+      onWriteDropped,
+    });
     return {
       store,
       url,
@@ -130,7 +138,7 @@ export async function createSharedTier(
     now,
     observer: { ...observer, onError },
   });
-  const store = createTieredStore({ l1, l2, onWriteDropped });
+  const store = createTieredStore({ l1, l2, maxPendingL2Bytes: pendingBytes, onWriteDropped });
   return {
     store,
     url,

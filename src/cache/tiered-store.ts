@@ -42,6 +42,17 @@ export interface TieredStore extends CacheStore {
 
 /** What an L2 write is counted to hold beside its body (metadata, encoding, the command). */
 export const L2_WRITE_OVERHEAD = 1024;
+/** Most bytes of L2 writes in flight. */
+export const MAX_PENDING_L2_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The L2 writes' share of a cache budget of `maxSizeBytes` (shared-tier.ts takes it out of L1's,
+ * so L1 and the writes in flight together stay within the budget): an eighth, at most
+ * MAX_PENDING_L2_BYTES.
+ */
+export function pendingL2BytesFor(maxSizeBytes: number): number {
+  return Math.min(MAX_PENDING_L2_BYTES, Math.floor(maxSizeBytes / 8));
+}
 
 export function createTieredStore(tiers: {
   l1: MemoryStore | null;
@@ -51,14 +62,14 @@ export function createTieredStore(tiers: {
   now?: () => number;
   /**
    * Most bytes of L2 writes in flight; beyond it a write is left out (one write is always let
-   * through when none is in flight). Default 4 MiB.
+   * through when none is in flight). Default MAX_PENDING_L2_BYTES.
    */
   maxPendingL2Bytes?: number;
   /** Told of each L2 write left out because of `maxPendingL2Bytes`, with its counted bytes. */
   onWriteDropped?: (bytes: number) => void;
 }): TieredStore {
   const { l1, l2 } = tiers;
-  const maxPending = tiers.maxPendingL2Bytes ?? 4 * 1024 * 1024;
+  const maxPending = tiers.maxPendingL2Bytes ?? MAX_PENDING_L2_BYTES;
   let pendingBytes = 0;
   const l1TtlMs = tiers.l1TtlMs ?? null;
   const now = tiers.now ?? Date.now;

@@ -14,7 +14,8 @@ import {
   type RedisStore,
   redactRedisUrl,
 } from '../../../src/cache/redis-store.js';
-import { createTieredStore } from '../../../src/cache/tiered-store.js';
+import { createSharedTier } from '../../../src/cache/shared-tier.js';
+import { createTieredStore, L2_WRITE_OVERHEAD, pendingL2BytesFor } from '../../../src/cache/tiered-store.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { redisUnavailable, startTestRedis, type TestRedis } from '../../helpers/redis-server.js';
 import { describeStoreContract, entry } from '../../helpers/store-contract.js';
@@ -143,6 +144,55 @@ describe('Redis store', { skip }, () => {
     assert.equal(await waited, 'released');
     assert.ok(Date.now() - t0 < 1_000);
     assert.equal((await b.fill.claim('k')).role, 'leader');
+  });
+
+  test('the writes in flight come out of the cache budget: L1 holds the rest, no more is in flight', async () => {
+    assert.equal(pendingL2BytesFor(32 * 1024 * 1024), 4 * 1024 * 1024);
+    assert.equal(pendingL2BytesFor(256 * 1024 * 1024), 4 * 1024 * 1024);
+    assert.equal(pendingL2BytesFor(8 * 1024 * 1024), 1024 * 1024);
+    const cap = 1024 * 1024;
+    const share = cap - pendingL2BytesFor(cap);
+    const { cache } = loadConfig({ env: {}, argv: { redis: redis.url } }).config;
+    let dropped = 0;
+    const tier = await createSharedTier(
+      {
+        ...cache,
+        maxSizeBytes: cap,
+        maxEntryBytes: cap,
+        // required: ready() then says when the connection is up.
+        redis: { ...cache.redis, required: true, keyPrefix: `t${randomBytes(4).toString('hex')}:` },
+      },
+      { warn: () => {}, observer: { onWriteDropped: () => dropped++ } },
+    );
+    assert.ok(tier !== null && tier.store.l1 !== null);
+    try {
+      for (let i = 0; i < 200 && !tier.ready().ready; i++) await new Promise((r) => setTimeout(r, 10));
+      const l1 = tier.store.l1;
+      const body = 'x'.repeat(20_000);
+      for (let i = 0; i < 80; i++)
+        assert.equal(await tier.store.put(entry(`https://a.test/${i}`, '', body)), true);
+      assert.ok(l1.evictions > 0, 'the fill went past the cap');
+      assert.ok(l1.size.bytes <= share, `L1 holds ${l1.size.bytes} bytes`);
+      assert.ok(l1.size.bytes > share - 2 * body.length, 'and uses the rest');
+      assert.equal(dropped, 0, 'one write at a time is never dropped');
+      // Twenty writes at once: only as many as the share holds go to Redis; L1 keeps them all.
+      const burst = Array.from({ length: 20 }, (_, i) => entry(`https://a.test/burst/${i}`, '', body));
+      assert.deepEqual(
+        await Promise.all(burst.map((e) => tier.store.put(e))),
+        burst.map(() => true),
+      );
+      const fit = Math.floor(pendingL2BytesFor(cap) / (body.length + L2_WRITE_OVERHEAD));
+      assert.equal(dropped, burst.length - fit);
+      assert.equal((await tier.store.l2.get(burst[fit - 1]!.key)).length, 1);
+      assert.deepEqual(await tier.store.l2.get(burst[fit]!.key), []);
+      // Larger than L1's share but within cache.maxEntryBytes: Redis takes it, L1 cannot.
+      const big = entry('https://a.test/big', '', 'y'.repeat(share + 1));
+      assert.equal(await tier.store.put(big), true);
+      assert.deepEqual(await l1.get(big.key), []);
+      assert.equal((await tier.store.l2.get(big.key)).length, 1);
+    } finally {
+      await tier.close();
+    }
   });
 
   test('deletes are broadcast: another process drops its in-memory copy', async () => {
