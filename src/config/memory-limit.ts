@@ -26,18 +26,22 @@ export function memoryLimitFile(env: Readonly<Record<string, string | undefined>
 
 /**
  * The process's own needs with an empty cache, under load (code, V8 heap, sockets): idle RSS is
- * about 70 MiB with the launcher's environment and flags; a hit load or a fill adds V8 heap and
+ * about 65 MiB with the launcher's environment and flags; a hit load or a fill adds V8 heap and
  * buffers.
  */
 export const BASE_RSS_BYTES = 96 * MiB;
 /**
- * What a full cache costs per byte of its cap, beside the base: measured peaks of 123-140 MiB with a
- * 32 MiB cap (8 KiB, 512 B and 1 MiB fills; the expected peak with the decoded-copies budget is
- * 144 MiB) and 251 MiB with a 128 MiB cap (8 KiB), idle about 70 MiB.
+ * What a full cache costs per byte of its cap, beside the base: `npm run bench:memory` peaks of
+ * 109-113 MiB with a 32 MiB cap (8 KiB, 512 B and 1 MiB fills; the expected peak with the
+ * decoded-copies budget is 144 MiB), idle about 65 MiB.
  */
 export const CACHE_RSS_FACTOR = 1.25;
-/** A shared tier's in-process part (client, its buffers, in-flight values), measured. */
-export const SHARED_TIER_RSS_BYTES = 16 * MiB;
+/**
+ * A shared tier's in-process part beside the cap: its client's code and connections (a Redis tier's
+ * idle RSS is 5 MiB above none). Its writes in flight and memcached's key index are inside the cap
+ * (shared-tier.ts), and the fills peak no higher with a tier than without (106-110 MiB at 32 MiB).
+ */
+export const SHARED_TIER_RSS_BYTES = 8 * MiB;
 
 /**
  * The memory limit in `file` (cgroup v2 `memory.max` by default): bytes, or null when the file is
