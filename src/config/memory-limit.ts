@@ -33,7 +33,8 @@ export const BASE_RSS_BYTES = 96 * MiB;
 /**
  * What a full cache costs per byte of its cap, beside the base: `npm run bench:memory` peaks of
  * 109-113 MiB with a 32 MiB cap (8 KiB, 512 B and 1 MiB fills; the expected peak with the
- * decoded-copies budget is 144 MiB), idle about 65 MiB.
+ * decoded-copies budget is 144 MiB) and 208-223 MiB with a 128 MiB cap (8 KiB and 512 B fills;
+ * expected 288 MiB), idle about 65 MiB.
  */
 export const CACHE_RSS_FACTOR = 1.25;
 /**
