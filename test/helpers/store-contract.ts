@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { CacheStore, StoredResponse } from '../../src/cache/store.js';
+import type { TieredStore } from '../../src/cache/tiered-store.js';
 
 export type StoreFactory = (opts: {
   maxSizeBytes: number;
@@ -32,6 +33,26 @@ export function entry(
     fetchMs: 12.5,
     deleteAt,
   };
+}
+
+/**
+ * Fills a two-tier store one write at a time with 20,000-byte bodies past L1's `share` of the cache
+ * budget: L1 stays within the share and uses the rest; an entry larger than the share (within
+ * cache.maxEntryBytes) goes to L2 only. Resolves the body length used.
+ */
+export async function checkL1Share(store: TieredStore, share: number): Promise<number> {
+  const l1 = store.l1;
+  assert.ok(l1 !== null);
+  const body = 'x'.repeat(20_000);
+  for (let i = 0; i < 80; i++) assert.equal(await store.put(entry(`https://a.test/${i}`, '', body)), true);
+  assert.ok(l1.evictions > 0, 'the fill went past the cap');
+  assert.ok(l1.size.bytes <= share, `L1 holds ${l1.size.bytes} bytes`);
+  assert.ok(l1.size.bytes > share - 2 * body.length, 'and uses the rest');
+  const big = entry('https://a.test/big', '', 'y'.repeat(share + 1));
+  assert.equal(await store.put(big), true);
+  assert.deepEqual(await l1.get(big.key), []);
+  assert.equal((await store.l2.get(big.key)).length, 1);
+  return body.length;
 }
 
 export function describeStoreContract(name: string, factory: StoreFactory): void {

@@ -27,7 +27,7 @@ import {
   startTestMemcached,
   type TestMemcached,
 } from '../../helpers/memcached-server.js';
-import { describeStoreContract, entry } from '../../helpers/store-contract.js';
+import { checkL1Share, describeStoreContract, entry } from '../../helpers/store-contract.js';
 
 const skip = memcachedUnavailable() ?? false;
 
@@ -181,18 +181,7 @@ describe('memcached store', { skip }, () => {
     );
     assert.ok(tier !== null && tier.store.l1 !== null);
     try {
-      const l1 = tier.store.l1;
-      const body = 'x'.repeat(20_000);
-      for (let i = 0; i < 80; i++)
-        assert.equal(await tier.store.put(entry(`https://a.test/${i}`, '', body)), true);
-      assert.ok(l1.evictions > 0, 'the fill went past the cap');
-      assert.ok(l1.size.bytes <= share, `L1 holds ${l1.size.bytes} bytes`);
-      assert.ok(l1.size.bytes > share - 2 * body.length, 'and uses the rest');
-      // Larger than L1's share but within cache.maxEntryBytes: memcached takes it, L1 cannot.
-      const big = entry('https://a.test/big', '', 'y'.repeat(share + 1));
-      assert.equal(await tier.store.put(big), true);
-      assert.deepEqual(await l1.get(big.key), []);
-      assert.equal((await tier.store.l2.get(big.key)).length, 1);
+      await checkL1Share(tier.store, share);
     } finally {
       await tier.close();
     }
