@@ -94,8 +94,9 @@ export type FillClaim =
  * What one stored entry costs beyond its text and body, measured with bench/scenarios/entry-memory.ts
  * (Node 20, x64; heap snapshot diff per entry): the StoredResponse object (~130 B), its four
  * numbers boxed as heap numbers (64 B), its headers object (~60 B), its slots in the memory
- * store's LRU and index (two hash-table entries and five array slots, with their growth slack),
- * and, once it has been hit, what the cache stage derives for hits (~230 B, held weakly by it).
+ * store's LRU (a hash-table entry and five array slots, with their growth slack; a key that varies
+ * also an index entry), and, once it has been hit, what the cache stage derives for hits (~230 B,
+ * held weakly by it).
  */
 export const ENTRY_OVERHEAD_BYTES = 500;
 /** Per stored header field: the value's string header and the property slot (names are shared). */

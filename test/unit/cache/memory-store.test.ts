@@ -73,3 +73,38 @@ test('memory store: a key goes from one variant to several and back in its index
   assert.equal(await s.deletePrefix('k'), 1);
   assert.equal(s.size.entries, 0);
 });
+
+test('memory store: a key with a variant that varies on nothing beside varying ones', async () => {
+  // The variant with no Vary is stored under the key itself and is not in the index; a varying one
+  // is. Every read, peek and delete must see both.
+  const s = createMemoryStore({ maxSizeBytes: 100_000, maxEntryBytes: 10_000 });
+  await s.put(entry('https://a.test/k', '', 'plain'));
+  assert.equal(s.peekOnly('https://a.test/k')?.variantKey, '');
+  await s.put(entry('https://a.test/k', 'gzip', 'varied'));
+  assert.deepEqual((await s.get('https://a.test/k')).map((e) => e.variantKey).sort(), ['', 'gzip']);
+  assert.equal(s.peekOnly('https://a.test/k'), undefined, 'two variants: no single one to peek');
+  assert.equal(await s.delete('https://a.test/k'), 2);
+  assert.deepEqual(await s.get('https://a.test/k'), []);
+  assert.equal(s.size.entries, 0);
+
+  // Only a varying variant: peeked through the index. Then the plain one comes back beside it.
+  await s.put(entry('https://a.test/k', 'br', 'varied'));
+  assert.equal(s.peekOnly('https://a.test/k')?.variantKey, 'br');
+  await s.put(entry('https://a.test/k', '', 'plain'));
+  await s.put(entry('https://a.test/k2', '', 'other'));
+  await s.put(entry('https://b.test/k', '', 'elsewhere'));
+  // A prefix purge finds keys by the LRU's item keys, plain and varying alike.
+  assert.equal(await s.deletePrefix('https://a.test/'), 3);
+  assert.deepEqual(await s.get('https://a.test/k'), []);
+  assert.deepEqual(await s.get('https://a.test/k2'), []);
+  assert.equal((await s.get('https://b.test/k')).length, 1);
+
+  // Expiry of the plain variant of an unindexed key drops it.
+  let t = 1_000;
+  const timed = createMemoryStore({ maxSizeBytes: 100_000, maxEntryBytes: 10_000, now: () => t });
+  await timed.put(entry('https://a.test/e', '', 'x', 2_000));
+  assert.equal((await timed.get('https://a.test/e')).length, 1);
+  t = 2_000;
+  assert.deepEqual(await timed.get('https://a.test/e'), []);
+  assert.equal(timed.size.entries, 0);
+});
