@@ -32,7 +32,7 @@ export function memoryLimitFile(env: Readonly<Record<string, string | undefined>
 export const BASE_RSS_BYTES = 96 * MiB;
 /**
  * What a full cache costs per byte of its cap, beside the base: `npm run bench:memory` peaks of
- * 109-113 MiB with a 32 MiB cap (8 KiB, 512 B and 1 MiB fills; the expected peak with the
+ * 108-112 MiB with a 32 MiB cap (8 KiB, 512 B and 1 MiB fills; the expected peak with the
  * decoded-copies budget is 144 MiB) and 208-223 MiB with a 128 MiB cap (8 KiB and 512 B fills;
  * expected 288 MiB), idle about 65 MiB.
  */
@@ -40,7 +40,7 @@ export const CACHE_RSS_FACTOR = 1.25;
 /**
  * A shared tier's in-process part beside the cap: its client's code and connections (a Redis tier's
  * idle RSS is 5 MiB above none). Its writes in flight and memcached's key index are inside the cap
- * (shared-tier.ts), and the fills peak no higher with a tier than without (106-110 MiB at 32 MiB).
+ * (shared-tier.ts), and the fills peak no higher with a tier than without (107-109 MiB at 32 MiB).
  */
 export const SHARED_TIER_RSS_BYTES = 8 * MiB;
 
