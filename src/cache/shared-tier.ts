@@ -20,6 +20,7 @@ import type { EvictionInfo } from './store.js';
 import { createTieredStore, pendingL2BytesFor, type TieredStore } from './tiered-store.js';
 
 type MemcachedModule = typeof import('./memcached-store.js');
+type RedisModule = typeof import('./redis-store.js');
 
 export interface SharedTierDeps {
   readonly now?: () => number;
@@ -52,11 +53,13 @@ export async function createSharedTier(
   const memcached = cache.memcached;
   if (redis.url === null && memcached.servers.length === 0) return null;
   const kind = redis.url !== null ? 'redis' : 'memcached';
-  const redisModule = kind === 'redis' ? await import('./redis-store.js') : null;
-  const memcachedModule: MemcachedModule | null =
-    kind === 'memcached' ? await import('./memcached-store.js') : null;
+  // One client module, loaded for its kind only (the file comment); `redis` null means memcached.
+  const modules: { redis: RedisModule; memcached: null } | { redis: null; memcached: MemcachedModule } =
+    kind === 'redis'
+      ? { redis: await import('./redis-store.js'), memcached: null }
+      : { redis: null, memcached: await import('./memcached-store.js') };
   const url =
-    redisModule !== null ? redisModule.redactRedisUrl(redis.url as string) : memcached.servers.join(',');
+    modules.redis !== null ? modules.redis.redactRedisUrl(redis.url as string) : memcached.servers.join(',');
   const password = redis.url !== null ? safePassword(redis.url) : '';
   const now = deps.now ?? Date.now;
   const interval = deps.logIntervalMs ?? 10_000;
@@ -86,7 +89,7 @@ export async function createSharedTier(
   // stay in `cache.maxSizeBytes`: the writes in flight (encoded copies waiting for L2) and, for
   // memcached, which cannot list keys, the keys this process wrote (for prefix purges).
   const pendingBytes = pendingL2BytesFor(cache.maxSizeBytes);
-  const trackedBytes = memcachedModule?.trackedBytesFor(cache.maxSizeBytes) ?? 0;
+  const trackedBytes = modules.memcached?.trackedBytesFor(cache.maxSizeBytes) ?? 0;
   const l1Bytes = Math.max(1, cache.maxSizeBytes - pendingBytes - trackedBytes);
   const l1 = (kind === 'redis' ? redis.l1 : memcached.l1)
     ? createMemoryStore({
@@ -97,9 +100,8 @@ export async function createSharedTier(
       })
     : null;
 
-  if (redisModule === null) {
-    const { createMemcachedStore } = await import('./memcached-store.js');
-    const l2 = createMemcachedStore({
+  if (modules.redis === null) {
+    const l2 = modules.memcached.createMemcachedStore({
       servers: memcached.servers,
       keyPrefix: memcached.keyPrefix,
       maxEntryBytes: Math.min(memcached.maxEntryBytes, cache.maxEntryBytes),
@@ -127,7 +129,7 @@ export async function createSharedTier(
     };
   }
 
-  const l2 = redisModule.createRedisStore({
+  const l2 = modules.redis.createRedisStore({
     url: redis.url as string,
     cluster: redis.cluster,
     keyPrefix: redis.keyPrefix,
